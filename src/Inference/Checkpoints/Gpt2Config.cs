@@ -1,0 +1,224 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+using Gpt2Orleans.Inference.Model;
+
+namespace Gpt2Orleans.Inference.Checkpoints;
+
+/// <summary>
+/// Hugging Face's <c>GPT2Config</c>, read from <c>config.json</c> with HF's defaults for absent fields.
+/// Field names are HF's, so a reader of <c>configuration_gpt2.py</c> finds them. <see cref="Validate"/> rejects
+/// what this implementation cannot honour, naming the field.
+/// </summary>
+public sealed record Gpt2Config
+{
+    public string ModelType { get; init; } = "gpt2";
+    public int VocabSize { get; init; } = 50257;
+    public int NPositions { get; init; } = 1024;
+    public int NEmbd { get; init; } = 768;
+    public int NLayer { get; init; } = 12;
+    public int NHead { get; init; } = 12;
+    public int? NInner { get; init; }
+    public string ActivationFunction { get; init; } = "gelu_new";
+    public double ResidPdrop { get; init; } = 0.1;
+    public double EmbdPdrop { get; init; } = 0.1;
+    public double AttnPdrop { get; init; } = 0.1;
+    public double LayerNormEpsilon { get; init; } = 1e-5;
+    public double InitializerRange { get; init; } = 0.02;
+    public string SummaryType { get; init; } = "cls_index";
+    public bool SummaryUseProj { get; init; } = true;
+    public string? SummaryActivation { get; init; }
+    public bool SummaryProjToLabels { get; init; } = true;
+    public double SummaryFirstDropout { get; init; } = 0.1;
+    public double? SummaryLastDropout { get; init; }
+    public bool ScaleAttnWeights { get; init; } = true;
+    public bool UseCache { get; init; } = true;
+    public bool ScaleAttnByInverseLayerIdx { get; init; }
+    public bool ReorderAndUpcastAttn { get; init; }
+    public bool AddCrossAttention { get; init; }
+    public bool TieWordEmbeddings { get; init; } = true;
+    public int? BosTokenId { get; init; } = 50256;
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [50256];
+    public int? PadTokenId { get; init; }
+    public IReadOnlyDictionary<int, string> Id2Label { get; init; } = DefaultLabels(2);
+    public string? ProblemType { get; init; }
+    public double? ClassifierDropout { get; init; }
+    public IReadOnlyList<string> Architectures { get; init; } = [];
+    public string? TorchDtype { get; init; }
+
+    public int NumLabels => Id2Label.Count;
+    public int HeadDim => NEmbd / NHead;
+    public int InnerDim => NInner ?? 4 * NEmbd;
+
+    /// <summary>GPT-2 small (124M), HF's defaults: what <c>GPT2Config()</c> gives.</summary>
+    public static Gpt2Config Default { get; } = new();
+
+    public static Gpt2Config FromFile(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (IOException e) { throw new CheckpointException($"{path}: cannot read config: {e.Message}", e); }
+        return FromJson(text, path);
+    }
+
+    public static Gpt2Config FromJson(string json, string source = "config.json")
+    {
+        JsonObject root;
+        try
+        {
+            root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { MaxDepth = 16 }) as JsonObject
+                ?? throw new CheckpointException($"{source}: config must be a JSON object");
+        }
+        catch (JsonException e) { throw new CheckpointException($"{source}: invalid JSON: {e.Message}", e); }
+
+        var reader = new ConfigReader(root, source);
+        int numLabelsFallback = reader.Int("num_labels") ?? 2;
+        var config = new Gpt2Config
+        {
+            ModelType = reader.String("model_type") ?? "gpt2",
+            VocabSize = reader.Int("vocab_size") ?? 50257,
+            NPositions = reader.Int("n_positions") ?? reader.Int("max_position_embeddings") ?? 1024,
+            NEmbd = reader.Int("n_embd") ?? reader.Int("hidden_size") ?? 768,
+            NLayer = reader.Int("n_layer") ?? reader.Int("num_hidden_layers") ?? 12,
+            NHead = reader.Int("n_head") ?? reader.Int("num_attention_heads") ?? 12,
+            NInner = reader.Int("n_inner"),
+            ActivationFunction = reader.String("activation_function") ?? "gelu_new",
+            ResidPdrop = reader.Double("resid_pdrop") ?? 0.1,
+            EmbdPdrop = reader.Double("embd_pdrop") ?? 0.1,
+            AttnPdrop = reader.Double("attn_pdrop") ?? 0.1,
+            LayerNormEpsilon = reader.Double("layer_norm_epsilon") ?? 1e-5,
+            InitializerRange = reader.Double("initializer_range") ?? 0.02,
+            SummaryType = reader.String("summary_type") ?? "cls_index",
+            SummaryUseProj = reader.Bool("summary_use_proj") ?? true,
+            SummaryActivation = reader.String("summary_activation"),
+            SummaryProjToLabels = reader.Bool("summary_proj_to_labels") ?? true,
+            SummaryFirstDropout = reader.Double("summary_first_dropout") ?? 0.1,
+            SummaryLastDropout = reader.Double("summary_last_dropout"),
+            ScaleAttnWeights = reader.Bool("scale_attn_weights") ?? true,
+            UseCache = reader.Bool("use_cache") ?? true,
+            ScaleAttnByInverseLayerIdx = reader.Bool("scale_attn_by_inverse_layer_idx") ?? false,
+            ReorderAndUpcastAttn = reader.Bool("reorder_and_upcast_attn") ?? false,
+            AddCrossAttention = reader.Bool("add_cross_attention") ?? false,
+            TieWordEmbeddings = reader.Bool("tie_word_embeddings") ?? true,
+            BosTokenId = reader.Has("bos_token_id") ? reader.Int("bos_token_id") : 50256,
+            EosTokenIds = reader.Has("eos_token_id") ? reader.IntOrList("eos_token_id") : [50256],
+            PadTokenId = reader.Int("pad_token_id"),
+            Id2Label = reader.Labels("id2label") ?? DefaultLabels(numLabelsFallback),
+            ProblemType = reader.String("problem_type"),
+            ClassifierDropout = reader.Double("classifier_dropout"),
+            Architectures = reader.StringList("architectures"),
+            TorchDtype = reader.String("torch_dtype"),
+        };
+        config.Validate(source);
+        return config;
+    }
+
+    /// <summary>Rejects what this implementation cannot honour, or what would make the model meaningless.</summary>
+    public void Validate(string source = "config")
+    {
+        void Require(bool ok, string field, string message)
+        {
+            if (!ok) throw new CheckpointException($"{source}: {field}: {message}");
+        }
+        Require(ModelType == "gpt2", "model_type", $"'{ModelType}' is not a GPT-2 model; only 'gpt2' is supported");
+        Require(VocabSize is > 0 and <= 4_000_000, "vocab_size", $"{VocabSize} is out of range (1..4,000,000)");
+        Require(NPositions is > 0 and <= 1_048_576, "n_positions", $"{NPositions} is out of range (1..1,048,576)");
+        Require(NEmbd is > 0 and <= 65_536, "n_embd", $"{NEmbd} is out of range (1..65,536)");
+        Require(NLayer is > 0 and <= 1_024, "n_layer", $"{NLayer} is out of range (1..1,024)");
+        Require(NHead > 0 && NEmbd % NHead == 0, "n_head", $"{NHead} must be positive and divide n_embd ({NEmbd})");
+        Require(NInner is null or (> 0 and <= 1_048_576), "n_inner", $"{NInner} is out of range");
+        Require(Activations.IsSupported(ActivationFunction), "activation_function",
+            $"'{ActivationFunction}' is not supported (supported: {string.Join(", ", Activations.Names)})");
+        Require(LayerNormEpsilon > 0 && double.IsFinite(LayerNormEpsilon), "layer_norm_epsilon", "must be a positive number");
+        Require(!AddCrossAttention, "add_cross_attention", "cross-attention (GPT-2 as an encoder-decoder's decoder) is not supported");
+        Require(SummaryType is "last" or "first" or "mean" or "cls_index", "summary_type",
+            $"'{SummaryType}' is not supported (last, first, mean, cls_index; HF itself does not implement 'attn')");
+        Require(SummaryActivation is null or "tanh" || Activations.IsSupported(SummaryActivation), "summary_activation",
+            $"'{SummaryActivation}' is not supported");
+        Require(NumLabels <= 100_000, "id2label", $"{NumLabels} labels is out of range");
+        Require(ProblemType is null or "regression" or "single_label_classification" or "multi_label_classification",
+            "problem_type", $"'{ProblemType}' is not one of regression, single_label_classification, multi_label_classification");
+        foreach (var (field, id) in new[] { ("bos_token_id", BosTokenId), ("pad_token_id", PadTokenId) })
+            Require(id is null || (id >= 0 && id < VocabSize), field, $"{id} is outside the vocabulary (0..{VocabSize - 1})");
+        foreach (var id in EosTokenIds)
+            Require(id >= 0 && id < VocabSize, "eos_token_id", $"{id} is outside the vocabulary (0..{VocabSize - 1})");
+    }
+
+    public static IReadOnlyDictionary<int, string> DefaultLabels(int count) =>
+        Enumerable.Range(0, Math.Max(count, 0)).ToDictionary(i => i, i => $"LABEL_{i}");
+
+    /// <summary>Typed access to config.json fields with an error that names the field.</summary>
+    private sealed class ConfigReader(JsonObject root, string source)
+    {
+        public bool Has(string field) => root.ContainsKey(field);
+
+        private JsonValue? Value(string field, string expected)
+        {
+            if (!root.TryGetPropertyValue(field, out var node) || node is null) return null;
+            return node as JsonValue ?? throw Error(field, expected);
+        }
+
+        private CheckpointException Error(string field, string expected) =>
+            new($"{source}: {field}: expected {expected}, got {root[field]?.ToJsonString()}");
+
+        public int? Int(string field)
+        {
+            var v = Value(field, "an integer");
+            if (v is null) return null;
+            if (v.TryGetValue<int>(out var i)) return i;
+            if (v.TryGetValue<double>(out var d) && d == Math.Floor(d) && Math.Abs(d) <= int.MaxValue) return (int)d;
+            throw Error(field, "an integer");
+        }
+
+        public double? Double(string field)
+        {
+            var v = Value(field, "a number");
+            if (v is null) return null;
+            return v.TryGetValue<double>(out var d) ? d : throw Error(field, "a number");
+        }
+
+        public bool? Bool(string field)
+        {
+            var v = Value(field, "true or false");
+            if (v is null) return null;
+            return v.TryGetValue<bool>(out var b) ? b : throw Error(field, "true or false");
+        }
+
+        public string? String(string field)
+        {
+            var v = Value(field, "a string");
+            if (v is null) return null;
+            return v.TryGetValue<string>(out var s) ? s : throw Error(field, "a string");
+        }
+
+        public IReadOnlyList<int> IntOrList(string field)
+        {
+            if (root[field] is JsonArray array)
+                return array.Select(n => n is JsonValue v && v.TryGetValue<int>(out var i) ? i : throw Error(field, "integers")).ToArray();
+            return Int(field) is { } single ? [single] : [];
+        }
+
+        public IReadOnlyList<string> StringList(string field) => root[field] switch
+        {
+            null => [],
+            JsonArray array => array.Select(n => n is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw Error(field, "strings")).ToArray(),
+            _ => throw Error(field, "a list of strings"),
+        };
+
+        public IReadOnlyDictionary<int, string>? Labels(string field)
+        {
+            if (root[field] is null) return null;
+            if (root[field] is not JsonObject labels) throw Error(field, "an object of index → label");
+            var result = new SortedDictionary<int, string>();
+            foreach (var (key, value) in labels)
+            {
+                if (!int.TryParse(key, out var index) || index < 0 || value is not JsonValue v || !v.TryGetValue<string>(out var label))
+                    throw Error(field, "an object of index → label");
+                result[index] = label;
+            }
+            if (result.Count > 0 && result.Keys.Last() != result.Count - 1)
+                throw new CheckpointException($"{source}: {field}: label indices must be 0..{result.Count - 1}");
+            return result;
+        }
+    }
+}

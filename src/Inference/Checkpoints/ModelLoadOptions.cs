@@ -1,0 +1,14 @@
+using static TorchSharp.torch;
+
+namespace Gpt2Orleans.Inference.Checkpoints;
+
+/// <summary>How to load a checkpoint: where, in which compute dtype, and whether every tensor must match (HF's strict loading).</summary>
+public sealed record ModelLoadOptions
+{
+    public string Device { get; init; } = "cpu";
+    public ScalarType DType { get; init; } = ScalarType.Float32;
+    /// <summary>Strict (default): missing, unexpected or mis-shaped tensors are an error. Otherwise missing
+    /// parameters are initialised as HF does and reported through <see cref="Log"/>.</summary>
+    public bool Strict { get; init; } = true;
+    public Action<string>? Log { get; init; }
+}

@@ -1,0 +1,92 @@
+using System.Text.RegularExpressions;
+using Gpt2Orleans.Inference.Model;
+using Gpt2Orleans.Inference.Native;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Gpt2Orleans.Inference.Checkpoints;
+
+/// <summary>
+/// Loads a Hugging Face GPT-2 folder into one of our models, the single strict place where checkpoint keys meet
+/// parameter names. Both layouts load: <c>save_pretrained</c> (<c>transformer.h.0…</c>, tied <c>lm_head</c>
+/// omitted) and the original hub file (<c>h.0…</c> with <c>attn.bias</c> mask buffers, which are not weights).
+/// </summary>
+public static partial class PretrainedLoader
+{
+    private static readonly string[] BaseModelPrefixes = ["wte.", "wpe.", "h.", "ln_f."];
+
+    [GeneratedRegex(@"^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$")]
+    private static partial Regex MaskBuffer();
+
+    public static T Load<T>(string directory, ModelLoadOptions? options, Func<Gpt2Config, ScalarType, Device, T> create)
+        where T : Gpt2PreTrainedModel
+    {
+        options ??= new ModelLoadOptions();
+        TorchNativeLoader.EnsureLoaded(options.Log);
+        if (!Directory.Exists(directory)) throw new CheckpointException($"{directory}: model folder not found");
+        var config = Gpt2Config.FromFile(Path.Combine(directory, "config.json"));
+        var device = DeviceSpec.Parse(options.Device);
+
+        using var weights = WeightFiles.Open(directory);
+        var model = create(config, options.DType, device);
+        try
+        {
+            LoadState(model, weights, options, directory);
+            model.eval();
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The parameter name a checkpoint key refers to, or null for buffers HF ignores.</summary>
+    public static string? ParameterName(string key)
+    {
+        if (MaskBuffer().IsMatch(key)) return null;
+        return BaseModelPrefixes.Any(key.StartsWith) ? "transformer." + key : key;
+    }
+
+    private static void LoadState(Gpt2PreTrainedModel model, WeightFiles weights, ModelLoadOptions options, string directory)
+    {
+        var parameters = model.StateDict();
+        var keyFor = new Dictionary<string, string>(StringComparer.Ordinal);
+        var unexpected = new List<string>();
+        var mismatched = new List<string>();
+        foreach (var key in weights.Names.Order(StringComparer.Ordinal))
+        {
+            var name = ParameterName(key);
+            if (name is null || model.TiedKeys.Contains(name)) continue;
+            if (!parameters.TryGetValue(name, out var parameter)) { unexpected.Add(key); continue; }
+            if (!keyFor.TryAdd(name, key)) throw new CheckpointException($"{directory}: both '{keyFor[name]}' and '{key}' hold {name}");
+            var info = weights.Info(key);
+            if (!info.Shape.SequenceEqual(parameter.shape))
+                mismatched.Add($"{key}: checkpoint [{string.Join(", ", info.Shape)}], model [{string.Join(", ", parameter.shape)}]");
+        }
+        var missing = parameters.Keys.Where(n => !keyFor.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
+
+        string Report() => string.Join("; ", new[]
+        {
+            missing.Count > 0 ? $"missing keys: {List(missing)}" : null,
+            unexpected.Count > 0 ? $"unexpected keys: {List(unexpected)}" : null,
+            mismatched.Count > 0 ? $"size mismatch: {List(mismatched)}" : null,
+        }.Where(s => s is not null));
+        if (mismatched.Count > 0 || (options.Strict && (missing.Count > 0 || unexpected.Count > 0)))
+            throw new CheckpointException($"{directory}: checkpoint does not match {model.GetName()}: {Report()}");
+        if (missing.Count > 0 || unexpected.Count > 0)
+            options.Log?.Invoke($"{directory}: loaded non-strictly into {model.GetName()}: {Report()} (missing parameters initialised as HF does)");
+
+        using var noGrad = torch.no_grad();
+        foreach (var (name, key) in keyFor)
+        {
+            using var source = weights.FileOf(key).ReadTensor(key, model.DType, model.Device);
+            parameters[name].copy_(source);
+        }
+        if (missing.Count > 0) Gpt2Initializer.Initialize(model, missing.ToHashSet(), seed: 0);
+    }
+
+    private static string List(IReadOnlyList<string> items) =>
+        string.Join(", ", items.Take(12)) + (items.Count > 12 ? $" … ({items.Count} in all)" : "");
+}

@@ -1,0 +1,57 @@
+using Gpt2Orleans.Inference.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Gpt2Orleans.Inference.Model;
+
+/// <summary>Logits (B, T or 1, V), the shifted LM loss when labels were given, and the transformer's outputs.</summary>
+public sealed record CausalLMOutput(Tensor Logits, Tensor? Loss, Gpt2ModelOutput Transformer) : IDisposable
+{
+    public void Dispose() { Logits.Dispose(); Loss?.Dispose(); Transformer.Dispose(); }
+}
+
+/// <summary>HF's <c>GPT2LMHeadModel</c>: the transformer and an LM head tied to <c>wte</c> (unless the config unties it).</summary>
+public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
+{
+    public readonly Linear? lm_head; // only when tie_word_embeddings is false; otherwise wte.weight is used
+
+    public Gpt2LMHeadModel(Gpt2Config config, ScalarType dtype, Device device) : base("GPT2LMHeadModel", config, dtype, device)
+    {
+        if (!config.TieWordEmbeddings) lm_head = new Linear(config.NEmbd, config.VocabSize, hasBias: false, dtype, device);
+        RegisterComponents();
+    }
+
+    /// <summary>Loads a Hugging Face folder (config.json + model.safetensors).</summary>
+    public static Gpt2LMHeadModel FromPretrained(string directory, ModelLoadOptions? options = null) =>
+        PretrainedLoader.Load(directory, options, (config, dtype, device) => new Gpt2LMHeadModel(config, dtype, device));
+
+    /// <summary>A model with HF's random initialisation, deterministic for <paramref name="seed"/> (no download needed).</summary>
+    public static Gpt2LMHeadModel CreateRandom(Gpt2Config config, long seed, ModelLoadOptions? options = null)
+    {
+        options ??= new ModelLoadOptions();
+        Native.TorchNativeLoader.EnsureLoaded(options.Log);
+        config.Validate();
+        var model = new Gpt2LMHeadModel(config, options.DType, DeviceSpec.Parse(options.Device));
+        Gpt2Initializer.Initialize(model, seed: seed);
+        model.eval();
+        return model;
+    }
+
+    public override IReadOnlyCollection<string> TiedKeys => Config.TieWordEmbeddings ? ["lm_head.weight"] : [];
+
+    /// <summary>The output embedding: lm_head's weight, or the tied input embedding.</summary>
+    public Tensor LmHeadWeight => lm_head?.weight ?? transformer.wte.weight;
+
+    /// <param name="lastPositionOnly">compute logits for the last position only (what generation needs; saves T−1 vocab projections).</param>
+    public CausalLMOutput forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KeyValueCache? cache = null,
+        Tensor? labels = null, bool outputHiddenStates = false, bool outputAttentions = false, bool lastPositionOnly = false)
+    {
+        var output = transformer.forward(inputIds, attentionMask, positionIds, cache, outputHiddenStates, outputAttentions);
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.inference_mode();
+        var hidden = lastPositionOnly ? output.LastHiddenState.narrow(1, output.LastHiddenState.shape[1] - 1, 1) : output.LastHiddenState;
+        var logits = nn.functional.linear(hidden, LmHeadWeight);                 // (B, T, V)
+        var loss = labels is null ? null : Losses.ShiftedCrossEntropy(logits, labels);
+        return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), output);
+    }
+}

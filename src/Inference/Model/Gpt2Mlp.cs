@@ -1,0 +1,23 @@
+using Gpt2Orleans.Inference.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Gpt2Orleans.Inference.Model;
+
+/// <summary>HF's <c>GPT2MLP</c>: c_fc (E → n_inner), activation, c_proj (n_inner → E).</summary>
+public sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
+{
+    public readonly Conv1D c_fc;
+    public readonly Conv1D c_proj;
+    private readonly Func<Tensor, Tensor> _act;
+
+    public Gpt2Mlp(Gpt2Config config, ScalarType dtype, Device device) : base("GPT2MLP")
+    {
+        c_fc = new Conv1D(config.InnerDim, config.NEmbd, dtype, device);
+        c_proj = new Conv1D(config.NEmbd, config.InnerDim, dtype, device);
+        _act = Activations.Get(config.ActivationFunction);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => c_proj.forward(_act(c_fc.forward(x)));
+}
