@@ -110,8 +110,11 @@ public sealed class Gpt2Tokenizer
     public bool IsSpecial(int id) => _special.ContainsKey(id);
 
     /// <summary>The raw UTF-8 bytes of one token (special tokens: their text).</summary>
-    public byte[] TokenBytes(int id) =>
-        _bytes[id] ??= _special.TryGetValue(id, out var text) ? Encoding.UTF8.GetBytes(text) : ByteLevelAlphabet.ToBytes(IdToToken(id));
+    public byte[] TokenBytes(int id)
+    {
+        string token = IdToToken(id); // validates the id
+        return _bytes[id] ??= _special.TryGetValue(id, out var text) ? Encoding.UTF8.GetBytes(text) : ByteLevelAlphabet.ToBytes(token);
+    }
 
     /// <summary>HF's <c>decode</c>: bytes of all tokens, then UTF-8 with U+FFFD for invalid sequences.</summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false, bool cleanUpTokenizationSpaces = false)

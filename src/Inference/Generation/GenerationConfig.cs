@@ -1,0 +1,87 @@
+namespace Gpt2Orleans.Inference.Generation;
+
+/// <summary>
+/// HF's <c>GenerationConfig</c>: the arguments of <c>generate</c>, with HF's defaults (note top_k = 50 applies
+/// whenever sampling). <see cref="Validate"/> rejects contradictory or out-of-range values with the parameter's name.
+/// </summary>
+public sealed record GenerationConfig
+{
+    public int? MaxNewTokens { get; init; }
+    /// <summary>Prompt plus new tokens (HF's max_length, default 20); <see cref="MaxNewTokens"/> wins when set.</summary>
+    public int MaxLength { get; init; } = 20;
+    public int MinLength { get; init; }
+    public int? MinNewTokens { get; init; }
+    public bool DoSample { get; init; }
+    public double Temperature { get; init; } = 1.0;
+    public int TopK { get; init; } = 50;
+    public double TopP { get; init; } = 1.0;
+    public double? MinP { get; init; }
+    public double TypicalP { get; init; } = 1.0;
+    public double RepetitionPenalty { get; init; } = 1.0;
+    public int NoRepeatNgramSize { get; init; }
+    public IReadOnlyList<IReadOnlyList<int>>? BadWordsIds { get; init; }
+    public int NumReturnSequences { get; init; } = 1;
+    public int NumBeams { get; init; } = 1;
+    public int NumBeamGroups { get; init; } = 1;
+    public double DiversityPenalty { get; init; }
+    public double LengthPenalty { get; init; } = 1.0;
+    public EarlyStopping EarlyStopping { get; init; } = EarlyStopping.False;
+    /// <summary>Null: the model's eos_token_id (config.json). Empty: never stop on a token.</summary>
+    public IReadOnlyList<int>? EosTokenIds { get; init; }
+    /// <summary>Null: the model's pad_token_id, else the first eos id (as HF does, with a warning there).</summary>
+    public int? PadTokenId { get; init; }
+    public int? BosTokenId { get; init; }
+    public IReadOnlyList<string>? StopStrings { get; init; }
+    /// <summary>Seed for sampling; each returned sequence draws from its own generator seeded from it.</summary>
+    public long? Seed { get; init; }
+    /// <summary>Null: no log-probabilities. 0: the chosen token's. N: also the N most likely tokens'.</summary>
+    public int? Logprobs { get; init; }
+    /// <summary>Drop the oldest prompt tokens when prompt + new tokens would exceed n_positions (otherwise an error).</summary>
+    public bool TruncatePrompt { get; init; }
+
+    public bool IsBeamSearch => NumBeams > 1;
+
+    public void Validate(int vocabSize)
+    {
+        static void Require(bool ok, string parameter, string message)
+        {
+            if (!ok) throw new ArgumentException($"{parameter}: {message}", parameter);
+        }
+        Require(MaxNewTokens is null or >= 0, "max_new_tokens", $"must be ≥ 0, got {MaxNewTokens}");
+        Require(MaxLength >= 0, "max_length", $"must be ≥ 0, got {MaxLength}");
+        Require(MinLength >= 0, "min_length", $"must be ≥ 0, got {MinLength}");
+        Require(MinNewTokens is null or >= 0, "min_new_tokens", $"must be ≥ 0, got {MinNewTokens}");
+        Require(MaxNewTokens is null || MinNewTokens is null || MinNewTokens <= MaxNewTokens, "min_new_tokens",
+            $"({MinNewTokens}) is larger than max_new_tokens ({MaxNewTokens})");
+        Require(double.IsFinite(Temperature) && Temperature > 0, "temperature", $"must be a positive number, got {Temperature}");
+        Require(TopK >= 0, "top_k", $"must be ≥ 0, got {TopK}");
+        Require(TopP is > 0 and <= 1, "top_p", $"must be in (0, 1], got {TopP}");
+        Require(MinP is null or (>= 0 and <= 1), "min_p", $"must be in [0, 1], got {MinP}");
+        Require(TypicalP is > 0 and <= 1, "typical_p", $"must be in (0, 1], got {TypicalP}");
+        Require(double.IsFinite(RepetitionPenalty) && RepetitionPenalty > 0, "repetition_penalty", $"must be a positive number, got {RepetitionPenalty}");
+        Require(NoRepeatNgramSize >= 0, "no_repeat_ngram_size", $"must be ≥ 0, got {NoRepeatNgramSize}");
+        Require(NumReturnSequences >= 1, "num_return_sequences", $"must be ≥ 1, got {NumReturnSequences}");
+        Require(NumBeams >= 1, "num_beams", $"must be ≥ 1, got {NumBeams}");
+        Require(NumBeamGroups >= 1 && NumBeams % NumBeamGroups == 0, "num_beam_groups",
+            $"({NumBeamGroups}) must divide num_beams ({NumBeams})");
+        Require(NumBeamGroups == 1 || !DoSample, "num_beam_groups", "diverse (group) beam search cannot be combined with do_sample");
+        Require(double.IsFinite(DiversityPenalty) && DiversityPenalty >= 0, "diversity_penalty", $"must be ≥ 0, got {DiversityPenalty}");
+        Require(DiversityPenalty == 0 || NumBeamGroups > 1, "diversity_penalty", "only applies to diverse beam search (num_beam_groups > 1)");
+        Require(double.IsFinite(LengthPenalty), "length_penalty", "must be a finite number");
+        Require(IsBeamSearch || DoSample || NumReturnSequences == 1, "num_return_sequences",
+            "greedy search returns one sequence per prompt; use do_sample or num_beams > 1 for more");
+        Require(!IsBeamSearch || NumReturnSequences <= NumBeams, "num_return_sequences",
+            $"({NumReturnSequences}) must not exceed num_beams ({NumBeams})");
+        Require(Logprobs is null or (>= 0 and <= 20), "logprobs", $"must be between 0 and 20, got {Logprobs}");
+        foreach (var (name, id) in new[] { ("pad_token_id", PadTokenId), ("bos_token_id", BosTokenId) })
+            Require(id is null || (id >= 0 && id < vocabSize), name, $"{id} is outside the vocabulary (0..{vocabSize - 1})");
+        foreach (var id in EosTokenIds ?? [])
+            Require(id >= 0 && id < vocabSize, "eos_token_id", $"{id} is outside the vocabulary (0..{vocabSize - 1})");
+        foreach (var word in BadWordsIds ?? [])
+        {
+            Require(word.Count > 0, "bad_words_ids", "contains an empty sequence");
+            foreach (var id in word) Require(id >= 0 && id < vocabSize, "bad_words_ids", $"{id} is outside the vocabulary (0..{vocabSize - 1})");
+        }
+        foreach (var stop in StopStrings ?? []) Require(!string.IsNullOrEmpty(stop), "stop_strings", "contains an empty string");
+    }
+}

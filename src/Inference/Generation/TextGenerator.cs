@@ -1,0 +1,210 @@
+using Gpt2Orleans.Inference.Model;
+using Gpt2Orleans.Inference.Tokenization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Gpt2Orleans.Inference.Generation;
+
+/// <summary>
+/// HF's <c>generate</c> for a batch of prompts: greedy search, sampling, beam search and diverse (group) beam
+/// search, with HF's logits processors and stopping rules, incremental decoding through a
+/// <see cref="KeyValueCache"/>, and per-token log-probabilities. One call runs to completion on the calling thread.
+/// </summary>
+public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer)
+{
+    public Gpt2LMHeadModel Model { get; } = model;
+    public Gpt2Tokenizer Tokenizer { get; } = tokenizer;
+
+    /// <summary>Encodes the prompts, pads them on the left and generates.</summary>
+    public IReadOnlyList<GeneratedSequence> Generate(IReadOnlyList<string> prompts, GenerationConfig config,
+        Action<GeneratedToken>? onToken = null, CancellationToken cancellationToken = default) =>
+        Generate(prompts.Select(p => Tokenizer.Encode(p)).ToList(), config, onToken, cancellationToken);
+
+    /// <summary>Generates from token-id prompts (an empty prompt starts from bos_token_id).</summary>
+    public IReadOnlyList<GeneratedSequence> Generate(IReadOnlyList<IReadOnlyList<int>> prompts, GenerationConfig config,
+        Action<GeneratedToken>? onToken = null, CancellationToken cancellationToken = default)
+    {
+        if (prompts.Count == 0) throw new ArgumentException("prompts: at least one prompt is needed", nameof(prompts));
+        int? bos = config.BosTokenId ?? Model.Config.BosTokenId;
+        var ids = prompts.Select((p, i) => p.Count > 0 ? p
+            : bos is { } b ? [b]
+            : throw new ArgumentException($"prompt {i} is empty and the model has no bos_token_id to start from", nameof(prompts))).ToList();
+        int pad = ResolvePad(config);
+        return Generate(BatchEncoding.Pad(ids, pad, PaddingSide.Left), config, onToken, cancellationToken);
+    }
+
+    /// <summary>Generates from an already padded batch (HF's input_ids + attention_mask), left padding expected.</summary>
+    public IReadOnlyList<GeneratedSequence> Generate(BatchEncoding batch, GenerationConfig config,
+        Action<GeneratedToken>? onToken = null, CancellationToken cancellationToken = default)
+    {
+        config.Validate(Model.Config.VocabSize);
+        if (config.StopStrings is { Count: > 0 } && config.IsBeamSearch)
+            throw new ArgumentException("stop_strings: not supported with beam search (use eos_token_id or bad_words_ids)", "stop_strings");
+        if (config.IsBeamSearch && config.DoSample)
+            throw new ArgumentException("do_sample: beam sampling (do_sample with num_beams > 1) is not supported; use one or the other", "do_sample");
+        foreach (var row in batch.InputIds)
+            foreach (var id in row)
+                if (id < 0 || id >= Model.Config.VocabSize)
+                    throw new ArgumentOutOfRangeException("input_ids", $"token id {id} is outside the vocabulary (0..{Model.Config.VocabSize - 1})");
+
+        int maxNew = config.MaxNewTokens ?? Math.Max(0, config.MaxLength - batch.Length);
+        batch = FitContext(batch, maxNew, config.TruncatePrompt);
+        var run = new GenerationRun(this, batch, config, maxNew, ResolveEos(config), ResolvePad(config), onToken, cancellationToken);
+        return config.IsBeamSearch ? run.BeamSearch() : run.SampleOrGreedy();
+    }
+
+    private IReadOnlyList<int> ResolveEos(GenerationConfig config) => config.EosTokenIds ?? Model.Config.EosTokenIds;
+
+    private int ResolvePad(GenerationConfig config) =>
+        config.PadTokenId ?? Model.Config.PadTokenId ?? ResolveEos(config).FirstOrDefault(Tokenizer.EndOfTextId);
+
+    private BatchEncoding FitContext(BatchEncoding batch, int maxNew, bool truncate)
+    {
+        int limit = Model.Config.NPositions;
+        if (batch.Length + maxNew <= limit) return batch;
+        if (!truncate || maxNew >= limit)
+            throw new ArgumentException(
+                $"max_new_tokens: the prompt ({batch.Length} tokens) plus {maxNew} new tokens exceeds the model's context of {limit} positions" +
+                (truncate ? "" : "; lower max_new_tokens or ask for prompt truncation"), "max_new_tokens");
+        int keep = limit - maxNew;
+        return new BatchEncoding(batch.InputIds.Select(r => r[^keep..]).ToArray(), batch.AttentionMask.Select(r => r[^keep..]).ToArray());
+    }
+
+    /// <summary>The state of one <c>Generate</c> call.</summary>
+    private sealed class GenerationRun(TextGenerator owner, BatchEncoding batch, GenerationConfig config, int maxNew,
+        IReadOnlyList<int> eos, int pad, Action<GeneratedToken>? onToken, CancellationToken cancellationToken)
+    {
+        private readonly Gpt2LMHeadModel _model = owner.Model;
+        private readonly Gpt2Tokenizer _tokenizer = owner.Tokenizer;
+        private readonly LogitsProcessorList _processors = LogitsProcessorList.Create(config, eos, batch.Length);
+
+        /// <summary>HF's <c>_sample</c> (greedy when not sampling): finished rows receive pad until all are done.</summary>
+        public IReadOnlyList<GeneratedSequence> SampleOrGreedy()
+        {
+            int copies = config.NumReturnSequences, rows = batch.BatchSize * copies;
+            using var decode = new DecodeBatch(_model, batch, copies, maxNew);
+            var finish = new FinishReason?[rows];
+            var newTokens = Enumerable.Range(0, rows).Select(_ => new List<int>()).ToArray();
+            var logprobs = config.Logprobs is null ? null : Enumerable.Range(0, rows).Select(_ => new List<TokenLogprob>()).ToArray();
+            var samplers = config.DoSample ? Enumerable.Range(0, rows).Select(r => new SequenceSampler(SequenceSampler.SeedFor(config.Seed, r))).ToArray() : null;
+            var detokenizers = Enumerable.Range(0, rows).Select(_ => _tokenizer.CreateStreamingDetokenizer()).ToArray();
+            var stops = Enumerable.Range(0, rows).Select(_ => new StopStringMatcher(config.StopStrings ?? [])).ToArray();
+
+            for (int step = 0; step < maxNew && finish.Any(f => f is null); step++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using var scope = torch.NewDisposeScope();
+                var logits = decode.NextLogits();                                  // (N, V) float32
+                var scores = _processors.Process(decode.Ids, logits.clone());
+                int[] chosen = samplers is null ? Argmax(scores) : Sample(_processors.Warp(decode.Ids, scores), samplers);
+                var chosenLogprobs = logprobs is null ? null : Logprobs(logits, chosen, config.Logprobs!.Value);
+                for (int r = 0; r < rows; r++)
+                {
+                    if (finish[r] is not null) { chosen[r] = pad; continue; }
+                    newTokens[r].Add(chosen[r]);
+                    logprobs?[r].Add(chosenLogprobs![r]);
+                    string delta = detokenizers[r].Push(chosen[r]);
+                    onToken?.Invoke(new GeneratedToken(r / copies, r % copies, chosen[r], delta));
+                    if (eos.Contains(chosen[r])) finish[r] = FinishReason.EndOfSequence;
+                    else if (stops[r].Append(delta)) finish[r] = FinishReason.StopString;
+                }
+                decode.Append(chosen);
+            }
+            return Enumerable.Range(0, rows).Select(r => new GeneratedSequence(r / copies, newTokens[r], _tokenizer.Decode(newTokens[r]),
+                logprobs?[r], finish[r] ?? FinishReason.Length)).ToList();
+        }
+
+        /// <summary>HF's <c>_beam_search</c>, and <c>_group_beam_search</c> when num_beam_groups > 1.</summary>
+        public IReadOnlyList<GeneratedSequence> BeamSearch()
+        {
+            int beams = config.NumBeams, groupSize = beams / config.NumBeamGroups, prompts = batch.BatchSize;
+            int rows = prompts * beams;
+            using var decode = new DecodeBatch(_model, batch, beams, maxNew);
+            var scorer = new BeamSearchScorer(prompts, config, maxNew);
+            var diversity = new HammingDiversityLogitsProcessor(config.DiversityPenalty, beams, config.NumBeamGroups);
+            // Only the first beam of each group is live at first, so the identical copies do not fill the beam.
+            var beamScores = Enumerable.Range(0, rows).Select(r => r % groupSize == 0 ? 0.0 : -1e9).ToArray();
+            var newTokens = Enumerable.Range(0, rows).Select(_ => (IReadOnlyList<int>)[]).ToArray();
+            int keep = Math.Max(2, 1 + eos.Count) * groupSize;
+
+            for (int step = 0; step < maxNew; step++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using var scope = torch.NewDisposeScope();
+                var logits = decode.NextLogits();
+                var currentTokens = new int[rows];
+                var sourceRows = new int[rows];
+                var nextScores = new double[rows];
+                var nextTokens = new IReadOnlyList<int>[rows];
+                for (int group = 0; group < config.NumBeamGroups; group++)
+                {
+                    var groupRows = Enumerable.Range(0, prompts)
+                        .SelectMany(p => Enumerable.Range(p * beams + group * groupSize, groupSize)).ToArray();
+                    using var rowIndex = torch.tensor(groupRows.Select(r => (long)r).ToArray(), device: logits.device);
+                    var logp = logits.index_select(0, rowIndex).log_softmax(-1);
+                    var processed = _processors.Process(groupRows.Select(r => decode.Ids[r]).ToList(), logp);
+                    processed = diversity.Process(processed, currentTokens, group);
+                    var running = torch.tensor(groupRows.Select(r => beamScores[r]).ToArray(), device: logits.device).to(ScalarType.Float32);
+                    var candidates = TopCandidates(processed + running.unsqueeze(1), prompts, groupSize, keep);
+                    var next = scorer.Process(groupRows.Select(r => newTokens[r]).ToList(), candidates, eos.ToArray(), pad, step + 1, group);
+                    for (int i = 0; i < groupRows.Length; i++)
+                    {
+                        int row = groupRows[i], source = groupRows[next[i].SourceRow];
+                        nextScores[row] = next[i].Score;
+                        currentTokens[row] = next[i].Token;
+                        sourceRows[row] = source;
+                        nextTokens[row] = [.. newTokens[source], next[i].Token];
+                    }
+                }
+                beamScores = nextScores;
+                newTokens = nextTokens;
+                decode.Reorder(sourceRows);
+                decode.Append(currentTokens);
+                if (scorer.IsDone) break;
+            }
+            var best = scorer.Finalize(newTokens, beamScores, config.NumReturnSequences, eos.Count > 0 ? eos[0] : pad);
+            return best.Select(b => new GeneratedSequence(b.PromptIndex, b.Tokens, _tokenizer.Decode(b.Tokens), null,
+                b.EndedWithEos ? FinishReason.EndOfSequence : FinishReason.Length, b.Score)).ToList();
+        }
+
+        /// <summary>Per prompt, the <paramref name="keep"/> best (beam, token) pairs of (prompts · groupSize, V) scores, best first.</summary>
+        private static List<List<BeamSearchScorer.Candidate>> TopCandidates(Tensor scores, int prompts, int groupSize, int keep)
+        {
+            long vocab = scores.shape[1];
+            var (values, indices) = scores.view(prompts, groupSize * vocab).topk(keep, 1, largest: true, sorted: true);
+            var valuesHost = values.cpu().data<float>().ToArray();
+            var indicesHost = indices.cpu().data<long>().ToArray();
+            return Enumerable.Range(0, prompts).Select(p => Enumerable.Range(p * keep, keep)
+                .Select(k => new BeamSearchScorer.Candidate(valuesHost[k], (int)(indicesHost[k] % vocab), (int)(indicesHost[k] / vocab)))
+                .ToList()).ToList();
+        }
+
+        private static int[] Argmax(Tensor scores) => scores.argmax(-1).cpu().data<long>().Select(v => (int)v).ToArray();
+
+        private static int[] Sample(Tensor scores, SequenceSampler[] samplers)
+        {
+            var probs = scores.softmax(-1).cpu();
+            int vocab = (int)probs.shape[1];
+            var all = probs.data<float>().ToArray();
+            return samplers.Select((s, r) => s.Sample(all.AsSpan(r * vocab, vocab))).ToArray();
+        }
+
+        /// <summary>Log-probabilities under the model's raw next-token distribution (before processors), as OpenAI reports them.</summary>
+        private static TokenLogprob[] Logprobs(Tensor logits, int[] chosen, int top)
+        {
+            var logp = logits.log_softmax(-1);
+            using var index = torch.tensor(chosen.Select(c => (long)c).ToArray(), device: logp.device).unsqueeze(1);
+            var picked = logp.gather(1, index).cpu().data<float>().ToArray();
+            float[] topValues = [];
+            long[] topIds = [];
+            if (top > 0)
+            {
+                var (values, indices) = logp.topk(top, 1);
+                topValues = values.cpu().data<float>().ToArray();
+                topIds = indices.cpu().data<long>().ToArray();
+            }
+            return chosen.Select((c, r) => new TokenLogprob(c, picked[r],
+                Enumerable.Range(r * top, top).Select(k => new TopLogprob((int)topIds[k], topValues[k])).ToArray())).ToArray();
+        }
+    }
+}
