@@ -1,0 +1,1 @@
+namespace Gpt2Orleans.Cli; public static class BenchCommand { public static System.CommandLine.Command Create() => new("bench", "todo"); }

@@ -1,0 +1,150 @@
+using System.CommandLine;
+using Gpt2Orleans.Inference.Generation;
+
+namespace Gpt2Orleans.Cli;
+
+/// <summary><c>gpt2o generate</c>: HF's <c>generate</c> arguments, in kebab case.</summary>
+public static class GenerateCommand
+{
+    private static readonly Option<string[]> Prompt = new("--prompt") { Description = "Prompt text (repeat for a batch)", Required = true };
+    private static readonly Option<int?> MaxNewTokens = new("--max-new-tokens") { Description = "New tokens to generate (default 20 − prompt length, as HF's max_length)" };
+    private static readonly Option<int?> MaxLength = new("--max-length") { Description = "Prompt + new tokens (HF's max_length, default 20)" };
+    private static readonly Option<int?> MinLength = new("--min-length") { Description = "Minimum prompt + new tokens before eos is allowed" };
+    private static readonly Option<int?> MinNewTokens = new("--min-new-tokens") { Description = "Minimum new tokens before eos is allowed" };
+    private static readonly Option<bool> DoSample = new("--do-sample") { Description = "Sample instead of greedy search" };
+    private static readonly Option<double?> Temperature = new("--temperature");
+    private static readonly Option<int?> TopK = new("--top-k") { Description = "Keep the k most likely tokens (HF default 50 when sampling; 0 disables)" };
+    private static readonly Option<double?> TopP = new("--top-p");
+    private static readonly Option<double?> MinP = new("--min-p");
+    private static readonly Option<double?> TypicalP = new("--typical-p");
+    private static readonly Option<double?> RepetitionPenalty = new("--repetition-penalty");
+    private static readonly Option<int?> NoRepeatNgramSize = new("--no-repeat-ngram-size");
+    private static readonly Option<string[]> BadWordsIds = new("--bad-words-ids") { Description = "A banned token sequence as comma-separated ids (repeatable)" };
+    private static readonly Option<int?> NumReturnSequences = new("--num-return-sequences");
+    private static readonly Option<int?> NumBeams = new("--num-beams");
+    private static readonly Option<int?> NumBeamGroups = new("--num-beam-groups");
+    private static readonly Option<double?> DiversityPenalty = new("--diversity-penalty");
+    private static readonly Option<double?> LengthPenalty = new("--length-penalty");
+    private static readonly Option<string?> EarlyStoppingOption = new("--early-stopping") { Description = "true, false or never" };
+    private static readonly Option<int[]> EosTokenId = new("--eos-token-id") { Description = "Token id(s) that end a sequence (default: the model's)" };
+    private static readonly Option<int?> PadTokenId = new("--pad-token-id");
+    private static readonly Option<int?> BosTokenId = new("--bos-token-id");
+    private static readonly Option<string[]> StopStrings = new("--stop-strings") { Description = "Stop when the text contains this string (repeatable)" };
+    private static readonly Option<long?> Seed = new("--seed");
+    private static readonly Option<int?> Logprobs = new("--logprobs") { Description = "Also report the N most likely tokens at each step (0–20)" };
+    private static readonly Option<bool> TruncatePrompt = new("--truncate-prompt") { Description = "Drop the oldest prompt tokens instead of failing when the context is too short" };
+
+    public static Command Create()
+    {
+        var command = new Command("generate", "Generate text from one or more prompts");
+        CommonOptions.AddTo(command);
+        foreach (var option in new Option[] { Prompt, MaxNewTokens, MaxLength, MinLength, MinNewTokens, DoSample, Temperature, TopK, TopP, MinP,
+                     TypicalP, RepetitionPenalty, NoRepeatNgramSize, BadWordsIds, NumReturnSequences, NumBeams, NumBeamGroups, DiversityPenalty,
+                     LengthPenalty, EarlyStoppingOption, EosTokenId, PadTokenId, BosTokenId, StopStrings, Seed, Logprobs, TruncatePrompt })
+            command.Add(option);
+        command.SetAction(Run);
+        return command;
+    }
+
+    public static GenerationConfig ToConfig(ParseResult p)
+    {
+        var defaults = new GenerationConfig();
+        return new GenerationConfig
+        {
+            MaxNewTokens = p.GetValue(MaxNewTokens),
+            MaxLength = p.GetValue(MaxLength) ?? defaults.MaxLength,
+            MinLength = p.GetValue(MinLength) ?? defaults.MinLength,
+            MinNewTokens = p.GetValue(MinNewTokens),
+            DoSample = p.GetValue(DoSample),
+            Temperature = p.GetValue(Temperature) ?? defaults.Temperature,
+            TopK = p.GetValue(TopK) ?? defaults.TopK,
+            TopP = p.GetValue(TopP) ?? defaults.TopP,
+            MinP = p.GetValue(MinP),
+            TypicalP = p.GetValue(TypicalP) ?? defaults.TypicalP,
+            RepetitionPenalty = p.GetValue(RepetitionPenalty) ?? defaults.RepetitionPenalty,
+            NoRepeatNgramSize = p.GetValue(NoRepeatNgramSize) ?? 0,
+            BadWordsIds = p.GetValue(BadWordsIds) is { Length: > 0 } words ? words.Select(ParseIds).ToArray() : null,
+            NumReturnSequences = p.GetValue(NumReturnSequences) ?? 1,
+            NumBeams = p.GetValue(NumBeams) ?? 1,
+            NumBeamGroups = p.GetValue(NumBeamGroups) ?? 1,
+            DiversityPenalty = p.GetValue(DiversityPenalty) ?? 0,
+            LengthPenalty = p.GetValue(LengthPenalty) ?? defaults.LengthPenalty,
+            EarlyStopping = ParseEarlyStopping(p.GetValue(EarlyStoppingOption)),
+            EosTokenIds = p.GetValue(EosTokenId) is { Length: > 0 } eos ? eos : null,
+            PadTokenId = p.GetValue(PadTokenId),
+            BosTokenId = p.GetValue(BosTokenId),
+            StopStrings = p.GetValue(StopStrings) is { Length: > 0 } stops ? stops : null,
+            Seed = p.GetValue(Seed),
+            Logprobs = p.GetValue(Logprobs) ?? 0,
+            TruncatePrompt = p.GetValue(TruncatePrompt),
+        };
+    }
+
+    private static IReadOnlyList<int> ParseIds(string text) =>
+        text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(s => int.TryParse(s, out var id) ? id : throw new ArgumentException($"--bad-words-ids: '{s}' is not a token id")).ToArray();
+
+    private static EarlyStopping ParseEarlyStopping(string? text) => text?.ToLowerInvariant() switch
+    {
+        null or "false" => EarlyStopping.False,
+        "true" => EarlyStopping.True,
+        "never" => EarlyStopping.Never,
+        _ => throw new ArgumentException($"--early-stopping: '{text}' is not one of true, false, never"),
+    };
+
+    private static int Run(ParseResult parse)
+    {
+        var config = ToConfig(parse);
+        var prompts = parse.GetValue(Prompt)!;
+        bool json = parse.GetValue(CommonOptions.Json);
+        using var loaded = ModelLoader.LoadLanguageModel(parse);
+        if (!json) Console.Error.WriteLine($"[{loaded.Description}]");
+        var generator = new TextGenerator(loaded.Model, loaded.Tokenizer);
+
+        bool stream = !json && prompts.Length == 1 && config.NumReturnSequences == 1 && !config.IsBeamSearch;
+        bool echoed = false;
+        var sequences = generator.Generate(prompts, config, stream ? token =>
+        {
+            if (!echoed) { Console.Write(prompts[0]); echoed = true; } // only once generation has started: errors come first
+            Console.Write(token.TextDelta);
+        } : null);
+
+        if (json)
+        {
+            JsonOutput.Write(new
+            {
+                model = loaded.Description,
+                sequences = sequences.Select(s => new
+                {
+                    prompt_index = s.PromptIndex,
+                    ids = s.Ids,
+                    text = s.Text,
+                    logprobs = s.Logprobs?.Select(l => new
+                    {
+                        token_id = l.TokenId,
+                        token = loaded.Tokenizer.Decode([l.TokenId]),
+                        logprob = l.Logprob,
+                        top_logprobs = l.Top.Select(t => new { token_id = t.TokenId, token = loaded.Tokenizer.Decode([t.TokenId]), logprob = t.Logprob }),
+                    }),
+                    finish_reason = FinishReasonName(s.FinishReason),
+                    score = s.Score,
+                }),
+            });
+            return 0;
+        }
+        if (stream) { Console.WriteLine(echoed ? "" : prompts[0]); return 0; }
+        foreach (var s in sequences)
+        {
+            Console.WriteLine($"--- prompt {s.PromptIndex}{(s.Score is { } score ? $", score {score:F4}" : "")} ({FinishReasonName(s.FinishReason)})");
+            Console.WriteLine(prompts[s.PromptIndex] + s.Text);
+        }
+        return 0;
+    }
+
+    public static string FinishReasonName(FinishReason reason) => reason switch
+    {
+        FinishReason.EndOfSequence => "eos",
+        FinishReason.StopString => "stop",
+        _ => "length",
+    };
+}

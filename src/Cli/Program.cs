@@ -1,0 +1,22 @@
+using System.CommandLine;
+using Gpt2Orleans.Cli;
+using Gpt2Orleans.Inference.Checkpoints;
+
+var root = new RootCommand("gpt2o: GPT-2 text generation, scoring and classification on TorchSharp");
+root.Add(GenerateCommand.Create());
+root.Add(ScoreCommand.Create());
+root.Add(ClassifyCommand.CreateSequence());
+root.Add(ClassifyCommand.CreateTokens());
+root.Add(BenchCommand.Create());
+
+try
+{
+    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (Exception e) when (e is ArgumentException or CheckpointException or HttpRequestException or IOException or InvalidOperationException)
+{
+    // A clear one-line error for bad input, never a stack trace.
+    string message = e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "") : e.Message;
+    Console.Error.WriteLine($"error: {message}");
+    return 2;
+}
