@@ -144,6 +144,32 @@ public sealed record Gpt2Config
             Require(id >= 0 && id < VocabSize, "eos_token_id", $"{id} is outside the vocabulary (0..{VocabSize - 1})");
     }
 
+    /// <summary>config.json as HF's <c>save_pretrained</c> writes it (the fields this implementation reads).</summary>
+    public string ToJson()
+    {
+        var root = new JsonObject
+        {
+            ["model_type"] = ModelType, ["architectures"] = new JsonArray(Architectures.Select(a => (JsonNode)JsonValue.Create(a)!).ToArray()),
+            ["vocab_size"] = VocabSize, ["n_positions"] = NPositions, ["n_embd"] = NEmbd, ["n_layer"] = NLayer, ["n_head"] = NHead,
+            ["n_inner"] = NInner, ["activation_function"] = ActivationFunction, ["resid_pdrop"] = ResidPdrop, ["embd_pdrop"] = EmbdPdrop,
+            ["attn_pdrop"] = AttnPdrop, ["layer_norm_epsilon"] = LayerNormEpsilon, ["initializer_range"] = InitializerRange,
+            ["summary_type"] = SummaryType, ["summary_use_proj"] = SummaryUseProj, ["summary_activation"] = SummaryActivation,
+            ["summary_proj_to_labels"] = SummaryProjToLabels, ["summary_first_dropout"] = SummaryFirstDropout,
+            ["scale_attn_weights"] = ScaleAttnWeights, ["use_cache"] = UseCache,
+            ["scale_attn_by_inverse_layer_idx"] = ScaleAttnByInverseLayerIdx, ["reorder_and_upcast_attn"] = ReorderAndUpcastAttn,
+            ["tie_word_embeddings"] = TieWordEmbeddings, ["bos_token_id"] = BosTokenId,
+            ["eos_token_id"] = EosTokenIds.Count == 1 ? EosTokenIds[0] : new JsonArray(EosTokenIds.Select(i => (JsonNode)JsonValue.Create(i)).ToArray()),
+            ["pad_token_id"] = PadTokenId,
+            ["id2label"] = new JsonObject(Id2Label.Select(p => KeyValuePair.Create(p.Key.ToString(), (JsonNode?)p.Value))),
+            ["label2id"] = new JsonObject(Id2Label.Select(p => KeyValuePair.Create(p.Value, (JsonNode?)p.Key))),
+        };
+        if (ProblemType is not null) root["problem_type"] = ProblemType;
+        if (SummaryLastDropout is not null) root["summary_last_dropout"] = SummaryLastDropout;
+        if (ClassifierDropout is not null) root["classifier_dropout"] = ClassifierDropout;
+        if (TorchDtype is not null) root["torch_dtype"] = TorchDtype;
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
     public static IReadOnlyDictionary<int, string> DefaultLabels(int count) =>
         Enumerable.Range(0, Math.Max(count, 0)).ToDictionary(i => i, i => $"LABEL_{i}");
 

@@ -21,6 +21,7 @@ internal sealed class DecodeBatch : IDisposable
     private long[][] _mask;
     private long[] _realTokens; // per row: real (unpadded) tokens so far; the next token sits at position _realTokens − 1 once appended
     private int[]? _lastTokens;
+    private IDisposable? _decodePhase;
 
     public IReadOnlyList<IReadOnlyList<int>> Ids => _ids;
     public int Rows => _ids.Length;
@@ -62,6 +63,9 @@ internal sealed class DecodeBatch : IDisposable
 
     private Tensor Decode(int[] tokens)
     {
+        // The whole decode phase, not only each forward pass: the processors and sampling between steps would
+        // otherwise wake libtorch's spinning workers (see CpuMatVec).
+        _decodePhase ??= CpuMatVec.DecodeStep(_model.DType, _model.Device, tokens.Length);
         bool padded = _mask.Any(m => m.Contains(0));
         using var output = _model.forward(
             torch.tensor(tokens.Select(t => (long)t).ToArray(), [tokens.Length, 1], device: _model.Device),
@@ -93,5 +97,9 @@ internal sealed class DecodeBatch : IDisposable
         _lastTokens = tokens;
     }
 
-    public void Dispose() => _cache.Dispose();
+    public void Dispose()
+    {
+        _decodePhase?.Dispose();
+        _cache.Dispose();
+    }
 }

@@ -4,23 +4,31 @@ using static TorchSharp.torch;
 
 namespace Gpt2Orleans.Inference.Model;
 
-/// <summary>HF's <c>Conv1D</c>: a linear layer whose weight is stored as [in, out] and applied as x @ W + b.</summary>
+/// <summary>
+/// HF's <c>Conv1D</c>: a linear layer whose weight is named and shaped [in, out] and applied as x @ W + b.
+/// The memory behind <see cref="weight"/> is laid out [out, in] (the parameter is a transposed view), so a decode
+/// step can stream each output's weights contiguously (<see cref="CpuMatVec"/>); checkpoints still load by name
+/// and shape, transposed once at load.
+/// </summary>
 public sealed class Conv1D : nn.Module<Tensor, Tensor>
 {
-    public readonly Parameter weight; // [nx, nf]
+    public readonly Parameter weight; // [nx, nf], a view of weightOutIn
+    private readonly Tensor _weightOutIn; // [nf, nx] contiguous
     public readonly Parameter bias;   // [nf]
     private readonly long _nf;
 
     public Conv1D(long nf, long nx, ScalarType dtype, Device device) : base(nameof(Conv1D))
     {
         _nf = nf;
-        weight = Parameters.Empty([nx, nf], dtype, device);
+        _weightOutIn = torch.empty([nf, nx], dtype, device).DetachFromDisposeScope();
+        weight = new Parameter(_weightOutIn.t().DetachFromDisposeScope(), requires_grad: false);
         bias = Parameters.Empty([nf], dtype, device);
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor x)
     {
+        if (CpuMatVec.Applies(x, _weightOutIn)) return CpuMatVec.Apply(x, _weightOutIn, bias);
         var shape = x.shape;
         var outShape = shape.ToArray();
         outShape[^1] = _nf;

@@ -50,7 +50,9 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
         var hidden = lastPositionOnly ? output.LastHiddenState.narrow(1, output.LastHiddenState.shape[1] - 1, 1) : output.LastHiddenState;
-        var logits = nn.functional.linear(hidden, LmHeadWeight);                 // (B, T, V)
+        var logits = CpuMatVec.Applies(hidden, LmHeadWeight)
+            ? CpuMatVec.Apply(hidden, LmHeadWeight, null)
+            : nn.functional.linear(hidden, LmHeadWeight);                        // (B, T, V)
         var loss = labels is null ? null : Losses.ShiftedCrossEntropy(logits, labels);
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), output);
     }

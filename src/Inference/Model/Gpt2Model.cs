@@ -53,6 +53,7 @@ public sealed class Gpt2Model : nn.Module
         if (attentionMask is not null && (attentionMask.dim() != 2 || attentionMask.shape[0] != b || attentionMask.shape[1] != past + t))
             throw new ArgumentException($"attention_mask must be ({b}, {past + t}) covering past and new tokens, got [{string.Join(", ", attentionMask.shape)}]");
 
+        using var decodeStep = CpuMatVec.DecodeStep(DType, Device, b * t);
         var ids = inputIds.to(Device);
         var positions = positionIds is null
             ? torch.arange(past, past + t, dtype: ScalarType.Int64, device: Device).unsqueeze(0)

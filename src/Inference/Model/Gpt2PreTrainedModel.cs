@@ -21,6 +21,20 @@ public abstract class Gpt2PreTrainedModel : nn.Module
         transformer = new Gpt2Model(config, dtype, device);
     }
 
+    /// <summary>
+    /// Writes config.json and model.safetensors in HF's <c>save_pretrained</c> layout (tied lm_head omitted),
+    /// in the model's dtype; <paramref name="dtype"/> converts on the way out.
+    /// </summary>
+    public void SavePretrained(string directory, ScalarType? dtype = null)
+    {
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, "config.json"), Config.ToJson());
+        using var scope = torch.NewDisposeScope();
+        var tensors = StateDict().Where(p => !TiedKeys.Contains(p.Key))
+            .ToDictionary(p => p.Key, p => p.Value.to(dtype ?? p.Value.dtype).contiguous());
+        SafetensorsWriter.Save(Path.Combine(directory, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+    }
+
     /// <summary>Named parameters as a checkpoint would name them ("transformer.h.0.attn.c_attn.weight", "score.weight").</summary>
     public IReadOnlyDictionary<string, Tensor> StateDict() =>
         named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
