@@ -37,10 +37,10 @@ public sealed class SafetensorsFile : IDisposable
 
     public static SafetensorsFile Open(string path)
     {
+        if (!File.Exists(path)) throw Fail(path, "file not found");
         long length;
         try { length = new FileInfo(path).Length; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw Fail(path, $"cannot open: {e.Message}"); }
-        if (!File.Exists(path)) throw Fail(path, "file not found");
         if (length < 8) throw Fail(path, $"file is {length} bytes, too short for a safetensors header");
 
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
