@@ -54,7 +54,7 @@ public sealed class Gpt2Attention : nn.Module
         if (outputAttentions || _reorderAndUpcast)
         {
             output = EagerAttention(query, key, value, mask, out var w);
-            weights = w;
+            weights = outputAttentions ? w : null;
         }
         else
         {

@@ -71,7 +71,7 @@ public sealed class Gpt2Model : nn.Module
         {
             hiddenStates?.Add(hidden);
             hidden = block.forward(hidden, mask, cache, outputAttentions, out var weights);
-            if (weights is not null) attentions!.Add(weights);
+            if (outputAttentions) attentions!.Add(weights!);
         }
         cache?.Advance((int)t);
         hidden = ln_f.forward(hidden);
