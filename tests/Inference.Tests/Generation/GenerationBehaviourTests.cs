@@ -1,0 +1,145 @@
+using Gpt2Orleans.Inference.Generation;
+using Gpt2Orleans.Inference.Scoring;
+using Gpt2Orleans.Inference.Tests.Support;
+using Gpt2Orleans.Inference.Tokenization;
+
+namespace Gpt2Orleans.Inference.Tests.Generation;
+
+/// <summary>Generation options beyond the golden cases: sampling, stop strings, bad words, log-probabilities, validation.</summary>
+[Collection(GoldenCollection.Name)]
+public sealed class GenerationBehaviourTests(GoldenData golden)
+{
+    private TextGenerator Generator => new(golden.Lm(), Gpt2Tokenizer.Default);
+    private static readonly string[] Prompt = ["The meaning of life is"];
+
+    [Fact]
+    public void Seeded_sampling_is_reproducible_and_each_returned_sequence_draws_its_own()
+    {
+        var config = new GenerationConfig { DoSample = true, Seed = 1234, MaxNewTokens = 16, NumReturnSequences = 3, TopK = 0 };
+        var first = Generator.Generate(Prompt, config);
+        var second = Generator.Generate(Prompt, config);
+        Assert.Equal(3, first.Count);
+        Assert.Equal(first.Select(s => s.Ids), second.Select(s => s.Ids));
+        Assert.True(first.Select(s => string.Join(",", s.Ids)).Distinct().Count() > 1, "three samples should not all be equal");
+        var other = Generator.Generate(Prompt, config with { Seed = 99 });
+        Assert.NotEqual(first.Select(s => s.Ids), other.Select(s => s.Ids));
+    }
+
+    [Fact]
+    public void Sampling_with_top_k_1_is_greedy()
+    {
+        var greedy = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 12 });
+        var sampled = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 12, DoSample = true, TopK = 1, Seed = 5 });
+        Assert.Equal(greedy[0].Ids, sampled[0].Ids);
+    }
+
+    [Fact]
+    public void A_stop_string_ends_the_sequence_once_it_appears()
+    {
+        var full = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 24 })[0];
+        string stop = full.Text.Substring(full.Text.Length / 2, 3);
+        var stopped = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 24, StopStrings = [stop] })[0];
+        Assert.Equal(FinishReason.StopString, stopped.FinishReason);
+        Assert.Contains(stop, stopped.Text);
+        Assert.DoesNotContain(stop, Gpt2Tokenizer.Default.Decode(stopped.Ids.Take(stopped.Ids.Count - 1)));
+        Assert.Equal(full.Ids.Take(stopped.Ids.Count), stopped.Ids);
+    }
+
+    [Fact]
+    public void Bad_words_are_never_generated()
+    {
+        var full = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 10 })[0];
+        int banned = full.Ids[0];
+        var result = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 10, BadWordsIds = [[banned]] })[0];
+        Assert.DoesNotContain(banned, result.Ids);
+        // A two-token bad word bans its second token only right after its first.
+        var pair = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 10, BadWordsIds = [[full.Ids[0], full.Ids[1]]] })[0];
+        Assert.Equal(full.Ids[0], pair.Ids[0]);
+        Assert.NotEqual(full.Ids[1], pair.Ids[1]);
+    }
+
+    [Fact]
+    public void Log_probabilities_agree_with_scoring_the_text()
+    {
+        var tokenizer = Gpt2Tokenizer.Default;
+        var result = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 8, Logprobs = 3 })[0];
+        var score = new TextScorer(golden.Lm(), tokenizer).Score([.. tokenizer.Encode(Prompt[0]), .. result.Ids]);
+        var scored = score.TokenLogprobs.TakeLast(result.Ids.Count).Select(v => v!.Value).ToArray();
+        for (int i = 0; i < result.Ids.Count; i++)
+        {
+            Assert.Equal(scored[i], result.Logprobs![i].Logprob, 1e-4);
+            Assert.Equal(3, result.Logprobs[i].Top.Count);
+            Assert.Equal(result.Ids[i], result.Logprobs[i].Top[0].TokenId); // greedy picks the most likely token
+        }
+    }
+
+    [Fact]
+    public void Diverse_beam_search_returns_distinct_groups_and_scores_in_order()
+    {
+        var config = new GenerationConfig { NumBeams = 4, NumBeamGroups = 2, DiversityPenalty = 5.0, NumReturnSequences = 4, MaxNewTokens = 8 };
+        var results = Generator.Generate(Prompt, config);
+        Assert.Equal(4, results.Count);
+        Assert.Equal(4, results.Select(r => string.Join(",", r.Ids)).Distinct().Count());
+        Assert.True(results.Zip(results.Skip(1)).All(p => p.First.Score >= p.Second.Score));
+        var plain = Generator.Generate(Prompt, config with { NumBeamGroups = 1, DiversityPenalty = 0 });
+        Assert.NotEqual(plain.Select(r => r.Ids), results.Select(r => r.Ids));
+    }
+
+    [Fact]
+    public void Min_p_and_typical_p_sampling_run_and_respect_their_filters()
+    {
+        foreach (var config in new[]
+                 {
+                     new GenerationConfig { DoSample = true, MinP = 0.5, TopK = 0, Seed = 3, MaxNewTokens = 6 },
+                     new GenerationConfig { DoSample = true, TypicalP = 0.5, Seed = 3, MaxNewTokens = 6 },
+                 })
+        {
+            var result = Generator.Generate(Prompt, config)[0];
+            Assert.Equal(6, result.Ids.Count);
+        }
+    }
+
+    [Fact]
+    public void An_empty_prompt_starts_from_bos()
+    {
+        var result = Generator.Generate([(IReadOnlyList<int>)[]], new GenerationConfig { MaxNewTokens = 3 });
+        var fromBos = Generator.Generate([(IReadOnlyList<int>)[50256]], new GenerationConfig { MaxNewTokens = 3 });
+        Assert.Equal(fromBos[0].Ids, result[0].Ids);
+    }
+
+    [Theory]
+    [InlineData("num_return_sequences", 1, 2, 0)]   // greedy with several sequences
+    [InlineData("num_return_sequences", 2, 3, 0)]   // more sequences than beams
+    [InlineData("max_new_tokens", 1, 1, 500)]       // beyond n_positions (128)
+    [InlineData("top_p", 1, 1, -1)]
+    public void Contradictory_or_impossible_parameters_are_rejected_by_name(string parameter, int beams, int sequences, int maxNewTokens)
+    {
+        var config = new GenerationConfig
+        {
+            NumBeams = beams, NumReturnSequences = sequences, MaxNewTokens = maxNewTokens > 0 ? maxNewTokens : 4, TopP = maxNewTokens < 0 ? 1.5 : 1.0,
+        };
+        var error = Assert.ThrowsAny<ArgumentException>(() => Generator.Generate(Prompt, config));
+        Assert.Contains(parameter, error.Message);
+    }
+
+    [Fact]
+    public void Out_of_vocabulary_ids_and_long_prompts_are_rejected_or_truncated_on_request()
+    {
+        Assert.Contains("outside the vocabulary", Assert.ThrowsAny<ArgumentException>(() =>
+            Generator.Generate([(IReadOnlyList<int>)[1, 60000]], new GenerationConfig { MaxNewTokens = 2 })).Message);
+        var longPrompt = Enumerable.Range(0, 126).Select(i => 100 + i).ToArray();
+        Assert.ThrowsAny<ArgumentException>(() => Generator.Generate([longPrompt], new GenerationConfig { MaxNewTokens = 5 }));
+        var truncated = Generator.Generate([longPrompt], new GenerationConfig { MaxNewTokens = 5, TruncatePrompt = true, EosTokenIds = [] });
+        Assert.Equal(5, truncated[0].Ids.Count);
+    }
+
+    [Fact]
+    public void Cancellation_stops_generation()
+    {
+        using var cancel = new CancellationTokenSource();
+        int produced = 0;
+        Assert.Throws<OperationCanceledException>(() => Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 50, EosTokenIds = [] },
+            _ => { if (++produced == 3) cancel.Cancel(); }, cancel.Token));
+        Assert.Equal(3, produced);
+    }
+}
