@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using Gpt2Orleans.Inference.Classification;
+using Gpt2Orleans.Inference.Generation;
+using Gpt2Orleans.Inference.Model;
+using Gpt2Orleans.Inference.Scoring;
+using Gpt2Orleans.Inference.Tests.Support;
+using Gpt2Orleans.Inference.Tokenization;
+using TorchSharp;
+using Xunit.Abstractions;
+
+namespace Gpt2Orleans.Inference.Tests.Model;
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class NativeMemoryCollection
+{
+    public const string Name = "native memory (runs alone)";
+}
+
+/// <summary>Hundreds of forward passes and generations leave no live tensor behind and do not grow the process.</summary>
+[Collection(NativeMemoryCollection.Name)]
+public sealed class NativeMemoryTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Repeated_forwards_and_generations_do_not_leak_tensors_or_memory()
+    {
+        using var lm = Gpt2LMHeadModel.FromPretrained(GoldenData.ModelDir("lm"));
+        using var classifier = Gpt2ForSequenceClassification.FromPretrained(GoldenData.ModelDir("seq_cls"));
+        var tokenizer = Gpt2Tokenizer.Default;
+        var generator = new TextGenerator(lm, tokenizer);
+        var scorer = new TextScorer(lm, tokenizer);
+        var texts = new TextClassifier(tokenizer);
+        string[] prompts = ["The meaning of life is", "Once upon a time"];
+
+        void Round(int i)
+        {
+            using (var scope = torch.NewDisposeScope())
+            {
+                var ids = torch.tensor(new long[] { 464, 3616, 286, 1204, 318 + i % 7 }, [1, 5]);
+                using var forward = lm.forward(ids, labels: ids, outputHiddenStates: true, outputAttentions: i % 2 == 0);
+            }
+            scorer.Score("Hello world, how are you?");
+            texts.ClassifySequences(classifier, ["good", "bad movie"]);
+            if (i % 5 == 0)
+            {
+                generator.Generate(prompts, new GenerationConfig { MaxNewTokens = 6, Logprobs = 2 });
+                generator.Generate(prompts, new GenerationConfig { MaxNewTokens = 6, DoSample = true, Seed = i, NumReturnSequences = 2 });
+                generator.Generate(prompts, new GenerationConfig { MaxNewTokens = 6, NumBeams = 3, NumReturnSequences = 2 });
+            }
+        }
+
+        for (int i = 0; i < 10; i++) Round(i); // warm-up: caches, JIT, allocator pools
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        // Counted per thread: a tensor left to the garbage collector is finalized on another thread, so it stays
+        // "live" here even if a collection happens during the loop.
+        long liveBefore = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        long rssBefore = Process.GetCurrentProcess().WorkingSet64;
+
+        for (int i = 0; i < 300; i++) Round(i);
+        long liveAfter = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        long rssAfter = Process.GetCurrentProcess().WorkingSet64;
+        output.WriteLine($"tensors created and not disposed on this thread: {liveBefore} → {liveAfter}; RSS {rssBefore >> 20} → {rssAfter >> 20} MiB");
+        Assert.True(liveAfter <= liveBefore, $"{liveAfter - liveBefore} tensors leaked over 300 rounds");
+        Assert.True(rssAfter - rssBefore < 64L << 20, $"RSS grew by {(rssAfter - rssBefore) >> 20} MiB");
+    }
+}
