@@ -43,7 +43,7 @@ public static class BenchCommand
         string device = parse.GetValue(CommonOptions.Device)!;
         Log(json, "measuring the machine (memory bandwidth, matmul rate)…");
         Gpt2Orleans.Inference.Native.TorchNativeLoader.EnsureLoaded();
-        var bounds = MachineBounds.Measure(dtypes);
+        var bounds = MachineBounds.Measure(dtypes, repeats: 10);
 
         string folder = parse.GetValue(CommonOptions.Model) ?? Path.Combine(Path.GetTempPath(), $"gpt2o-bench-{Environment.ProcessId}");
         bool temporary = parse.GetValue(CommonOptions.Model) is null;
