@@ -9,12 +9,17 @@ public static class ClassifyCommand
 {
     private static readonly Option<string[]> Text = new("--text") { Description = "Text to classify (repeat for a batch)", Required = true };
 
-    public static Command CreateSequence()
+    private static Command Create(string name, string description, Func<ParseResult, int> action)
     {
-        var command = new Command("classify", "Classify texts with a sequence-classification checkpoint (GPT2ForSequenceClassification)");
+        var command = new Command(name, description);
         CommonOptions.AddTo(command);
         command.Add(Text);
-        command.SetAction(parse =>
+        command.SetAction(action);
+        return command;
+    }
+
+    public static Command CreateSequence() =>
+        Create("classify", "Classify texts with a sequence-classification checkpoint (GPT2ForSequenceClassification)", parse =>
         {
             using var loaded = ModelLoader.Load(parse, Gpt2ForSequenceClassification.FromPretrained);
             var results = new TextClassifier(loaded.Tokenizer).ClassifySequences(loaded.Model, parse.GetValue(Text)!);
@@ -25,15 +30,9 @@ public static class ClassifyCommand
                     Console.WriteLine($"{result.Label} ({result.Scores.Max():P1})  {text}");
             return 0;
         });
-        return command;
-    }
 
-    public static Command CreateTokens()
-    {
-        var command = new Command("classify-tokens", "Label every token with a token-classification checkpoint (GPT2ForTokenClassification)");
-        CommonOptions.AddTo(command);
-        command.Add(Text);
-        command.SetAction(parse =>
+    public static Command CreateTokens() =>
+        Create("classify-tokens", "Label every token with a token-classification checkpoint (GPT2ForTokenClassification)", parse =>
         {
             using var loaded = ModelLoader.Load(parse, Gpt2ForTokenClassification.FromPretrained);
             var results = new TextClassifier(loaded.Tokenizer).ClassifyTokens(loaded.Model, parse.GetValue(Text)!);
@@ -50,6 +49,4 @@ public static class ClassifyCommand
                     Console.WriteLine(string.Join(" ", tokens.Select(t => $"{t.Token.Replace("\n", "\\n")}/{t.Label}")));
             return 0;
         });
-        return command;
-    }
 }
