@@ -163,8 +163,35 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
                 if (scorer.IsDone) break;
             }
             var best = scorer.Finalize(newTokens, beamScores, config.NumReturnSequences, eos.Count > 0 ? eos[0] : pad);
-            return best.Select(b => new GeneratedSequence(b.PromptIndex, b.Tokens, _tokenizer.Decode(b.Tokens), null,
+            var logprobs = config.Logprobs is { } top ? RescoreContinuations(best, top) : null;
+            return best.Select((b, i) => new GeneratedSequence(b.PromptIndex, b.Tokens, _tokenizer.Decode(b.Tokens), logprobs?[i],
                 b.EndedWithEos ? FinishReason.EndOfSequence : FinishReason.Length, b.Score)).ToList();
+        }
+
+        /// <summary>
+        /// Beam search keeps no per-token history of the model's distribution, so the returned sequences' tokens are
+        /// scored afterwards in one batched forward pass over prompt + continuation (the same numbers a step would give).
+        /// </summary>
+        private List<TokenLogprob>[] RescoreContinuations(IReadOnlyList<BeamSearchScorer.Finished> results, int top)
+        {
+            using var scope = torch.NewDisposeScope();
+            var rows = results.Select(r => batch.InputIds[r.PromptIndex].Select(v => (int)v).Concat(r.Tokens).ToList()).ToList();
+            var masks = results.Select(r => batch.AttentionMask[r.PromptIndex].Concat(Enumerable.Repeat(1L, r.Tokens.Count)).ToList()).ToList();
+            int width = rows.Max(r => r.Count);
+            var ids = rows.Select(r => r.Select(v => (long)v).Concat(Enumerable.Repeat((long)pad, width - r.Count)).ToArray()).ToArray();
+            var mask = masks.Select(m => m.Concat(Enumerable.Repeat(0L, width - m.Count)).ToArray()).ToArray();
+            var positions = mask.Select(m => { long running = -1; return m.Select(v => { running += v; return v == 0 ? 1 : running; }).ToArray(); }).ToArray();
+            using var output = _model.forward(BatchEncoding.ToTensor(ids, _model.Device), BatchEncoding.ToTensor(mask, _model.Device),
+                BatchEncoding.ToTensor(positions, _model.Device));
+            var logits = output.Logits.to(ScalarType.Float32);
+            var result = new List<TokenLogprob>[results.Count];
+            for (int i = 0; i < results.Count; i++)
+            {
+                int start = batch.Length - 1; // the logits at position p predict token p + 1
+                var rowLogits = logits[i].narrow(0, start, results[i].Tokens.Count);
+                result[i] = [.. Logprobs(rowLogits, results[i].Tokens.ToArray(), top)];
+            }
+            return result;
         }
 
         /// <summary>Per prompt, the <paramref name="keep"/> best (beam, token) pairs of (prompts · groupSize, V) scores, best first.</summary>

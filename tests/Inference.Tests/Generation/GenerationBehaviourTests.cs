@@ -74,6 +74,35 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     }
 
     [Fact]
+    public void Beam_search_log_probabilities_agree_with_scoring_the_text()
+    {
+        var tokenizer = Gpt2Tokenizer.Default;
+        var results = Generator.Generate(Prompt, new GenerationConfig { NumBeams = 3, NumReturnSequences = 2, MaxNewTokens = 6, Logprobs = 2 });
+        foreach (var result in results)
+        {
+            var score = new TextScorer(golden.Lm(), tokenizer).Score([.. tokenizer.Encode(Prompt[0]), .. result.Ids]);
+            var scored = score.TokenLogprobs.TakeLast(result.Ids.Count).Select(v => v!.Value).ToArray();
+            Assert.Equal(result.Ids.Count, result.Logprobs!.Count);
+            for (int i = 0; i < scored.Length; i++)
+            {
+                Assert.Equal(result.Ids[i], result.Logprobs[i].TokenId);
+                Assert.Equal(scored[i], result.Logprobs[i].Logprob, 1e-4);
+                Assert.Equal(2, result.Logprobs[i].Top.Count);
+            }
+        }
+    }
+
+    [Fact]
+    public void An_empty_prompt_without_a_bos_token_is_a_clear_error()
+    {
+        using var model = Inference.Model.Gpt2LMHeadModel.CreateRandom(
+            golden.Lm().Config with { BosTokenId = null, NEmbd = 16, NHead = 2, NLayer = 1 }, seed: 1);
+        var error = Assert.ThrowsAny<ArgumentException>(() =>
+            new TextGenerator(model, Gpt2Tokenizer.Default).Generate([(IReadOnlyList<int>)[]], new GenerationConfig { MaxNewTokens = 2 }));
+        Assert.Contains("bos_token_id", error.Message);
+    }
+
+    [Fact]
     public void Diverse_beam_search_returns_distinct_groups_and_scores_in_order()
     {
         var config = new GenerationConfig { NumBeams = 4, NumBeamGroups = 2, DiversityPenalty = 5.0, NumReturnSequences = 4, MaxNewTokens = 8 };
