@@ -46,35 +46,35 @@ public static class GenerateCommand
         return command;
     }
 
-    public static GenerationConfig ToConfig(ParseResult p)
+    /// <summary>The options given on the command line over <paramref name="defaults"/> (the model's generation_config.json).</summary>
+    public static GenerationConfig ToConfig(ParseResult p, GenerationConfig defaults)
     {
-        var defaults = new GenerationConfig();
         return new GenerationConfig
         {
-            MaxNewTokens = p.GetValue(MaxNewTokens),
+            MaxNewTokens = p.GetValue(MaxNewTokens) ?? defaults.MaxNewTokens,
             MaxLength = p.GetValue(MaxLength) ?? defaults.MaxLength,
             MinLength = p.GetValue(MinLength) ?? defaults.MinLength,
-            MinNewTokens = p.GetValue(MinNewTokens),
-            DoSample = p.GetValue(DoSample),
+            MinNewTokens = p.GetValue(MinNewTokens) ?? defaults.MinNewTokens,
+            DoSample = p.GetValue(DoSample) || defaults.DoSample,
             Temperature = p.GetValue(Temperature) ?? defaults.Temperature,
             TopK = p.GetValue(TopK) ?? defaults.TopK,
             TopP = p.GetValue(TopP) ?? defaults.TopP,
-            MinP = p.GetValue(MinP),
+            MinP = p.GetValue(MinP) ?? defaults.MinP,
             TypicalP = p.GetValue(TypicalP) ?? defaults.TypicalP,
             RepetitionPenalty = p.GetValue(RepetitionPenalty) ?? defaults.RepetitionPenalty,
-            NoRepeatNgramSize = p.GetValue(NoRepeatNgramSize) ?? 0,
-            BadWordsIds = p.GetValue(BadWordsIds) is { Length: > 0 } words ? words.Select(ParseIds).ToArray() : null,
-            NumReturnSequences = p.GetValue(NumReturnSequences) ?? 1,
-            NumBeams = p.GetValue(NumBeams) ?? 1,
-            NumBeamGroups = p.GetValue(NumBeamGroups) ?? 1,
-            DiversityPenalty = p.GetValue(DiversityPenalty) ?? 0,
+            NoRepeatNgramSize = p.GetValue(NoRepeatNgramSize) ?? defaults.NoRepeatNgramSize,
+            BadWordsIds = p.GetValue(BadWordsIds) is { Length: > 0 } words ? words.Select(ParseIds).ToArray() : defaults.BadWordsIds,
+            NumReturnSequences = p.GetValue(NumReturnSequences) ?? defaults.NumReturnSequences,
+            NumBeams = p.GetValue(NumBeams) ?? defaults.NumBeams,
+            NumBeamGroups = p.GetValue(NumBeamGroups) ?? defaults.NumBeamGroups,
+            DiversityPenalty = p.GetValue(DiversityPenalty) ?? defaults.DiversityPenalty,
             LengthPenalty = p.GetValue(LengthPenalty) ?? defaults.LengthPenalty,
-            EarlyStopping = ParseEarlyStopping(p.GetValue(EarlyStoppingOption)),
-            EosTokenIds = p.GetValue(EosTokenId) is { Length: > 0 } eos ? eos : null,
-            PadTokenId = p.GetValue(PadTokenId),
-            BosTokenId = p.GetValue(BosTokenId),
-            StopStrings = p.GetValue(StopStrings) is { Length: > 0 } stops ? stops : null,
-            Seed = p.GetValue(Seed),
+            EarlyStopping = p.GetValue(EarlyStoppingOption) is { } early ? ParseEarlyStopping(early) : defaults.EarlyStopping,
+            EosTokenIds = p.GetValue(EosTokenId) is { Length: > 0 } eos ? eos : defaults.EosTokenIds,
+            PadTokenId = p.GetValue(PadTokenId) ?? defaults.PadTokenId,
+            BosTokenId = p.GetValue(BosTokenId) ?? defaults.BosTokenId,
+            StopStrings = p.GetValue(StopStrings) is { Length: > 0 } stops ? stops : defaults.StopStrings,
+            Seed = p.GetValue(Seed) ?? defaults.Seed,
             Logprobs = p.GetValue(Logprobs) ?? 0,
             TruncatePrompt = p.GetValue(TruncatePrompt),
         };
@@ -84,9 +84,9 @@ public static class GenerateCommand
         text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
             .Select(s => int.TryParse(s, out var id) ? id : throw new ArgumentException($"--bad-words-ids: '{s}' is not a token id")).ToArray();
 
-    private static EarlyStopping ParseEarlyStopping(string? text) => text?.ToLowerInvariant() switch
+    private static EarlyStopping ParseEarlyStopping(string text) => text.ToLowerInvariant() switch
     {
-        null or "false" => EarlyStopping.False,
+        "false" => EarlyStopping.False,
         "true" => EarlyStopping.True,
         "never" => EarlyStopping.Never,
         _ => throw new ArgumentException($"--early-stopping: '{text}' is not one of true, false, never"),
@@ -94,10 +94,10 @@ public static class GenerateCommand
 
     private static int Run(ParseResult parse)
     {
-        var config = ToConfig(parse);
         var prompts = parse.GetValue(Prompt)!;
         bool json = parse.GetValue(CommonOptions.Json);
         using var loaded = ModelLoader.LoadLanguageModel(parse);
+        var config = ToConfig(parse, loaded.Folder is { } folder ? GenerationConfig.FromDirectory(folder) : new GenerationConfig());
         if (!json) Console.Error.WriteLine($"[{loaded.Description}]");
         var generator = new TextGenerator(loaded.Model, loaded.Tokenizer);
 

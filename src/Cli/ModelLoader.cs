@@ -9,7 +9,8 @@ namespace Gpt2Orleans.Cli;
 /// <summary>Turns <c>--model</c> into a loaded model: a local folder, a hub repo id (downloaded with a progress bar), or the default model.</summary>
 public static class ModelLoader
 {
-    public sealed record Loaded<T>(T Model, Gpt2Tokenizer Tokenizer, string Description) : IDisposable where T : Gpt2PreTrainedModel
+    /// <param name="Folder">the checkpoint folder, or null for the default model</param>
+    public sealed record Loaded<T>(T Model, Gpt2Tokenizer Tokenizer, string Description, string? Folder) : IDisposable where T : Gpt2PreTrainedModel
     {
         public void Dispose() => Model.Dispose();
     }
@@ -17,7 +18,7 @@ public static class ModelLoader
     public static Loaded<Gpt2LMHeadModel> LoadLanguageModel(ParseResult parse)
     {
         if (parse.GetValue(CommonOptions.Model) is null)
-            return new(DefaultModel.Create(LoadOptions(parse)), Gpt2Tokenizer.Default, DefaultModel.Description);
+            return new(DefaultModel.Create(LoadOptions(parse)), Gpt2Tokenizer.Default, DefaultModel.Description, null);
         return Load(parse, Gpt2LMHeadModel.FromPretrained);
     }
 
@@ -26,7 +27,7 @@ public static class ModelLoader
         string spec = parse.GetValue(CommonOptions.Model)
             ?? throw new ArgumentException("--model: this command needs a checkpoint with the matching head (a folder or hub repo id)");
         string folder = Resolve(spec, parse.GetValue(CommonOptions.Json));
-        return new(fromPretrained(folder, LoadOptions(parse)), Gpt2Tokenizer.FromDirectory(folder), folder);
+        return new(fromPretrained(folder, LoadOptions(parse)), Gpt2Tokenizer.FromDirectory(folder), folder, folder);
     }
 
     private static ModelLoadOptions LoadOptions(ParseResult parse) => new()

@@ -1,3 +1,5 @@
+using Gpt2Orleans.Inference.Checkpoints;
+
 namespace Gpt2Orleans.Inference.Generation;
 
 /// <summary>
@@ -40,6 +42,52 @@ public sealed record GenerationConfig
     public bool TruncatePrompt { get; init; }
 
     public bool IsBeamSearch => NumBeams > 1;
+
+    /// <summary>A checkpoint folder's generation_config.json (HF's per-model defaults for generate), or HF's defaults without one.</summary>
+    public static GenerationConfig FromDirectory(string directory)
+    {
+        string path = Path.Combine(directory, "generation_config.json");
+        return File.Exists(path) ? FromJson(File.ReadAllText(path), path) : new GenerationConfig();
+    }
+
+    /// <summary>Reads HF's generation_config.json fields; absent ones keep HF's defaults, unknown ones are ignored as HF ignores them.</summary>
+    public static GenerationConfig FromJson(string json, string source = "generation_config.json")
+    {
+        var r = JsonFieldReader.Parse(json, source);
+        var d = new GenerationConfig();
+        return new GenerationConfig
+        {
+            MaxNewTokens = r.Int("max_new_tokens"),
+            MaxLength = r.Int("max_length") ?? d.MaxLength,
+            MinLength = r.Int("min_length") ?? d.MinLength,
+            MinNewTokens = r.Int("min_new_tokens"),
+            DoSample = r.Bool("do_sample") ?? d.DoSample,
+            Temperature = r.Double("temperature") ?? d.Temperature,
+            TopK = r.Int("top_k") ?? d.TopK,
+            TopP = r.Double("top_p") ?? d.TopP,
+            MinP = r.Double("min_p"),
+            TypicalP = r.Double("typical_p") ?? d.TypicalP,
+            RepetitionPenalty = r.Double("repetition_penalty") ?? d.RepetitionPenalty,
+            NoRepeatNgramSize = r.Int("no_repeat_ngram_size") ?? d.NoRepeatNgramSize,
+            BadWordsIds = r.IntLists("bad_words_ids"),
+            NumReturnSequences = r.Int("num_return_sequences") ?? d.NumReturnSequences,
+            NumBeams = r.Int("num_beams") ?? d.NumBeams,
+            NumBeamGroups = r.Int("num_beam_groups") ?? d.NumBeamGroups,
+            DiversityPenalty = r.Double("diversity_penalty") ?? d.DiversityPenalty,
+            LengthPenalty = r.Double("length_penalty") ?? d.LengthPenalty,
+            EarlyStopping = r.BoolOrString("early_stopping") switch
+            {
+                null or "false" => EarlyStopping.False,
+                "true" => EarlyStopping.True,
+                "never" => EarlyStopping.Never,
+                var other => throw new CheckpointException($"{source}: early_stopping: '{other}' is not true, false or \"never\""),
+            },
+            EosTokenIds = r.Has("eos_token_id") ? r.IntOrList("eos_token_id") : null,
+            PadTokenId = r.Int("pad_token_id"),
+            BosTokenId = r.Int("bos_token_id"),
+            StopStrings = r.StringOrList("stop_strings"),
+        };
+    }
 
     public void Validate(int vocabSize)
     {

@@ -142,8 +142,8 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
                         .SelectMany(p => Enumerable.Range(p * beams + group * groupSize, groupSize)).ToArray();
                     using var rowIndex = torch.tensor(groupRows.Select(r => (long)r).ToArray(), device: logits.device);
                     var logp = logits.index_select(0, rowIndex).log_softmax(-1);
-                    var processed = _processors.Process(groupRows.Select(r => decode.Ids[r]).ToList(), logp);
-                    processed = diversity.Process(processed, currentTokens, group);
+                    // HF puts the diversity penalty first in the processor list.
+                    var processed = _processors.Process(groupRows.Select(r => decode.Ids[r]).ToList(), diversity.Process(logp, currentTokens, group));
                     var running = torch.tensor(groupRows.Select(r => beamScores[r]).ToArray(), device: logits.device).to(ScalarType.Float32);
                     var candidates = TopCandidates(processed + running.unsqueeze(1), prompts, groupSize, keep);
                     var next = scorer.Process(groupRows.Select(r => newTokens[r]).ToList(), candidates, eos.ToArray(), pad, step + 1, group);
