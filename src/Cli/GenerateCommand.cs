@@ -32,6 +32,14 @@ public static class GenerateCommand
     private static readonly Option<string[]> StopStrings = new("--stop-strings") { Description = "Stop when the text contains this string (repeatable)" };
     private static readonly Option<long?> Seed = new("--seed");
     private static readonly Option<int?> Logprobs = new("--logprobs") { Description = "Also report the N most likely tokens at each step (0–20)" };
+    private static readonly Option<string[]> SequenceBias = new("--sequence-bias") { Description = "IDS=BIAS: add BIAS to the last of the comma-separated IDS when the rest precede it (repeatable)" };
+    private static readonly Option<int[]> SuppressTokens = new("--suppress-tokens") { Description = "Token ids never generated" };
+    private static readonly Option<int[]> BeginSuppressTokens = new("--begin-suppress-tokens") { Description = "Token ids not allowed as the first new token" };
+    private static readonly Option<int?> ForcedBosTokenId = new("--forced-bos-token-id");
+    private static readonly Option<int?> ForcedEosTokenId = new("--forced-eos-token-id") { Description = "Token forced as the last one when max length is reached" };
+    private static readonly Option<double?> EpsilonCutoff = new("--epsilon-cutoff");
+    private static readonly Option<double?> EtaCutoff = new("--eta-cutoff");
+    private static readonly Option<bool> RenormalizeLogits = new("--renormalize-logits");
     private static readonly Option<bool> TruncatePrompt = new("--truncate-prompt") { Description = "Drop the oldest prompt tokens instead of failing when the context is too short" };
 
     public static Command Create()
@@ -40,7 +48,8 @@ public static class GenerateCommand
         CommonOptions.AddTo(command);
         foreach (var option in new Option[] { Prompt, MaxNewTokens, MaxLength, MinLength, MinNewTokens, DoSample, Temperature, TopK, TopP, MinP,
                      TypicalP, RepetitionPenalty, NoRepeatNgramSize, BadWordsIds, NumReturnSequences, NumBeams, NumBeamGroups, DiversityPenalty,
-                     LengthPenalty, EarlyStoppingOption, EosTokenId, PadTokenId, BosTokenId, StopStrings, Seed, Logprobs, TruncatePrompt })
+                     LengthPenalty, EarlyStoppingOption, EosTokenId, PadTokenId, BosTokenId, StopStrings, Seed, Logprobs, TruncatePrompt,
+                     SequenceBias, SuppressTokens, BeginSuppressTokens, ForcedBosTokenId, ForcedEosTokenId, EpsilonCutoff, EtaCutoff, RenormalizeLogits })
             command.Add(option);
         command.SetAction(Run);
         return command;
@@ -77,12 +86,28 @@ public static class GenerateCommand
             Seed = p.GetValue(Seed) ?? defaults.Seed,
             Logprobs = p.GetValue(Logprobs) ?? 0,
             TruncatePrompt = p.GetValue(TruncatePrompt),
+            SequenceBias = p.GetValue(SequenceBias) is { Length: > 0 } biases ? biases.Select(ParseBias).ToArray() : defaults.SequenceBias,
+            SuppressTokens = p.GetValue(SuppressTokens) is { Length: > 0 } suppress ? suppress : defaults.SuppressTokens,
+            BeginSuppressTokens = p.GetValue(BeginSuppressTokens) is { Length: > 0 } begin ? begin : defaults.BeginSuppressTokens,
+            ForcedBosTokenId = p.GetValue(ForcedBosTokenId) ?? defaults.ForcedBosTokenId,
+            ForcedEosTokenId = p.GetValue(ForcedEosTokenId) ?? defaults.ForcedEosTokenId,
+            EpsilonCutoff = p.GetValue(EpsilonCutoff) ?? defaults.EpsilonCutoff,
+            EtaCutoff = p.GetValue(EtaCutoff) ?? defaults.EtaCutoff,
+            RenormalizeLogits = p.GetValue(RenormalizeLogits) || defaults.RenormalizeLogits,
         };
+    }
+
+    private static (IReadOnlyList<int>, double) ParseBias(string text)
+    {
+        int split = text.LastIndexOf('=');
+        if (split <= 0 || !double.TryParse(text[(split + 1)..], System.Globalization.CultureInfo.InvariantCulture, out var bias))
+            throw new ArgumentException($"--sequence-bias: '{text}' is not IDS=BIAS (e.g. 50256=-5 or 11,198=2.5)");
+        return (ParseIds(text[..split]), bias);
     }
 
     private static IReadOnlyList<int> ParseIds(string text) =>
         text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-            .Select(s => int.TryParse(s, out var id) ? id : throw new ArgumentException($"--bad-words-ids: '{s}' is not a token id")).ToArray();
+            .Select(s => int.TryParse(s, out var id) ? id : throw new ArgumentException($"'{s}' is not a token id")).ToArray();
 
     private static EarlyStopping ParseEarlyStopping(string text) => text.ToLowerInvariant() switch
     {

@@ -22,6 +22,15 @@ public sealed record GenerationConfig
     public double RepetitionPenalty { get; init; } = 1.0;
     public int NoRepeatNgramSize { get; init; }
     public IReadOnlyList<IReadOnlyList<int>>? BadWordsIds { get; init; }
+    /// <summary>HF's sequence_bias: a bias added to a sequence's last token (OpenAI's logit_bias is the one-token case).</summary>
+    public IReadOnlyList<(IReadOnlyList<int> Sequence, double Bias)>? SequenceBias { get; init; }
+    public IReadOnlyList<int>? SuppressTokens { get; init; }
+    public IReadOnlyList<int>? BeginSuppressTokens { get; init; }
+    public int? ForcedBosTokenId { get; init; }
+    public int? ForcedEosTokenId { get; init; }
+    public double EpsilonCutoff { get; init; }
+    public double EtaCutoff { get; init; }
+    public bool RenormalizeLogits { get; init; }
     public int NumReturnSequences { get; init; } = 1;
     public int NumBeams { get; init; } = 1;
     public int NumBeamGroups { get; init; } = 1;
@@ -86,6 +95,13 @@ public sealed record GenerationConfig
             PadTokenId = r.Int("pad_token_id"),
             BosTokenId = r.Int("bos_token_id"),
             StopStrings = r.StringOrList("stop_strings"),
+            SuppressTokens = r.Has("suppress_tokens") ? r.IntOrList("suppress_tokens") : null,
+            BeginSuppressTokens = r.Has("begin_suppress_tokens") ? r.IntOrList("begin_suppress_tokens") : null,
+            ForcedBosTokenId = r.Int("forced_bos_token_id"),
+            ForcedEosTokenId = r.Int("forced_eos_token_id"),
+            EpsilonCutoff = r.Double("epsilon_cutoff") ?? 0,
+            EtaCutoff = r.Double("eta_cutoff") ?? 0,
+            RenormalizeLogits = r.Bool("renormalize_logits") ?? false,
         };
     }
 
@@ -131,5 +147,17 @@ public sealed record GenerationConfig
             foreach (var id in word) Require(id >= 0 && id < vocabSize, "bad_words_ids", $"{id} is outside the vocabulary (0..{vocabSize - 1})");
         }
         foreach (var stop in StopStrings ?? []) Require(!string.IsNullOrEmpty(stop), "stop_strings", "contains an empty string");
+        Require(EpsilonCutoff is >= 0 and < 1, "epsilon_cutoff", $"must be in [0, 1), got {EpsilonCutoff}");
+        Require(EtaCutoff is >= 0 and < 1, "eta_cutoff", $"must be in [0, 1), got {EtaCutoff}");
+        foreach (var (name, ids) in new[] { ("suppress_tokens", SuppressTokens), ("begin_suppress_tokens", BeginSuppressTokens) })
+            foreach (var id in ids ?? [])
+                Require(id >= 0 && id < vocabSize, name, $"{id} is outside the vocabulary (0..{vocabSize - 1})");
+        foreach (var (name, id) in new[] { ("forced_bos_token_id", ForcedBosTokenId), ("forced_eos_token_id", ForcedEosTokenId) })
+            Require(id is null || (id >= 0 && id < vocabSize), name, $"{id} is outside the vocabulary (0..{vocabSize - 1})");
+        foreach (var (sequence, bias) in SequenceBias ?? [])
+        {
+            Require(sequence.Count > 0 && (double.IsFinite(bias) || double.IsNegativeInfinity(bias)), "sequence_bias", "needs non-empty sequences and numeric biases");
+            foreach (var id in sequence) Require(id >= 0 && id < vocabSize, "sequence_bias", $"{id} is outside the vocabulary (0..{vocabSize - 1})");
+        }
     }
 }

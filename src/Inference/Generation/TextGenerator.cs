@@ -76,7 +76,7 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
     {
         private readonly Gpt2LMHeadModel _model = owner.Model;
         private readonly Gpt2Tokenizer _tokenizer = owner.Tokenizer;
-        private readonly LogitsProcessorList _processors = LogitsProcessorList.Create(config, eos, batch.Length);
+        private readonly LogitsProcessorList _processors = LogitsProcessorList.Create(config, eos, batch.Length, batch.Length + maxNew);
 
         /// <summary>HF's <c>_sample</c> (greedy when not sampling): finished rows receive pad until all are done.</summary>
         public IReadOnlyList<GeneratedSequence> SampleOrGreedy()
@@ -142,8 +142,8 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
                         .SelectMany(p => Enumerable.Range(p * beams + group * groupSize, groupSize)).ToArray();
                     using var rowIndex = torch.tensor(groupRows.Select(r => (long)r).ToArray(), device: logits.device);
                     var logp = logits.index_select(0, rowIndex).log_softmax(-1);
-                    // HF puts the diversity penalty first in the processor list.
-                    var processed = _processors.Process(groupRows.Select(r => decode.Ids[r]).ToList(), diversity.Process(logp, currentTokens, group));
+                    var processed = _processors.Process(groupRows.Select(r => decode.Ids[r]).ToList(), logp,
+                        scores => diversity.Process(scores, currentTokens, group));
                     var running = torch.tensor(groupRows.Select(r => beamScores[r]).ToArray(), device: logits.device).to(ScalarType.Float32);
                     var candidates = TopCandidates(processed + running.unsqueeze(1), prompts, groupSize, keep);
                     var next = scorer.Process(groupRows.Select(r => newTokens[r]).ToList(), candidates, eos.ToArray(), pad, step + 1, group);

@@ -72,4 +72,35 @@ public sealed class LogitsProcessorTests
         Assert.InRange(counts[2] / 20000.0, 0.09, 0.11);
         Assert.Equal(0, new SequenceSampler(1).Sample([1f, 0f, 0f]));
     }
+
+    [Fact]
+    public void Epsilon_and_eta_cutoffs_drop_improbable_tokens_but_keep_the_best()
+    {
+        Assert.Equal([false, false, false, true], Apply(new EpsilonLogitsWarper(0.12, entropyAdaptive: false), Logits).Select(float.IsNegativeInfinity));
+        Assert.Equal([false, true, true, true], Apply(new EpsilonLogitsWarper(0.9, entropyAdaptive: false), Logits).Select(float.IsNegativeInfinity));
+        // eta = min(0.5, √0.5 · e^−1.208) ≈ 0.211: drops 0.15 and 0.1.
+        Assert.Equal([false, false, true, true], Apply(new EpsilonLogitsWarper(0.5, entropyAdaptive: true), Logits).Select(float.IsNegativeInfinity));
+    }
+
+    [Fact]
+    public void Sequence_bias_adds_to_single_tokens_always_and_to_longer_sequences_after_their_prefix()
+    {
+        var processor = new SequenceBiasLogitsProcessor([([2], 1.5), ([1, 3], -2.0)]);
+        Assert.Equal([0f, 0f, 1.5f, 0f], Apply(processor, [0f, 0f, 0f, 0f], [0]));
+        Assert.Equal([0f, 0f, 1.5f, -2f], Apply(processor, [0f, 0f, 0f, 0f], [0, 1]));
+    }
+
+    [Fact]
+    public void Suppressed_and_forced_tokens()
+    {
+        Assert.Equal([false, true, false, true], Apply(new SuppressTokensLogitsProcessor([1, 3]), [0f, 0f, 0f, 0f]).Select(float.IsNegativeInfinity));
+        var begin = new SuppressTokensLogitsProcessor([0], atLength: 2);
+        Assert.True(float.IsNegativeInfinity(Apply(begin, [0f, 0f, 0f, 0f], [5, 5])[0]));
+        Assert.False(float.IsNegativeInfinity(Apply(begin, [0f, 0f, 0f, 0f], [5, 5, 5])[0]));
+        var forced = new ForcedTokenLogitsProcessor(2, atLength: 3);
+        Assert.Equal([true, true, false, true], Apply(forced, [1f, 2f, 3f, 4f], [7, 7, 7]).Select(float.IsNegativeInfinity));
+        Assert.Equal([1f, 2f, 3f, 4f], Apply(forced, [1f, 2f, 3f, 4f], [7, 7]));
+        var normalized = Apply(new LogitNormalization(), [1f, 2f, 3f, 4f]);
+        Assert.Equal(1.0, normalized.Sum(MathF.Exp), 1e-5);
+    }
 }
