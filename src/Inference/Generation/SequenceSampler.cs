@@ -28,4 +28,18 @@ public sealed class SequenceSampler(long seed)
         }
         return last; // rounding: the target fell past the last positive entry
     }
+
+    /// <summary><paramref name="count"/> distinct indices drawn in turn without replacement (torch.multinomial's
+    /// replacement=False), as beam sampling draws its candidates.</summary>
+    public int[] SampleDistinct(ReadOnlySpan<float> probabilities, int count)
+    {
+        var remaining = probabilities.ToArray();
+        var chosen = new int[count];
+        for (int k = 0; k < count; k++)
+        {
+            chosen[k] = Sample(remaining);
+            remaining[chosen[k]] = 0;
+        }
+        return chosen;
+    }
 }

@@ -40,8 +40,6 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
         config.Validate(Model.Config.VocabSize);
         if (config.StopStrings is { Count: > 0 } && config.IsBeamSearch)
             throw new ArgumentException("stop_strings: not supported with beam search (use eos_token_id or bad_words_ids)", "stop_strings");
-        if (config.IsBeamSearch && config.DoSample)
-            throw new ArgumentException("do_sample: beam sampling (do_sample with num_beams > 1) is not supported; use one or the other", "do_sample");
         foreach (var row in batch.InputIds)
             foreach (var id in row)
                 if (id < 0 || id >= Model.Config.VocabSize)
@@ -114,7 +112,7 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
                 logprobs?[r], finish[r] ?? FinishReason.Length)).ToList();
         }
 
-        /// <summary>HF's <c>_beam_search</c>, and <c>_group_beam_search</c> when num_beam_groups > 1.</summary>
+        /// <summary>HF's <c>_beam_search</c>, <c>_beam_sample</c> (do_sample) and <c>_group_beam_search</c> (num_beam_groups > 1).</summary>
         public IReadOnlyList<GeneratedSequence> BeamSearch()
         {
             int beams = config.NumBeams, groupSize = beams / config.NumBeamGroups, prompts = batch.BatchSize;
@@ -126,6 +124,9 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
             var beamScores = Enumerable.Range(0, rows).Select(r => r % groupSize == 0 ? 0.0 : -1e9).ToArray();
             var newTokens = Enumerable.Range(0, rows).Select(_ => (IReadOnlyList<int>)[]).ToArray();
             int keep = Math.Max(2, 1 + eos.Count) * groupSize;
+            var samplers = config.DoSample
+                ? Enumerable.Range(0, prompts).Select(p => new SequenceSampler(SequenceSampler.SeedFor(config.Seed, p))).ToArray()
+                : null;
 
             for (int step = 0; step < maxNew; step++)
             {
@@ -142,10 +143,14 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
                         .SelectMany(p => Enumerable.Range(p * beams + group * groupSize, groupSize)).ToArray();
                     using var rowIndex = torch.tensor(groupRows.Select(r => (long)r).ToArray(), device: logits.device);
                     var logp = logits.index_select(0, rowIndex).log_softmax(-1);
-                    var processed = _processors.Process(groupRows.Select(r => decode.Ids[r]).ToList(), logp,
-                        scores => diversity.Process(scores, currentTokens, group));
+                    var groupIds = groupRows.Select(r => decode.Ids[r]).ToList();
+                    var processed = _processors.Process(groupIds, logp, scores => diversity.Process(scores, currentTokens, group));
+                    if (samplers is not null) processed = _processors.Warp(groupIds, processed); // HF warps before adding the beam scores
                     var running = torch.tensor(groupRows.Select(r => beamScores[r]).ToArray(), device: logits.device).to(ScalarType.Float32);
-                    var candidates = TopCandidates(processed + running.unsqueeze(1), prompts, groupSize, keep);
+                    var withBeams = processed + running.unsqueeze(1);
+                    var candidates = samplers is null
+                        ? TopCandidates(withBeams, prompts, groupSize, keep)
+                        : SampledCandidates(withBeams, prompts, groupSize, keep, samplers);
                     var next = scorer.Process(groupRows.Select(r => newTokens[r]).ToList(), candidates, eos.ToArray(), pad, step + 1, group);
                     for (int i = 0; i < groupRows.Length; i++)
                     {
@@ -204,6 +209,19 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
             return Enumerable.Range(0, prompts).Select(p => Enumerable.Range(p * keep, keep)
                 .Select(k => new BeamSearchScorer.Candidate(valuesHost[k], (int)(indicesHost[k] % vocab), (int)(indicesHost[k] / vocab)))
                 .ToList()).ToList();
+        }
+
+        /// <summary>Beam sampling: per prompt, <paramref name="keep"/> distinct (beam, token) pairs drawn from softmax of
+        /// the running scores, then ranked by score, as HF's <c>_beam_sample</c> does.</summary>
+        private static List<List<BeamSearchScorer.Candidate>> SampledCandidates(Tensor scores, int prompts, int groupSize, int keep, SequenceSampler[] samplers)
+        {
+            int width = (int)(groupSize * scores.shape[1]), vocab = (int)scores.shape[1];
+            var flat = scores.view(prompts, width);
+            var probs = flat.softmax(-1).cpu().data<float>().ToArray();
+            var values = flat.cpu().data<float>().ToArray();
+            return Enumerable.Range(0, prompts).Select(p => samplers[p].SampleDistinct(probs.AsSpan(p * width, width), keep)
+                .Select(i => new BeamSearchScorer.Candidate(values[p * width + i], i % vocab, i / vocab))
+                .OrderByDescending(c => c.Score).ToList()).ToList();
         }
 
         private static int[] Argmax(Tensor scores) => scores.argmax(-1).cpu().data<long>().Select(v => (int)v).ToArray();

@@ -26,6 +26,17 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     }
 
     [Fact]
+    public void Beam_sampling_is_seeded_and_returns_ranked_hypotheses()
+    {
+        var config = new GenerationConfig { DoSample = true, NumBeams = 3, NumReturnSequences = 2, MaxNewTokens = 8, Seed = 21, TopK = 0 };
+        var first = Generator.Generate(Prompt, config);
+        Assert.Equal(first.Select(s => s.Ids), Generator.Generate(Prompt, config).Select(s => s.Ids));
+        Assert.True(first[0].Score >= first[1].Score);
+        var seeds = Enumerable.Range(0, 4).Select(seed => string.Join(",", Generator.Generate(Prompt, config with { Seed = seed })[0].Ids));
+        Assert.True(seeds.Distinct().Count() > 1, "different seeds should explore different beams");
+    }
+
+    [Fact]
     public void Sampling_with_top_k_1_is_greedy()
     {
         var greedy = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 12 });
