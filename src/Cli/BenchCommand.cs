@@ -18,13 +18,13 @@ namespace Gpt2Orleans.Cli;
 /// </summary>
 public static class BenchCommand
 {
-    private static readonly Option<string[]> DTypes = new("--dtypes") { Description = "dtypes to measure", DefaultValueFactory = _ => ["float32", "bfloat16"] };
+    private static readonly Option<string[]> DTypes = new("--dtypes") { Description = "dtypes to measure", DefaultValueFactory = _ => ["float32", "bfloat16"], AllowMultipleArgumentsPerToken = true };
     private static readonly Option<int> PromptTokens = new("--prompt-tokens") { DefaultValueFactory = _ => 32 };
     private static readonly Option<int> NewTokens = new("--new-tokens") { DefaultValueFactory = _ => 128 };
     private static readonly Option<int> PrefillTokens = new("--prefill-tokens") { DefaultValueFactory = _ => 512 };
     private static readonly Option<int> Repeats = new("--repeats") { Description = "runs per measurement (the median is reported)", DefaultValueFactory = _ => 3 };
 
-    public sealed record Row(string DType, string Measurement, double Value, string Unit, double Bound, double FractionOfBound);
+    public sealed record Row(string DType, string Measurement, double Value, string Unit, double? Bound, double? FractionOfBound);
 
     public static Command Create()
     {
@@ -72,7 +72,7 @@ public static class BenchCommand
                 rows.Add(new Row(Name(dtype), "decode, batch 1", decodeMs, "ms/token", decodeBoundMs, decodeBoundMs / decodeMs));
                 rows.Add(new Row(Name(dtype), "decode, batch 1", 1000 / decodeMs, "tokens/s", 1000 / decodeBoundMs, decodeBoundMs / decodeMs));
                 rows.Add(new Row(Name(dtype), $"prefill {prefillTokens} tokens", prefill, "s", prefillBound, prefillBound / prefill));
-                rows.Add(new Row(Name(dtype), "model load", load, "s", double.NaN, double.NaN));
+                rows.Add(new Row(Name(dtype), "model load", load, "s", null, null));
             }
         }
         finally
@@ -87,8 +87,8 @@ public static class BenchCommand
         }
         var table = new Table().AddColumns("dtype", "measurement", "value", "machine bound", "fraction of bound");
         foreach (var r in rows)
-            table.AddRow(r.DType, r.Measurement, $"{r.Value:0.###} {r.Unit}", double.IsNaN(r.Bound) ? "—" : $"{r.Bound:0.###} {r.Unit}",
-                double.IsNaN(r.FractionOfBound) ? "—" : $"{r.FractionOfBound:P0}");
+            table.AddRow(r.DType, r.Measurement, $"{r.Value:0.###} {r.Unit}", r.Bound is { } bound ? $"{bound:0.###} {r.Unit}" : "—",
+                r.FractionOfBound is { } fraction ? $"{fraction:P0}" : "—");
         AnsiConsole.Write(table);
         AnsiConsole.WriteLine($"machine: {Environment.ProcessorCount} cores, memory triad {bounds.TriadGBps:F1} GB/s, read {bounds.ReadGBps:F1} GB/s, matmul " +
             string.Join(", ", bounds.MatmulGflops.Select(p => $"{Name(p.Key)} {p.Value:F0} GFLOP/s")) + $"; torch threads {torch.get_num_threads()}");

@@ -27,6 +27,8 @@ public static class ModelLoader
         string spec = parse.GetValue(CommonOptions.Model)
             ?? throw new ArgumentException("--model: this command needs a checkpoint with the matching head (a folder or hub repo id)");
         string folder = Resolve(spec, parse.GetValue(CommonOptions.Json));
+        if (!File.Exists(Path.Combine(folder, "vocab.json")))
+            Console.Error.WriteLine($"[{folder} has no vocab.json/merges.txt: using the bundled GPT-2 vocabulary]");
         return new(fromPretrained(folder, LoadOptions(parse)), Gpt2Tokenizer.FromDirectory(folder), folder, folder);
     }
 
