@@ -1,4 +1,5 @@
 using Gpt2Orleans.Inference.Checkpoints;
+using Gpt2Orleans.Inference.KvCache;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -50,21 +51,47 @@ public sealed class Gpt2Attention : nn.Module
         var value = SplitHeads(parts[2], b, t);
         if (cache is not null) (key, value) = cache.Append(_layerIdx, key, value); // (B, nh, past+T, hs)
 
-        Tensor output;
-        if (outputAttentions || _reorderAndUpcast)
-        {
-            output = EagerAttention(query, key, value, mask, out var w);
-            weights = outputAttentions ? w : null;
-        }
-        else
-        {
-            // The fused kernel always divides by sqrt(hs); fold any other scale into the query.
-            var q = Math.Abs(_scale * Math.Sqrt(_headDim) - 1.0) < 1e-12 ? query : query * (_scale * Math.Sqrt(_headDim));
-            output = nn.functional.scaled_dot_product_attention(q, key, value, mask.Bias, 0.0, mask.IsCausal);
-            weights = null;
-        }
+        var output = Attend(query, key, value, mask, outputAttentions, out weights);
         var merged = output.permute(0, 2, 1, 3).reshape(b, t, _embed);          // (B, T, E)
         return c_proj.forward(merged);
+    }
+
+    /// <summary>
+    /// Paged attention over a flat batch (N, E) of new tokens from several sequences: their K/V are written to the
+    /// pool, and each sequence attends over all its positions, read through its block table.
+    /// </summary>
+    public Tensor forwardPaged(Tensor hidden, PagedBatch batch, KvBlockPool pool)
+    {
+        long n = hidden.shape[0];
+        var parts = c_attn.forward(hidden).split(_embed, 1);                   // 3 × (N, E)
+        var query = parts[0].view(n, _nHead, _headDim);                         // (N, nh, hs)
+        pool.Write(_layerIdx, batch.WriteSlots, parts[1].view(n, _nHead, _headDim), parts[2].view(n, _nHead, _headDim));
+        var output = torch.empty([n, _nHead, _headDim], hidden.dtype, hidden.device);
+        for (int i = 0; i < batch.Sequences.Count; i++)
+        {
+            var s = batch.Sequences[i];
+            var (key, value) = pool.Gather(_layerIdx, batch.ContextSlots[i]); // (L, nh, hs)
+            var q = query.narrow(0, s.QueryStart, s.QueryLength).permute(1, 0, 2).unsqueeze(0); // (1, nh, T, hs)
+            using var mask = AttentionMask.Create(null, s.QueryLength, s.ContextLength, hidden.dtype, hidden.device, explicitBias: _reorderAndUpcast);
+            var attended = Attend(q, key.permute(1, 0, 2).unsqueeze(0), value.permute(1, 0, 2).unsqueeze(0), mask, false, out _);
+            output.narrow(0, s.QueryStart, s.QueryLength).copy_(attended.squeeze(0).permute(1, 0, 2));
+        }
+        return c_proj.forward(output.view(n, _embed));
+    }
+
+    /// <summary>The fused kernel, or HF's eager math when weights are requested or reorder_and_upcast_attn is set.</summary>
+    private Tensor Attend(Tensor query, Tensor key, Tensor value, AttentionMask mask, bool outputAttentions, out Tensor? weights)
+    {
+        if (outputAttentions || _reorderAndUpcast)
+        {
+            var output = EagerAttention(query, key, value, mask, out var w);
+            weights = outputAttentions ? w : null;
+            return output;
+        }
+        // The fused kernel always divides by sqrt(hs); fold any other scale into the query.
+        var q = Math.Abs(_scale * Math.Sqrt(_headDim) - 1.0) < 1e-12 ? query : query * (_scale * Math.Sqrt(_headDim));
+        weights = null;
+        return nn.functional.scaled_dot_product_attention(q, key, value, mask.Bias, 0.0, mask.IsCausal);
     }
 
     private Tensor SplitHeads(Tensor x, long b, long t) =>

@@ -1,4 +1,5 @@
 using Gpt2Orleans.Inference.Checkpoints;
+using Gpt2Orleans.Inference.KvCache;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,10 +26,23 @@ public sealed class Gpt2Block : nn.Module
     public Tensor forward(Tensor hidden, AttentionMask mask, KeyValueCache? cache, bool outputAttentions, out Tensor? weights)
     {
         using var scope = torch.NewDisposeScope();
-        var attended = attn.forward(ln_1.forward(hidden), mask, cache, outputAttentions, out weights);
-        var residual = attended.add_(hidden);
-        var output = mlp.forward(ln_2.forward(residual)).add_(residual);
-        if (weights is not null) weights = weights.MoveToOuterDisposeScope();
+        Tensor? attentionWeights = null;
+        var output = Residuals(hidden, normed => attn.forward(normed, mask, cache, outputAttentions, out attentionWeights));
+        weights = attentionWeights?.MoveToOuterDisposeScope();
         return output.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The same block over a flat batch of tokens whose K/V live in a block pool.</summary>
+    public Tensor forwardPaged(Tensor hidden, PagedBatch batch, KvBlockPool pool)
+    {
+        using var scope = torch.NewDisposeScope();
+        return Residuals(hidden, normed => attn.forwardPaged(normed, batch, pool)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>x + attn(ln_1(x)), then + mlp(ln_2(·)).</summary>
+    private Tensor Residuals(Tensor hidden, Func<Tensor, Tensor> attention)
+    {
+        var residual = attention(ln_1.forward(hidden)).add_(hidden);
+        return mlp.forward(ln_2.forward(residual)).add_(residual);
     }
 }

@@ -1,4 +1,5 @@
 using Gpt2Orleans.Inference.Checkpoints;
+using Gpt2Orleans.Inference.KvCache;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -42,6 +43,16 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
     /// <summary>The output embedding: lm_head's weight, or the tied input embedding.</summary>
     public Tensor LmHeadWeight => lm_head?.weight ?? transformer.wte.weight;
 
+    /// <summary>Paged forward pass; logits (R, V) for the flat-batch rows in <paramref name="logitRows"/> (each sequence's last new token, say).</summary>
+    public Tensor forwardPaged(Tensor tokenIds, PagedBatch batch, KvBlockPool pool, long[] logitRows)
+    {
+        using var hidden = transformer.forwardPaged(tokenIds, batch, pool);
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.inference_mode();
+        var rows = hidden.index_select(0, torch.tensor(logitRows, device: hidden.device));
+        return Project(rows).MoveToOuterDisposeScope();
+    }
+
     /// <param name="lastPositionOnly">compute logits for the last position only (what generation needs; saves T−1 vocab projections).</param>
     public CausalLMOutput forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KeyValueCache? cache = null,
         Tensor? labels = null, bool outputHiddenStates = false, bool outputAttentions = false, bool lastPositionOnly = false)
@@ -50,10 +61,12 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
         var hidden = lastPositionOnly ? output.LastHiddenState.narrow(1, output.LastHiddenState.shape[1] - 1, 1) : output.LastHiddenState;
-        var logits = CpuMatVec.Applies(hidden, LmHeadWeight)
-            ? CpuMatVec.Apply(hidden, LmHeadWeight, null)
-            : nn.functional.linear(hidden, LmHeadWeight);                        // (B, T, V)
+        var logits = Project(hidden);                                             // (B, T, V)
         var loss = labels is null ? null : Losses.ShiftedCrossEntropy(logits, labels);
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), output);
     }
+
+    /// <summary>Hidden states (…, E) to vocabulary logits (…, V) through the (tied) LM head.</summary>
+    private Tensor Project(Tensor hidden) =>
+        CpuMatVec.Applies(hidden, LmHeadWeight) ? CpuMatVec.Apply(hidden, LmHeadWeight, null) : nn.functional.linear(hidden, LmHeadWeight);
 }

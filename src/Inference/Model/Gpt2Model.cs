@@ -1,4 +1,5 @@
 using Gpt2Orleans.Inference.Checkpoints;
+using Gpt2Orleans.Inference.KvCache;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -81,6 +82,26 @@ public sealed class Gpt2Model : nn.Module
         foreach (var s in hiddenStates?.SkipLast(1) ?? []) s.MoveToOuterDisposeScope(); // the last one is `hidden`
         foreach (var a in attentions ?? []) a.MoveToOuterDisposeScope();
         return new Gpt2ModelOutput(hidden, hiddenStates, attentions);
+    }
+
+    /// <summary>
+    /// A paged forward pass: the new tokens (N) of several sequences as one flat batch, so projections and MLP run
+    /// as single matrix products over all of them; attention reads and writes K/V in <paramref name="pool"/>.
+    /// Returns the final hidden states (N, E).
+    /// </summary>
+    public Tensor forwardPaged(Tensor tokenIds, PagedBatch batch, KvBlockPool pool)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.inference_mode();
+        if (tokenIds.dim() != 1 || tokenIds.shape[0] != batch.TokenCount)
+            throw new ArgumentException($"token ids must be a flat vector of the batch's {batch.TokenCount} tokens");
+        if (batch.Sequences.Any(s => s.TotalLength > Config.NPositions))
+            throw new ArgumentException($"a sequence exceeds the model's n_positions ({Config.NPositions})");
+        CheckRange(tokenIds, Config.VocabSize, "input_ids", "token id", "vocabulary");
+        using var decodeStep = CpuMatVec.DecodeStep(DType, Device, batch.TokenCount);
+        var hidden = wte.forward(tokenIds.to(Device)).add_(wpe.forward(batch.Positions)); // (N, E)
+        foreach (var block in h) hidden = block.forwardPaged(hidden, batch, pool);
+        return ln_f.forward(hidden).MoveToOuterDisposeScope();
     }
 
     private static void CheckRange(Tensor values, long limit, string argument, string what, string table)

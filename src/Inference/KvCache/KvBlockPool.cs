@@ -1,0 +1,83 @@
+using Gpt2Orleans.Inference.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Gpt2Orleans.Inference.KvCache;
+
+/// <summary>
+/// The KV memory of one model on one device, allocated once: per layer, keys and values as
+/// [blocks · block_size, n_head, head_dim] (a "slot" is one token position in one block). Sequences reach their
+/// K/V through block tables kept by the <see cref="Allocator"/>; slot = block · block_size + offset.
+/// </summary>
+public sealed class KvBlockPool : IDisposable
+{
+    private readonly Tensor[] _keys;
+    private readonly Tensor[] _values;
+
+    public BlockAllocator Allocator { get; }
+    public int BlockSize => Allocator.BlockSize;
+    public ScalarType DType { get; }
+    public Device Device { get; }
+    /// <summary>K and V of one token across all layers.</summary>
+    public long BytesPerToken { get; }
+
+    public KvBlockPool(Gpt2Config config, int blocks, int blockSize, ScalarType dtype, Device device)
+    {
+        Allocator = new BlockAllocator(blocks, blockSize);
+        DType = dtype;
+        Device = device;
+        BytesPerToken = BytesPerTokenOf(config, dtype);
+        long slots = (long)blocks * blockSize;
+        _keys = new Tensor[config.NLayer];
+        _values = new Tensor[config.NLayer];
+        for (int layer = 0; layer < config.NLayer; layer++)
+        {
+            _keys[layer] = torch.zeros([slots, config.NHead, config.HeadDim], dtype, device).DetachFromDisposeScope();
+            _values[layer] = torch.zeros([slots, config.NHead, config.HeadDim], dtype, device).DetachFromDisposeScope();
+        }
+    }
+
+    public static long BytesPerTokenOf(Gpt2Config config, ScalarType dtype) =>
+        2L * config.NLayer * config.NEmbd * (dtype is ScalarType.Float32 ? 4 : 2);
+
+    /// <summary>How many blocks fit in <paramref name="bytes"/> (configuration may size the pool by memory).</summary>
+    public static int BlocksForBytes(Gpt2Config config, long bytes, int blockSize, ScalarType dtype) =>
+        (int)Math.Min(int.MaxValue, bytes / (BytesPerTokenOf(config, dtype) * blockSize));
+
+    /// <summary>The slot of every position 0..<paramref name="length"/>−1 of a sequence.</summary>
+    public long[] Slots(long sequence, int length, int from = 0)
+    {
+        var table = Allocator.BlockTable(sequence);
+        var slots = new long[length - from];
+        for (int p = from; p < length; p++) slots[p - from] = (long)table[p / BlockSize] * BlockSize + p % BlockSize;
+        return slots;
+    }
+
+    /// <summary>Stores this step's keys and values (N, n_head, head_dim) at their slots (N).</summary>
+    internal void Write(int layer, Tensor slots, Tensor key, Tensor value)
+    {
+        _keys[layer].index_copy_(0, slots, key);
+        _values[layer].index_copy_(0, slots, value);
+    }
+
+    /// <summary>Copies of the K and V at the given slots (L, n_head, head_dim).</summary>
+    internal (Tensor Key, Tensor Value) Gather(int layer, Tensor slots) =>
+        (_keys[layer].index_select(0, slots), _values[layer].index_select(0, slots));
+
+    internal Tensor KeyStorage(int layer) => _keys[layer];
+    internal Tensor ValueStorage(int layer) => _values[layer];
+
+    /// <summary>Copy-on-write: a block's K/V (all layers) into another block.</summary>
+    public void CopyBlock(int source, int destination)
+    {
+        using var scope = torch.NewDisposeScope();
+        foreach (var storage in _keys.Concat(_values))
+            storage.narrow(0, (long)destination * BlockSize, BlockSize).copy_(storage.narrow(0, (long)source * BlockSize, BlockSize));
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _keys) t.Dispose();
+        foreach (var t in _values) t.Dispose();
+    }
+}
