@@ -95,7 +95,7 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
                 var logits = decode.NextLogits();                                  // (N, V) float32
                 var scores = _processors.Process(decode.Ids, logits.clone());
                 int[] chosen = samplers is null ? Argmax(scores) : Sample(_processors.Warp(decode.Ids, scores), samplers);
-                var chosenLogprobs = logprobs is null ? null : Logprobs(logits, chosen, config.Logprobs!.Value);
+                var chosenLogprobs = logprobs is null ? null : LogprobCalculator.Compute(logits, chosen, config.Logprobs!.Value);
                 for (int r = 0; r < rows; r++)
                 {
                     if (finish[r] is not null) { chosen[r] = pad; continue; }
@@ -194,7 +194,7 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
             {
                 int start = batch.Length - 1; // the logits at position p predict token p + 1
                 var rowLogits = logits[i].narrow(0, start, results[i].Tokens.Count);
-                result[i] = [.. Logprobs(rowLogits, results[i].Tokens.ToArray(), top)];
+                result[i] = [.. LogprobCalculator.Compute(rowLogits, results[i].Tokens, top)];
             }
             return result;
         }
@@ -232,24 +232,6 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
             int vocab = (int)probs.shape[1];
             var all = probs.data<float>().ToArray();
             return samplers.Select((s, r) => s.Sample(all.AsSpan(r * vocab, vocab))).ToArray();
-        }
-
-        /// <summary>Log-probabilities under the model's raw next-token distribution (before processors), as OpenAI reports them.</summary>
-        private static TokenLogprob[] Logprobs(Tensor logits, int[] chosen, int top)
-        {
-            var logp = logits.log_softmax(-1);
-            using var index = torch.tensor(chosen.Select(c => (long)c).ToArray(), device: logp.device).unsqueeze(1);
-            var picked = logp.gather(1, index).cpu().data<float>().ToArray();
-            float[] topValues = [];
-            long[] topIds = [];
-            if (top > 0)
-            {
-                var (values, indices) = logp.topk(top, 1);
-                topValues = values.cpu().data<float>().ToArray();
-                topIds = indices.cpu().data<long>().ToArray();
-            }
-            return chosen.Select((c, r) => new TokenLogprob(c, picked[r],
-                Enumerable.Range(r * top, top).Select(k => new TopLogprob((int)topIds[k], topValues[k])).ToArray())).ToArray();
         }
     }
 }

@@ -1,0 +1,37 @@
+namespace Gpt2Orleans.Inference.Engine;
+
+/// <summary>How one model's engine shares its memory and its steps. Validated by <see cref="Validate"/>.</summary>
+public sealed record EngineOptions
+{
+    /// <summary>Name used in metrics tags and in prefix-cache hashes.</summary>
+    public string ModelName { get; init; } = "model";
+    /// <summary>KV pool size in blocks; when null, <see cref="KvCacheBytes"/> decides.</summary>
+    public int? KvBlocks { get; init; }
+    public long KvCacheBytes { get; init; } = 512L << 20;
+    public int BlockSize { get; init; } = 16;
+    /// <summary>Tokens one step may process (decodes count one each; long prompts are prefilled in chunks).</summary>
+    public int MaxBatchTokens { get; init; } = 512;
+    public int MaxRunningSequences { get; init; } = 64;
+    /// <summary>Requests waiting for admission beyond which new ones are rejected with <see cref="EngineOverloadedException"/>.</summary>
+    public int MaxWaitingRequests { get; init; } = 1024;
+    /// <summary>Admissions per round-robin turn, per tenant (default 1).</summary>
+    public IReadOnlyDictionary<string, int> TenantWeights { get; init; } = new Dictionary<string, int>();
+    /// <summary>Most sequences a tenant may have running at once (null: no cap).</summary>
+    public int? MaxSequencesPerTenant { get; init; }
+
+    public void Validate()
+    {
+        static void Require(bool ok, string name, string message)
+        {
+            if (!ok) throw new ArgumentException($"{name}: {message}", name);
+        }
+        Require(KvBlocks is null or > 0, nameof(KvBlocks), "must be positive");
+        Require(KvCacheBytes > 0, nameof(KvCacheBytes), "must be positive");
+        Require(BlockSize is > 0 and <= 1024, nameof(BlockSize), "must be between 1 and 1024");
+        Require(MaxBatchTokens > 0, nameof(MaxBatchTokens), "must be positive");
+        Require(MaxRunningSequences > 0, nameof(MaxRunningSequences), "must be positive");
+        Require(MaxWaitingRequests > 0, nameof(MaxWaitingRequests), "must be positive");
+        Require(MaxSequencesPerTenant is null or > 0, nameof(MaxSequencesPerTenant), "must be positive");
+        Require(TenantWeights.Values.All(w => w > 0), nameof(TenantWeights), "weights must be positive");
+    }
+}

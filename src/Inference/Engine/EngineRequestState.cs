@@ -1,0 +1,18 @@
+using System.Threading.Channels;
+using Gpt2Orleans.Inference.Tokenization;
+
+namespace Gpt2Orleans.Inference.Engine;
+
+/// <summary>A submitted request: its parameters resolved against the model, and the channel its events go to.</summary>
+internal sealed class EngineRequestState(EngineRequest request, IReadOnlyList<int> eos, int maxNewTokens, Gpt2Tokenizer tokenizer)
+{
+    public EngineRequest Request { get; } = request;
+    public IReadOnlyList<int> Eos { get; } = eos;
+    public int MaxNewTokens { get; } = maxNewTokens;
+    public Gpt2Tokenizer Tokenizer { get; } = tokenizer;
+    public Channel<TokenEvent> Events { get; } = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    public DateTime SubmittedAt { get; } = DateTime.UtcNow;
+    public bool FirstTokenSent { get; set; }
+    public int OpenSequences { get; set; } = request.Config.NumReturnSequences;
+    public volatile bool Cancelled;
+}

@@ -1,0 +1,285 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using Gpt2Orleans.Inference.Generation;
+using Gpt2Orleans.Inference.KvCache;
+using Gpt2Orleans.Inference.Model;
+using Gpt2Orleans.Inference.Tokenization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Gpt2Orleans.Inference.Engine;
+
+/// <summary>
+/// One model as a shared service (continuous batching over a paged KV cache, as vLLM): a dedicated loop admits
+/// requests between steps, runs every running sequence's next token (and prefill chunks) as one flat batch,
+/// samples each sequence with its own processors and seeded generator, streams tokens out and retires finished
+/// sequences at once. Only the loop thread touches tensors.
+/// </summary>
+public sealed class GenerationEngine : IDisposable
+{
+    private readonly Gpt2LMHeadModel _model;
+    private readonly Gpt2Tokenizer _tokenizer;
+    private readonly EngineOptions _options;
+    private readonly KvBlockPool _pool;
+    private readonly Scheduler _scheduler;
+    private readonly EngineMetrics _metrics;
+    private readonly ConcurrentQueue<EngineSequence> _arrivals = new();
+    private readonly ConcurrentQueue<EngineRequestState> _cancellations = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly Thread _loop;
+    private readonly Dictionary<EngineRequestState, List<EngineSequence>> _sequences = [];
+    private volatile bool _stopping;
+    private volatile EngineStats _stats;
+    private long _nextSequenceId;
+    private long _arrival;
+    private int _queued;
+    private long _rejections, _promptTokens, _generatedTokens;
+
+    public GenerationEngine(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer, EngineOptions? options = null)
+    {
+        _options = options ?? new EngineOptions();
+        _options.Validate();
+        _model = model;
+        _tokenizer = tokenizer;
+        int blocks = _options.KvBlocks ?? KvBlockPool.BlocksForBytes(model.Config, _options.KvCacheBytes, _options.BlockSize, model.DType);
+        if (blocks <= 0) throw new ArgumentException($"{nameof(EngineOptions.KvCacheBytes)}: {_options.KvCacheBytes} bytes do not hold one KV block");
+        _pool = new KvBlockPool(model.Config, blocks, _options.BlockSize, model.DType, model.Device);
+        _scheduler = new Scheduler(_options, _pool.Allocator);
+        _stats = Snapshot();
+        _metrics = new EngineMetrics(_options.ModelName, () => _stats);
+        _loop = new Thread(Run) { IsBackground = true, Name = $"engine {_options.ModelName}" };
+        _loop.Start();
+    }
+
+    public EngineStats Stats => _stats;
+    public long KvBytesPerToken => _pool.BytesPerToken;
+
+    /// <summary>
+    /// Queues a request and streams its tokens. Bad parameters throw <see cref="ArgumentException"/> and a full queue
+    /// <see cref="EngineOverloadedException"/> here, before anything is queued. Cancelling (or abandoning the stream)
+    /// frees the request's KV at once.
+    /// </summary>
+    public IAsyncEnumerable<TokenEvent> SubmitAsync(EngineRequest request, CancellationToken cancellationToken = default)
+    {
+        var state = Prepare(request);
+        if (Interlocked.Increment(ref _queued) > _options.MaxWaitingRequests)
+        {
+            Interlocked.Decrement(ref _queued);
+            Interlocked.Increment(ref _rejections);
+            _metrics.Rejected();
+            throw new EngineOverloadedException(RetryAfter(), $"the engine for {_options.ModelName} has {_options.MaxWaitingRequests} requests waiting; retry later");
+        }
+        _arrivals.Enqueue(new EngineSequence(Interlocked.Increment(ref _nextSequenceId), 0, state, request.PromptIds, Interlocked.Increment(ref _arrival)));
+        _wake.Release();
+        return Read(state, cancellationToken);
+    }
+
+    private EngineRequestState Prepare(EngineRequest request)
+    {
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        var config = request.Config;
+        config.Validate(_model.Config.VocabSize);
+        if (string.IsNullOrEmpty(request.TenantId)) throw new ArgumentException("tenant: a request needs a tenant id", "tenant");
+        if (config.IsBeamSearch) throw new ArgumentException("num_beams: beam search does not run in the engine yet; use TextGenerator", "num_beams");
+        if (request.PromptIds.Count == 0) throw new ArgumentException("prompt: at least one token is needed", "prompt");
+        foreach (var id in request.PromptIds)
+            if (id < 0 || id >= _model.Config.VocabSize)
+                throw new ArgumentOutOfRangeException("prompt", $"token id {id} is outside the vocabulary (0..{_model.Config.VocabSize - 1})");
+        int maxNew = config.MaxNewTokens ?? Math.Max(0, config.MaxLength - request.PromptIds.Count);
+        int total = request.PromptIds.Count + maxNew;
+        if (total > _model.Config.NPositions)
+            throw new ArgumentException($"max_new_tokens: the prompt ({request.PromptIds.Count} tokens) plus {maxNew} new tokens exceeds the model's context of {_model.Config.NPositions} positions", "max_new_tokens");
+        int blocksNeeded = _pool.Allocator.BlocksFor(total);
+        if (blocksNeeded > _pool.Allocator.TotalBlocks)
+            throw new ArgumentException($"max_new_tokens: {total} tokens need {blocksNeeded} KV blocks; this engine's pool holds {_pool.Allocator.TotalBlocks}", "max_new_tokens");
+        return new EngineRequestState(request, config.EosTokenIds ?? _model.Config.EosTokenIds, maxNew, _tokenizer);
+    }
+
+    private async IAsyncEnumerable<TokenEvent> Read(EngineRequestState state, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using var registration = cancellationToken.Register(() => Cancel(state));
+        bool completed = false;
+        try
+        {
+            await foreach (var item in state.Events.Reader.ReadAllAsync(cancellationToken)) yield return item;
+            completed = true;
+        }
+        finally
+        {
+            if (!completed) Cancel(state); // the consumer stopped reading: free the KV now
+        }
+    }
+
+    private void Cancel(EngineRequestState state)
+    {
+        if (state.Cancelled) return;
+        state.Cancelled = true;
+        _cancellations.Enqueue(state);
+        _wake.Release();
+    }
+
+    private TimeSpan RetryAfter() => TimeSpan.FromSeconds(Math.Clamp(_queued / (double)_options.MaxRunningSequences, 1, 60));
+
+    private void Run()
+    {
+        while (!_stopping)
+        {
+            bool idle = _arrivals.IsEmpty && _cancellations.IsEmpty && _scheduler.RunningCount == 0 && _scheduler.WaitingCount == 0;
+            if (idle)
+            {
+                _wake.Wait(TimeSpan.FromMilliseconds(200));
+                continue;
+            }
+            Admit();
+            long preemptionsBefore = _scheduler.Preemptions;
+            var plan = _scheduler.Schedule();
+            if (_scheduler.Preemptions > preemptionsBefore) _metrics.Preempted(_scheduler.Preemptions - preemptionsBefore);
+            if (plan.IsEmpty)
+            {
+                _wake.Wait(TimeSpan.FromMilliseconds(5)); // waiting for memory held by kept or cancelled sequences
+                continue;
+            }
+            try { Step(plan); }
+            catch (Exception e) when (!_stopping)
+            {
+                // A failed step fails the requests in it and leaves everyone else running.
+                foreach (var request in plan.Work.Select(w => w.Sequence.Request).Distinct().ToList()) Finish(request, e);
+            }
+            _stats = Snapshot();
+        }
+    }
+
+    /// <summary>Moves new requests into the scheduler and drops cancelled ones (their blocks are freed here).</summary>
+    private void Admit()
+    {
+        while (_arrivals.TryDequeue(out var sequence))
+        {
+            Interlocked.Decrement(ref _queued);
+            if (sequence.Request.Cancelled) { sequence.Request.Events.Writer.TryComplete(); continue; }
+            _sequences[sequence.Request] = [sequence];
+            _scheduler.Enqueue(sequence);
+        }
+        while (_cancellations.TryDequeue(out var request))
+            if (_sequences.ContainsKey(request)) Finish(request, new OperationCanceledException("the request was cancelled"));
+        _stats = Snapshot();
+    }
+
+    private void Step(StepPlan plan)
+    {
+        using var scope = torch.NewDisposeScope();
+        foreach (var copy in plan.Copies) _pool.CopyBlock(copy.Source, copy.Destination);
+        var parts = new List<PagedSequence>();
+        var ids = new List<long>();
+        var sampled = new List<(EngineSequence Sequence, long Row)>();
+        foreach (var (sequence, start, count) in plan.Work)
+        {
+            parts.Add(new PagedSequence(sequence.Id, ids.Count, count, start));
+            ids.AddRange(sequence.Tokens.Skip(start).Take(count).Select(t => (long)t));
+            if (start + count == sequence.Tokens.Count) sampled.Add((sequence, ids.Count - 1));
+        }
+        long promptTokens = plan.Work.Sum(w => Math.Max(0, Math.Min(w.Count, w.Sequence.PromptLength - w.Start)));
+        Interlocked.Add(ref _promptTokens, promptTokens);
+        _metrics.PromptTokens(promptTokens);
+        using var batch = new PagedBatch(_pool, parts);
+        var logits = _model.forwardPaged(torch.tensor(ids.ToArray(), device: _model.Device), batch, _pool, sampled.Select(s => s.Row).ToArray())
+            .to(ScalarType.Float32);
+        foreach (var (sequence, start, count) in plan.Work)
+        {
+            sequence.Computed = start + count;
+            _pool.Allocator.MarkComputed(sequence.Id, sequence.Computed);
+        }
+        for (int i = 0; i < sampled.Count; i++)
+        {
+            var row = logits.narrow(0, i, 1);
+            var sequence = sampled[i].Sequence;
+            if (sequence.Finished) continue;
+            foreach (var member in ForkIfFirstToken(sequence)) Sample(member, row);
+        }
+    }
+
+    /// <summary>n &gt; 1: at the first token the prompt's KV is computed once, and the other sequences fork from it.</summary>
+    private IEnumerable<EngineSequence> ForkIfFirstToken(EngineSequence sequence)
+    {
+        var request = sequence.Request;
+        var members = _sequences[request];
+        if (sequence.Generated > 0 || members.Count > 1 || request.Request.Config.NumReturnSequences == 1) return [sequence];
+        for (int index = 1; index < request.Request.Config.NumReturnSequences; index++)
+        {
+            var child = sequence.Fork(Interlocked.Increment(ref _nextSequenceId), index);
+            _pool.Allocator.Fork(sequence.Id, child.Id);
+            _scheduler.AddRunning(child);
+            members.Add(child);
+        }
+        return members.ToList();
+    }
+
+    private void Sample(EngineSequence sequence, Tensor logits)
+    {
+        var request = sequence.Request;
+        var config = request.Request.Config;
+        var scores = sequence.Processors.Process([sequence.Tokens], logits.clone());
+        int token;
+        if (sequence.Sampler is null) token = (int)scores.argmax(-1).item<long>();
+        else
+        {
+            var probs = sequence.Processors.Warp([sequence.Tokens], scores).softmax(-1).cpu().data<float>().ToArray();
+            token = sequence.Sampler.Sample(probs);
+        }
+        var logprob = config.Logprobs is { } top ? LogprobCalculator.Compute(logits, [token], top)[0] : null;
+        sequence.Tokens.Add(token);
+        Interlocked.Increment(ref _generatedTokens);
+        _metrics.GeneratedToken();
+
+        string delta = sequence.Detokenizer.Push(token);
+        FinishReason? finish = request.Eos.Contains(token) ? FinishReason.EndOfSequence
+            : sequence.Stops.Append(delta) ? FinishReason.StopString
+            : sequence.Generated >= request.MaxNewTokens || sequence.Tokens.Count >= _model.Config.NPositions ? FinishReason.Length
+            : null;
+        if (finish is not null) delta += sequence.Detokenizer.Flush();
+
+        var now = DateTime.UtcNow;
+        if (!request.FirstTokenSent) { request.FirstTokenSent = true; _metrics.TimeToFirstToken(now - request.SubmittedAt); }
+        if (sequence.LastTokenAt is { } last) _metrics.InterTokenLatency(now - last);
+        sequence.LastTokenAt = now;
+
+        var usage = finish is null ? null : new Usage(sequence.PromptLength, sequence.Generated, sequence.CachedPromptTokens);
+        request.Events.Writer.TryWrite(new TokenEvent(sequence.Index, token, delta, logprob, finish, usage));
+        if (finish is null) return;
+        sequence.Finished = true;
+        _scheduler.Remove(sequence);
+        if (--request.OpenSequences == 0)
+        {
+            _sequences.Remove(request);
+            request.Events.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>Ends a request early (cancelled or failed): all its sequences leave and their blocks are freed.</summary>
+    private void Finish(EngineRequestState request, Exception error)
+    {
+        if (_sequences.Remove(request, out var members))
+            foreach (var sequence in members) { sequence.Finished = true; _scheduler.Remove(sequence); }
+        request.Events.Writer.TryComplete(error);
+    }
+
+    private EngineStats Snapshot()
+    {
+        var allocator = _pool.Allocator;
+        return new EngineStats(_scheduler.RunningCount, _scheduler.WaitingCount + Math.Max(0, _queued), allocator.UsedBlocks, allocator.FreeBlocks,
+            allocator.CachedFreeBlocks, allocator.TotalBlocks, _scheduler.Preemptions, Interlocked.Read(ref _rejections),
+            Interlocked.Read(ref _promptTokens), Interlocked.Read(ref _generatedTokens), allocator.PrefixQueries, allocator.PrefixHits);
+    }
+
+    public void Dispose()
+    {
+        if (_stopping) return;
+        _stopping = true;
+        _wake.Release();
+        _loop.Join(TimeSpan.FromSeconds(30));
+        foreach (var request in _sequences.Keys.ToList()) Finish(request, new ObjectDisposedException(nameof(GenerationEngine)));
+        while (_arrivals.TryDequeue(out var sequence)) sequence.Request.Events.Writer.TryComplete(new ObjectDisposedException(nameof(GenerationEngine)));
+        _pool.Dispose();
+        _metrics.Dispose();
+        _wake.Dispose();
+    }
+}

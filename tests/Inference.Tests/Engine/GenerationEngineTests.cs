@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using Gpt2Orleans.Inference.Engine;
+using Gpt2Orleans.Inference.Generation;
+using Gpt2Orleans.Inference.Tests.Support;
+using Gpt2Orleans.Inference.Tokenization;
+
+namespace Gpt2Orleans.Inference.Tests.Engine;
+
+/// <summary>The engine gives every request what it would get alone, whatever else is batched, chunked or preempted.</summary>
+[Collection(GoldenCollection.Name)]
+public sealed class GenerationEngineTests(GoldenData golden)
+{
+    private static readonly Gpt2Tokenizer Tokenizer = Gpt2Tokenizer.Default;
+    private static readonly string[] Prompts =
+    [
+        "The meaning of life is", "Once upon a time there was a little robot who lived in a quiet town by the sea",
+        "A", "Numbers: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12", "In the beginning was the Word, and the",
+        "Rain falls softly on the quiet roof while", "def add(a, b):\n    return", "The capital of France is",
+    ];
+
+    private GenerationEngine NewEngine(EngineOptions? options = null) =>
+        new(golden.Lm(), Tokenizer, options ?? new EngineOptions { ModelName = "golden-lm", KvBlocks = 256, BlockSize = 4, MaxBatchTokens = 64 });
+
+    /// <summary>What TextGenerator (the reference, one request alone) produces.</summary>
+    private IReadOnlyList<GeneratedSequence> Alone(string prompt, GenerationConfig config) =>
+        new TextGenerator(golden.Lm(), Tokenizer).Generate([prompt], config);
+
+    private static async Task<List<int>[]> Collect(IAsyncEnumerable<TokenEvent> events, int sequences = 1)
+    {
+        var ids = Enumerable.Range(0, sequences).Select(_ => new List<int>()).ToArray();
+        await foreach (var e in events) ids[e.SequenceIndex].Add(e.TokenId);
+        return ids;
+    }
+
+    private static EngineRequest Request(string prompt, GenerationConfig config, string tenant = "t") =>
+        new(tenant, Tokenizer.Encode(prompt), config);
+
+    [Fact]
+    public async Task Concurrent_greedy_requests_with_chunked_prefill_equal_each_request_alone()
+    {
+        using var engine = NewEngine(new EngineOptions { ModelName = "golden-lm", KvBlocks = 256, BlockSize = 4, MaxBatchTokens = 8 });
+        var configs = Prompts.Select((_, i) => new GenerationConfig { MaxNewTokens = 6 + i % 4 }).ToArray();
+        var results = await Task.WhenAll(Prompts.Select((p, i) => Collect(engine.SubmitAsync(Request(p, configs[i])))));
+        for (int i = 0; i < Prompts.Length; i++)
+            Assert.Equal(Alone(Prompts[i], configs[i])[0].Ids, results[i][0]);
+        await WaitFor(() => engine.Stats.BlocksUsed == 0);
+    }
+
+    [Fact]
+    public async Task Seeded_sampling_is_the_same_alone_and_in_a_full_batch_and_n_sequences_fork_the_prompt()
+    {
+        var config = new GenerationConfig { DoSample = true, Seed = 77, MaxNewTokens = 10, NumReturnSequences = 3, TopK = 0 };
+        using var engine = NewEngine();
+        var alone = await Collect(engine.SubmitAsync(Request(Prompts[0], config)), 3);
+        var others = Prompts.Skip(1).Select(p => Collect(engine.SubmitAsync(Request(p, new GenerationConfig { DoSample = true, Seed = 5, MaxNewTokens = 12 }))));
+        var batched = Collect(engine.SubmitAsync(Request(Prompts[0], config)), 3);
+        await Task.WhenAll(others);
+        Assert.Equal(alone.Select(a => a.ToArray()), (await batched).Select(b => b.ToArray()));
+        Assert.Equal(Alone(Prompts[0], config).Select(s => s.Ids.ToArray()), alone.Select(a => a.ToArray()));
+    }
+
+    [Fact]
+    public async Task A_small_pool_preempts_and_recomputes_without_changing_any_result()
+    {
+        using var engine = NewEngine(new EngineOptions { ModelName = "golden-lm", KvBlocks = 8, BlockSize = 4, MaxBatchTokens = 32 });
+        var config = new GenerationConfig { MaxNewTokens = 12 };
+        var prompts = Prompts.Where(p => Tokenizer.Encode(p).Count + 12 <= 8 * 4).Take(5).ToArray();
+        var results = await Task.WhenAll(prompts.Select(p => Collect(engine.SubmitAsync(Request(p, config)))));
+        for (int i = 0; i < prompts.Length; i++) Assert.Equal(Alone(prompts[i], config)[0].Ids, results[i][0]);
+        Assert.True(engine.Stats.Preemptions > 0, "the pool was meant to be too small for all at once");
+        await WaitFor(() => engine.Stats.BlocksUsed == 0);
+    }
+
+    [Fact]
+    public async Task Cancelling_frees_the_sequences_blocks_at_once()
+    {
+        using var engine = NewEngine();
+        using var cancel = new CancellationTokenSource();
+        int received = 0;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var _ in engine.SubmitAsync(Request(Prompts[1], new GenerationConfig { MaxNewTokens = 60, EosTokenIds = [] }), cancel.Token))
+                if (++received == 3) cancel.Cancel();
+        });
+        await WaitFor(() => engine.Stats.BlocksUsed == 0 && engine.Stats.Running == 0);
+        // Abandoning the stream without a token does the same.
+        await foreach (var _ in engine.SubmitAsync(Request(Prompts[0], new GenerationConfig { MaxNewTokens = 60, EosTokenIds = [] }))) break;
+        await WaitFor(() => engine.Stats.BlocksUsed == 0 && engine.Stats.Running == 0);
+    }
+
+    [Fact]
+    public async Task A_full_queue_rejects_with_a_retryable_error()
+    {
+        using var engine = NewEngine(new EngineOptions { ModelName = "golden-lm", KvBlocks = 64, BlockSize = 4, MaxWaitingRequests = 2, MaxRunningSequences = 1 });
+        var streams = new List<Task<List<int>[]>>();
+        var overloaded = await Assert.ThrowsAsync<EngineOverloadedException>(async () =>
+        {
+            for (int i = 0; i < 50; i++) streams.Add(Collect(engine.SubmitAsync(Request(Prompts[i % Prompts.Length], new GenerationConfig { MaxNewTokens = 20 }))));
+            await Task.WhenAll(streams);
+        });
+        Assert.True(overloaded.RetryAfter >= TimeSpan.FromSeconds(1));
+        await Task.WhenAll(streams); // the accepted ones still finish
+        Assert.True(engine.Stats.Rejections >= 1);
+    }
+
+    [Fact]
+    public async Task One_tenants_flood_does_not_starve_another_tenant()
+    {
+        using var engine = NewEngine(new EngineOptions { ModelName = "golden-lm", KvBlocks = 256, BlockSize = 4, MaxRunningSequences = 4, MaxBatchTokens = 64 });
+        int finishedA = 0;
+        var flood = Enumerable.Range(0, 50).Select(async i =>
+        {
+            await Collect(engine.SubmitAsync(Request(Prompts[i % Prompts.Length], new GenerationConfig { MaxNewTokens = 30, EosTokenIds = [] }, "A")));
+            Interlocked.Increment(ref finishedA);
+        }).ToList();
+        await Task.Delay(50);
+        int finishedBeforeB = -1;
+        await foreach (var _ in engine.SubmitAsync(Request(Prompts[0], new GenerationConfig { MaxNewTokens = 2 }, "B")))
+        {
+            finishedBeforeB = Volatile.Read(ref finishedA);
+            break;
+        }
+        // B is admitted at the next free slot: at most one round of A's running sequences finishes first.
+        Assert.InRange(finishedBeforeB, 0, 4);
+        await Task.WhenAll(flood);
+    }
+
+    [Fact]
+    public void Bad_requests_are_rejected_before_queueing()
+    {
+        using var engine = NewEngine();
+        Assert.Contains("outside the vocabulary", Assert.ThrowsAny<ArgumentException>(() => engine.SubmitAsync(new EngineRequest("t", [60000], new GenerationConfig()))).Message);
+        Assert.Contains("max_new_tokens", Assert.ThrowsAny<ArgumentException>(() => engine.SubmitAsync(Request("Hi", new GenerationConfig { MaxNewTokens = 500 }))).Message);
+        Assert.Contains("prompt", Assert.ThrowsAny<ArgumentException>(() => engine.SubmitAsync(new EngineRequest("t", [], new GenerationConfig()))).Message);
+        Assert.Contains("tenant", Assert.ThrowsAny<ArgumentException>(() => engine.SubmitAsync(new EngineRequest("", [1], new GenerationConfig()))).Message);
+    }
+
+    private static async Task WaitFor(Func<bool> condition)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (watch.Elapsed > TimeSpan.FromSeconds(10)) Assert.Fail("condition not reached within 10 s");
+            await Task.Delay(10);
+        }
+    }
+}
