@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using CsCheck;
 using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Generation;
 using Gpt2Orleans.Inference.Tests.Support;
@@ -44,6 +45,27 @@ public sealed class GenerationEngineTests(GoldenData golden)
         for (int i = 0; i < Prompts.Length; i++)
             Assert.Equal(Alone(Prompts[i], configs[i])[0].Ids, results[i][0]);
         await WaitFor(() => engine.Stats.BlocksUsed == 0);
+    }
+
+    /// <summary>Random arrival schedules (prompt, length, greedy or seeded sampling, delay), on a pool small enough to preempt.</summary>
+    [Fact]
+    public void Randomised_arrival_schedules_give_every_request_its_result_alone()
+    {
+        var arrival = Gen.Select(Gen.Int[0, Prompts.Length - 1], Gen.Int[1, 10], Gen.Bool, Gen.Int[0, 15]);
+        arrival.Array[2, 7].Sample(schedule =>
+        {
+            using var engine = NewEngine(new EngineOptions { ModelName = "golden-lm", KvBlocks = 20, BlockSize = 4, MaxBatchTokens = 12 });
+            var runs = new List<(string Prompt, GenerationConfig Config, Task<List<int>[]> Result)>();
+            foreach (var (prompt, maxNew, sample, delay) in schedule)
+            {
+                var config = new GenerationConfig { MaxNewTokens = maxNew, DoSample = sample, Seed = prompt * 31 + maxNew };
+                runs.Add((Prompts[prompt], config, Collect(engine.SubmitAsync(Request(Prompts[prompt], config)))));
+                Thread.Sleep(delay);
+            }
+            foreach (var (prompt, config, result) in runs)
+                Assert.Equal(Alone(prompt, config)[0].Ids, result.GetAwaiter().GetResult()[0]);
+            Assert.True(SpinWait.SpinUntil(() => engine.Stats.BlocksUsed == 0, TimeSpan.FromSeconds(10)), "blocks not returned");
+        }, iter: 8, threads: 1);
     }
 
     [Fact]
