@@ -28,6 +28,11 @@ public sealed class GenerationEngine : IDisposable
     private readonly SemaphoreSlim _wake = new(0);
     private readonly Thread _loop;
     private readonly Dictionary<EngineRequestState, List<EngineSequence>> _sequences = [];
+    private readonly Dictionary<long, KeptSequence> _kept = [];
+    private readonly ConcurrentQueue<long> _releases = new();
+
+    /// <summary>A finished conversation whose KV stays in the pool for its next turn.</summary>
+    private sealed record KeptSequence(string Tenant, IReadOnlyList<int> Tokens, int Computed, long LastUsed);
     private volatile bool _stopping;
     private volatile EngineStats _stats;
     private long _nextSequenceId;
@@ -44,7 +49,7 @@ public sealed class GenerationEngine : IDisposable
         int blocks = _options.KvBlocks ?? KvBlockPool.BlocksForBytes(model.Config, _options.KvCacheBytes, _options.BlockSize, model.DType);
         if (blocks <= 0) throw new ArgumentException($"{nameof(EngineOptions.KvCacheBytes)}: {_options.KvCacheBytes} bytes do not hold one KV block");
         _pool = new KvBlockPool(model.Config, blocks, _options.BlockSize, model.DType, model.Device);
-        _scheduler = new Scheduler(_options, _pool.Allocator);
+        _scheduler = new Scheduler(_options, _pool.Allocator, ReleaseOldestKept);
         _stats = Snapshot();
         _metrics = new EngineMetrics(_options.ModelName, () => _stats);
         _loop = new Thread(Run) { IsBackground = true, Name = $"engine {_options.ModelName}" };
@@ -81,6 +86,10 @@ public sealed class GenerationEngine : IDisposable
         config.Validate(_model.Config.VocabSize);
         if (string.IsNullOrEmpty(request.TenantId)) throw new ArgumentException("tenant: a request needs a tenant id", "tenant");
         if (config.IsBeamSearch) throw new ArgumentException("num_beams: beam search does not run in the engine yet; use TextGenerator", "num_beams");
+        if (request.KeepSequence && config.NumReturnSequences > 1)
+            throw new ArgumentException("num_return_sequences: only a single sequence can be kept for the next turn", "num_return_sequences");
+        if (request.ContinueSequence is not null && request.ForkSequence is not null)
+            throw new ArgumentException("fork: a request continues a sequence or forks one, not both", "fork");
         if (request.PromptIds.Count == 0) throw new ArgumentException("prompt: at least one token is needed", "prompt");
         foreach (var id in request.PromptIds)
             if (id < 0 || id >= _model.Config.VocabSize)
@@ -110,6 +119,13 @@ public sealed class GenerationEngine : IDisposable
         }
     }
 
+    /// <summary>Drops a kept sequence's KV (its full blocks stay in the prefix cache until memory is needed).</summary>
+    public void ReleaseSequence(long sequence)
+    {
+        _releases.Enqueue(sequence);
+        _wake.Release();
+    }
+
     private void Cancel(EngineRequestState state)
     {
         if (state.Cancelled) return;
@@ -124,7 +140,7 @@ public sealed class GenerationEngine : IDisposable
     {
         while (!_stopping)
         {
-            bool idle = _arrivals.IsEmpty && _cancellations.IsEmpty && _scheduler.RunningCount == 0 && _scheduler.WaitingCount == 0;
+            bool idle = _arrivals.IsEmpty && _cancellations.IsEmpty && _releases.IsEmpty && _scheduler.RunningCount == 0 && _scheduler.WaitingCount == 0;
             if (idle)
             {
                 _wake.Wait(TimeSpan.FromMilliseconds(200));
@@ -152,16 +168,52 @@ public sealed class GenerationEngine : IDisposable
     /// <summary>Moves new requests into the scheduler and drops cancelled ones (their blocks are freed here).</summary>
     private void Admit()
     {
-        while (_arrivals.TryDequeue(out var sequence))
+        while (_releases.TryDequeue(out var released))
+            if (_kept.Remove(released)) _pool.Allocator.Free(released);
+        while (_arrivals.TryDequeue(out var arrived))
         {
             Interlocked.Decrement(ref _queued);
-            if (sequence.Request.Cancelled) { sequence.Request.Events.Writer.TryComplete(); continue; }
+            if (arrived.Request.Cancelled) { arrived.Request.Events.Writer.TryComplete(); continue; }
+            var sequence = ReuseKept(arrived);
             _sequences[sequence.Request] = [sequence];
             _scheduler.Enqueue(sequence);
         }
         while (_cancellations.TryDequeue(out var request))
             if (_sequences.ContainsKey(request)) Finish(request, new OperationCanceledException("the request was cancelled"));
         _stats = Snapshot();
+    }
+
+    /// <summary>
+    /// A request naming a kept sequence of its tenant whose tokens start its prompt continues it (or forks it): that
+    /// KV is reused and only the rest is prefilled. Otherwise the request starts afresh (the prefix cache may still hit).
+    /// </summary>
+    private EngineSequence ReuseKept(EngineSequence arrived)
+    {
+        var request = arrived.Request.Request;
+        if ((request.ContinueSequence ?? request.ForkSequence) is not { } id || !_kept.TryGetValue(id, out var kept)
+            || kept.Tenant != request.TenantId || kept.Tokens.Count > request.PromptIds.Count
+            || !kept.Tokens.SequenceEqual(request.PromptIds.Take(kept.Tokens.Count)))
+            return arrived;
+        long sequenceId = id;
+        if (request.ForkSequence is not null)
+        {
+            sequenceId = Interlocked.Increment(ref _nextSequenceId);
+            _pool.Allocator.Fork(id, sequenceId);
+            _kept[id] = kept with { LastUsed = Interlocked.Increment(ref _arrival) };
+        }
+        else _kept.Remove(id);
+        int computed = Math.Min(kept.Computed, request.PromptIds.Count - 1);
+        return new EngineSequence(sequenceId, 0, arrived.Request, request.PromptIds, arrived.Arrival) { Computed = computed, CachedPromptTokens = computed };
+    }
+
+    /// <summary>Under memory pressure the least recently used kept conversation goes first (before any running sequence).</summary>
+    private bool ReleaseOldestKept()
+    {
+        if (_kept.Count == 0) return false;
+        var oldest = _kept.MinBy(k => k.Value.LastUsed).Key;
+        _kept.Remove(oldest);
+        _pool.Allocator.Free(oldest);
+        return true;
     }
 
     private void Step(StepPlan plan)
@@ -243,10 +295,16 @@ public sealed class GenerationEngine : IDisposable
         sequence.LastTokenAt = now;
 
         var usage = finish is null ? null : new Usage(sequence.PromptLength, sequence.Generated, sequence.CachedPromptTokens);
-        request.Events.Writer.TryWrite(new TokenEvent(sequence.Index, token, delta, logprob, finish, usage));
+        bool keep = finish is not null && request.Request.KeepSequence;
+        request.Events.Writer.TryWrite(new TokenEvent(sequence.Index, token, delta, logprob, finish, usage, keep ? sequence.Id : null));
         if (finish is null) return;
         sequence.Finished = true;
-        _scheduler.Remove(sequence);
+        if (keep)
+        {
+            _scheduler.Detach(sequence);
+            _kept[sequence.Id] = new KeptSequence(request.Request.TenantId, sequence.Tokens.ToArray(), sequence.Computed, Interlocked.Increment(ref _arrival));
+        }
+        else _scheduler.Remove(sequence);
         if (--request.OpenSequences == 0)
         {
             _sequences.Remove(request);
@@ -265,7 +323,7 @@ public sealed class GenerationEngine : IDisposable
     private EngineStats Snapshot()
     {
         var allocator = _pool.Allocator;
-        return new EngineStats(_scheduler.RunningCount, _scheduler.WaitingCount + Math.Max(0, _queued), allocator.UsedBlocks, allocator.FreeBlocks,
+        return new EngineStats(_kept.Count, _scheduler.RunningCount, _scheduler.WaitingCount + Math.Max(0, _queued), allocator.UsedBlocks, allocator.FreeBlocks,
             allocator.CachedFreeBlocks, allocator.TotalBlocks, _scheduler.Preemptions, Interlocked.Read(ref _rejections),
             Interlocked.Read(ref _promptTokens), Interlocked.Read(ref _generatedTokens), allocator.PrefixQueries, allocator.PrefixHits);
     }

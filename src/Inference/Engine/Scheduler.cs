@@ -14,7 +14,7 @@ internal sealed record StepPlan(IReadOnlyList<(EngineSequence Sequence, int Star
 /// across tenants (with weights and a per-tenant cap) while the step's token budget and the pool allow. Plain
 /// logic over a <see cref="BlockAllocator"/>, so it is tested without a model.
 /// </summary>
-internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator)
+internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator, Func<bool> releaseKeptSequence)
 {
     private readonly Dictionary<string, LinkedList<EngineSequence>> _waiting = [];
     private readonly List<string> _tenants = [];
@@ -41,6 +41,9 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator)
 
     /// <summary>Adds an already admitted sequence (a fork) to the running set.</summary>
     public void AddRunning(EngineSequence sequence) => _running.Add(sequence);
+
+    /// <summary>Takes a finished sequence out of the running set but leaves its blocks allocated (a kept conversation).</summary>
+    public void Detach(EngineSequence sequence) => _running.Remove(sequence);
 
     /// <summary>Forgets a sequence (finished or cancelled) and frees its blocks.</summary>
     public void Remove(EngineSequence sequence)
@@ -76,8 +79,12 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator)
         while (budget > 0 && _running.Count < options.MaxRunningSequences && NextWaiting() is { } candidate)
         {
             var (queue, sequence) = candidate;
-            int? computed = allocator.TryAllocate(sequence.Id, sequence.Tokens, Salt(sequence));
-            if (computed is null) break; // no memory: it waits at the head of its queue
+            int? computed = allocator.Contains(sequence.Id) ? Extend(sequence, copies) : allocator.TryAllocate(sequence.Id, sequence.Tokens, Salt(sequence));
+            if (computed is null)
+            {
+                if (releaseKeptSequence()) continue; // kept conversations give way to running work first
+                break;                                // no memory: it waits at the head of its queue
+            }
             queue.RemoveFirst();
             WaitingCount--;
             ConsumeCredit();
@@ -90,6 +97,20 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator)
             budget -= chunk;
         }
         return new StepPlan(work, copies);
+    }
+
+    /// <summary>A continued conversation: slots for the tokens beyond what its kept KV covers, if the pool has room for all of them.</summary>
+    private int? Extend(EngineSequence sequence, List<BlockAllocator.CopyOnWrite> copies)
+    {
+        int have = allocator.TokenCount(sequence.Id);
+        int blocksNeeded = allocator.BlocksFor(sequence.Tokens.Count) - allocator.BlockTable(sequence.Id).Count + 1; // +1: a copy-on-write
+        if (blocksNeeded > allocator.FreeBlocks) return null;
+        for (int i = have; i < sequence.Tokens.Count; i++)
+        {
+            allocator.TryAppend(sequence.Id, sequence.Tokens[i], out var copy);
+            if (copy is not null) copies.Add(copy);
+        }
+        return sequence.Computed;
     }
 
     /// <summary>The prefix-cache salt: the model and the tenant, so no tenant ever reuses another's KV.</summary>
@@ -106,6 +127,7 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator)
                 if (copy is not null) copies.Add(copy);
                 continue;
             }
+            if (releaseKeptSequence()) continue;
             var victim = _running.Where(s => !planned.Contains(s)).MaxBy(s => s.Arrival);
             if (victim is null) return false;
             Preempt(victim);

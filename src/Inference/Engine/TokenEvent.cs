@@ -9,4 +9,6 @@ public sealed record Usage(int PromptTokens, int CompletionTokens, int CachedPro
 /// One generated token of one of a request's sequences (<see cref="SequenceIndex"/> for n &gt; 1): its id, the text it
 /// completes (never half a character), its log-probability when asked, and on the last one the finish reason and usage.
 /// </summary>
-public sealed record TokenEvent(int SequenceIndex, int TokenId, string TextDelta, TokenLogprob? Logprob, FinishReason? Finish, Usage? Usage);
+/// <see cref="KeptSequence"/> (last event, when asked to keep it) names the sequence whose KV stays for the next turn.
+public sealed record TokenEvent(int SequenceIndex, int TokenId, string TextDelta, TokenLogprob? Logprob, FinishReason? Finish, Usage? Usage,
+    long? KeptSequence = null);

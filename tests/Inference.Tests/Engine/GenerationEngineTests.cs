@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using CsCheck;
 using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Generation;
@@ -44,7 +43,7 @@ public sealed class GenerationEngineTests(GoldenData golden)
         var results = await Task.WhenAll(Prompts.Select((p, i) => Collect(engine.SubmitAsync(Request(p, configs[i])))));
         for (int i = 0; i < Prompts.Length; i++)
             Assert.Equal(Alone(Prompts[i], configs[i])[0].Ids, results[i][0]);
-        await WaitFor(() => engine.Stats.BlocksUsed == 0);
+        await Eventually.True(() => engine.Stats.BlocksUsed == 0);
     }
 
     /// <summary>Random arrival schedules (prompt, length, greedy or seeded sampling, delay), on a pool small enough to preempt.</summary>
@@ -90,7 +89,7 @@ public sealed class GenerationEngineTests(GoldenData golden)
         var results = await Task.WhenAll(prompts.Select(p => Collect(engine.SubmitAsync(Request(p, config)))));
         for (int i = 0; i < prompts.Length; i++) Assert.Equal(Alone(prompts[i], config)[0].Ids, results[i][0]);
         Assert.True(engine.Stats.Preemptions > 0, "the pool was meant to be too small for all at once");
-        await WaitFor(() => engine.Stats.BlocksUsed == 0);
+        await Eventually.True(() => engine.Stats.BlocksUsed == 0);
     }
 
     [Fact]
@@ -104,10 +103,10 @@ public sealed class GenerationEngineTests(GoldenData golden)
             await foreach (var _ in engine.SubmitAsync(Request(Prompts[1], new GenerationConfig { MaxNewTokens = 60, EosTokenIds = [] }), cancel.Token))
                 if (++received == 3) cancel.Cancel();
         });
-        await WaitFor(() => engine.Stats.BlocksUsed == 0 && engine.Stats.Running == 0);
+        await Eventually.True(() => engine.Stats.BlocksUsed == 0 && engine.Stats.Running == 0);
         // Abandoning the stream without a token does the same.
         await foreach (var _ in engine.SubmitAsync(Request(Prompts[0], new GenerationConfig { MaxNewTokens = 60, EosTokenIds = [] }))) break;
-        await WaitFor(() => engine.Stats.BlocksUsed == 0 && engine.Stats.Running == 0);
+        await Eventually.True(() => engine.Stats.BlocksUsed == 0 && engine.Stats.Running == 0);
     }
 
     [Fact]
@@ -155,15 +154,5 @@ public sealed class GenerationEngineTests(GoldenData golden)
         Assert.Contains("max_new_tokens", Assert.ThrowsAny<ArgumentException>(() => engine.SubmitAsync(Request("Hi", new GenerationConfig { MaxNewTokens = 500 }))).Message);
         Assert.Contains("prompt", Assert.ThrowsAny<ArgumentException>(() => engine.SubmitAsync(new EngineRequest("t", [], new GenerationConfig()))).Message);
         Assert.Contains("tenant", Assert.ThrowsAny<ArgumentException>(() => engine.SubmitAsync(new EngineRequest("", [1], new GenerationConfig()))).Message);
-    }
-
-    private static async Task WaitFor(Func<bool> condition)
-    {
-        var watch = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (watch.Elapsed > TimeSpan.FromSeconds(10)) Assert.Fail("condition not reached within 10 s");
-            await Task.Delay(10);
-        }
     }
 }
