@@ -8,6 +8,7 @@ root.Add(ScoreCommand.Create());
 root.Add(ClassifyCommand.CreateSequence());
 root.Add(ClassifyCommand.CreateTokens());
 root.Add(BenchCommand.Create());
+root.Add(EngineBenchCommand.Create());
 
 try
 {

@@ -1,5 +1,6 @@
 namespace Gpt2Orleans.Inference.Engine;
 
-/// <summary>A snapshot of the engine's state, refreshed after every step.</summary>
+/// <summary>A snapshot of the engine's state, refreshed after every step. <see cref="TokensHeld"/>: token slots in use by
+/// running and kept sequences (against BlocksUsed × block size, it measures fragmentation).</summary>
 public sealed record EngineStats(int Kept, int Running, int Waiting, int BlocksUsed, int BlocksFree, int BlocksCached, int BlocksTotal,
-    long Preemptions, long Rejections, long PromptTokens, long GeneratedTokens, long PrefixQueries, long PrefixHits);
+    long Preemptions, long Rejections, long PromptTokens, long GeneratedTokens, long PrefixQueries, long PrefixHits, long TokensHeld, int BlockSize);

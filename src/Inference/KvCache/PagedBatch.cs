@@ -24,6 +24,14 @@ public sealed class PagedBatch : IDisposable
     public Tensor WriteSlots { get; }      // (N)
     public IReadOnlyList<Tensor> ContextSlots { get; } // per sequence (TotalLength)
     public int TokenCount { get; }
+    /// <summary>The sequences with one new token (decoding), attended to together; null when there are none.</summary>
+    public DecodeGroup? Decode { get; }
+
+    /// <summary>
+    /// Decoding sequences attend in one kernel call per layer: their K/V slots padded to the longest context
+    /// (S · L, the padding pointing at a real slot and masked out) and the additive mask (S, 1, 1, L).
+    /// </summary>
+    public sealed record DecodeGroup(int[] SequenceIndices, Tensor Rows, Tensor Slots, Tensor Bias, int MaxLength, long[][] HostSlots);
 
     public PagedBatch(KvBlockPool pool, IReadOnlyList<PagedSequence> sequences)
     {
@@ -42,13 +50,42 @@ public sealed class PagedBatch : IDisposable
             }
             contexts.Add(torch.tensor(slots, device: pool.Device).DetachFromDisposeScope());
         }
+        Decode = CreateDecodeGroup(pool, sequences);
         Positions = torch.tensor(positions, device: pool.Device).DetachFromDisposeScope();
         WriteSlots = torch.tensor(writes, device: pool.Device).DetachFromDisposeScope();
         ContextSlots = contexts;
     }
 
+    private static DecodeGroup? CreateDecodeGroup(KvBlockPool pool, IReadOnlyList<PagedSequence> sequences)
+    {
+        var indices = Enumerable.Range(0, sequences.Count).Where(i => sequences[i].QueryLength == 1).ToArray();
+        if (indices.Length == 0) return null;
+        int maxLength = indices.Max(i => sequences[i].TotalLength);
+        var slots = new long[indices.Length * maxLength];
+        var bias = new float[indices.Length * maxLength];
+        var hostSlots = new long[indices.Length][];
+        for (int k = 0; k < indices.Length; k++)
+        {
+            var s = sequences[indices[k]];
+            var own = hostSlots[k] = pool.Slots(s.Id, s.TotalLength);
+            for (int p = 0; p < maxLength; p++)
+            {
+                bool real = p < own.Length;
+                slots[k * maxLength + p] = real ? own[p] : own[0];
+                bias[k * maxLength + p] = real ? 0 : float.MinValue;
+            }
+        }
+        var rows = indices.Select(i => (long)sequences[i].QueryStart).ToArray();
+        return new DecodeGroup(indices,
+            torch.tensor(rows, device: pool.Device).DetachFromDisposeScope(),
+            torch.tensor(slots, device: pool.Device).DetachFromDisposeScope(),
+            torch.tensor(bias, [indices.Length, 1, 1, maxLength], device: pool.Device).to(pool.DType).DetachFromDisposeScope(),
+            maxLength, hostSlots);
+    }
+
     public void Dispose()
     {
+        if (Decode is { } d) { d.Rows.Dispose(); d.Slots.Dispose(); d.Bias.Dispose(); }
         Positions.Dispose();
         WriteSlots.Dispose();
         foreach (var t in ContextSlots) t.Dispose();

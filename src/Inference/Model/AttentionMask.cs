@@ -12,8 +12,12 @@ public sealed class AttentionMask : IDisposable
 {
     public Tensor? Bias { get; }
     public bool IsCausal { get; }
+    private readonly bool _ownsBias;
 
-    private AttentionMask(Tensor? bias, bool isCausal) { Bias = bias; IsCausal = isCausal; }
+    private AttentionMask(Tensor? bias, bool isCausal, bool ownsBias = true) { Bias = bias; IsCausal = isCausal; _ownsBias = ownsBias; }
+
+    /// <summary>A mask over a bias someone else owns (a paged batch's, shared by every layer).</summary>
+    public static AttentionMask Borrowing(Tensor bias) => new(bias, false, ownsBias: false);
 
     /// <param name="attentionMask">(B, past+T) of 1 (attend) and 0 (padding), or null for no padding.</param>
     /// <param name="explicitBias">Build the tensor even where <c>is_causal</c> would do (the eager path needs it).</param>
@@ -33,5 +37,8 @@ public sealed class AttentionMask : IDisposable
         return new AttentionMask(bias.MoveToOuterDisposeScope(), false);
     }
 
-    public void Dispose() => Bias?.Dispose();
+    public void Dispose()
+    {
+        if (_ownsBias) Bias?.Dispose();
+    }
 }

@@ -67,9 +67,31 @@ public sealed class Gpt2Attention : nn.Module
         var query = parts[0].view(n, _nHead, _headDim);                         // (N, nh, hs)
         pool.Write(_layerIdx, batch.WriteSlots, parts[1].view(n, _nHead, _headDim), parts[2].view(n, _nHead, _headDim));
         var output = torch.empty([n, _nHead, _headDim], hidden.dtype, hidden.device);
+        if (batch.Decode is { } decode)
+        {
+            if (!_reorderAndUpcast && CpuPagedAttention.Applies(query, pool.KeyStorage(_layerIdx)))
+            {
+                var q = query.index_select(0, decode.Rows);                                            // (S, nh, hs)
+                using var attended = CpuPagedAttention.Decode(q, pool.KeyStorage(_layerIdx), pool.ValueStorage(_layerIdx), decode.HostSlots, _scale);
+                output.index_copy_(0, decode.Rows, attended);
+            }
+            else
+            {
+                // Other devices and dtypes: gather the padded K/V once per layer and attend in one fused call.
+                long count = decode.SequenceIndices.Length;
+                var q = query.index_select(0, decode.Rows).unsqueeze(2);                              // (S, nh, 1, hs)
+                var keys = pool.KeyStorage(_layerIdx).index_select(0, decode.Slots)
+                    .view(count, decode.MaxLength, _nHead, _headDim).permute(0, 2, 1, 3);              // (S, nh, L, hs)
+                var values = pool.ValueStorage(_layerIdx).index_select(0, decode.Slots)
+                    .view(count, decode.MaxLength, _nHead, _headDim).permute(0, 2, 1, 3);
+                using var mask = AttentionMask.Borrowing(decode.Bias);
+                output.index_copy_(0, decode.Rows, Attend(q, keys, values, mask, false, out _).squeeze(2));
+            }
+        }
         for (int i = 0; i < batch.Sequences.Count; i++)
         {
             var s = batch.Sequences[i];
+            if (s.QueryLength == 1 && batch.Decode is not null) continue; // attended above
             var (key, value) = pool.Gather(_layerIdx, batch.ContextSlots[i]); // (L, nh, hs)
             var q = query.narrow(0, s.QueryStart, s.QueryLength).permute(1, 0, 2).unsqueeze(0); // (1, nh, T, hs)
             using var mask = AttentionMask.Create(null, s.QueryLength, s.ContextLength, hidden.dtype, hidden.device, explicitBias: _reorderAndUpcast);

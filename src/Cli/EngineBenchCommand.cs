@@ -1,0 +1,151 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Gpt2Orleans.Cli.Benchmark;
+using Gpt2Orleans.Inference.Checkpoints;
+using Gpt2Orleans.Inference.Engine;
+using Gpt2Orleans.Inference.Generation;
+using Gpt2Orleans.Inference.Tokenization;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+namespace Gpt2Orleans.Cli;
+
+/// <summary>
+/// <c>gpt2o bench-engine</c>: the continuous-batching engine under load, GPT-2 small with random weights: aggregate
+/// output tokens/s at several concurrencies (each stream a distinct prompt), time to first token and inter-token
+/// latency percentiles, a follow-up turn of a long conversation with its KV kept, prefix-cached or recomputed,
+/// and KV memory per token and fragmentation. Printed beside the compute bound measured in the same run.
+/// </summary>
+public static class EngineBenchCommand
+{
+    private static readonly Option<int[]> Streams = new("--streams") { DefaultValueFactory = _ => [1, 4, 16, 32, 64], AllowMultipleArgumentsPerToken = true };
+    private static readonly Option<int> PromptTokens = new("--prompt-tokens") { DefaultValueFactory = _ => 128 };
+    private static readonly Option<int> NewTokens = new("--new-tokens") { DefaultValueFactory = _ => 128 };
+    private static readonly Option<int> ConversationTokens = new("--conversation-tokens") { DefaultValueFactory = _ => 900 };
+
+    public static Command Create()
+    {
+        var command = new Command("bench-engine", "Throughput and latency of the continuous-batching engine against this machine's compute bound");
+        CommonOptions.AddTo(command);
+        foreach (var option in new Option[] { Streams, PromptTokens, NewTokens, ConversationTokens }) command.Add(option);
+        command.SetAction(parse => Run(parse).GetAwaiter().GetResult());
+        return command;
+    }
+
+    private static async Task<int> Run(ParseResult parse)
+    {
+        bool json = parse.GetValue(CommonOptions.Json);
+        var dtype = DeviceSpec.ParseDType(parse.GetValue(CommonOptions.DType));
+        Gpt2Orleans.Inference.Native.TorchNativeLoader.EnsureLoaded();
+        var bounds = MachineBounds.Measure([dtype], repeats: 10);
+        using var model = DefaultModel.Create(new ModelLoadOptions { Device = parse.GetValue(CommonOptions.Device)!, DType = dtype });
+        long parameters = model.StateDict().Values.Sum(t => t.numel());
+        double computeBound = bounds.MatmulGflops[dtype] * 1e9 / (2.0 * parameters);
+        int promptTokens = parse.GetValue(PromptTokens), newTokens = parse.GetValue(NewTokens);
+        using var engine = new GenerationEngine(model, Gpt2Tokenizer.Default, new EngineOptions { ModelName = DefaultModel.Name, KvCacheBytes = 4L << 30, MaxRunningSequences = 64 });
+
+        var rows = new List<object>();
+        var table = new Table().AddColumns("streams", "tokens/s", "× 1 stream", "of compute bound", "TTFT p50 / p99", "ITL p50 / p99", "KV unusable");
+        double single = 0;
+        foreach (int streams in parse.GetValue(Streams)!)
+        {
+            if (!json) Console.Error.WriteLine($"{streams} streams…");
+            var result = await Load(engine, streams, promptTokens, newTokens);
+            if (streams == 1 || single == 0) single = result.TokensPerSecond;
+            rows.Add(new { streams, tokens_per_second = result.TokensPerSecond, speedup = result.TokensPerSecond / single,
+                fraction_of_compute_bound = result.TokensPerSecond / computeBound, ttft_p50 = result.Ttft.P50, ttft_p99 = result.Ttft.P99,
+                itl_p50 = result.Itl.P50, itl_p99 = result.Itl.P99, kv_unusable = result.Fragmentation });
+            table.AddRow($"{streams}", $"{result.TokensPerSecond:F1}", $"{result.TokensPerSecond / single:F2}", $"{result.TokensPerSecond / computeBound:P0}",
+                $"{result.Ttft.P50 * 1000:F0} / {result.Ttft.P99 * 1000:F0} ms", $"{result.Itl.P50 * 1000:F0} / {result.Itl.P99 * 1000:F0} ms", $"{result.Fragmentation:P1}");
+        }
+
+        if (!json) Console.Error.WriteLine("follow-up turn of a long conversation…");
+        var followUp = await FollowUp(engine, parse.GetValue(ConversationTokens));
+        if (json)
+        {
+            JsonOutput.Write(new { matmul_gflops = bounds.MatmulGflops[dtype], compute_bound_tokens_per_second = computeBound,
+                kv_bytes_per_token = engine.KvBytesPerToken, rows, follow_up = followUp });
+            return 0;
+        }
+        AnsiConsole.Write(table);
+        var turns = new Table().AddColumns("follow-up turn", "time to first token", "× faster than recompute");
+        foreach (var (name, seconds) in followUp)
+            turns.AddRow(name, $"{seconds * 1000:F0} ms", $"{followUp["recomputed"] / seconds:F1}");
+        AnsiConsole.Write(turns);
+        AnsiConsole.WriteLine($"compute bound {computeBound:F0} tokens/s (matmul {bounds.MatmulGflops[dtype]:F0} GFLOP/s ÷ 2 × {parameters / 1e6:F0}M parameters); " +
+            $"KV {engine.KvBytesPerToken / 1024.0:F0} KiB per token; {Environment.ProcessorCount} cores");
+        return 0;
+    }
+
+    private sealed record Percentiles(double P50, double P99)
+    {
+        public static Percentiles Of(List<double> values)
+        {
+            values.Sort();
+            return values.Count == 0 ? new(0, 0) : new(values[(int)(0.5 * (values.Count - 1))], values[(int)(0.99 * (values.Count - 1))]);
+        }
+    }
+
+    private sealed record LoadResult(double TokensPerSecond, Percentiles Ttft, Percentiles Itl, double Fragmentation);
+
+    private static async Task<LoadResult> Load(GenerationEngine engine, int streams, int promptTokens, int newTokens)
+    {
+        var ttft = new List<double>();
+        var itl = new List<double>();
+        var fragmentation = new List<double>();
+        var watch = Stopwatch.StartNew();
+        var tasks = Enumerable.Range(0, streams).Select(async s =>
+        {
+            var prompt = Enumerable.Range(0, promptTokens).Select(i => 1000 + (s * 7919 + i * 104729) % 45000).ToArray(); // distinct per stream: no cache hits
+            var request = new EngineRequest($"bench{s}", prompt, new GenerationConfig { MaxNewTokens = newTokens, EosTokenIds = [] });
+            double start = watch.Elapsed.TotalSeconds, last = start;
+            bool first = true;
+            await foreach (var _ in engine.SubmitAsync(request))
+            {
+                double now = watch.Elapsed.TotalSeconds;
+                lock (ttft) (first ? ttft : itl).Add(first ? now - start : now - last);
+                first = false;
+                last = now;
+            }
+        }).ToList();
+        var all = Task.WhenAll(tasks);
+        while (!all.IsCompleted)
+        {
+            var stats = engine.Stats;
+            // Slots allocated but holding no token (the unfilled tail of each sequence's last block), sampled over the run.
+            if (stats.BlocksUsed > 0) fragmentation.Add(1 - stats.TokensHeld / (double)(stats.BlocksUsed * stats.BlockSize));
+            await Task.WhenAny(all, Task.Delay(20));
+        }
+        await all;
+        return new LoadResult(streams * newTokens / watch.Elapsed.TotalSeconds, Percentiles.Of(ttft), Percentiles.Of(itl), fragmentation.Count == 0 ? 0 : fragmentation.Average());
+    }
+
+    /// <summary>Time to first token of a follow-up turn: KV kept from the first turn, found in the prefix cache, or recomputed.</summary>
+    private static async Task<Dictionary<string, double>> FollowUp(GenerationEngine engine, int conversationTokens)
+    {
+        var history = Enumerable.Range(0, conversationTokens).Select(i => 2000 + i * 31 % 40000).ToList();
+        var config = new GenerationConfig { MaxNewTokens = 16, EosTokenIds = [] };
+        async Task<(double Ttft, long? Kept, List<int> Ids)> Turn(EngineRequest request)
+        {
+            var watch = Stopwatch.StartNew();
+            double ttft = 0;
+            long? kept = null;
+            var ids = new List<int>();
+            await foreach (var e in engine.SubmitAsync(request))
+            {
+                if (ids.Count == 0) ttft = watch.Elapsed.TotalSeconds;
+                ids.Add(e.TokenId);
+                kept ??= e.KeptSequence;
+            }
+            return (ttft, kept, ids);
+        }
+        var first = await Turn(new EngineRequest("conversation", history, config) { KeepSequence = true });
+        List<int> followUp = [.. history, .. first.Ids, .. Enumerable.Range(0, 20).Select(i => 300 + i)];
+        var kept = await Turn(new EngineRequest("conversation", followUp, config) { ForkSequence = first.Kept });
+        engine.ReleaseSequence(first.Kept!.Value);
+        await Task.Delay(50);
+        var cached = await Turn(new EngineRequest("conversation", followUp, config));
+        var recomputed = await Turn(new EngineRequest("another tenant", followUp, config)); // another salt: nothing reusable
+        return new() { ["kept KV"] = kept.Ttft, ["prefix-cached"] = cached.Ttft, ["recomputed"] = recomputed.Ttft };
+    }
+}
