@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Gpt2Orleans.Inference.Generation;
 using Gpt2Orleans.Inference.Tokenization;
 
 namespace Gpt2Orleans.Inference.Engine;
@@ -15,4 +16,8 @@ internal sealed class EngineRequestState(EngineRequest request, IReadOnlyList<in
     public bool FirstTokenSent { get; set; }
     public int OpenSequences { get; set; } = request.Config.NumReturnSequences;
     public volatile bool Cancelled;
+
+    /// <summary>Prefill-only scoring: the prompt's log-probabilities are the result, nothing is generated.</summary>
+    public TaskCompletionSource<IReadOnlyList<TokenLogprob?>>? Score { get; init; }
+    public int ScoreTopLogprobs { get; init; }
 }

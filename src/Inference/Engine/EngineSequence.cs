@@ -29,6 +29,8 @@ internal sealed class EngineSequence(long id, int index, EngineRequestState requ
     public StreamingDetokenizer Detokenizer { get; } = request.Tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
     public StopStringMatcher Stops { get; } = new(request.Request.Config.StopStrings ?? []);
     public DateTime? LastTokenAt { get; set; }
+    /// <summary>Scoring requests: the log-probability of each prompt token given its prefix (none for the first).</summary>
+    public TokenLogprob?[]? PromptLogprobs { get; } = request.Score is null ? null : new TokenLogprob?[prompt.Count];
 
     /// <summary>A copy that continues independently from the same tokens (n &gt; 1); its K/V blocks are shared copy-on-write.</summary>
     public EngineSequence Fork(long id, int index) =>

@@ -67,6 +67,32 @@ public sealed class GenerationEngine : IDisposable
     public IAsyncEnumerable<TokenEvent> SubmitAsync(EngineRequest request, CancellationToken cancellationToken = default)
     {
         var state = Prepare(request);
+        Enqueue(state);
+        return Read(state, cancellationToken);
+    }
+
+    /// <summary>
+    /// Prefill-only scoring, batched with generation: each token's log-probability given its prefix (null for the
+    /// first) and, when asked, the most likely alternatives at each position. Perplexity is exp(−mean).
+    /// </summary>
+    public Task<IReadOnlyList<TokenLogprob?>> ScoreAsync(string tenantId, IReadOnlyList<int> tokens, int topLogprobs = 0, CancellationToken cancellationToken = default)
+    {
+        if (topLogprobs is < 0 or > 20) throw new ArgumentException($"logprobs: must be between 0 and 20, got {topLogprobs}", "logprobs");
+        var request = new EngineRequest(tenantId, tokens, new GenerationConfig { MaxNewTokens = 0 });
+        var prepared = Prepare(request);
+        var state = new EngineRequestState(request, prepared.Eos, 0, _tokenizer)
+        {
+            Score = new TaskCompletionSource<IReadOnlyList<TokenLogprob?>>(TaskCreationOptions.RunContinuationsAsynchronously),
+            ScoreTopLogprobs = topLogprobs,
+        };
+        Enqueue(state);
+        var registration = cancellationToken.Register(() => Cancel(state));
+        state.Score.Task.ContinueWith(_ => registration.Dispose(), TaskScheduler.Default);
+        return state.Score.Task;
+    }
+
+    private void Enqueue(EngineRequestState state)
+    {
         if (Interlocked.Increment(ref _queued) > _options.MaxWaitingRequests)
         {
             Interlocked.Decrement(ref _queued);
@@ -74,9 +100,8 @@ public sealed class GenerationEngine : IDisposable
             _metrics.Rejected();
             throw new EngineOverloadedException(RetryAfter(), $"the engine for {_options.ModelName} has {_options.MaxWaitingRequests} requests waiting; retry later");
         }
-        _arrivals.Enqueue(new EngineSequence(Interlocked.Increment(ref _nextSequenceId), 0, state, request.PromptIds, Interlocked.Increment(ref _arrival)));
+        _arrivals.Enqueue(new EngineSequence(Interlocked.Increment(ref _nextSequenceId), 0, state, state.Request.PromptIds, Interlocked.Increment(ref _arrival)));
         _wake.Release();
-        return Read(state, cancellationToken);
     }
 
     private EngineRequestState Prepare(EngineRequest request)
@@ -173,7 +198,12 @@ public sealed class GenerationEngine : IDisposable
         while (_arrivals.TryDequeue(out var arrived))
         {
             Interlocked.Decrement(ref _queued);
-            if (arrived.Request.Cancelled) { arrived.Request.Events.Writer.TryComplete(); continue; }
+            if (arrived.Request.Cancelled)
+            {
+                arrived.Request.Events.Writer.TryComplete();
+                arrived.Request.Score?.TrySetCanceled();
+                continue;
+            }
             var sequence = ReuseKept(arrived);
             _sequences[sequence.Request] = [sequence];
             _scheduler.Enqueue(sequence);
@@ -223,29 +253,56 @@ public sealed class GenerationEngine : IDisposable
         var parts = new List<PagedSequence>();
         var ids = new List<long>();
         var sampled = new List<(EngineSequence Sequence, long Row)>();
+        var scored = new List<(EngineSequence Sequence, long Row, int Position)>(); // the row at position p predicts token p + 1
         foreach (var (sequence, start, count) in plan.Work)
         {
             parts.Add(new PagedSequence(sequence.Id, ids.Count, count, start));
+            if (sequence.PromptLogprobs is not null)
+                for (int p = start; p < Math.Min(start + count, sequence.Tokens.Count - 1); p++) scored.Add((sequence, ids.Count + p - start, p));
             ids.AddRange(sequence.Tokens.Skip(start).Take(count).Select(t => (long)t));
-            if (start + count == sequence.Tokens.Count) sampled.Add((sequence, ids.Count - 1));
+            if (start + count == sequence.Tokens.Count && sequence.PromptLogprobs is null) sampled.Add((sequence, ids.Count - 1));
         }
         long promptTokens = plan.Work.Sum(w => Math.Max(0, Math.Min(w.Count, w.Sequence.PromptLength - w.Start)));
         Interlocked.Add(ref _promptTokens, promptTokens);
         _metrics.PromptTokens(promptTokens);
         using var batch = new PagedBatch(_pool, parts);
-        var logits = _model.forwardPaged(torch.tensor(ids.ToArray(), device: _model.Device), batch, _pool, sampled.Select(s => s.Row).ToArray())
-            .to(ScalarType.Float32);
+        var rows = sampled.Select(s => s.Row).Concat(scored.Select(s => s.Row)).ToArray();
+        var logits = _model.forwardPaged(torch.tensor(ids.ToArray(), device: _model.Device), batch, _pool, rows).to(ScalarType.Float32);
         foreach (var (sequence, start, count) in plan.Work)
         {
             sequence.Computed = start + count;
             _pool.Allocator.MarkComputed(sequence.Id, sequence.Computed);
         }
+        if (scored.Count > 0) RecordPromptLogprobs(logits.narrow(0, sampled.Count, scored.Count), scored);
+        foreach (var (sequence, _, _) in plan.Work)
+            if (sequence.PromptLogprobs is not null && sequence.Computed == sequence.Tokens.Count)
+            {
+                sequence.Finished = true;
+                _scheduler.Remove(sequence);
+                _sequences.Remove(sequence.Request);
+                sequence.Request.Score!.TrySetResult(sequence.PromptLogprobs);
+            }
         for (int i = 0; i < sampled.Count; i++)
         {
             var row = logits.narrow(0, i, 1);
             var sequence = sampled[i].Sequence;
             if (sequence.Finished) continue;
             foreach (var member in ForkIfFirstToken(sequence)) Sample(member, row);
+        }
+    }
+
+    /// <summary>Scoring sequences: the log-probability of each next prompt token.</summary>
+    private void RecordPromptLogprobs(Tensor logits, List<(EngineSequence Sequence, long Row, int Position)> scored)
+    {
+        foreach (var group in scored.Select((s, i) => (s, i)).GroupBy(x => x.s.Sequence))
+        {
+            var sequence = group.Key;
+            var indices = group.Select(x => (long)x.i).ToArray();
+            var next = group.Select(x => sequence.Tokens[x.s.Position + 1]).ToArray();
+            using var rows = logits.index_select(0, torch.tensor(indices, device: logits.device));
+            var values = LogprobCalculator.Compute(rows, next, sequence.Request.ScoreTopLogprobs);
+            int k = 0;
+            foreach (var (s, _) in group) sequence.PromptLogprobs![s.Position + 1] = values[k++];
         }
     }
 
@@ -318,6 +375,8 @@ public sealed class GenerationEngine : IDisposable
         if (_sequences.Remove(request, out var members))
             foreach (var sequence in members) { sequence.Finished = true; _scheduler.Remove(sequence); }
         request.Events.Writer.TryComplete(error);
+        if (error is OperationCanceledException) request.Score?.TrySetCanceled();
+        else request.Score?.TrySetException(error);
     }
 
     private EngineStats Snapshot()

@@ -114,7 +114,9 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator,
     }
 
     /// <summary>The prefix-cache salt: the model and the tenant, so no tenant ever reuses another's KV.</summary>
-    private string Salt(EngineSequence sequence) => options.ModelName + "\u0000" + sequence.Request.Request.TenantId;
+    /// A scoring request needs logits at every position, so it takes no cache hits (a salt of its own), as vLLM's prompt logprobs.
+    private string Salt(EngineSequence sequence) => options.ModelName + "\u0000" + sequence.Request.Request.TenantId
+        + (sequence.Request.Score is null ? "" : "\u0000score\u0000" + sequence.Id);
 
     /// <summary>Gives the sequence's newest tokens their slots, preempting the youngest unplanned sequences when the pool is full.</summary>
     private bool EnsureSlots(EngineSequence sequence, List<BlockAllocator.CopyOnWrite> copies, HashSet<EngineSequence> planned)
