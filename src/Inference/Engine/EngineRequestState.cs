@@ -20,4 +20,10 @@ internal sealed class EngineRequestState(EngineRequest request, IReadOnlyList<in
     /// <summary>Prefill-only scoring: the prompt's log-probabilities are the result, nothing is generated.</summary>
     public TaskCompletionSource<IReadOnlyList<TokenLogprob?>>? Score { get; init; }
     public int ScoreTopLogprobs { get; init; }
+
+    /// <summary>Beam search: the scorer, the live beams in order and their running scores, and the steps taken.</summary>
+    public BeamSearchScorer? Beam { get; init; }
+    public List<EngineSequence> Beams { get; set; } = [];
+    public double[] BeamScores { get; set; } = [];
+    public int BeamSteps { get; set; }
 }

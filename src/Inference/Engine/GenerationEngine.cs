@@ -110,7 +110,12 @@ public sealed class GenerationEngine : IDisposable
         var config = request.Config;
         config.Validate(_model.Config.VocabSize);
         if (string.IsNullOrEmpty(request.TenantId)) throw new ArgumentException("tenant: a request needs a tenant id", "tenant");
-        if (config.IsBeamSearch) throw new ArgumentException("num_beams: beam search does not run in the engine yet; use TextGenerator", "num_beams");
+        if (config.IsBeamSearch && (config.NumBeamGroups > 1 || config.DoSample))
+            throw new ArgumentException("num_beam_groups: diverse beam search and beam sampling run in TextGenerator, not the engine", "num_beam_groups");
+        if (config.IsBeamSearch && config.StopStrings is { Count: > 0 })
+            throw new ArgumentException("stop_strings: not supported with beam search", "stop_strings");
+        if (config.IsBeamSearch && request.KeepSequence)
+            throw new ArgumentException("num_beams: a beam search's sequence cannot be kept for a next turn", "num_beams");
         if (request.KeepSequence && config.NumReturnSequences > 1)
             throw new ArgumentException("num_return_sequences: only a single sequence can be kept for the next turn", "num_return_sequences");
         if (request.ContinueSequence is not null && request.ForkSequence is not null)
@@ -126,7 +131,10 @@ public sealed class GenerationEngine : IDisposable
         int blocksNeeded = _pool.Allocator.BlocksFor(total);
         if (blocksNeeded > _pool.Allocator.TotalBlocks)
             throw new ArgumentException($"max_new_tokens: {total} tokens need {blocksNeeded} KV blocks; this engine's pool holds {_pool.Allocator.TotalBlocks}", "max_new_tokens");
-        return new EngineRequestState(request, config.EosTokenIds ?? _model.Config.EosTokenIds, maxNew, _tokenizer);
+        return new EngineRequestState(request, config.EosTokenIds ?? _model.Config.EosTokenIds, maxNew, _tokenizer)
+        {
+            Beam = config.IsBeamSearch ? new BeamSearchScorer(1, config, maxNew) : null,
+        };
     }
 
     private async IAsyncEnumerable<TokenEvent> Read(EngineRequestState state, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -286,9 +294,103 @@ public sealed class GenerationEngine : IDisposable
         {
             var row = logits.narrow(0, i, 1);
             var sequence = sampled[i].Sequence;
-            if (sequence.Finished) continue;
+            if (sequence.Finished || sequence.Request.Beam is not null) continue;
             foreach (var member in ForkIfFirstToken(sequence)) Sample(member, row);
         }
+        foreach (var beams in sampled.Select((s, i) => (s.Sequence, Row: i)).Where(s => s.Sequence.Request.Beam is not null)
+                     .GroupBy(s => s.Sequence.Request))
+            BeamStep(beams.Key, logits.index_select(0, torch.tensor(beams.Select(b => (long)b.Row).ToArray())), beams.Select(b => b.Sequence).ToList());
+    }
+
+    /// <summary>
+    /// One step of HF's beam search for a request: its beams' logits (in beam order; at the first step the prompt's
+    /// single row, copied to every beam) are ranked by the scorer; surviving beams continue, a beam chosen twice is
+    /// forked (its KV shared copy-on-write), dropped beams free their blocks at once.
+    /// </summary>
+    private void BeamStep(EngineRequestState request, Tensor rows, List<EngineSequence> computed)
+    {
+        var config = request.Request.Config;
+        int beams = config.NumBeams;
+        if (request.Beams.Count == 0)
+        {
+            // The prompt is prefilled once; the other beams fork from it.
+            var first = computed[0];
+            request.Beams = [first, .. Enumerable.Range(1, beams - 1).Select(index =>
+            {
+                var child = first.Fork(Interlocked.Increment(ref _nextSequenceId), index);
+                _pool.Allocator.Fork(first.Id, child.Id);
+                _scheduler.AddRunning(child);
+                return child;
+            })];
+            _sequences[request] = request.Beams.ToList();
+            request.BeamScores = Enumerable.Range(0, beams).Select(i => i == 0 ? 0.0 : -1e9).ToArray();
+            rows = rows.expand(beams, rows.shape[1]);
+        }
+        else
+        {
+            // Rows arrive in the step's plan order; the scorer needs them in beam order.
+            var order = request.Beams.Select(b => (long)computed.IndexOf(b)).ToArray();
+            if (order.Any(i => i < 0)) throw new InvalidOperationException("a beam was not computed with its siblings");
+            rows = rows.index_select(0, torch.tensor(order, device: rows.device));
+        }
+        var live = request.Beams;
+        var processed = live[0].Processors.Process(live.Select(b => (IReadOnlyList<int>)b.Tokens).ToList(), rows.log_softmax(-1));
+        var withScores = processed + torch.tensor(request.BeamScores, device: processed.device).to(ScalarType.Float32).unsqueeze(1);
+        long vocab = withScores.shape[1];
+        int keep = Math.Max(2, 1 + request.Eos.Count) * beams;
+        var (values, indices) = withScores.view(1, beams * vocab).topk(keep, 1, largest: true, sorted: true);
+        var valuesHost = values.cpu().data<float>().ToArray();
+        var indicesHost = indices.cpu().data<long>().ToArray();
+        var candidates = Enumerable.Range(0, keep)
+            .Select(k => new BeamSearchScorer.Candidate(valuesHost[k], (int)(indicesHost[k] % vocab), (int)(indicesHost[k] / vocab))).ToList();
+        var generated = live.Select(b => (IReadOnlyList<int>)b.Tokens.Skip(b.PromptLength).ToList()).ToList();
+        int pad = config.PadTokenId ?? _model.Config.PadTokenId ?? request.Eos.FirstOrDefault(_tokenizer.EndOfTextId);
+        var next = request.Beam!.Process(generated, [candidates], request.Eos.ToArray(), pad, request.BeamSteps + 1);
+        request.BeamSteps++;
+
+        // Fork every reuse before any beam appends its token, so each copy starts from the same tokens.
+        var used = new HashSet<int>();
+        var successors = next.Select(n => used.Add(n.SourceRow) ? live[n.SourceRow] : Fork(live[n.SourceRow])).ToList();
+        for (int j = 0; j < beams; j++) successors[j].Tokens.Add(next[j].Token);
+        foreach (var dropped in live.Where((_, i) => !used.Contains(i))) { dropped.Finished = true; _scheduler.Remove(dropped); }
+        request.Beams = successors;
+        request.BeamScores = next.Select(n => n.Score).ToArray();
+        _sequences[request] = successors.ToList();
+
+        if (request.Beam.IsDone || request.BeamSteps >= request.MaxNewTokens) FinishBeams(request);
+
+        EngineSequence Fork(EngineSequence source)
+        {
+            var copy = source.Fork(Interlocked.Increment(ref _nextSequenceId), source.Index);
+            _pool.Allocator.Fork(source.Id, copy.Id);
+            _scheduler.AddRunning(copy);
+            return copy;
+        }
+    }
+
+    /// <summary>Picks the best hypotheses (HF's finalize) and streams each as a returned sequence; the beams' blocks are freed.</summary>
+    private void FinishBeams(EngineRequestState request)
+    {
+        var generated = request.Beams.Select(b => (IReadOnlyList<int>)b.Tokens.Skip(b.PromptLength).ToList()).ToList();
+        var best = request.Beam!.Finalize(generated, request.BeamScores, request.Request.Config.NumReturnSequences,
+            request.Eos.Count > 0 ? request.Eos[0] : _tokenizer.EndOfTextId);
+        int prompt = request.Beams[0].PromptLength;
+        foreach (var beam in request.Beams) { beam.Finished = true; _scheduler.Remove(beam); }
+        _sequences.Remove(request);
+        for (int k = 0; k < best.Count; k++)
+        {
+            var detokenizer = _tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
+            var tokens = best[k].Tokens;
+            for (int t = 0; t < tokens.Count; t++)
+            {
+                bool last = t == tokens.Count - 1;
+                string delta = detokenizer.Push(tokens[t]) + (last ? detokenizer.Flush() : "");
+                request.Events.Writer.TryWrite(new TokenEvent(k, tokens[t], delta, null,
+                    last ? (best[k].EndedWithEos ? FinishReason.EndOfSequence : FinishReason.Length) : null,
+                    last ? new Usage(prompt, tokens.Count, request.Beams[0].CachedPromptTokens) : null, Score: last ? best[k].Score : null));
+            }
+        }
+        request.Events.Writer.TryComplete();
     }
 
     /// <summary>Scoring sequences: the log-probability of each next prompt token.</summary>

@@ -59,14 +59,20 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator,
         var copies = new List<BlockAllocator.CopyOnWrite>();
         var planned = new HashSet<EngineSequence>();
 
-        foreach (var sequence in _running.Where(s => s.Pending == 1).OrderBy(s => s.Arrival).ToList())
+        // A beam search's beams advance together (its scorer needs all of them each step): they form one unit.
+        var units = _running.Where(s => s.Pending == 1).OrderBy(s => s.Arrival)
+            .GroupBy(s => IsBeam(s) ? (object)s.Request : s).Select(g => g.ToList()).ToList();
+        foreach (var unit in units)
         {
-            if (budget == 0) break;
-            if (!_running.Contains(sequence)) continue; // preempted for an older sequence in this loop
-            if (!EnsureSlots(sequence, copies, planned)) continue;
-            work.Add((sequence, sequence.Computed, 1));
-            planned.Add(sequence);
-            budget--;
+            if (budget < unit.Count) break;
+            if (!unit.All(_running.Contains)) continue; // preempted for an older sequence in this loop
+            if (!unit.All(sequence => EnsureSlots(sequence, unit, copies, planned))) continue;
+            foreach (var sequence in unit)
+            {
+                work.Add((sequence, sequence.Computed, 1));
+                planned.Add(sequence);
+            }
+            budget -= unit.Count;
         }
         foreach (var sequence in _running.Where(s => s.Pending > 1 && !planned.Contains(s)).OrderBy(s => s.Arrival).ToList())
         {
@@ -119,7 +125,9 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator,
         + (sequence.Request.Score is null ? "" : "\u0000score\u0000" + sequence.Id);
 
     /// <summary>Gives the sequence's newest tokens their slots, preempting the youngest unplanned sequences when the pool is full.</summary>
-    private bool EnsureSlots(EngineSequence sequence, List<BlockAllocator.CopyOnWrite> copies, HashSet<EngineSequence> planned)
+    private static bool IsBeam(EngineSequence sequence) => sequence.Request.Request.Config.IsBeamSearch;
+
+    private bool EnsureSlots(EngineSequence sequence, List<EngineSequence> unit, List<BlockAllocator.CopyOnWrite> copies, HashSet<EngineSequence> planned)
     {
         while (allocator.TokenCount(sequence.Id) < sequence.Tokens.Count)
         {
@@ -130,7 +138,8 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator,
                 continue;
             }
             if (releaseKeptSequence()) continue;
-            var victim = _running.Where(s => !planned.Contains(s)).MaxBy(s => s.Arrival);
+            // Beams are not preempted one by one (their siblings would wait on them); a beam unit waits instead.
+            var victim = _running.Where(s => !planned.Contains(s) && !IsBeam(s) && (!IsBeam(sequence) || !unit.Contains(s))).MaxBy(s => s.Arrival);
             if (victim is null) return false;
             Preempt(victim);
             if (victim == sequence) return false;

@@ -10,5 +10,6 @@ public sealed record Usage(int PromptTokens, int CompletionTokens, int CachedPro
 /// completes (never half a character), its log-probability when asked, and on the last one the finish reason and usage.
 /// </summary>
 /// <see cref="KeptSequence"/> (last event, when asked to keep it) names the sequence whose KV stays for the next turn.
+/// Beam search streams each returned sequence once it is chosen, its last event carrying HF's sequence score.
 public sealed record TokenEvent(int SequenceIndex, int TokenId, string TextDelta, TokenLogprob? Logprob, FinishReason? Finish, Usage? Usage,
-    long? KeptSequence = null);
+    long? KeptSequence = null, double? Score = null);
