@@ -487,7 +487,8 @@ public sealed class GenerationEngine : IDisposable
         return new EngineStats(_kept.Count, _scheduler.RunningCount, _scheduler.WaitingCount + Math.Max(0, _queued), allocator.UsedBlocks, allocator.FreeBlocks,
             allocator.CachedFreeBlocks, allocator.TotalBlocks, _scheduler.Preemptions, Interlocked.Read(ref _rejections),
             Interlocked.Read(ref _promptTokens), Interlocked.Read(ref _generatedTokens), allocator.PrefixQueries, allocator.PrefixHits,
-            _scheduler.Running.Sum(s => (long)allocator.TokenCount(s.Id)) + _kept.Values.Sum(k => (long)k.Tokens.Count), allocator.BlockSize);
+            _scheduler.Running.Sum(s => (long)allocator.TokenCount(s.Id)) + _kept.Values.Sum(k => (long)k.Tokens.Count), allocator.BlockSize,
+            DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 
     public void Dispose()

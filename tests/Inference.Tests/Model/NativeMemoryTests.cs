@@ -66,4 +66,40 @@ public sealed class NativeMemoryTests(ITestOutputHelper output)
         Assert.True(liveAfter <= liveBefore, $"{liveAfter - liveBefore} tensors leaked over 300 rounds");
         Assert.True(rssAfter - rssBefore < 64L << 20, $"RSS grew by {(rssAfter - rssBefore) >> 20} MiB");
     }
+
+    [Fact]
+    public async Task Hundreds_of_engine_requests_of_every_kind_leave_no_tensor_and_no_block_behind()
+    {
+        using var lm = Gpt2LMHeadModel.FromPretrained(GoldenData.ModelDir("lm"));
+        using var engine = new Inference.Engine.GenerationEngine(lm, Gpt2Tokenizer.Default,
+            new Inference.Engine.EngineOptions { KvBlocks = 24, BlockSize = 4, MaxBatchTokens = 24 });
+        var prompt = Gpt2Tokenizer.Default.Encode("The meaning of life is");
+        async Task Round(int i)
+        {
+            using var cancel = new CancellationTokenSource();
+            var config = (i % 4) switch
+            {
+                0 => new GenerationConfig { MaxNewTokens = 6, Logprobs = 2 },
+                1 => new GenerationConfig { MaxNewTokens = 6, DoSample = true, Seed = i, NumReturnSequences = 2 },
+                2 => new GenerationConfig { MaxNewTokens = 4, NumBeams = 3, NumReturnSequences = 2 },
+                _ => new GenerationConfig { MaxNewTokens = 40, EosTokenIds = [] },
+            };
+            try
+            {
+                int n = 0;
+                await foreach (var _ in engine.SubmitAsync(new Inference.Engine.EngineRequest($"t{i % 3}", prompt, config), cancel.Token))
+                    if (i % 4 == 3 && ++n == 3) cancel.Cancel(); // cancelled mid-stream
+            }
+            catch (OperationCanceledException) { }
+            if (i % 5 == 0) await engine.ScoreAsync("t", prompt);
+        }
+        for (int i = 0; i < 8; i++) await Round(i); // warm-up
+        await Eventually.True(() => engine.Stats.Running == 0 && engine.Stats.BlocksUsed == 0);
+        long before = engine.Stats.LiveTensors;
+        // Concurrent waves so requests batch, queue and preempt each other in the small pool.
+        for (int wave = 0; wave < 25; wave++) await Task.WhenAll(Enumerable.Range(wave * 8, 8).Select(Round));
+        await Eventually.True(() => engine.Stats.Running == 0 && engine.Stats.BlocksUsed == 0, "all blocks back in the pool");
+        output.WriteLine($"engine loop live tensors {before} → {engine.Stats.LiveTensors}; preemptions {engine.Stats.Preemptions}");
+        Assert.Equal(before, engine.Stats.LiveTensors);
+    }
 }
