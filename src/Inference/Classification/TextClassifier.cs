@@ -15,40 +15,41 @@ public sealed class TextClassifier(Gpt2Tokenizer tokenizer)
     {
         var config = model.Config;
         var groups = config.PadTokenId is null ? texts.Select(t => new[] { t }).ToArray() : [texts.ToArray()];
-        var results = new List<SequenceClassification>();
-        foreach (var group in groups)
-        {
-            using var scope = torch.NewDisposeScope();
-            var batch = Encode(group, config.PadTokenId ?? 0, config.NPositions);
-            using var output = model.forward(batch.InputIdsTensor(model.Device), batch.AttentionMaskTensor(model.Device));
-            var logits = output.Logits.to(ScalarType.Float32).cpu();
-            var scores = logits.softmax(-1);
-            for (int i = 0; i < group.Length; i++)
-            {
-                var row = logits[i].data<float>().ToArray();
-                int best = Array.IndexOf(row, row.Max());
-                results.Add(new SequenceClassification(row, scores[i].data<float>().ToArray(), config.Id2Label[best]));
-            }
-        }
-        return results;
+        return groups.SelectMany(group => SequenceResults(model, Encode(group, config.PadTokenId ?? 0, config.NPositions))).ToList();
     }
 
-    public IReadOnlyList<IReadOnlyList<TokenClassification>> ClassifyTokens(Gpt2ForTokenClassification model, IReadOnlyList<string> texts)
+    public IReadOnlyList<IReadOnlyList<TokenClassification>> ClassifyTokens(Gpt2ForTokenClassification model, IReadOnlyList<string> texts) =>
+        TokenResults(model, Encode(texts, model.Config.PadTokenId ?? tokenizer.EndOfTextId, model.Config.NPositions), tokenizer);
+
+    /// <summary>One forward pass of a right-padded batch through the sequence head: logits, softmax scores and label per row.</summary>
+    public static IReadOnlyList<SequenceClassification> SequenceResults(Gpt2ForSequenceClassification model, BatchEncoding batch)
     {
-        var config = model.Config;
         using var scope = torch.NewDisposeScope();
-        var batch = Encode(texts, config.PadTokenId ?? tokenizer.EndOfTextId, config.NPositions);
+        using var output = model.forward(batch.InputIdsTensor(model.Device), batch.AttentionMaskTensor(model.Device));
+        var logits = output.Logits.to(ScalarType.Float32).cpu();
+        var scores = logits.softmax(-1);
+        return Enumerable.Range(0, batch.BatchSize).Select(i =>
+        {
+            var row = logits[i].data<float>().ToArray();
+            return new SequenceClassification(row, scores[i].data<float>().ToArray(), model.Config.Id2Label[Array.IndexOf(row, row.Max())]);
+        }).ToList();
+    }
+
+    /// <summary>One forward pass of a right-padded batch through the token head: each real token's logits and label.</summary>
+    public static IReadOnlyList<IReadOnlyList<TokenClassification>> TokenResults(Gpt2ForTokenClassification model, BatchEncoding batch, Gpt2Tokenizer tokenizer)
+    {
+        using var scope = torch.NewDisposeScope();
         using var output = model.forward(batch.InputIdsTensor(model.Device), batch.AttentionMaskTensor(model.Device));
         var logits = output.Logits.to(ScalarType.Float32).cpu();
         var results = new List<IReadOnlyList<TokenClassification>>();
-        for (int i = 0; i < texts.Count; i++)
+        for (int i = 0; i < batch.BatchSize; i++)
         {
             var tokens = new List<TokenClassification>();
             for (int j = 0; j < batch.Length && batch.AttentionMask[i][j] == 1; j++)
             {
                 var row = logits[i, j].data<float>().ToArray();
                 int id = (int)batch.InputIds[i][j];
-                tokens.Add(new TokenClassification(id, tokenizer.Decode([id]), row, config.Id2Label[Array.IndexOf(row, row.Max())]));
+                tokens.Add(new TokenClassification(id, tokenizer.Decode([id]), row, model.Config.Id2Label[Array.IndexOf(row, row.Max())]));
             }
             results.Add(tokens);
         }
