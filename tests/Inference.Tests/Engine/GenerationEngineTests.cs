@@ -147,6 +147,23 @@ public sealed class GenerationEngineTests(GoldenData golden)
     }
 
     [Fact]
+    public async Task A_tenant_cap_limits_its_running_sequences_while_others_still_run()
+    {
+        using var engine = NewEngine(new EngineOptions { ModelName = "golden-lm", KvBlocks = 256, BlockSize = 4, MaxSequencesPerTenant = 2 });
+        int peakRunning = 0;
+        var flood = Enumerable.Range(0, 6).Select(i => Collect(engine.SubmitAsync(Request(Prompts[i], new GenerationConfig { MaxNewTokens = 15, EosTokenIds = [] }, "A")))).ToList();
+        var all = Task.WhenAll(flood);
+        while (!all.IsCompleted)
+        {
+            peakRunning = Math.Max(peakRunning, engine.Stats.Running);
+            await Task.Delay(2);
+        }
+        Assert.InRange(peakRunning, 1, 2);
+        var other = await Collect(engine.SubmitAsync(Request(Prompts[0], new GenerationConfig { MaxNewTokens = 3 }, "B")));
+        Assert.Equal(3, other[0].Count);
+    }
+
+    [Fact]
     public void Bad_requests_are_rejected_before_queueing()
     {
         using var engine = NewEngine();
