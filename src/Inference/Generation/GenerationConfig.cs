@@ -137,27 +137,27 @@ public sealed record GenerationConfig
         Require(!IsBeamSearch || NumReturnSequences <= NumBeams, "num_return_sequences",
             $"({NumReturnSequences}) must not exceed num_beams ({NumBeams})");
         Require(Logprobs is null or (>= 0 and <= 20), "logprobs", $"must be between 0 and 20, got {Logprobs}");
-        foreach (var (name, id) in new[] { ("pad_token_id", PadTokenId), ("bos_token_id", BosTokenId) })
-            Require(id is null || (id >= 0 && id < vocabSize), name, $"{id} is outside the vocabulary (0..{vocabSize - 1})");
-        foreach (var id in EosTokenIds ?? [])
-            Require(id >= 0 && id < vocabSize, "eos_token_id", $"{id} is outside the vocabulary (0..{vocabSize - 1})");
+        void InVocabulary(string parameter, int? id) =>
+            Require(id is null || (id >= 0 && id < vocabSize), parameter, $"{id} is outside the vocabulary (0..{vocabSize - 1})");
+        InVocabulary("pad_token_id", PadTokenId);
+        InVocabulary("bos_token_id", BosTokenId);
+        InVocabulary("forced_bos_token_id", ForcedBosTokenId);
+        InVocabulary("forced_eos_token_id", ForcedEosTokenId);
+        foreach (var id in EosTokenIds ?? []) InVocabulary("eos_token_id", id);
+        foreach (var id in SuppressTokens ?? []) InVocabulary("suppress_tokens", id);
+        foreach (var id in BeginSuppressTokens ?? []) InVocabulary("begin_suppress_tokens", id);
         foreach (var word in BadWordsIds ?? [])
         {
             Require(word.Count > 0, "bad_words_ids", "contains an empty sequence");
-            foreach (var id in word) Require(id >= 0 && id < vocabSize, "bad_words_ids", $"{id} is outside the vocabulary (0..{vocabSize - 1})");
+            foreach (var id in word) InVocabulary("bad_words_ids", id);
         }
         foreach (var stop in StopStrings ?? []) Require(!string.IsNullOrEmpty(stop), "stop_strings", "contains an empty string");
         Require(EpsilonCutoff is >= 0 and < 1, "epsilon_cutoff", $"must be in [0, 1), got {EpsilonCutoff}");
         Require(EtaCutoff is >= 0 and < 1, "eta_cutoff", $"must be in [0, 1), got {EtaCutoff}");
-        foreach (var (name, ids) in new[] { ("suppress_tokens", SuppressTokens), ("begin_suppress_tokens", BeginSuppressTokens) })
-            foreach (var id in ids ?? [])
-                Require(id >= 0 && id < vocabSize, name, $"{id} is outside the vocabulary (0..{vocabSize - 1})");
-        foreach (var (name, id) in new[] { ("forced_bos_token_id", ForcedBosTokenId), ("forced_eos_token_id", ForcedEosTokenId) })
-            Require(id is null || (id >= 0 && id < vocabSize), name, $"{id} is outside the vocabulary (0..{vocabSize - 1})");
         foreach (var (sequence, bias) in SequenceBias ?? [])
         {
             Require(sequence.Count > 0 && (double.IsFinite(bias) || double.IsNegativeInfinity(bias)), "sequence_bias", "needs non-empty sequences and numeric biases");
-            foreach (var id in sequence) Require(id >= 0 && id < vocabSize, "sequence_bias", $"{id} is outside the vocabulary (0..{vocabSize - 1})");
+            foreach (var id in sequence) InVocabulary("sequence_bias", id);
         }
     }
 }
