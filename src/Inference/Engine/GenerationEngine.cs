@@ -93,7 +93,8 @@ public sealed class GenerationEngine : IDisposable
 
     private void Enqueue(EngineRequestState state)
     {
-        if (Interlocked.Increment(ref _queued) > _options.MaxWaitingRequests)
+        // Waiting = not yet picked up by the loop + queued in the scheduler (read across threads: a bound, not an exact count).
+        if (Interlocked.Increment(ref _queued) + _scheduler.WaitingCount > _options.MaxWaitingRequests)
         {
             Interlocked.Decrement(ref _queued);
             Interlocked.Increment(ref _rejections);
@@ -167,7 +168,8 @@ public sealed class GenerationEngine : IDisposable
         _wake.Release();
     }
 
-    private TimeSpan RetryAfter() => TimeSpan.FromSeconds(Math.Clamp(_queued / (double)_options.MaxRunningSequences, 1, 60));
+    private TimeSpan RetryAfter() =>
+        TimeSpan.FromSeconds(Math.Clamp((_queued + _scheduler.WaitingCount) / (double)_options.MaxRunningSequences, 1, 60));
 
     private void Run()
     {

@@ -22,7 +22,9 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator,
     private int _turn;
     private int _creditsLeft;
 
-    public int WaitingCount { get; private set; }
+    private int _waitingCount;
+    /// <summary>Sequences waiting for admission; read by submitting threads for the queue bound.</summary>
+    public int WaitingCount { get => Volatile.Read(ref _waitingCount); private set => Volatile.Write(ref _waitingCount, value); }
     public int RunningCount => _running.Count;
     public long Preemptions { get; private set; }
     public IReadOnlyList<EngineSequence> Running => _running;

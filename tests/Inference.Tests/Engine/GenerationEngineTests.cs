@@ -116,7 +116,11 @@ public sealed class GenerationEngineTests(GoldenData golden)
         var streams = new List<Task<List<int>[]>>();
         var overloaded = await Assert.ThrowsAsync<EngineOverloadedException>(async () =>
         {
-            for (int i = 0; i < 50; i++) streams.Add(Collect(engine.SubmitAsync(Request(Prompts[i % Prompts.Length], new GenerationConfig { MaxNewTokens = 20 }))));
+            for (int i = 0; i < 50; i++)
+            {
+                streams.Add(Collect(engine.SubmitAsync(Request(Prompts[i % Prompts.Length], new GenerationConfig { MaxNewTokens = 20 }))));
+                await Task.Delay(5); // give the loop time to move arrivals into its waiting queue: that queue counts too
+            }
             await Task.WhenAll(streams);
         });
         Assert.True(overloaded.RetryAfter >= TimeSpan.FromSeconds(1));
