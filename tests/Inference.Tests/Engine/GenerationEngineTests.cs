@@ -151,6 +151,29 @@ public sealed class GenerationEngineTests(GoldenData golden)
     }
 
     [Fact]
+    public async Task Tenant_weights_set_the_share_of_admissions()
+    {
+        var options = new EngineOptions
+        {
+            ModelName = "golden-lm", KvBlocks = 256, BlockSize = 4, MaxRunningSequences = 1,
+            TenantWeights = new Dictionary<string, int> { ["A"] = 3, ["B"] = 1 },
+        };
+        using var engine = NewEngine(options);
+        var blocker = Collect(engine.SubmitAsync(Request(Prompts[0], new GenerationConfig { MaxNewTokens = 40, EosTokenIds = [] }, "C")));
+        await Eventually.True(() => engine.Stats.Running == 1, "the blocker runs");
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var requests = new List<Task>();
+        foreach (var tenant in new[] { "A", "B" })
+            for (int i = 0; i < 8; i++)
+                requests.Add(Collect(engine.SubmitAsync(Request(Prompts[i], new GenerationConfig { MaxNewTokens = 1 }, tenant)))
+                    .ContinueWith(_ => order.Enqueue(tenant)));
+        await blocker;
+        await Task.WhenAll(requests);
+        // One slot, admissions in turn: three of A's, then one of B's, and so on.
+        Assert.Equal(6, order.Take(8).Count(t => t == "A"));
+    }
+
+    [Fact]
     public async Task A_tenant_cap_limits_its_running_sequences_while_others_still_run()
     {
         using var engine = NewEngine(new EngineOptions { ModelName = "golden-lm", KvBlocks = 256, BlockSize = 4, MaxSequencesPerTenant = 2 });
