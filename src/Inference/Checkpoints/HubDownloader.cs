@@ -68,8 +68,24 @@ public sealed partial class HubDownloader(HttpClient http, string endpoint, stri
         return names;
     }
 
+    /// <summary>Attempts per file: a dropped connection is retried (resuming from the partial file), an HTTP error is not.</summary>
+    public const int Attempts = 4;
+
     /// <returns>false when the file does not exist on the server (and is not required)</returns>
     private async Task<bool> FetchAsync(string repoId, string revision, string file, string folder, bool required,
+        IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try { return await FetchOnceAsync(repoId, revision, file, folder, required, progress, cancellationToken); }
+            catch (Exception e) when (e is HttpRequestException or IOException && attempt < Attempts && !cancellationToken.IsCancellationRequested)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250 * attempt), cancellationToken);
+            }
+        }
+    }
+
+    private async Task<bool> FetchOnceAsync(string repoId, string revision, string file, string folder, bool required,
         IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         string target = Path.Combine(folder, file);
@@ -82,7 +98,7 @@ public sealed partial class HubDownloader(HttpClient http, string endpoint, stri
         if (existing > 0) request.Headers.Range = new RangeHeaderValue(existing, null);
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         if (response.StatusCode == HttpStatusCode.NotFound && !required) return false;
-        if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable) { File.Delete(partial); return await FetchAsync(repoId, revision, file, folder, required, progress, cancellationToken); }
+        if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable) { File.Delete(partial); return await FetchOnceAsync(repoId, revision, file, folder, required, progress, cancellationToken); }
         if (!response.IsSuccessStatusCode)
             throw new CheckpointException($"{url}: the server answered {(int)response.StatusCode} {response.ReasonPhrase}");
 

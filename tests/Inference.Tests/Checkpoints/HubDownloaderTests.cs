@@ -57,6 +57,17 @@ public sealed class HubDownloaderTests : IDisposable
     }
 
     [Fact]
+    public async Task Dropped_connections_are_retried_and_resume()
+    {
+        using var server = new LocalHubServer(Repo, _source) { DropNextRequests = 2 };
+        var hub = new HubDownloader(_http, server.Endpoint, _cache);
+        string folder = await hub.DownloadAsync(Repo);
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(_source, "config.json")), await File.ReadAllBytesAsync(Path.Combine(folder, "config.json")));
+        Assert.Equal(0, server.DropNextRequests);
+        Assert.NotEmpty(server.RangeRequests); // the second try resumed the half-received file
+    }
+
+    [Fact]
     public async Task A_file_whose_sha256_does_not_match_is_discarded_with_a_clear_error()
     {
         using var server = new LocalHubServer(Repo, _source) { EtagOverride = f => f == "model.safetensors" ? new string('a', 64) : null };

@@ -16,6 +16,8 @@ public sealed class LocalHubServer : IDisposable
     public string Endpoint { get; }
     public List<string> RangeRequests { get; } = [];
     public Func<string, string?>? EtagOverride { get; set; }
+    /// <summary>How many of the next requests to drop mid-response (a flaky network).</summary>
+    public int DropNextRequests { get; set; }
 
     public LocalHubServer(string repo, string folder)
     {
@@ -48,6 +50,14 @@ public sealed class LocalHubServer : IDisposable
                 continue;
             }
             var bytes = await File.ReadAllBytesAsync(path);
+            if (DropNextRequests > 0)
+            {
+                DropNextRequests--;
+                response.ContentLength64 = bytes.Length;
+                await response.OutputStream.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
+                response.Abort(); // the connection drops half-way
+                continue;
+            }
             response.Headers["ETag"] = "\"" + (EtagOverride?.Invoke(Path.GetFileName(path)) ?? Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant()) + "\"";
             long start = 0;
             if (context.Request.Headers["Range"] is { } range && range.StartsWith("bytes=", StringComparison.Ordinal))
