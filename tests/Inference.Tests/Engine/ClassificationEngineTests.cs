@@ -18,14 +18,15 @@ public sealed class ClassificationEngineTests(GoldenData golden)
         var texts = c.GetProperty("texts").EnumerateArray().Select(t => t.GetString()!).ToArray();
         var expected = golden.Expected(c.GetProperty("expected").GetProperty("logits").GetString()!);
 
-        var requests = Enumerable.Range(0, 30).Select(i => engine.ClassifyAsync($"tenant{i % 3}", Gpt2Tokenizer.Default.Encode(texts[i % texts.Length]))).ToArray();
+        // Submitted as fast as possible; that some share a forward pass is then all but certain, whatever the load.
+        var requests = Enumerable.Range(0, 120).Select(i => engine.ClassifyAsync($"tenant{i % 3}", Gpt2Tokenizer.Default.Encode(texts[i % texts.Length]))).ToArray();
         var results = await Task.WhenAll(requests);
         for (int i = 0; i < results.Length; i++)
         {
             var row = expected[i % texts.Length].data<float>().ToArray();
             for (int k = 0; k < row.Length; k++) Assert.Equal(row[k], results[i].Logits[k], 1e-4);
         }
-        Assert.InRange(engine.Batches, 1, 29); // at least some requests shared a forward pass
+        Assert.InRange(engine.Batches, 1, 119); // at least some requests shared a forward pass
     }
 
     [Fact]
