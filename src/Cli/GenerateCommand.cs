@@ -78,7 +78,9 @@ public static class GenerateCommand
             NumBeamGroups = p.GetValue(NumBeamGroups) ?? defaults.NumBeamGroups,
             DiversityPenalty = p.GetValue(DiversityPenalty) ?? defaults.DiversityPenalty,
             LengthPenalty = p.GetValue(LengthPenalty) ?? defaults.LengthPenalty,
-            EarlyStopping = p.GetValue(EarlyStoppingOption) is { } early ? ParseEarlyStopping(early) : defaults.EarlyStopping,
+            EarlyStopping = p.GetValue(EarlyStoppingOption) is { } early
+                ? GenerationConfig.ParseEarlyStopping(early) ?? throw new ArgumentException($"--early-stopping: '{early}' is not one of true, false, never")
+                : defaults.EarlyStopping,
             EosTokenIds = p.GetValue(EosTokenId) is { Length: > 0 } eos ? eos : defaults.EosTokenIds,
             PadTokenId = p.GetValue(PadTokenId) ?? defaults.PadTokenId,
             BosTokenId = p.GetValue(BosTokenId) ?? defaults.BosTokenId,
@@ -108,14 +110,6 @@ public static class GenerateCommand
     private static IReadOnlyList<int> ParseIds(string text) =>
         text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
             .Select(s => int.TryParse(s, out var id) ? id : throw new ArgumentException($"'{s}' is not a token id")).ToArray();
-
-    private static EarlyStopping ParseEarlyStopping(string text) => text.ToLowerInvariant() switch
-    {
-        "false" => EarlyStopping.False,
-        "true" => EarlyStopping.True,
-        "never" => EarlyStopping.Never,
-        _ => throw new ArgumentException($"--early-stopping: '{text}' is not one of true, false, never"),
-    };
 
     private static int Run(ParseResult parse)
     {

@@ -132,7 +132,7 @@ public sealed class GenerationEngine : IDisposable
         int blocksNeeded = _pool.Allocator.BlocksFor(total);
         if (blocksNeeded > _pool.Allocator.TotalBlocks)
             throw new ArgumentException($"max_new_tokens: {total} tokens need {blocksNeeded} KV blocks; this engine's pool holds {_pool.Allocator.TotalBlocks}", "max_new_tokens");
-        return new EngineRequestState(request, config.EosTokenIds ?? _model.Config.EosTokenIds, maxNew, _tokenizer)
+        return new EngineRequestState(request, config.ResolveEos(_model.Config), maxNew, _tokenizer)
         {
             Beam = config.IsBeamSearch ? new BeamSearchScorer(1, config, maxNew) : null,
         };
@@ -317,13 +317,7 @@ public sealed class GenerationEngine : IDisposable
         {
             // The prompt is prefilled once; the other beams fork from it.
             var first = computed[0];
-            request.Beams = [first, .. Enumerable.Range(1, beams - 1).Select(index =>
-            {
-                var child = first.Fork(Interlocked.Increment(ref _nextSequenceId), index);
-                _pool.Allocator.Fork(first.Id, child.Id);
-                _scheduler.AddRunning(child);
-                return child;
-            })];
+            request.Beams = [first, .. Enumerable.Range(1, beams - 1).Select(index => ForkRunning(first, index))];
             _sequences[request] = request.Beams.ToList();
             request.BeamScores = Enumerable.Range(0, beams).Select(i => i == 0 ? 0.0 : -1e9).ToArray();
             rows = rows.expand(beams, rows.shape[1]);
@@ -338,21 +332,15 @@ public sealed class GenerationEngine : IDisposable
         var live = request.Beams;
         var processed = live[0].Processors.Process(live.Select(b => (IReadOnlyList<int>)b.Tokens).ToList(), rows.log_softmax(-1));
         var withScores = processed + torch.tensor(request.BeamScores, device: processed.device).to(ScalarType.Float32).unsqueeze(1);
-        long vocab = withScores.shape[1];
-        int keep = Math.Max(2, 1 + request.Eos.Count) * beams;
-        var (values, indices) = withScores.view(1, beams * vocab).topk(keep, 1, largest: true, sorted: true);
-        var valuesHost = values.cpu().data<float>().ToArray();
-        var indicesHost = indices.cpu().data<long>().ToArray();
-        var candidates = Enumerable.Range(0, keep)
-            .Select(k => new BeamSearchScorer.Candidate(valuesHost[k], (int)(indicesHost[k] % vocab), (int)(indicesHost[k] / vocab))).ToList();
+        var candidates = BeamSearchScorer.TopCandidates(withScores, prompts: 1, beams, keep: Math.Max(2, 1 + request.Eos.Count) * beams);
         var generated = live.Select(b => (IReadOnlyList<int>)b.Tokens.Skip(b.PromptLength).ToList()).ToList();
-        int pad = config.PadTokenId ?? _model.Config.PadTokenId ?? request.Eos.FirstOrDefault(_tokenizer.EndOfTextId);
-        var next = request.Beam!.Process(generated, [candidates], request.Eos.ToArray(), pad, request.BeamSteps + 1);
+        int pad = config.ResolvePad(_model.Config, _tokenizer.EndOfTextId);
+        var next = request.Beam!.Process(generated, candidates, request.Eos.ToArray(), pad, request.BeamSteps + 1);
         request.BeamSteps++;
 
         // Fork every reuse before any beam appends its token, so each copy starts from the same tokens.
         var used = new HashSet<int>();
-        var successors = next.Select(n => used.Add(n.SourceRow) ? live[n.SourceRow] : Fork(live[n.SourceRow])).ToList();
+        var successors = next.Select(n => used.Add(n.SourceRow) ? live[n.SourceRow] : ForkRunning(live[n.SourceRow], live[n.SourceRow].Index)).ToList();
         for (int j = 0; j < beams; j++) successors[j].Tokens.Add(next[j].Token);
         foreach (var dropped in live.Where((_, i) => !used.Contains(i))) { dropped.Finished = true; _scheduler.Remove(dropped); }
         request.Beams = successors;
@@ -360,14 +348,15 @@ public sealed class GenerationEngine : IDisposable
         _sequences[request] = successors.ToList();
 
         if (request.Beam.IsDone || request.BeamSteps >= request.MaxNewTokens) FinishBeams(request);
+    }
 
-        EngineSequence Fork(EngineSequence source)
-        {
-            var copy = source.Fork(Interlocked.Increment(ref _nextSequenceId), source.Index);
-            _pool.Allocator.Fork(source.Id, copy.Id);
-            _scheduler.AddRunning(copy);
-            return copy;
-        }
+    /// <summary>A running copy of <paramref name="source"/> that shares its KV blocks copy-on-write.</summary>
+    private EngineSequence ForkRunning(EngineSequence source, int index)
+    {
+        var copy = source.Fork(Interlocked.Increment(ref _nextSequenceId), index);
+        _pool.Allocator.Fork(source.Id, copy.Id);
+        _scheduler.AddRunning(copy);
+        return copy;
     }
 
     /// <summary>Picks the best hypotheses (HF's finalize) and streams each as a returned sequence; the beams' blocks are freed.</summary>
@@ -416,13 +405,7 @@ public sealed class GenerationEngine : IDisposable
         var request = sequence.Request;
         var members = _sequences[request];
         if (sequence.Generated > 0 || members.Count > 1 || request.Request.Config.NumReturnSequences == 1) return [sequence];
-        for (int index = 1; index < request.Request.Config.NumReturnSequences; index++)
-        {
-            var child = sequence.Fork(Interlocked.Increment(ref _nextSequenceId), index);
-            _pool.Allocator.Fork(sequence.Id, child.Id);
-            _scheduler.AddRunning(child);
-            members.Add(child);
-        }
+        for (int index = 1; index < request.Request.Config.NumReturnSequences; index++) members.Add(ForkRunning(sequence, index));
         return members.ToList();
     }
 

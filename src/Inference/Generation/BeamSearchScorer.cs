@@ -28,6 +28,19 @@ public sealed class BeamSearchScorer
 
     public bool IsDone => _done.All(d => d);
 
+    /// <summary>Per prompt, the <paramref name="keep"/> best (beam, token) pairs of (prompts · groupSize, V) scores, best first.</summary>
+    public static List<List<Candidate>> TopCandidates(TorchSharp.torch.Tensor scores, int prompts, int groupSize, int keep)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        long vocab = scores.shape[1];
+        var (values, indices) = scores.view(prompts, groupSize * vocab).topk(keep, 1, largest: true, sorted: true);
+        var valuesHost = values.cpu().data<float>().ToArray();
+        var indicesHost = indices.cpu().data<long>().ToArray();
+        return Enumerable.Range(0, prompts).Select(p => Enumerable.Range(p * keep, keep)
+            .Select(k => new Candidate(valuesHost[k], (int)(indicesHost[k] % vocab), (int)(indicesHost[k] / vocab)))
+            .ToList()).ToList();
+    }
+
     /// <param name="beams">the group's current beams' new tokens, [prompt · groupSize + beam]</param>
     /// <param name="candidates">per prompt, the top candidates sorted by score (beam = index within the group)</param>
     /// <param name="generatedLength">new tokens including this step's (HF 4.44's cur_len + 1 − prompt length: a

@@ -46,14 +46,9 @@ internal sealed class DecodeBatch : IDisposable
 
     private Tensor Prefill()
     {
-        var positions = _prompts.AttentionMask.Select(m =>
-        {
-            long running = -1;
-            return m.Select(v => { running += v; return v == 0 ? 1 : running; }).ToArray();
-        }).ToArray();
         bool padded = _prompts.AttentionMask.Any(m => m.Contains(0));
         using var output = _model.forward(_prompts.InputIdsTensor(_model.Device), padded ? _prompts.AttentionMaskTensor(_model.Device) : null,
-            BatchEncoding.ToTensor(positions, _model.Device), _cache, lastPositionOnly: true);
+            BatchEncoding.ToTensor(_prompts.PositionIds(), _model.Device), _cache, lastPositionOnly: true);
         var logits = output.Logits.squeeze(1).to(ScalarType.Float32);
         if (_copies == 1) return logits;
         using var repeat = torch.arange(_prompts.BatchSize, device: _model.Device).repeat_interleave(_copies);

@@ -52,6 +52,21 @@ public sealed record GenerationConfig
 
     public bool IsBeamSearch => NumBeams > 1;
 
+    /// <summary>HF's early_stopping values: true, false or "never"; null for anything else.</summary>
+    public static EarlyStopping? ParseEarlyStopping(string text) => text.ToLowerInvariant() switch
+    {
+        "false" => EarlyStopping.False,
+        "true" => EarlyStopping.True,
+        "never" => EarlyStopping.Never,
+        _ => null,
+    };
+
+    /// <summary>The eos ids in force: this config's, else the model's (config.json).</summary>
+    public IReadOnlyList<int> ResolveEos(Gpt2Config model) => EosTokenIds ?? model.EosTokenIds;
+
+    /// <summary>The pad id in force: this config's, the model's, or (as HF does, with a warning there) the first eos id.</summary>
+    public int ResolvePad(Gpt2Config model, int fallback) => PadTokenId ?? model.PadTokenId ?? ResolveEos(model).FirstOrDefault(fallback);
+
     /// <summary>A checkpoint folder's generation_config.json (HF's per-model defaults for generate), or HF's defaults without one.</summary>
     public static GenerationConfig FromDirectory(string directory)
     {
@@ -84,13 +99,9 @@ public sealed record GenerationConfig
             NumBeamGroups = r.Int("num_beam_groups") ?? d.NumBeamGroups,
             DiversityPenalty = r.Double("diversity_penalty") ?? d.DiversityPenalty,
             LengthPenalty = r.Double("length_penalty") ?? d.LengthPenalty,
-            EarlyStopping = r.BoolOrString("early_stopping") switch
-            {
-                null or "false" => EarlyStopping.False,
-                "true" => EarlyStopping.True,
-                "never" => EarlyStopping.Never,
-                var other => throw new CheckpointException($"{source}: early_stopping: '{other}' is not true, false or \"never\""),
-            },
+            EarlyStopping = r.BoolOrString("early_stopping") is { } early
+                ? ParseEarlyStopping(early) ?? throw new CheckpointException($"{source}: early_stopping: '{early}' is not true, false or \"never\"")
+                : EarlyStopping.False,
             EosTokenIds = r.Has("eos_token_id") ? r.IntOrList("eos_token_id") : null,
             PadTokenId = r.Int("pad_token_id"),
             BosTokenId = r.Int("bos_token_id"),

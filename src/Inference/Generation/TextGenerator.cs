@@ -51,10 +51,9 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
         return config.IsBeamSearch ? run.BeamSearch() : run.SampleOrGreedy();
     }
 
-    private IReadOnlyList<int> ResolveEos(GenerationConfig config) => config.EosTokenIds ?? Model.Config.EosTokenIds;
+    private IReadOnlyList<int> ResolveEos(GenerationConfig config) => config.ResolveEos(Model.Config);
 
-    private int ResolvePad(GenerationConfig config) =>
-        config.PadTokenId ?? Model.Config.PadTokenId ?? ResolveEos(config).FirstOrDefault(Tokenizer.EndOfTextId);
+    private int ResolvePad(GenerationConfig config) => config.ResolvePad(Model.Config, Tokenizer.EndOfTextId);
 
     private BatchEncoding FitContext(BatchEncoding batch, int maxNew, bool truncate)
     {
@@ -149,7 +148,7 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
                     var running = torch.tensor(groupRows.Select(r => beamScores[r]).ToArray(), device: logits.device).to(ScalarType.Float32);
                     var withBeams = processed + running.unsqueeze(1);
                     var candidates = samplers is null
-                        ? TopCandidates(withBeams, prompts, groupSize, keep)
+                        ? BeamSearchScorer.TopCandidates(withBeams, prompts, groupSize, keep)
                         : SampledCandidates(withBeams, prompts, groupSize, keep, samplers);
                     var next = scorer.Process(groupRows.Select(r => newTokens[r]).ToList(), candidates, eos.ToArray(), pad, step + 1, group);
                     for (int i = 0; i < groupRows.Length; i++)
@@ -183,11 +182,11 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
             var rows = results.Select(r => batch.InputIds[r.PromptIndex].Select(v => (int)v).Concat(r.Tokens).ToList()).ToList();
             var masks = results.Select(r => batch.AttentionMask[r.PromptIndex].Concat(Enumerable.Repeat(1L, r.Tokens.Count)).ToList()).ToList();
             int width = rows.Max(r => r.Count);
-            var ids = rows.Select(r => r.Select(v => (long)v).Concat(Enumerable.Repeat((long)pad, width - r.Count)).ToArray()).ToArray();
-            var mask = masks.Select(m => m.Concat(Enumerable.Repeat(0L, width - m.Count)).ToArray()).ToArray();
-            var positions = mask.Select(m => { long running = -1; return m.Select(v => { running += v; return v == 0 ? 1 : running; }).ToArray(); }).ToArray();
-            using var output = _model.forward(BatchEncoding.ToTensor(ids, _model.Device), BatchEncoding.ToTensor(mask, _model.Device),
-                BatchEncoding.ToTensor(positions, _model.Device));
+            var padded = new BatchEncoding(
+                rows.Select(r => r.Select(v => (long)v).Concat(Enumerable.Repeat((long)pad, width - r.Count)).ToArray()).ToArray(),
+                masks.Select(m => m.Concat(Enumerable.Repeat(0L, width - m.Count)).ToArray()).ToArray());
+            using var output = _model.forward(padded.InputIdsTensor(_model.Device), padded.AttentionMaskTensor(_model.Device),
+                BatchEncoding.ToTensor(padded.PositionIds(), _model.Device));
             var logits = output.Logits.to(ScalarType.Float32);
             var result = new List<TokenLogprob>[results.Count];
             for (int i = 0; i < results.Count; i++)
@@ -197,18 +196,6 @@ public sealed class TextGenerator(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer
                 result[i] = [.. LogprobCalculator.Compute(rowLogits, results[i].Tokens, top)];
             }
             return result;
-        }
-
-        /// <summary>Per prompt, the <paramref name="keep"/> best (beam, token) pairs of (prompts · groupSize, V) scores, best first.</summary>
-        private static List<List<BeamSearchScorer.Candidate>> TopCandidates(Tensor scores, int prompts, int groupSize, int keep)
-        {
-            long vocab = scores.shape[1];
-            var (values, indices) = scores.view(prompts, groupSize * vocab).topk(keep, 1, largest: true, sorted: true);
-            var valuesHost = values.cpu().data<float>().ToArray();
-            var indicesHost = indices.cpu().data<long>().ToArray();
-            return Enumerable.Range(0, prompts).Select(p => Enumerable.Range(p * keep, keep)
-                .Select(k => new BeamSearchScorer.Candidate(valuesHost[k], (int)(indicesHost[k] % vocab), (int)(indicesHost[k] / vocab)))
-                .ToList()).ToList();
         }
 
         /// <summary>Beam sampling: per prompt, <paramref name="keep"/> distinct (beam, token) pairs drawn from softmax of

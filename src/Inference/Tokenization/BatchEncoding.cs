@@ -31,6 +31,13 @@ public sealed record BatchEncoding(long[][] InputIds, long[][] AttentionMask)
         return new BatchEncoding(ids, mask);
     }
 
+    /// <summary>HF generate's position ids: cumsum(attention_mask) − 1, with padding positions set to 1.</summary>
+    public long[][] PositionIds() => AttentionMask.Select(m =>
+    {
+        long running = -1;
+        return m.Select(v => { running += v; return v == 0 ? 1 : running; }).ToArray();
+    }).ToArray();
+
     public Tensor InputIdsTensor(Device? device = null) => ToTensor(InputIds, device);
     public Tensor AttentionMaskTensor(Device? device = null) => ToTensor(AttentionMask, device);
 
