@@ -10,9 +10,10 @@ namespace Gpt2Orleans.Inference.KvCache;
 /// Decode-step attention on the CPU that reads each sequence's K/V where they lie in the pool (PagedAttention's
 /// idea): no gather, no padding, every cached byte read once. Why our own kernel: libtorch has no paged attention,
 /// and gathering K/V into a contiguous batch first copied the whole KV of every sequence each step, which measured
-/// slower than the weights themselves at 16 streams. For each sequence, scores over its slots for all heads at
-/// once (each slot's heads are contiguous), a softmax per head, then the weighted sum of V; sequences (or, for a
-/// single one, heads) are split across the cores. Float32 pools only; others use the gather path.
+/// slower than the weights themselves at 16 streams. For each sequence and head, scores over its slots 16 at a
+/// time with the query held in registers, a vectorised softmax, then the weighted sum of V with the output held in
+/// registers (both passes measured ~1.5× faster than one slot at a time); sequences (or, for a single one, heads)
+/// are split across the cores. Float32 pools only; others use the gather path.
 /// </summary>
 public static unsafe class CpuPagedAttention
 {
@@ -51,43 +52,113 @@ public static unsafe class CpuPagedAttention
         return output;
     }
 
+    private const int SlotChunk = 16; // slots per pass over a head: its query (or output) stays in registers meanwhile
+
+    /// <summary>Heads [h0, h1) of sequence s: scores, softmax, weighted sum of V.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Sequence(float* keys, float* values, float* query, float* output, long[] slots, int s, int h0, int h1,
         int heads, int headDim, float scale)
     {
         int length = slots.Length, stride = heads * headDim, width = h1 - h0;
         var scores = new float[width * length];
-        for (int l = 0; l < length; l++)
+        var offsets = new long[length];
+        for (int l = 0; l < length; l++) offsets[l] = slots[l] * stride;
+        for (int l0 = 0; l0 < length; l0 += SlotChunk)
         {
-            float* key = keys + slots[l] * stride;
+            int l1 = Math.Min(length, l0 + SlotChunk);
             for (int h = h0; h < h1; h++)
             {
-                float* q = query + ((long)s * heads + h) * headDim, k = key + h * headDim;
-                var acc = Vector512<float>.Zero;
-                for (int d = 0; d < headDim; d += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(q + d), Vector512.Load(k + d), acc);
-                scores[(h - h0) * length + l] = Vector512.Sum(acc) * scale;
+                var row = scores.AsSpan((h - h0) * length, length);
+                float* q = query + ((long)s * heads + h) * headDim;
+                Scores(keys + h * headDim, q, offsets, l0, l1, headDim, row);
+                for (int l = l0; l < l1; l++) row[l] *= scale;
             }
         }
         var inverse = new float[width];
-        for (int h = 0; h < width; h++)
+        for (int h = 0; h < width; h++) inverse[h] = 1f / ExpMinusMax(scores.AsSpan(h * length, length));
+        for (int l0 = 0; l0 < length; l0 += SlotChunk)
         {
-            var row = scores.AsSpan(h * length, length);
-            float max = float.NegativeInfinity;
-            foreach (var v in row) max = Math.Max(max, v);
-            float sum = 0;
-            for (int l = 0; l < length; l++) { row[l] = MathF.Exp(row[l] - max); sum += row[l]; }
-            inverse[h] = 1f / sum;
-        }
-        for (int h = h0; h < h1; h++) new Span<float>(output + ((long)s * heads + h) * headDim, headDim).Clear();
-        for (int l = 0; l < length; l++)
-        {
-            float* value = values + slots[l] * stride;
+            int l1 = Math.Min(length, l0 + SlotChunk);
             for (int h = h0; h < h1; h++)
+                WeightedValues(values + h * headDim, scores.AsSpan((h - h0) * length, length), inverse[h - h0], offsets, l0, l1,
+                    headDim, output + ((long)s * heads + h) * headDim, first: l0 == 0);
+        }
+    }
+
+    /// <summary>row[l] += q · k(l) for slots [l0, l1): 64 dims at a time with the query's four vectors held in registers, then 16.</summary>
+    private static void Scores(float* keys, float* q, long[] offsets, int l0, int l1, int headDim, Span<float> row)
+    {
+        int d = 0;
+        for (; d + 64 <= headDim; d += 64)
+        {
+            var q0 = Vector512.Load(q + d); var q1 = Vector512.Load(q + d + 16);
+            var q2 = Vector512.Load(q + d + 32); var q3 = Vector512.Load(q + d + 48);
+            for (int l = l0; l < l1; l++)
             {
-                var p = Vector512.Create(scores[(h - h0) * length + l] * inverse[h - h0]);
-                float* o = output + ((long)s * heads + h) * headDim, v = value + h * headDim;
-                for (int d = 0; d < headDim; d += 16) Vector512.FusedMultiplyAdd(p, Vector512.Load(v + d), Vector512.Load(o + d)).Store(o + d);
+                float* k = keys + offsets[l] + d;
+                var a = Vector512.FusedMultiplyAdd(q0, Vector512.Load(k), q1 * Vector512.Load(k + 16));
+                var b = Vector512.FusedMultiplyAdd(q2, Vector512.Load(k + 32), q3 * Vector512.Load(k + 48));
+                row[l] += Vector512.Sum(a + b);
             }
+        }
+        for (; d < headDim; d += 16)
+        {
+            var q0 = Vector512.Load(q + d);
+            for (int l = l0; l < l1; l++) row[l] += Vector512.Sum(q0 * Vector512.Load(keys + offsets[l] + d));
+        }
+    }
+
+    /// <summary>output (+)= Σ p(l)·v(l) over slots [l0, l1), p = row[l]·inverse; the output's vectors held in registers.</summary>
+    private static void WeightedValues(float* values, Span<float> row, float inverse, long[] offsets, int l0, int l1, int headDim,
+        float* output, bool first)
+    {
+        int d = 0;
+        for (; d + 64 <= headDim; d += 64)
+        {
+            float* o = output + d;
+            Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default;
+            if (!first) { o0 = Vector512.Load(o); o1 = Vector512.Load(o + 16); o2 = Vector512.Load(o + 32); o3 = Vector512.Load(o + 48); }
+            for (int l = l0; l < l1; l++)
+            {
+                var p = Vector512.Create(row[l] * inverse);
+                float* v = values + offsets[l] + d;
+                o0 = Vector512.FusedMultiplyAdd(p, Vector512.Load(v), o0);
+                o1 = Vector512.FusedMultiplyAdd(p, Vector512.Load(v + 16), o1);
+                o2 = Vector512.FusedMultiplyAdd(p, Vector512.Load(v + 32), o2);
+                o3 = Vector512.FusedMultiplyAdd(p, Vector512.Load(v + 48), o3);
+            }
+            o0.Store(o); o1.Store(o + 16); o2.Store(o + 32); o3.Store(o + 48);
+        }
+        for (; d < headDim; d += 16)
+        {
+            var o0 = first ? default : Vector512.Load(output + d);
+            for (int l = l0; l < l1; l++) o0 = Vector512.FusedMultiplyAdd(Vector512.Create(row[l] * inverse), Vector512.Load(values + offsets[l] + d), o0);
+            o0.Store(output + d);
+        }
+    }
+
+    /// <summary>Replaces each score x by exp(x − max) (vectorised) and returns their sum: softmax's numerators and denominator.</summary>
+    private static float ExpMinusMax(Span<float> row)
+    {
+        int n = row.Length, full = n - n % 16;
+        float max = float.NegativeInfinity;
+        fixed (float* r = row)
+        {
+            var maxes = Vector512.Create(float.NegativeInfinity);
+            for (int i = 0; i < full; i += 16) maxes = Vector512.Max(maxes, Vector512.Load(r + i));
+            for (int i = 0; i < 16; i++) max = Math.Max(max, maxes[i]);
+            for (int i = full; i < n; i++) max = Math.Max(max, r[i]);
+            var m = Vector512.Create(max);
+            var sums = Vector512<float>.Zero;
+            for (int i = 0; i < full; i += 16)
+            {
+                var e = Vector512.Exp(Vector512.Load(r + i) - m);
+                e.Store(r + i);
+                sums += e;
+            }
+            float sum = Vector512.Sum(sums);
+            for (int i = full; i < n; i++) { r[i] = MathF.Exp(r[i] - max); sum += r[i]; }
+            return sum;
         }
     }
 }
