@@ -1,0 +1,21 @@
+namespace Gpt2Orleans.Grains;
+
+/// <summary>
+/// A model worker: one activation per model on each silo that serves it, keyed "model|silo"
+/// (<see cref="GrainKeys.ModelWorker"/>). It fronts that silo's engine; the forward passes run on the engine's own
+/// loop, never inside a grain turn.
+/// </summary>
+public interface IModelGrain : IGrainWithStringKey
+{
+    Task<ModelStatus> GetStatus();
+
+    IAsyncEnumerable<GeneratedToken> Generate(ModelRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Each token's log-probability given its prefix (null for the first).</summary>
+    Task<IReadOnlyList<TokenLogprobs?>> Score(string tenant, IReadOnlyList<int> tokenIds, int topLogprobs = 0);
+
+    Task<IReadOnlyList<int>> Tokenize(string text);
+
+    /// <summary>Drops a kept sequence's KV (its full blocks stay in the prefix cache until memory is needed).</summary>
+    Task ReleaseSequence(long sequence);
+}

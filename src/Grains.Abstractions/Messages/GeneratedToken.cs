@@ -1,0 +1,28 @@
+namespace Gpt2Orleans.Grains;
+
+/// <summary>One streamed token: which returned sequence it belongs to, its id, the text it completes (never half a UTF-8 character), and on the last one why it stopped, the usage and (when asked) the handle of the KV kept for the next turn.</summary>
+[GenerateSerializer, Immutable]
+public sealed record GeneratedToken(
+    [property: Id(0)] int Index,
+    [property: Id(1)] int TokenId,
+    [property: Id(2)] string Text,
+    [property: Id(3)] TokenLogprobs? Logprobs,
+    [property: Id(4)] string? FinishReason,
+    [property: Id(5)] TokenUsage? Usage,
+    [property: Id(6)] long? KeptSequence = null);
+
+/// <summary>The chosen token's log-probability and the most likely alternatives (token id, text, log-probability).</summary>
+[GenerateSerializer, Immutable]
+public sealed record TokenLogprobs(
+    [property: Id(0)] double Logprob,
+    [property: Id(1)] IReadOnlyList<TopLogprob> Top);
+
+[GenerateSerializer, Immutable]
+public sealed record TopLogprob([property: Id(0)] int TokenId, [property: Id(1)] string Text, [property: Id(2)] double Logprob);
+
+/// <summary>Prompt and completion tokens of one request; cached prompt tokens were not recomputed (kept KV or prefix cache).</summary>
+[GenerateSerializer, Immutable]
+public sealed record TokenUsage(
+    [property: Id(0)] int PromptTokens,
+    [property: Id(1)] int CompletionTokens,
+    [property: Id(2)] int CachedPromptTokens);

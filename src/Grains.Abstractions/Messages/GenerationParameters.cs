@@ -1,0 +1,49 @@
+namespace Gpt2Orleans.Grains;
+
+/// <summary>
+/// Sampling and stopping parameters as they cross the cluster (HF generate's names). Null means "not set": a
+/// session's defaults fill it, then the model's generation_config.json, then HF's defaults.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record GenerationParameters
+{
+    [Id(0)] public int? MaxNewTokens { get; init; }
+    [Id(1)] public bool? DoSample { get; init; }
+    [Id(2)] public double? Temperature { get; init; }
+    [Id(3)] public int? TopK { get; init; }
+    [Id(4)] public double? TopP { get; init; }
+    [Id(5)] public double? MinP { get; init; }
+    [Id(6)] public double? TypicalP { get; init; }
+    [Id(7)] public double? RepetitionPenalty { get; init; }
+    [Id(8)] public int? NoRepeatNgramSize { get; init; }
+    [Id(9)] public int? MinNewTokens { get; init; }
+    [Id(10)] public int? NumBeams { get; init; }
+    [Id(11)] public double? LengthPenalty { get; init; }
+    [Id(12)] public int? NumReturnSequences { get; init; }
+    [Id(13)] public long? Seed { get; init; }
+    [Id(14)] public IReadOnlyList<string>? StopStrings { get; init; }
+    [Id(15)] public int? Logprobs { get; init; }
+    [Id(16)] public IReadOnlyList<int>? EosTokenIds { get; init; }
+
+    /// <summary>These parameters with every unset one taken from <paramref name="defaults"/>.</summary>
+    public GenerationParameters WithDefaults(GenerationParameters? defaults) => defaults is null ? this : new()
+    {
+        MaxNewTokens = MaxNewTokens ?? defaults.MaxNewTokens,
+        DoSample = DoSample ?? defaults.DoSample,
+        Temperature = Temperature ?? defaults.Temperature,
+        TopK = TopK ?? defaults.TopK,
+        TopP = TopP ?? defaults.TopP,
+        MinP = MinP ?? defaults.MinP,
+        TypicalP = TypicalP ?? defaults.TypicalP,
+        RepetitionPenalty = RepetitionPenalty ?? defaults.RepetitionPenalty,
+        NoRepeatNgramSize = NoRepeatNgramSize ?? defaults.NoRepeatNgramSize,
+        MinNewTokens = MinNewTokens ?? defaults.MinNewTokens,
+        NumBeams = NumBeams ?? defaults.NumBeams,
+        LengthPenalty = LengthPenalty ?? defaults.LengthPenalty,
+        NumReturnSequences = NumReturnSequences ?? defaults.NumReturnSequences,
+        Seed = Seed ?? defaults.Seed,
+        StopStrings = StopStrings ?? defaults.StopStrings,
+        Logprobs = Logprobs ?? defaults.Logprobs,
+        EosTokenIds = EosTokenIds ?? defaults.EosTokenIds,
+    };
+}

@@ -1,0 +1,16 @@
+namespace Gpt2Orleans.Grains;
+
+/// <summary>
+/// A generation on a model worker: the tenant (for fairness and the prefix-cache salt), the prompt's token ids and
+/// parameters; optionally a kept sequence of the same tenant to continue or fork, and whether to keep this one's KV.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record ModelRequest
+{
+    [Id(0)] public required string Tenant { get; init; }
+    [Id(1)] public required IReadOnlyList<int> PromptIds { get; init; }
+    [Id(2)] public GenerationParameters Parameters { get; init; } = new();
+    [Id(3)] public long? ContinueSequence { get; init; }
+    [Id(4)] public long? ForkSequence { get; init; }
+    [Id(5)] public bool KeepSequence { get; init; }
+}

@@ -1,0 +1,36 @@
+using Gpt2Orleans.Grains.Models;
+using Gpt2Orleans.Grains.Placement;
+using Gpt2Orleans.Grains.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orleans.Runtime.MembershipService.SiloMetadata;
+using Orleans.Runtime.Hosting;
+using Orleans.Storage;
+
+namespace Gpt2Orleans.Grains.Hosting;
+
+/// <summary>Everything a silo needs to host Gpt2Orleans grains: the model host, silo metadata, placement and (optionally) file storage.</summary>
+public static class Gpt2OrleansSiloExtensions
+{
+    public static ISiloBuilder AddGpt2Orleans(this ISiloBuilder silo, ModelHostOptions models, bool gpu = false)
+    {
+        models.Validate();
+        silo.UseSiloMetadata(SiloModels.Metadata(models.Models, gpu));
+        silo.Services.AddSingleton(Microsoft.Extensions.Options.Options.Create(models));
+        silo.Services.AddSingleton(_ => ModelStore.CreateDefault());
+        silo.Services.AddSingleton<ModelHost>();
+        silo.Services.AddSingleton<SiloLoadView>();
+        silo.Services.AddHostedService<SiloLoadRefresher>();
+        silo.Services.AddPlacementDirector<ModelWorkerPlacement, ModelWorkerPlacementDirector>();
+        silo.Services.AddPlacementDirector<ServingSiloPlacement, ServingSiloPlacementDirector>();
+        return silo;
+    }
+
+    /// <summary>The three grain stores as files under <paramref name="root"/>.</summary>
+    public static ISiloBuilder AddGpt2OrleansFileStorage(this ISiloBuilder silo, string root)
+    {
+        foreach (var name in new[] { StorageNames.Sessions, StorageNames.Tenants, StorageNames.Catalog })
+            silo.Services.AddGrainStorage(name, (services, _) => new FileGrainStorage(Path.Combine(root, name), services.GetRequiredService<IGrainStorageSerializer>()));
+        return silo;
+    }
+}

@@ -1,0 +1,68 @@
+using System.Runtime.CompilerServices;
+using Gpt2Orleans.Grains.Placement;
+using Gpt2Orleans.Inference.Engine;
+using Orleans.Concurrency;
+using Orleans.Runtime;
+
+namespace Gpt2Orleans.Grains.Models;
+
+/// <summary>
+/// A model worker: fronts this silo's engine for one model. Reentrant, so many streams interleave; the engine's
+/// own loop runs the forward passes, and the grain only awaits its tokens.
+/// </summary>
+[ModelWorkerPlacement, Reentrant]
+public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo) : Grain, IModelGrain
+{
+    private HostedModel _model = null!;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var (model, siloKey) = GrainKeys.ParseModelWorker(this.GetPrimaryKeyString());
+        if (siloKey != silo.SiloAddress.ToParsableString())
+            throw new ModelUnavailableException(model, $"worker for silo {siloKey} activated on {silo.SiloAddress}");
+        _model = await host.GetAsync(model);
+    }
+
+    public Task<ModelStatus> GetStatus()
+    {
+        var stats = _model.Engine.Stats;
+        return Task.FromResult(new ModelStatus(_model.Name, silo.SiloAddress.ToParsableString(), true, stats.Running, stats.Waiting,
+            stats.BlocksUsed, stats.BlocksFree, stats.BlocksCached, _model.ParameterBytes, _model.Model.Config.NPositions, ["lm"]));
+    }
+
+    public async IAsyncEnumerable<GeneratedToken> Generate(ModelRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        IAsyncEnumerable<TokenEvent> events;
+        try
+        {
+            var config = GenerationParametersMapper.ToConfig(request.Parameters, _model.Defaults);
+            events = _model.Engine.SubmitAsync(new EngineRequest(request.Tenant, request.PromptIds, config)
+            {
+                ContinueSequence = request.ContinueSequence,
+                ForkSequence = request.ForkSequence,
+                KeepSequence = request.KeepSequence,
+            }, cancellationToken);
+        }
+        catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
+        await foreach (var e in events) yield return GenerationParametersMapper.ToMessage(e, _model.Tokenizer.IdToToken);
+    }
+
+    public async Task<IReadOnlyList<TokenLogprobs?>> Score(string tenant, IReadOnlyList<int> tokenIds, int topLogprobs = 0)
+    {
+        try
+        {
+            var scores = await _model.Engine.ScoreAsync(tenant, tokenIds, topLogprobs);
+            return scores.Select(s => s is null ? null
+                : new TokenLogprobs(s.Logprob, s.Top.Select(t => new TopLogprob(t.TokenId, _model.Tokenizer.IdToToken(t.TokenId), t.Logprob)).ToList())).ToList();
+        }
+        catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
+    }
+
+    public Task<IReadOnlyList<int>> Tokenize(string text) => Task.FromResult(_model.Tokenizer.Encode(text));
+
+    public Task ReleaseSequence(long sequence)
+    {
+        _model.Engine.ReleaseSequence(sequence);
+        return Task.CompletedTask;
+    }
+}

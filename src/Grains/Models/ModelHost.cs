@@ -1,0 +1,94 @@
+using System.Collections.Concurrent;
+using Gpt2Orleans.Inference.Checkpoints;
+using Gpt2Orleans.Inference.Engine;
+using Gpt2Orleans.Inference.Generation;
+using Gpt2Orleans.Inference.Model;
+using Gpt2Orleans.Inference.Tokenization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Gpt2Orleans.Grains.Models;
+
+/// <summary>
+/// The models this silo serves, each loaded once (on first use or at start-up) with its own engine. Model grains
+/// front these engines; the engines outlive grain activations, so a session's kept KV survives a model grain's
+/// deactivation and lives as long as the silo.
+/// </summary>
+public sealed class ModelHost : IDisposable
+{
+    private readonly ModelHostOptions _options;
+    private readonly ModelStore _store;
+    private readonly ILogger<ModelHost> _logger;
+    private readonly ConcurrentDictionary<string, Lazy<Task<HostedModel>>> _models = new();
+    private volatile bool _disposed;
+
+    public ModelHost(IOptions<ModelHostOptions> options, ModelStore store, ILogger<ModelHost> logger)
+    {
+        _options = options.Value;
+        _options.Validate();
+        _store = store;
+        _logger = logger;
+    }
+
+    public IReadOnlyDictionary<string, string> ServedModels => _options.Models;
+
+    public bool Serves(string model) => _options.Models.ContainsKey(model);
+
+    /// <summary>Whether every served model has loaded (what /readyz reports).</summary>
+    public bool AllLoaded => _options.Models.Keys.All(name => _models.TryGetValue(name, out var lazy) && lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully);
+
+    public bool IsLoaded(string model) => _models.TryGetValue(model, out var lazy) && lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully;
+
+    /// <summary>The loaded model, loading it on first use; throws <see cref="ModelUnavailableException"/> when this silo does not serve it.</summary>
+    public Task<HostedModel> GetAsync(string model)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_options.Models.TryGetValue(model, out var source))
+            throw new ModelUnavailableException(model, "this silo does not serve it");
+        var lazy = _models.GetOrAdd(model, name => new Lazy<Task<HostedModel>>(() => Task.Run(() => Load(name, source))));
+        if (lazy.Value.IsFaulted) _models.TryRemove(new(model, lazy)); // a failed load is retried by the next caller
+        return lazy.Value;
+    }
+
+    /// <summary>Starts loading every served model (the silo calls this at start-up).</summary>
+    public Task LoadAllAsync() => Task.WhenAll(_options.Models.Keys.Select(GetAsync));
+
+    private async Task<HostedModel> Load(string name, string source)
+    {
+        _logger.LogInformation("Loading model {Model} from {Source}", name, source);
+        var started = DateTime.UtcNow;
+        long lastLogged = -1;
+        var progress = new Progress<DownloadProgress>(p =>
+        {
+            long percent = p.BytesTotal is > 0 ? 100 * p.BytesDone / p.BytesTotal.Value : -1;
+            if (percent / 10 == lastLogged / 10) return;
+            lastLogged = percent;
+            _logger.LogInformation("Model {Model}: downloading {File} {Percent}%", name, p.File, percent);
+        });
+        string? folder = await _store.ResolveAsync(source, progress);
+        var loadOptions = new ModelLoadOptions
+        {
+            Device = _options.Device,
+            DType = DeviceSpec.ParseDType(_options.DType),
+            Log = line => _logger.LogInformation("Model {Model}: {Line}", name, line),
+        };
+        var model = folder is null ? DefaultModel.Create(loadOptions) : Gpt2LMHeadModel.FromPretrained(folder, loadOptions);
+        var tokenizer = folder is null ? Gpt2Tokenizer.Default : Gpt2Tokenizer.FromDirectory(folder);
+        var defaults = folder is null ? new GenerationConfig() : GenerationConfig.FromDirectory(folder);
+        var engine = new GenerationEngine(model, tokenizer, new EngineOptions
+        {
+            ModelName = name,
+            KvCacheBytes = _options.KvCacheBytes,
+            MaxRunningSequences = _options.MaxRunningSequences,
+        });
+        _logger.LogInformation("Model {Model} loaded in {Seconds:F1} s", name, (DateTime.UtcNow - started).TotalSeconds);
+        return new HostedModel(name, source, model, tokenizer, defaults, engine);
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        foreach (var lazy in _models.Values)
+            if (lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully) lazy.Value.Result.Dispose();
+    }
+}

@@ -1,0 +1,23 @@
+namespace Gpt2Orleans.Grains.Models;
+
+/// <summary>What one silo serves and how: models (name → source), device, dtype and each engine's KV pool.</summary>
+public sealed class ModelHostOptions
+{
+    /// <summary>Name → source: a local Hugging Face folder, <c>blob:container/path</c>, a hub repo id, or "default" (random GPT-2 small).</summary>
+    public Dictionary<string, string> Models { get; set; } = [];
+    public string Device { get; set; } = "cpu";
+    public string DType { get; set; } = "float32";
+    public long KvCacheBytes { get; set; } = 512L << 20;
+    public int MaxRunningSequences { get; set; } = 64;
+
+    public void Validate()
+    {
+        foreach (var name in Models.Keys)
+            if (!GrainKeys.IsValidId(name))
+                throw new ArgumentException($"model name '{name}' is not valid: use 1–128 letters, digits, '.', '_' or '-'", "model");
+        foreach (var (name, source) in Models)
+            if (string.IsNullOrWhiteSpace(source)) throw new ArgumentException($"model '{name}' has no source", "model");
+        if (KvCacheBytes <= 0) throw new ArgumentException("kv-cache-bytes: must be positive", "kv-cache-bytes");
+        if (MaxRunningSequences <= 0) throw new ArgumentException("max-running-sequences: must be positive", "max-running-sequences");
+    }
+}

@@ -1,0 +1,162 @@
+using System.Runtime.CompilerServices;
+using Gpt2Orleans.Grains.Placement;
+using Microsoft.Extensions.Logging;
+using Orleans.Concurrency;
+using Orleans.Runtime;
+using Orleans.Runtime.MembershipService.SiloMetadata;
+
+namespace Gpt2Orleans.Grains.Sessions;
+
+/// <summary>
+/// One conversation ("tenant/session"). Its history is persisted after every turn; while active it keeps its
+/// sequence's KV in its model's engine between turns (continuing it, so only the new turn is prefilled). On
+/// deactivation the KV is released; the next activation re-prefills the persisted tokens (prefix cache permitting).
+/// Reentrant so the transcript can be read during a reply; turns themselves run one at a time.
+/// </summary>
+[ServingSiloPlacement, Reentrant]
+public sealed class SessionGrain(
+    [PersistentState("session", StorageNames.Sessions)] IPersistentState<SessionState> state,
+    ILocalSiloDetails silo,
+    ISiloMetadataCache metadata,
+    IClusterMembershipService membership,
+    ILogger<SessionGrain> logger) : Grain, ISessionGrain
+{
+    private string Tenant => GrainKeys.ParseSession(this.GetPrimaryKeyString()).Tenant;
+    private string SessionId => GrainKeys.ParseSession(this.GetPrimaryKeyString()).Session;
+    private IModelGrain? _worker;
+    private long? _kept;   // the engine sequence holding this conversation's KV on _worker
+    private bool _turnInProgress;
+
+    public async Task<SessionTranscript> Create(SessionSettings settings)
+    {
+        if (state.State.Exists) throw new InvalidRequestException($"session '{SessionId}' already exists", "session");
+        var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
+        await tenant.CheckModel(settings.Model);
+        var worker = Worker(settings.Model);
+        var next = new SessionState
+        {
+            Exists = true,
+            Model = settings.Model,
+            SystemPrompt = settings.SystemPrompt,
+            Defaults = settings.Defaults,
+            ContextPolicy = settings.ContextPolicy,
+            CreatedAt = DateTimeOffset.UtcNow,
+            Tokens = string.IsNullOrWhiteSpace(settings.SystemPrompt) ? [] : [.. await worker.Tokenize(ChatTemplate.SystemText(settings.SystemPrompt))],
+        };
+        await tenant.RegisterSession(SessionId, settings.Model);
+        return await Save(next);
+    }
+
+    public async Task<SessionTranscript> CreateFrom(SessionState source)
+    {
+        if (state.State.Exists) throw new InvalidRequestException($"session '{SessionId}' already exists", "session");
+        await GrainFactory.GetGrain<ITenantGrain>(Tenant).RegisterSession(SessionId, source.Model);
+        return await Save(new SessionState
+        {
+            Exists = true, Model = source.Model, SystemPrompt = source.SystemPrompt, Defaults = source.Defaults,
+            ContextPolicy = source.ContextPolicy, CreatedAt = DateTimeOffset.UtcNow,
+            Turns = [.. source.Turns], Tokens = [.. source.Tokens], TurnStarts = [.. source.TurnStarts],
+        });
+    }
+
+    public async IAsyncEnumerable<GeneratedToken> Send(string userText, GenerationParameters? parameters = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        RequireExists();
+        if (string.IsNullOrWhiteSpace(userText)) throw new InvalidRequestException("the message is empty", "content");
+        if (_turnInProgress) throw new InvalidRequestException($"session '{SessionId}' is already answering a turn", "session");
+        _turnInProgress = true;
+        try
+        {
+            var worker = Worker(state.State.Model);
+            var status = await worker.GetStatus();
+            var merged = (parameters ?? new()).WithDefaults(state.State.Defaults);
+            merged = merged with { StopStrings = merged.StopStrings ?? [ChatTemplate.StopString], MaxNewTokens = merged.MaxNewTokens ?? 128 };
+            var turnTokens = await worker.Tokenize(ChatTemplate.UserTurnText(userText, first: state.State.TurnStarts.Count == 0));
+            var plan = ConversationWindow.Plan(state.State, turnTokens, merged.MaxNewTokens!.Value, status.ContextLength);
+            if (plan.DroppedTurns > 0) await Release(); // the kept KV no longer starts the prompt
+
+            var generated = new List<int>();
+            var text = new System.Text.StringBuilder();
+            long? kept = _kept;
+            _kept = null; // the engine takes it over; it comes back on the last token
+            var request = new ModelRequest { Tenant = Tenant, PromptIds = plan.Prompt, Parameters = merged, ContinueSequence = kept, KeepSequence = true };
+            await foreach (var token in worker.Generate(request, cancellationToken).WithCancellation(cancellationToken))
+            {
+                generated.Add(token.TokenId);
+                text.Append(token.Text);
+                if (token.KeptSequence is { } sequence) _kept = sequence;
+                yield return token;
+            }
+            ConversationWindow.Commit(state.State, plan, userText.Trim(), ChatTemplate.ReplyText(text.ToString()), generated);
+            await state.WriteStateAsync();
+        }
+        finally { _turnInProgress = false; }
+    }
+
+    public Task<SessionTranscript> GetTranscript()
+    {
+        RequireExists();
+        return Task.FromResult(Transcript());
+    }
+
+    public async Task<SessionTranscript> Fork(string newSessionId)
+    {
+        RequireExists();
+        var copy = GrainFactory.GetGrain<ISessionGrain>(GrainKeys.Session(Tenant, newSessionId));
+        RequestContext.Set(GrainKeys.ModelContextKey, state.State.Model);
+        return await copy.CreateFrom(state.State);
+    }
+
+    public async Task Delete()
+    {
+        RequireExists();
+        await Release();
+        await state.ClearStateAsync();
+        state.State = new SessionState();
+        await GrainFactory.GetGrain<ITenantGrain>(Tenant).UnregisterSession(SessionId);
+        DeactivateOnIdle();
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        try { await Release(); }
+        catch (Exception e) { logger.LogDebug(e, "Could not release the KV of session {Session}", this.GetPrimaryKeyString()); }
+    }
+
+    private async Task Release()
+    {
+        if (_kept is { } kept && _worker is not null) await _worker.ReleaseSequence(kept);
+        _kept = null;
+    }
+
+    private void RequireExists()
+    {
+        if (!state.State.Exists) throw new SessionNotFoundException(SessionId);
+    }
+
+    /// <summary>
+    /// The model worker on this silo when it serves the model (the usual case: placement put the session here),
+    /// otherwise on another live silo that does, so a turn never depends on where the session landed.
+    /// </summary>
+    private IModelGrain Worker(string model)
+    {
+        if (_worker is not null && state.State.Model == model) return _worker;
+        var local = silo.SiloAddress;
+        var serving = SiloModels.Serves(metadata.GetSiloMetadata(local), model) ? local
+            : membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active)
+                .Select(m => m.SiloAddress).FirstOrDefault(s => SiloModels.Serves(metadata.GetSiloMetadata(s), model))
+              ?? throw new ModelUnavailableException(model, "no live silo serves it");
+        return _worker = GrainFactory.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model, serving.ToParsableString()));
+    }
+
+    private async Task<SessionTranscript> Save(SessionState next)
+    {
+        state.State = next;
+        await state.WriteStateAsync();
+        return Transcript();
+    }
+
+    private SessionTranscript Transcript() =>
+        new(SessionId, state.State.Model, state.State.SystemPrompt, state.State.Turns.ToList(), state.State.Tokens.Count, state.State.CreatedAt);
+}

@@ -1,0 +1,90 @@
+using System.Security.Cryptography;
+using System.Text;
+using Orleans.Runtime;
+using Orleans.Storage;
+
+namespace Gpt2Orleans.Grains.Storage;
+
+/// <summary>
+/// Grain state as files: one file per grain state under the root, named from a safe form of the grain id (its
+/// readable characters plus a hash, so no id can reach outside the folder). Writes go to a temporary file that is
+/// flushed to disk and then renamed over the old one (atomic replace). The ETag is the content's SHA-256: a write
+/// whose ETag does not match what is on disk fails with <see cref="InconsistentStateException"/>.
+/// </summary>
+public sealed class FileGrainStorage(string root, IGrainStorageSerializer serializer) : IGrainStorage
+{
+    private readonly SemaphoreSlim _lock = new(1, 1); // one writer at a time keeps compare-and-replace atomic within the silo
+
+    public async Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+    {
+        var path = PathOf(stateName, grainId);
+        if (!File.Exists(path))
+        {
+            grainState.State = Activator.CreateInstance<T>();
+            grainState.RecordExists = false;
+            grainState.ETag = null;
+            return;
+        }
+        var bytes = await File.ReadAllBytesAsync(path);
+        grainState.State = serializer.Deserialize<T>(new BinaryData(bytes)) ?? Activator.CreateInstance<T>();
+        grainState.RecordExists = true;
+        grainState.ETag = ETagOf(bytes);
+    }
+
+    public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+    {
+        var path = PathOf(stateName, grainId);
+        var bytes = serializer.Serialize(grainState.State).ToArray();
+        await _lock.WaitAsync();
+        try
+        {
+            CheckETag(path, grainState.ETag);
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            var temporary = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+            await using (var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+            {
+                await file.WriteAsync(bytes);
+                file.Flush(flushToDisk: true);
+            }
+            File.Move(temporary, path, overwrite: true);
+        }
+        finally { _lock.Release(); }
+        grainState.ETag = ETagOf(bytes);
+        grainState.RecordExists = true;
+    }
+
+    public async Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+    {
+        var path = PathOf(stateName, grainId);
+        await _lock.WaitAsync();
+        try
+        {
+            CheckETag(path, grainState.ETag);
+            File.Delete(path);
+        }
+        finally { _lock.Release(); }
+        grainState.ETag = null;
+        grainState.RecordExists = false;
+    }
+
+    private static void CheckETag(string path, string? expected)
+    {
+        string? actual = File.Exists(path) ? ETagOf(File.ReadAllBytes(path)) : null;
+        if (actual != expected)
+            throw new InconsistentStateException($"the stored state of {Path.GetFileName(path)} changed since it was read", actual ?? "(none)", expected ?? "(none)");
+    }
+
+    private static string ETagOf(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes))[..32];
+
+    /// <summary>root/stateName/readable-part_hash.bin: the id's letters, digits, '-', '_' and '.' only (at most 80), plus a hash of the whole id.</summary>
+    private string PathOf(string stateName, GrainId grainId)
+    {
+        string id = grainId.ToString();
+        var readable = new string(id.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').Take(80).ToArray()).TrimStart('.');
+        string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(id)))[..16];
+        return Path.Combine(root, SafeSegment(stateName), $"{readable}_{hash}.bin");
+    }
+
+    private static string SafeSegment(string name) =>
+        new string(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_').ToArray());
+}

@@ -1,0 +1,126 @@
+using Orleans.Runtime;
+
+namespace Gpt2Orleans.Grains.Tenants;
+
+/// <summary>A tenant's keys, models, quotas, sessions and usage. Concurrent streams and the token window are in memory (they reset with the activation, as rate limits do).</summary>
+public sealed class TenantGrain([PersistentState("tenant", StorageNames.Tenants)] IPersistentState<TenantState> state) : Grain, ITenantGrain
+{
+    private readonly HashSet<Guid> _streams = [];
+    private readonly TokenRateWindow _window = new();
+    private string TenantId => this.GetPrimaryKeyString();
+
+    public async Task Create(TenantQuota? quota = null, IReadOnlyList<string>? allowedModels = null)
+    {
+        GrainKeys.ValidId(TenantId, "tenant");
+        if (state.State.Exists) return;
+        state.State = new TenantState { Exists = true, Quota = quota ?? new(), AllowedModels = allowedModels?.ToList() };
+        await state.WriteStateAsync();
+    }
+
+    public Task<bool> Exists() => Task.FromResult(state.State.Exists);
+
+    public async Task Delete()
+    {
+        foreach (var stored in state.State.Keys.Values) await GrainFactory.GetGrain<IApiKeyGrain>(stored.Hash).Revoke();
+        await state.ClearStateAsync();
+        state.State = new TenantState();
+    }
+
+    public async Task<IssuedApiKey> IssueKey()
+    {
+        RequireExists();
+        string key = ApiKeys.NewKey(), id = ApiKeys.NewKeyId(), hash = ApiKeys.Hash(key);
+        await GrainFactory.GetGrain<IApiKeyGrain>(hash).Assign(new ApiKeyOwner(TenantId, id));
+        state.State.Keys[id] = new StoredApiKey(hash, DateTimeOffset.UtcNow);
+        await state.WriteStateAsync();
+        return new IssuedApiKey(id, key);
+    }
+
+    public async Task RevokeKey(string keyId)
+    {
+        RequireExists();
+        if (!state.State.Keys.Remove(keyId, out var stored)) throw new InvalidRequestException($"key '{keyId}' does not exist", "key_id");
+        await GrainFactory.GetGrain<IApiKeyGrain>(stored.Hash).Revoke();
+        await state.WriteStateAsync();
+    }
+
+    public Task<IReadOnlyList<ApiKeyInfo>> ListKeys() =>
+        Task.FromResult<IReadOnlyList<ApiKeyInfo>>(state.State.Keys.Select(k => new ApiKeyInfo(k.Key, k.Value.IssuedAt)).OrderBy(k => k.IssuedAt).ToList());
+
+    public async Task SetQuota(TenantQuota quota)
+    {
+        RequireExists();
+        if (quota.MaxSessions < 0 || quota.MaxConcurrentStreams < 0 || quota.TokensPerMinute < 0)
+            throw new InvalidRequestException("quotas must not be negative", "quota");
+        state.State.Quota = quota;
+        await state.WriteStateAsync();
+    }
+
+    public Task<TenantQuota> GetQuota() => Task.FromResult(state.State.Quota);
+
+    public async Task SetAllowedModels(IReadOnlyList<string>? models)
+    {
+        RequireExists();
+        state.State.AllowedModels = models?.ToList();
+        await state.WriteStateAsync();
+    }
+
+    public Task CheckModel(string model)
+    {
+        RequireExists();
+        if (state.State.AllowedModels is { } allowed && !allowed.Contains(model))
+            throw new InvalidRequestException($"model '{model}' is not available to this tenant", "model");
+        return Task.CompletedTask;
+    }
+
+    public async Task RegisterSession(string sessionId, string model)
+    {
+        RequireExists();
+        if (state.State.Quota.MaxSessions is { } max && state.State.Sessions.Count >= max && !state.State.Sessions.ContainsKey(sessionId))
+            throw new RetryLaterException($"this tenant already has {max} sessions (its quota); delete one first", 60);
+        state.State.Sessions[sessionId] = model;
+        await state.WriteStateAsync();
+    }
+
+    public async Task UnregisterSession(string sessionId)
+    {
+        if (state.State.Sessions.Remove(sessionId)) await state.WriteStateAsync();
+    }
+
+    public Task<string?> GetSessionModel(string sessionId) => Task.FromResult(state.State.Sessions.GetValueOrDefault(sessionId));
+
+    public Task<IReadOnlyList<string>> ListSessions() => Task.FromResult<IReadOnlyList<string>>(state.State.Sessions.Keys.Order().ToList());
+
+    public Task<Guid> BeginStream(string model)
+    {
+        RequireExists();
+        var quota = state.State.Quota;
+        if (quota.MaxConcurrentStreams is { } streams && _streams.Count >= streams)
+            throw new RetryLaterException($"this tenant already has {streams} streams running (its quota)", 1);
+        if (quota.TokensPerMinute is { } perMinute && _window.WaitFor(perMinute) is { } wait && wait > TimeSpan.Zero)
+            throw new RetryLaterException($"this tenant used its {perMinute} tokens per minute", Math.Ceiling(wait.TotalSeconds));
+        var id = Guid.NewGuid();
+        _streams.Add(id);
+        return Task.FromResult(id);
+    }
+
+    public async Task EndStream(Guid stream, string model, TokenUsage usage)
+    {
+        _streams.Remove(stream);
+        _window.Add(usage.PromptTokens + usage.CompletionTokens);
+        var before = state.State.Usage.GetValueOrDefault(model) ?? new ModelUsage(model, 0, 0);
+        state.State.Usage[model] = before with
+        {
+            PromptTokens = before.PromptTokens + usage.PromptTokens,
+            CompletionTokens = before.CompletionTokens + usage.CompletionTokens,
+        };
+        if (state.State.Exists) await state.WriteStateAsync();
+    }
+
+    public Task<IReadOnlyList<ModelUsage>> GetUsage() => Task.FromResult<IReadOnlyList<ModelUsage>>(state.State.Usage.Values.OrderBy(u => u.Model).ToList());
+
+    private void RequireExists()
+    {
+        if (!state.State.Exists) throw new InvalidRequestException($"tenant '{TenantId}' does not exist", "tenant");
+    }
+}

@@ -1,0 +1,54 @@
+using Gpt2Orleans.Grains.Hosting;
+using Gpt2Orleans.Grains.Models;
+using Gpt2Orleans.Inference.Model;
+using Orleans.TestingHost;
+
+namespace Gpt2Orleans.Grains.Tests.Support;
+
+/// <summary>
+/// An in-process cluster of three silos sharing one file store: silo 0 serves "alpha", silo 1 serves "alpha" and
+/// "beta", silo 2 serves "beta". alpha is the golden tiny checkpoint; beta a tiny model with other weights.
+/// </summary>
+public sealed class ClusterFixture : IAsyncLifetime
+{
+    public const string Alpha = "alpha", Beta = "beta";
+    public static readonly string AlphaFolder = Path.Combine(AppContext.BaseDirectory, "Models", "alpha");
+    public string BetaFolder { get; } = Path.Combine(Path.GetTempPath(), "gpt2o-grains-" + Guid.NewGuid().ToString("N"), "beta");
+    public string StorageRoot { get; }
+    public InProcessTestCluster Cluster { get; private set; } = null!;
+    public IClusterClient Client => Cluster.Client;
+
+    /// <summary>Which models each silo (by instance number) serves.</summary>
+    public static readonly string[][] Served = [[Alpha], [Alpha, Beta], [Beta]];
+
+    public ClusterFixture() => StorageRoot = Path.Combine(Path.GetDirectoryName(BetaFolder)!, "store");
+
+    public async Task InitializeAsync()
+    {
+        using (var alpha = Gpt2LMHeadModel.FromPretrained(AlphaFolder))
+        using (var beta = Gpt2LMHeadModel.CreateRandom(alpha.Config, seed: 7))
+            beta.SavePretrained(BetaFolder);
+        var builder = new InProcessTestClusterBuilder(3);
+        builder.ConfigureSilo((options, silo) =>
+        {
+            int instance = options.SiloName == "Primary" ? 0 : int.Parse(options.SiloName.Split('_')[^1]);
+            var models = Served[instance].ToDictionary(m => m, m => m == Alpha ? AlphaFolder : BetaFolder);
+            silo.AddGpt2Orleans(new ModelHostOptions { Models = models, KvCacheBytes = 16L << 20 });
+            silo.AddGpt2OrleansFileStorage(StorageRoot);
+        });
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Cluster.DisposeAsync();
+        try { Directory.Delete(Path.GetDirectoryName(BetaFolder)!, recursive: true); } catch (IOException) { }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>
+{
+    public const string Name = "cluster";
+}
