@@ -21,15 +21,27 @@ public static class Gpt2OrleansSiloExtensions
         silo.Services.AddSingleton<ModelHost>();
         silo.Services.AddSingleton<SiloLoadView>();
         silo.Services.AddHostedService<SiloLoadRefresher>();
+        silo.Services.AddHostedService<ModelDrainService>();
         silo.Services.AddPlacementDirector<ModelWorkerPlacement, ModelWorkerPlacementDirector>();
         silo.Services.AddPlacementDirector<ServingSiloPlacement, ServingSiloPlacementDirector>();
         return silo;
     }
 
-    /// <summary>The three grain stores as files under <paramref name="root"/>.</summary>
+    /// <summary>The grain stores in one Azure Blob container (created at start-up).</summary>
+    public static ISiloBuilder AddGpt2OrleansBlobStorage(this ISiloBuilder silo, string connectionString, string container)
+    {
+        foreach (var name in StoreNames)
+            silo.Services.AddGrainStorage(name, (services, _) => new BlobGrainStorage(connectionString, container,
+                services.GetRequiredService<IGrainStorageSerializer>(), services.GetRequiredService<Microsoft.Extensions.Logging.ILogger<BlobGrainStorage>>()));
+        return silo;
+    }
+
+    private static readonly string[] StoreNames = [StorageNames.Sessions, StorageNames.Tenants, StorageNames.Catalog];
+
+    /// <summary>The grain stores as files under <paramref name="root"/>.</summary>
     public static ISiloBuilder AddGpt2OrleansFileStorage(this ISiloBuilder silo, string root)
     {
-        foreach (var name in new[] { StorageNames.Sessions, StorageNames.Tenants, StorageNames.Catalog })
+        foreach (var name in StoreNames)
             silo.Services.AddGrainStorage(name, (services, _) => new FileGrainStorage(Path.Combine(root, name), services.GetRequiredService<IGrainStorageSerializer>()));
         return silo;
     }

@@ -32,6 +32,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo) : Grain, 
 
     public async IAsyncEnumerable<GeneratedToken> Generate(ModelRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
+        if (host.Draining) throw new RetryLaterException($"silo {silo.SiloAddress} is shutting down; retry", 1);
         IAsyncEnumerable<TokenEvent> events;
         try
         {

@@ -21,6 +21,7 @@ public sealed class ModelHost : IDisposable
     private readonly ILogger<ModelHost> _logger;
     private readonly ConcurrentDictionary<string, Lazy<Task<HostedModel>>> _models = new();
     private volatile bool _disposed;
+    private volatile bool _draining;
 
     public ModelHost(IOptions<ModelHostOptions> options, ModelStore store, ILogger<ModelHost> logger)
     {
@@ -49,6 +50,24 @@ public sealed class ModelHost : IDisposable
         if (lazy.Value.IsFaulted) _models.TryRemove(new(model, lazy)); // a failed load is retried by the next caller
         return lazy.Value;
     }
+
+    public TimeSpan DrainTimeout => TimeSpan.FromSeconds(_options.DrainSeconds);
+
+    /// <summary>Whether new generations are refused because the silo is shutting down.</summary>
+    public bool Draining => _draining;
+
+    /// <summary>Running and waiting sequences over all loaded engines.</summary>
+    public int ActiveSequences => Loaded().Sum(m => m.Engine.Stats.Running + m.Engine.Stats.Waiting);
+
+    /// <summary>Refuses new generations from now on; returns how many sequences are still active.</summary>
+    public int StopAdmitting()
+    {
+        _draining = true;
+        return ActiveSequences;
+    }
+
+    private IEnumerable<HostedModel> Loaded() =>
+        _models.Values.Where(l => l.IsValueCreated && l.Value.IsCompletedSuccessfully).Select(l => l.Value.Result);
 
     /// <summary>Starts loading every served model (the silo calls this at start-up).</summary>
     public Task LoadAllAsync() => Task.WhenAll(_options.Models.Keys.Select(GetAsync));
@@ -88,7 +107,6 @@ public sealed class ModelHost : IDisposable
     public void Dispose()
     {
         _disposed = true;
-        foreach (var lazy in _models.Values)
-            if (lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully) lazy.Value.Result.Dispose();
+        foreach (var model in Loaded()) model.Dispose();
     }
 }

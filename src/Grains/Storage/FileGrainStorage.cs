@@ -1,13 +1,12 @@
 using System.Security.Cryptography;
-using System.Text;
 using Orleans.Runtime;
 using Orleans.Storage;
 
 namespace Gpt2Orleans.Grains.Storage;
 
 /// <summary>
-/// Grain state as files: one file per grain state under the root, named from a safe form of the grain id (its
-/// readable characters plus a hash, so no id can reach outside the folder). Writes go to a temporary file that is
+/// Grain state as files: one file per grain state under the root, named by <see cref="GrainStateNames"/> (no id
+/// can reach outside the folder). Writes go to a temporary file that is
 /// flushed to disk and then renamed over the old one (atomic replace). The ETag is the content's SHA-256: a write
 /// whose ETag does not match what is on disk fails with <see cref="InconsistentStateException"/>.
 /// </summary>
@@ -76,15 +75,9 @@ public sealed class FileGrainStorage(string root, IGrainStorageSerializer serial
 
     private static string ETagOf(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes))[..32];
 
-    /// <summary>root/stateName/readable-part_hash.bin: the id's letters, digits, '-', '_' and '.' only (at most 80), plus a hash of the whole id.</summary>
     private string PathOf(string stateName, GrainId grainId)
     {
-        string id = grainId.ToString();
-        var readable = new string(id.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').Take(80).ToArray()).TrimStart('.');
-        string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(id)))[..16];
-        return Path.Combine(root, SafeSegment(stateName), $"{readable}_{hash}.bin");
+        var (folder, name) = GrainStateNames.Of(stateName, grainId);
+        return Path.Combine(root, folder, name + ".bin");
     }
-
-    private static string SafeSegment(string name) =>
-        new string(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_').ToArray());
 }

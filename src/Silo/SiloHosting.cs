@@ -1,0 +1,48 @@
+using Gpt2Orleans.Grains.Hosting;
+using Gpt2Orleans.Grains.Models;
+using Orleans.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using StackExchange.Redis;
+
+namespace Gpt2Orleans.Silo;
+
+/// <summary>Turns <see cref="SiloSettings"/> into an Orleans silo: clustering, storage, and the models this silo serves.</summary>
+public static class SiloHosting
+{
+    public static void Configure(ISiloBuilder silo, SiloSettings settings)
+    {
+        settings.Validate();
+        silo.Configure<ClusterOptions>(o => { o.ClusterId = settings.ClusterId; o.ServiceId = settings.ServiceId; });
+        switch (settings.Clustering)
+        {
+            case "localhost":
+                var primary = settings.PrimarySiloPort is { } port ? new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port) : null;
+                silo.UseLocalhostClustering(settings.SiloPort, settings.GatewayPort, primary, settings.ServiceId, settings.ClusterId);
+                break;
+            case "redis":
+                silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
+                silo.ConfigureEndpoints(System.Net.IPAddress.Loopback, settings.SiloPort, settings.GatewayPort, listenOnAnyHostAddress: false);
+                break;
+            case "adonet":
+                silo.UseAdoNetClustering(o => { o.Invariant = settings.AdoNetInvariant; o.ConnectionString = settings.AdoNetConnectionString; });
+                silo.ConfigureEndpoints(settings.SiloPort, settings.GatewayPort);
+                break;
+            case "kubernetes":
+                silo.UseKubernetesHosting();
+                break;
+        }
+        if (settings.Storage == "azureblob") silo.AddGpt2OrleansBlobStorage(settings.BlobConnectionString!, settings.BlobContainer);
+        else silo.AddGpt2OrleansFileStorage(Path.GetFullPath(settings.DataDirectory));
+        silo.AddGpt2Orleans(new ModelHostOptions
+        {
+            Models = settings.ParseModels(),
+            Device = settings.Device,
+            DType = settings.DType,
+            KvCacheBytes = settings.KvCacheMegabytes << 20,
+            MaxRunningSequences = settings.MaxRunningSequences,
+            DrainSeconds = settings.DrainSeconds,
+        }, gpu: settings.Device.StartsWith("cuda", StringComparison.Ordinal));
+        silo.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(settings.DrainSeconds + 30));
+    }
+}

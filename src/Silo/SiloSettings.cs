@@ -1,0 +1,75 @@
+namespace Gpt2Orleans.Silo;
+
+/// <summary>
+/// The silo's configuration (section "Gpt2Orleans" of appsettings.json, environment variables
+/// <c>Gpt2Orleans__Clustering=redis</c>, or the command line). Every value is checked at start-up and a bad one stops
+/// the silo with a message naming it.
+/// </summary>
+public sealed class SiloSettings
+{
+    public const string Section = "Gpt2Orleans";
+
+    /// <summary>localhost (default, one machine), redis, adonet or kubernetes.</summary>
+    public string Clustering { get; set; } = "localhost";
+    public string ClusterId { get; set; } = "gpt2orleans";
+    public string ServiceId { get; set; } = "gpt2orleans";
+    /// <summary>Redis connection string (clustering=redis), e.g. "127.0.0.1:6379".</summary>
+    public string? Redis { get; set; }
+    /// <summary>ADO.NET provider invariant and connection string (clustering=adonet), e.g. Npgsql.</summary>
+    public string AdoNetInvariant { get; set; } = "Npgsql";
+    public string? AdoNetConnectionString { get; set; }
+    public int SiloPort { get; set; } = 11111;
+    public int GatewayPort { get; set; } = 30000;
+    /// <summary>With localhost clustering, the silo port of the first silo (the others join it).</summary>
+    public int? PrimarySiloPort { get; set; }
+
+    /// <summary>file (default, under <see cref="DataDirectory"/>) or azureblob.</summary>
+    public string Storage { get; set; } = "file";
+    public string DataDirectory { get; set; } = "./data";
+    public string? BlobConnectionString { get; set; }
+    public string BlobContainer { get; set; } = "gpt2orleans";
+
+    /// <summary>NAME=SOURCE entries; none means the default model (random GPT-2 small).</summary>
+    public List<string> Models { get; set; } = [];
+    public string Device { get; set; } = "cpu";
+    public string DType { get; set; } = "float32";
+    public long KvCacheMegabytes { get; set; } = 512;
+    public int MaxRunningSequences { get; set; } = 64;
+    /// <summary>On shutdown, how long running streams may take to finish before the silo stops anyway.</summary>
+    public int DrainSeconds { get; set; } = 30;
+
+    public Dictionary<string, string> ParseModels()
+    {
+        var models = new Dictionary<string, string>();
+        foreach (var entry in Models.Count == 0 ? [$"{Inference.Checkpoints.DefaultModel.Name}=default"] : Models)
+        {
+            int equals = entry.IndexOf('=');
+            if (equals <= 0 || equals == entry.Length - 1)
+                throw new ArgumentException($"--model '{entry}': expected NAME=SOURCE (a folder, blob:container/path, a hub repo id, or default)");
+            string name = entry[..equals].Trim(), source = entry[(equals + 1)..].Trim();
+            if (!Grains.GrainKeys.IsValidId(name)) throw new ArgumentException($"--model '{entry}': the name '{name}' may only hold letters, digits, '.', '_' and '-'");
+            if (!models.TryAdd(name, source)) throw new ArgumentException($"--model: '{name}' is given twice");
+        }
+        return models;
+    }
+
+    public void Validate()
+    {
+        static void Require(bool ok, string message)
+        {
+            if (!ok) throw new ArgumentException(message);
+        }
+        Require(Clustering is "localhost" or "redis" or "adonet" or "kubernetes", $"clustering '{Clustering}': use localhost, redis, adonet or kubernetes");
+        Require(Clustering != "redis" || !string.IsNullOrWhiteSpace(Redis), "clustering redis needs --redis HOST:PORT (or Gpt2Orleans__Redis)");
+        Require(Clustering != "adonet" || !string.IsNullOrWhiteSpace(AdoNetConnectionString), "clustering adonet needs --adonet-connection-string");
+        Require(Storage is "file" or "azureblob", $"storage '{Storage}': use file or azureblob");
+        Require(Storage != "azureblob" || !string.IsNullOrWhiteSpace(BlobConnectionString), "storage azureblob needs --blob-connection-string");
+        Require(SiloPort is > 0 and < 65536, $"silo-port {SiloPort}: must be a TCP port");
+        Require(GatewayPort is > 0 and < 65536, $"gateway-port {GatewayPort}: must be a TCP port");
+        Require(KvCacheMegabytes > 0, $"kv-cache-mb {KvCacheMegabytes}: must be positive");
+        Require(MaxRunningSequences > 0, $"max-running-sequences {MaxRunningSequences}: must be positive");
+        Require(DrainSeconds >= 0, $"drain-seconds {DrainSeconds}: must not be negative");
+        Require(Device == "cpu" || Device.StartsWith("cuda", StringComparison.Ordinal), $"device '{Device}': use cpu, cuda or cuda:N");
+        ParseModels();
+    }
+}
