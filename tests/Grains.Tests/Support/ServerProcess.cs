@@ -18,9 +18,11 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public string Log { get { lock (_log) return _log.ToString(); } }
 
-    public static async Task<ServerProcess> StartAsync(string fileName, IEnumerable<string> arguments, int port, TimeSpan? startTimeout = null)
+    public static async Task<ServerProcess> StartAsync(string fileName, IEnumerable<string> arguments, int port, TimeSpan? startTimeout = null,
+        string? workingDirectory = null)
     {
         var info = new ProcessStartInfo(fileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null) info.WorkingDirectory = workingDirectory;
         foreach (var argument in arguments) info.ArgumentList.Add(argument);
         var process = new Process { StartInfo = info };
         var server = new ServerProcess(process, port);
@@ -33,6 +35,11 @@ public sealed class ServerProcess : IAsyncDisposable
         catch { await server.DisposeAsync(); throw; }
         return server;
     }
+
+    /// <summary>SIGKILL: the process gets no chance to clean up (a crash, as far as the cluster can tell).</summary>
+    public void Kill() => _process.Kill(entireProcessTree: true);
+
+    public bool HasExited => _process.HasExited;
 
     public async ValueTask DisposeAsync()
     {

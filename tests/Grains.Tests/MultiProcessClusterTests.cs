@@ -1,0 +1,105 @@
+using Gpt2Orleans.Grains.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+using Orleans.Runtime;
+using StackExchange.Redis;
+
+namespace Gpt2Orleans.Grains.Tests;
+
+/// <summary>
+/// The real thing: two gpt2o-silo processes form a cluster through a real Redis server (Debian's redis-server on a
+/// free loopback port); one is killed with SIGKILL mid-conversation and no persisted turn is lost.
+/// </summary>
+public sealed class MultiProcessClusterTests : IAsyncLifetime
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "gpt2o-multi-" + Guid.NewGuid().ToString("N"));
+    private readonly string _clusterId = "test-" + Guid.NewGuid().ToString("N")[..8];
+    private ServerProcess _redis = null!;
+    private readonly List<ServerProcess> _silos = [];
+    private readonly List<(int SiloPort, int GatewayPort)> _ports = [];
+    private IHost _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        int redisPort = ToolPaths.FreePort();
+        _redis = await ServerProcess.StartAsync(ToolPaths.RedisServer,
+            ["--port", redisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], redisPort);
+        for (int i = 0; i < 2; i++)
+        {
+            int siloPort = ToolPaths.FreePort(), gatewayPort = ToolPaths.FreePort();
+            _ports.Add((siloPort, gatewayPort));
+            _silos.Add(await ServerProcess.StartAsync("dotnet",
+            [
+                Path.Combine(AppContext.BaseDirectory, "gpt2o-silo.dll"),
+                "--clustering", "redis", "--redis", $"127.0.0.1:{redisPort}", "--cluster-id", _clusterId,
+                "--silo-port", siloPort.ToString(), "--gateway-port", gatewayPort.ToString(),
+                "--data", Path.Combine(_root, "data"), "--kv-cache-mb", "16",
+                "--model", $"{ClusterFixture.Alpha}={ClusterFixture.AlphaFolder}",
+            ], gatewayPort, TimeSpan.FromSeconds(90), workingDirectory: AppContext.BaseDirectory));
+        }
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders(); // the killed silo makes the client log connection errors by design
+        builder.UseOrleansClient(client =>
+        {
+            client.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse($"127.0.0.1:{redisPort}"));
+            client.Services.Configure<ClusterOptions>(o => { o.ClusterId = _clusterId; o.ServiceId = "gpt2orleans"; });
+        });
+        _client = builder.Build();
+        await _client.StartAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _client.StopAsync(TimeSpan.FromSeconds(5));
+        _client.Dispose();
+        foreach (var silo in _silos) await silo.DisposeAsync();
+        await _redis.DisposeAsync();
+        try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
+    }
+
+    [Fact]
+    public async Task Killing_a_silo_process_loses_no_persisted_session()
+    {
+        var client = _client.Services.GetRequiredService<IClusterClient>();
+        string tenant = await SessionCalls.NewTenant(client);
+        string[] turns = ["Hello", "How are you?", "Tell me more"];
+        var ids = Enumerable.Range(0, 6).Select(i => $"s{i}").ToList();
+        foreach (var id in ids)
+        {
+            var session = SessionCalls.Get(client, tenant, id, ClusterFixture.Alpha);
+            await session.Create(new SessionSettings { Model = ClusterFixture.Alpha });
+            await SessionCalls.Reply(session, turns[0]);
+            await SessionCalls.Reply(session, turns[1]);
+        }
+
+        var management = client.GetGrain<IManagementGrain>(0);
+        var hosts = new List<SiloAddress>();
+        foreach (var id in ids) hosts.Add((await management.GetActivationAddress(SessionCalls.Get(client, tenant, id, ClusterFixture.Alpha)))!);
+        int victim = Enumerable.Range(0, 2).MaxBy(i => hosts.Count(h => h.Endpoint.Port == _ports[i].SiloPort));
+        _silos[victim].Kill();
+
+        var expected = SessionCalls.ExpectedReplies(ClusterFixture.AlphaFolder, null, turns);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120); // until the cluster declares the dead silo dead
+        foreach (var id in ids)
+        {
+            var session = SessionCalls.Get(client, tenant, id, ClusterFixture.Alpha);
+            while (true)
+            {
+                try
+                {
+                    Assert.Equal(4, (await session.GetTranscript()).Turns.Count);
+                    Assert.Equal(expected[2], (await SessionCalls.Reply(session, turns[2])).Select(t => t.TokenId).ToList());
+                    break;
+                }
+                catch (Exception e) when (e is not Xunit.Sdk.XunitException && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(500);
+                }
+            }
+            Assert.Equal(6, (await session.GetTranscript()).Turns.Count);
+        }
+        Assert.False(_silos[1 - victim].HasExited, "the surviving silo stayed up");
+    }
+}

@@ -1,0 +1,52 @@
+using Gpt2Orleans.Silo;
+
+namespace Gpt2Orleans.Grains.Tests;
+
+/// <summary>The silo's command line and settings: repeatable --model, switches, and errors that name the problem.</summary>
+public sealed class SiloSettingsTests
+{
+    [Fact]
+    public void Models_repeat_and_switches_map_to_settings_while_the_rest_passes_through()
+    {
+        var (settings, others) = SiloCommandLine.Parse(["--model", "a=./a", "--model=b=org/b", "--clustering", "redis", "--redis=127.0.0.1:6379", "--urls", "http://127.0.0.1:5000"]);
+        Assert.Equal("a=./a", settings["Gpt2Orleans:Models:0"]);
+        Assert.Equal("b=org/b", settings["Gpt2Orleans:Models:1"]);
+        Assert.Equal("redis", settings["Gpt2Orleans:Clustering"]);
+        Assert.Equal("127.0.0.1:6379", settings["Gpt2Orleans:Redis"]);
+        Assert.Equal(["--urls", "http://127.0.0.1:5000"], others);
+    }
+
+    [Fact]
+    public void No_model_means_the_default_model()
+    {
+        Assert.Equal(new Dictionary<string, string> { ["gpt2-random"] = "default" }, new SiloSettings().ParseModels());
+    }
+
+    [Theory]
+    [InlineData("Models", "noequals", "expected NAME=SOURCE")]
+    [InlineData("Models", "../x=./x", "may only hold")]
+    [InlineData("Clustering", "zookeeper", "clustering 'zookeeper'")]
+    [InlineData("Storage", "azureblob", "needs --blob-connection-string")]
+    [InlineData("SiloPort", "70000", "silo-port 70000")]
+    [InlineData("Device", "tpu", "device 'tpu'")]
+    public void A_bad_setting_is_refused_with_its_name(string setting, string value, string expected)
+    {
+        var settings = new SiloSettings();
+        switch (setting)
+        {
+            case "Models": settings.Models = [value]; break;
+            case "Clustering": settings.Clustering = value; break;
+            case "Storage": settings.Storage = value; break;
+            case "SiloPort": settings.SiloPort = int.Parse(value); break;
+            case "Device": settings.Device = value; break;
+        }
+        var error = Assert.Throws<ArgumentException>(settings.Validate);
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void A_switch_without_its_value_is_refused()
+    {
+        Assert.Contains("--redis needs a value", Assert.Throws<ArgumentException>(() => SiloCommandLine.Parse(["--redis"])).Message);
+    }
+}

@@ -1,0 +1,67 @@
+using Gpt2Orleans.Grains.Tenants;
+using Gpt2Orleans.Grains.Tests.Support;
+
+namespace Gpt2Orleans.Grains.Tests;
+
+/// <summary>Tenants: keys stored hashed and revocable, allowed models, quotas (sessions, streams, tokens per minute) and usage.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class TenantTests(ClusterFixture fixture)
+{
+    private IClusterClient Client => fixture.Client;
+
+    [Fact]
+    public async Task A_key_maps_to_its_tenant_by_hash_only_and_stops_working_when_revoked()
+    {
+        string tenant = await SessionCalls.NewTenant(Client);
+        var issued = await Client.GetGrain<ITenantGrain>(tenant).IssueKey();
+        Assert.StartsWith(ApiKeys.Prefix, issued.Key);
+
+        var owner = await Client.GetGrain<IApiKeyGrain>(ApiKeys.Hash(issued.Key)).GetOwner();
+        Assert.Equal(new ApiKeyOwner(tenant, issued.KeyId), owner);
+        Assert.Null(await Client.GetGrain<IApiKeyGrain>(ApiKeys.Hash(issued.Key + "x")).GetOwner());
+
+        // The clear key is in no stored file.
+        foreach (var file in Directory.GetFiles(fixture.StorageRoot, "*", SearchOption.AllDirectories))
+            Assert.DoesNotContain(issued.Key, await File.ReadAllTextAsync(file));
+
+        await Client.GetGrain<ITenantGrain>(tenant).RevokeKey(issued.KeyId);
+        Assert.Null(await Client.GetGrain<IApiKeyGrain>(ApiKeys.Hash(issued.Key)).GetOwner());
+        Assert.Empty(await Client.GetGrain<ITenantGrain>(tenant).ListKeys());
+    }
+
+    [Fact]
+    public async Task Allowed_models_and_the_session_quota_are_enforced()
+    {
+        string tenant = await SessionCalls.NewTenant(Client, new TenantQuota { MaxSessions = 2 });
+        await Client.GetGrain<ITenantGrain>(tenant).SetAllowedModels([ClusterFixture.Alpha]);
+        var error = await Assert.ThrowsAsync<InvalidRequestException>(() =>
+            SessionCalls.Get(Client, tenant, "b", ClusterFixture.Beta).Create(new SessionSettings { Model = ClusterFixture.Beta }));
+        Assert.Contains("not available to this tenant", error.Message);
+
+        await SessionCalls.Get(Client, tenant, "one", ClusterFixture.Alpha).Create(new SessionSettings { Model = ClusterFixture.Alpha });
+        await SessionCalls.Get(Client, tenant, "two", ClusterFixture.Alpha).Create(new SessionSettings { Model = ClusterFixture.Alpha });
+        var full = await Assert.ThrowsAsync<RetryLaterException>(() =>
+            SessionCalls.Get(Client, tenant, "three", ClusterFixture.Alpha).Create(new SessionSettings { Model = ClusterFixture.Alpha }));
+        Assert.Contains("2 sessions", full.Message);
+
+        await SessionCalls.Get(Client, tenant, "one", ClusterFixture.Alpha).Delete();
+        await SessionCalls.Get(Client, tenant, "three", ClusterFixture.Alpha).Create(new SessionSettings { Model = ClusterFixture.Alpha });
+        Assert.Equal(["three", "two"], await Client.GetGrain<ITenantGrain>(tenant).ListSessions());
+    }
+
+    [Fact]
+    public async Task Streams_are_capped_and_tokens_per_minute_are_metered()
+    {
+        string tenant = await SessionCalls.NewTenant(Client, new TenantQuota { MaxConcurrentStreams = 1, TokensPerMinute = 100 });
+        var grain = Client.GetGrain<ITenantGrain>(tenant);
+        var first = await grain.BeginStream(ClusterFixture.Alpha);
+        var busy = await Assert.ThrowsAsync<RetryLaterException>(() => grain.BeginStream(ClusterFixture.Alpha));
+        Assert.True(busy.RetryAfterSeconds > 0);
+        await grain.EndStream(first, ClusterFixture.Alpha, new TokenUsage(70, 40, 0));
+
+        var spent = await Assert.ThrowsAsync<RetryLaterException>(() => grain.BeginStream(ClusterFixture.Alpha));
+        Assert.Contains("100 tokens per minute", spent.Message);
+        Assert.InRange(spent.RetryAfterSeconds, 1, 60);
+        Assert.Equal([new ModelUsage(ClusterFixture.Alpha, 70, 40)], await grain.GetUsage());
+    }
+}
