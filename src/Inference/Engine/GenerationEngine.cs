@@ -30,6 +30,7 @@ public sealed class GenerationEngine : IDisposable
     private readonly Dictionary<EngineRequestState, List<EngineSequence>> _sequences = [];
     private readonly Dictionary<long, KeptSequence> _kept = [];
     private readonly ConcurrentQueue<long> _releases = new();
+    private readonly ConcurrentQueue<Action> _loopWork = new(); // work that must touch the pool's tensors, run by the loop
 
     /// <summary>A finished conversation whose KV stays in the pool for its next turn.</summary>
     private sealed record KeptSequence(string Tenant, IReadOnlyList<int> Tokens, int Computed, long LastUsed);
@@ -160,6 +161,48 @@ public sealed class GenerationEngine : IDisposable
         _wake.Release();
     }
 
+    /// <summary>
+    /// A kept sequence's KV and tokens copied out (to spill a conversation to disk), or null when it is not kept
+    /// (any more). The sequence stays kept; release it after.
+    /// </summary>
+    public Task<KvSnapshot?> ExportKeptAsync(long sequence) => OnLoop(() =>
+        _kept.TryGetValue(sequence, out var kept) ? _pool.Snapshot(sequence, kept.Tokens, kept.Computed) : null);
+
+    /// <summary>
+    /// Makes a kept sequence of <paramref name="tenantId"/> from a snapshot whose tokens are the conversation's
+    /// (blocks the prefix cache already holds are shared, the rest written from the snapshot), so the next turn
+    /// continues it without recomputing. Null when the pool has no room for it now.
+    /// </summary>
+    public Task<long?> ImportKeptAsync(string tenantId, KvSnapshot snapshot)
+    {
+        if (snapshot.Tokens.Length == 0 || snapshot.Computed > snapshot.Tokens.Length || snapshot.Tokens.Length > _model.Config.NPositions)
+            throw new ArgumentException("the KV snapshot's tokens do not fit this model", nameof(snapshot));
+        return OnLoop<long?>(() =>
+        {
+            long id = Interlocked.Increment(ref _nextSequenceId);
+            if (_pool.Allocator.TryAllocate(id, snapshot.Tokens, Scheduler.PrefixSalt(_options.ModelName, tenantId)) is not { } cached) return null;
+            try { _pool.Restore(id, snapshot, Math.Min(cached, snapshot.Computed)); }
+            catch { _pool.Allocator.Free(id); throw; }
+            _pool.Allocator.MarkComputed(id, snapshot.Computed);
+            _kept[id] = new KeptSequence(tenantId, snapshot.Tokens, snapshot.Computed, Interlocked.Increment(ref _arrival));
+            return id;
+        });
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the loop thread (the only one that touches the pool's tensors).</summary>
+    private Task<T> OnLoop<T>(Func<T> work)
+    {
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _loopWork.Enqueue(() =>
+        {
+            try { done.TrySetResult(work()); }
+            catch (Exception e) { done.TrySetException(e); }
+        });
+        _wake.Release();
+        return done.Task;
+    }
+
     private void Cancel(EngineRequestState state)
     {
         if (state.Cancelled) return;
@@ -175,7 +218,8 @@ public sealed class GenerationEngine : IDisposable
     {
         while (!_stopping)
         {
-            bool idle = _arrivals.IsEmpty && _cancellations.IsEmpty && _releases.IsEmpty && _scheduler.RunningCount == 0 && _scheduler.WaitingCount == 0;
+            bool idle = _arrivals.IsEmpty && _cancellations.IsEmpty && _releases.IsEmpty && _loopWork.IsEmpty
+                && _scheduler.RunningCount == 0 && _scheduler.WaitingCount == 0;
             if (idle)
             {
                 _wake.Wait(TimeSpan.FromMilliseconds(200));
@@ -203,6 +247,7 @@ public sealed class GenerationEngine : IDisposable
     /// <summary>Moves new requests into the scheduler and drops cancelled ones (their blocks are freed here).</summary>
     private void Admit()
     {
+        while (_loopWork.TryDequeue(out var work)) work();
         while (_releases.TryDequeue(out var released))
             if (_kept.Remove(released)) _pool.Allocator.Free(released);
         while (_arrivals.TryDequeue(out var arrived))
@@ -484,6 +529,7 @@ public sealed class GenerationEngine : IDisposable
         _loop.Join(TimeSpan.FromSeconds(30));
         foreach (var request in _sequences.Keys.ToList()) Finish(request, new ObjectDisposedException(nameof(GenerationEngine)));
         while (_arrivals.TryDequeue(out var sequence)) sequence.Request.Events.Writer.TryComplete(new ObjectDisposedException(nameof(GenerationEngine)));
+        while (_loopWork.TryDequeue(out var work)) work(); // the loop has stopped: finish what callers await
         _pool.Dispose();
         _metrics.Dispose();
         _wake.Dispose();

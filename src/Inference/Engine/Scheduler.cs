@@ -123,8 +123,10 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator,
 
     /// <summary>The prefix-cache salt: the model and the tenant, so no tenant ever reuses another's KV.</summary>
     /// A scoring request needs logits at every position, so it takes no cache hits (a salt of its own), as vLLM's prompt logprobs.
-    private string Salt(EngineSequence sequence) => options.ModelName + "\u0000" + sequence.Request.Request.TenantId
+    private string Salt(EngineSequence sequence) => PrefixSalt(options.ModelName, sequence.Request.Request.TenantId)
         + (sequence.Request.Score is null ? "" : "\u0000score\u0000" + sequence.Id);
+
+    public static string PrefixSalt(string model, string tenant) => model + "\u0000" + tenant;
 
     /// <summary>Gives the sequence's newest tokens their slots, preempting the youngest unplanned sequences when the pool is full.</summary>
     private static bool IsBeam(EngineSequence sequence) => sequence.Request.Request.Config.IsBeamSearch;

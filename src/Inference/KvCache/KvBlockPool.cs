@@ -67,6 +67,50 @@ public sealed class KvBlockPool : IDisposable
     internal Tensor KeyStorage(int layer) => _keys[layer];
     internal Tensor ValueStorage(int layer) => _values[layer];
 
+    /// <summary>The K/V of a sequence's first <paramref name="computed"/> positions, copied out with its <paramref name="tokens"/> (see <see cref="KvSnapshot"/>).</summary>
+    public KvSnapshot Snapshot(long sequence, IReadOnlyList<int> tokens, int computed)
+    {
+        using var scope = torch.NewDisposeScope();
+        var first = _keys[0];
+        var snapshot = new KvSnapshot([.. tokens], computed, _keys.Length, (int)first.shape[1], (int)first.shape[2], DType, []);
+        var data = new byte[snapshot.ExpectedDataLength];
+        var slots = torch.tensor(Slots(sequence, computed), device: Device);
+        long offset = 0;
+        for (int layer = 0; layer < _keys.Length; layer++)
+            foreach (var storage in new[] { _keys[layer], _values[layer] })
+            {
+                using var rows = storage.index_select(0, slots).cpu().contiguous();
+                rows.bytes.CopyTo(data.AsSpan((int)offset, (int)snapshot.LayerBytes));
+                offset += snapshot.LayerBytes;
+            }
+        return snapshot with { Data = data };
+    }
+
+    /// <summary>Writes a snapshot's K/V for positions [<paramref name="from"/>, Computed) into a sequence's slots (the earlier ones are shared cache hits).</summary>
+    public void Restore(long sequence, KvSnapshot snapshot, int from)
+    {
+        var first = _keys[0];
+        if (snapshot.Layers != _keys.Length || snapshot.Heads != first.shape[1] || snapshot.HeadDim != first.shape[2] || snapshot.DType != DType)
+            throw new ArgumentException("the KV snapshot's shapes or dtype do not match this pool");
+        if (from >= snapshot.Computed) return;
+        using var scope = torch.NewDisposeScope();
+        var slots = torch.tensor(Slots(sequence, snapshot.Computed, from), device: Device);
+        int element = KvSnapshot.ElementSize(DType);
+        long rowBytes = (long)snapshot.Heads * snapshot.HeadDim * element;
+        for (int layer = 0; layer < _keys.Length; layer++)
+        {
+            var parts = new Tensor[2];
+            for (int kv = 0; kv < 2; kv++)
+            {
+                long start = (2L * layer + kv) * snapshot.LayerBytes + from * rowBytes;
+                var rows = torch.empty([snapshot.Computed - from, snapshot.Heads, snapshot.HeadDim], DType);
+                snapshot.Data.AsSpan((int)start, (int)((snapshot.Computed - from) * rowBytes)).CopyTo(rows.bytes);
+                parts[kv] = rows.to(Device);
+            }
+            Write(layer, slots, parts[0], parts[1]);
+        }
+    }
+
     /// <summary>Copy-on-write: a block's K/V (all layers) into another block.</summary>
     public void CopyBlock(int source, int destination)
     {
