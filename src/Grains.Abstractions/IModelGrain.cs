@@ -18,4 +18,16 @@ public interface IModelGrain : IGrainWithStringKey
 
     /// <summary>Drops a kept sequence's KV (its full blocks stay in the prefix cache until memory is needed).</summary>
     Task ReleaseSequence(long sequence);
+
+    /// <summary>Writes a kept sequence's KV to this silo's disk for <paramref name="owner"/> and releases it; false when nothing was kept or spilling is off.</summary>
+    Task<bool> SpillSequence(long sequence, string owner);
+
+    /// <summary>
+    /// Brings back <paramref name="owner"/>'s spilled KV as a kept sequence when it is still valid (same model, same
+    /// tokens, intact); null otherwise (the caller re-prefills).
+    /// </summary>
+    Task<long?> RestoreSequence(string owner, string tenant, IReadOnlyList<int> tokens);
+
+    /// <summary>Forgets whatever <paramref name="owner"/> spilled.</summary>
+    Task DiscardSpill(string owner);
 }

@@ -27,6 +27,7 @@ public static class SiloCommandLine
         ["--kv-cache-mb"] = nameof(SiloSettings.KvCacheMegabytes),
         ["--max-running-sequences"] = nameof(SiloSettings.MaxRunningSequences),
         ["--drain-seconds"] = nameof(SiloSettings.DrainSeconds),
+        ["--spill-kv"] = nameof(SiloSettings.SpillKv),
     };
 
     /// <summary>Splits the arguments into settings (configuration keys) and the rest.</summary>

@@ -42,6 +42,7 @@ public static class SiloHosting
             KvCacheBytes = settings.KvCacheMegabytes << 20,
             MaxRunningSequences = settings.MaxRunningSequences,
             DrainSeconds = settings.DrainSeconds,
+            SpillDirectory = settings.SpillKv ? Path.GetFullPath(Path.Combine(settings.DataDirectory, "kv-spill", $"silo-{settings.SiloPort}")) : null,
         }, gpu: settings.Device.StartsWith("cuda", StringComparison.Ordinal));
         silo.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(settings.DrainSeconds + 30));
     }

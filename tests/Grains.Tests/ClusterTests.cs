@@ -107,4 +107,28 @@ public sealed class ClusterTests(ClusterFixture fixture)
         Assert.Contains("gamma", error.Message);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"took {watch.Elapsed}");
     }
+
+    [Fact]
+    public async Task A_deactivated_session_restores_its_spilled_kv_and_continues_identically()
+    {
+        string tenant = await SessionCalls.NewTenant(Client);
+        string[] turns = ["Hello there", "What is the weather like?", "Thanks, bye"];
+        var session = SessionCalls.Get(Client, tenant, "spilled", ClusterFixture.Alpha);
+        await session.Create(new SessionSettings { Model = ClusterFixture.Alpha, SystemPrompt = "You are a helpful assistant." });
+        await SessionCalls.Reply(session, turns[0]);
+        await SessionCalls.Reply(session, turns[1]);
+        int history = (await session.GetTranscript()).TokenCount;
+        Assert.NotEqual(0, (history - 1) % 16); // so a prefix-cache hit (whole 16-token blocks) cannot pass for a restore
+
+        string[] Spilled() => Directory.Exists(Path.Combine(fixture.StorageRoot, "spill"))
+            ? Directory.GetFiles(Path.Combine(fixture.StorageRoot, "spill"), "*.kv", SearchOption.AllDirectories) : [];
+        Assert.Empty(Spilled());
+        await fixture.Cluster.DeactivateAsync(session);
+        Assert.Single(Spilled());
+        var reply = await SessionCalls.Reply(SessionCalls.Get(Client, tenant, "spilled", ClusterFixture.Alpha), turns[2]);
+
+        Assert.Equal(SessionCalls.ExpectedReplies(ClusterFixture.AlphaFolder, "You are a helpful assistant.", turns)[2], reply.Select(t => t.TokenId).ToList());
+        Assert.Equal(history - 1, reply[^1].Usage!.CachedPromptTokens); // the whole history came back from disk
+        Assert.Empty(Spilled()); // a spill file is used once
+    }
 }

@@ -16,6 +16,12 @@ public sealed class HostedModel(string name, string source, Gpt2LMHeadModel mode
     public GenerationEngine Engine { get; } = engine;
     public long ParameterBytes { get; } = model.StateDict().Values.Sum(t => t.numel() * t.ElementSize);
 
+    /// <summary>
+    /// What a spilled KV file must have been written by: the model's name, source and configuration, and for a
+    /// folder the checkpoint files' sizes and times (new weights under the same name make old KV useless).
+    /// </summary>
+    public string Fingerprint { get; } = ModelFingerprint.Of(name, source, model);
+
     public void Dispose()
     {
         Engine.Dispose();

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using Gpt2Orleans.Grains.Placement;
 using Gpt2Orleans.Inference.Engine;
+using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 using Orleans.Runtime;
 
@@ -11,7 +12,7 @@ namespace Gpt2Orleans.Grains.Models;
 /// own loop runs the forward passes, and the grain only awaits its tokens.
 /// </summary>
 [ModelWorkerPlacement, Reentrant]
-public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo) : Grain, IModelGrain
+public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<ModelGrain> logger) : Grain, IModelGrain
 {
     private HostedModel _model = null!;
 
@@ -64,6 +65,35 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo) : Grain, 
     public Task ReleaseSequence(long sequence)
     {
         _model.Engine.ReleaseSequence(sequence);
+        return Task.CompletedTask;
+    }
+
+    public async Task<bool> SpillSequence(long sequence, string owner)
+    {
+        if (host.Spills is not { } spills) return false;
+        var snapshot = await _model.Engine.ExportKeptAsync(sequence);
+        _model.Engine.ReleaseSequence(sequence);
+        if (snapshot is null) return false;
+        await Task.Run(() => spills.Spill(owner, snapshot, _model.Fingerprint));
+        return true;
+    }
+
+    public async Task<long?> RestoreSequence(string owner, string tenant, IReadOnlyList<int> tokens)
+    {
+        if (host.Spills is not { } spills) return null;
+        var snapshot = await Task.Run(() => spills.Take(owner, _model.Fingerprint, tokens, out var reason) ?? Log(reason));
+        return snapshot is null ? null : await _model.Engine.ImportKeptAsync(tenant, snapshot);
+
+        Inference.KvCache.KvSnapshot? Log(string? reason)
+        {
+            logger.LogDebug("No spilled KV restored for {Owner}: {Reason}", owner, reason);
+            return null;
+        }
+    }
+
+    public Task DiscardSpill(string owner)
+    {
+        host.Spills?.Discard(owner);
         return Task.CompletedTask;
     }
 }

@@ -29,9 +29,13 @@ public sealed class ModelHost : IDisposable
         _options.Validate();
         _store = store;
         _logger = logger;
+        if (_options.SpillDirectory is { } spill) Spills = new KvSpillStore(spill);
     }
 
     public IReadOnlyDictionary<string, string> ServedModels => _options.Models;
+
+    /// <summary>This silo's spilled conversations, or null when spilling is off.</summary>
+    public KvSpillStore? Spills { get; }
 
     public bool Serves(string model) => _options.Models.ContainsKey(model);
 

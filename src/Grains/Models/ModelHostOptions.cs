@@ -9,6 +9,8 @@ public sealed class ModelHostOptions
     public string DType { get; set; } = "float32";
     public long KvCacheBytes { get; set; } = 512L << 20;
     public int MaxRunningSequences { get; set; } = 64;
+    /// <summary>Where deactivating sessions spill their KV on this silo's local disk (null: they do not spill).</summary>
+    public string? SpillDirectory { get; set; }
     /// <summary>On shutdown, how long running generations may take to finish.</summary>
     public int DrainSeconds { get; set; } = 30;
 

@@ -10,7 +10,8 @@ namespace Gpt2Orleans.Grains.Sessions;
 /// <summary>
 /// One conversation ("tenant/session"). Its history is persisted after every turn; while active it keeps its
 /// sequence's KV in its model's engine between turns (continuing it, so only the new turn is prefilled). On
-/// deactivation the KV is released; the next activation re-prefills the persisted tokens (prefix cache permitting).
+/// deactivation the KV is spilled to the silo's disk (or released); the next activation restores it when it is
+/// still valid, and otherwise re-prefills the persisted tokens (prefix cache permitting).
 /// Reentrant so the transcript can be read during a reply; turns themselves run one at a time.
 /// </summary>
 [ServingSiloPlacement, Reentrant]
@@ -75,6 +76,8 @@ public sealed class SessionGrain(
             var turnTokens = await worker.Tokenize(ChatTemplate.UserTurnText(userText, first: state.State.TurnStarts.Count == 0));
             var plan = ConversationWindow.Plan(state.State, turnTokens, merged.MaxNewTokens!.Value, status.ContextLength);
             if (plan.DroppedTurns > 0) await Release(); // the kept KV no longer starts the prompt
+            else if (_kept is null && state.State.Tokens.Count > 0)
+                _kept = await worker.RestoreSequence(this.GetPrimaryKeyString(), Tenant, state.State.Tokens); // spilled by the last activation here
 
             var generated = new List<int>();
             var text = new System.Text.StringBuilder();
@@ -112,16 +115,22 @@ public sealed class SessionGrain(
     {
         RequireExists();
         await Release();
+        await Worker(state.State.Model).DiscardSpill(this.GetPrimaryKeyString());
         await state.ClearStateAsync();
         state.State = new SessionState();
         await GrainFactory.GetGrain<ITenantGrain>(Tenant).UnregisterSession(SessionId);
         DeactivateOnIdle();
     }
 
+    /// <summary>An idle session leaves: its KV goes to this silo's disk (when spilling is on) so the next activation here can restore it.</summary>
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        try { await Release(); }
-        catch (Exception e) { logger.LogDebug(e, "Could not release the KV of session {Session}", this.GetPrimaryKeyString()); }
+        try
+        {
+            if (_kept is { } kept && _worker is not null && !await _worker.SpillSequence(kept, this.GetPrimaryKeyString())) await Release();
+            _kept = null;
+        }
+        catch (Exception e) { logger.LogDebug(e, "Could not spill or release the KV of session {Session}", this.GetPrimaryKeyString()); }
     }
 
     private async Task Release()

@@ -33,7 +33,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         {
             int instance = options.SiloName == "Primary" ? 0 : int.Parse(options.SiloName.Split('_')[^1]);
             var models = Served[instance].ToDictionary(m => m, m => m == Alpha ? AlphaFolder : BetaFolder);
-            silo.AddGpt2Orleans(new ModelHostOptions { Models = models, KvCacheBytes = 16L << 20 });
+            silo.AddGpt2Orleans(new ModelHostOptions { Models = models, KvCacheBytes = 16L << 20, SpillDirectory = Path.Combine(StorageRoot, "spill", options.SiloName) });
             silo.AddGpt2OrleansFileStorage(StorageRoot);
         });
         Cluster = builder.Build();
