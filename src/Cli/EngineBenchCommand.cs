@@ -4,6 +4,7 @@ using Gpt2Orleans.Cli.Benchmark;
 using Gpt2Orleans.Inference.Checkpoints;
 using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Generation;
+using Gpt2Orleans.Inference.KvCache;
 using Gpt2Orleans.Inference.Tokenization;
 using Spectre.Console;
 using static TorchSharp.torch;
@@ -147,10 +148,32 @@ public static class EngineBenchCommand
         var first = await Turn(new EngineRequest("conversation", history, config) { KeepSequence = true });
         List<int> followUp = [.. history, .. first.Ids, .. Enumerable.Range(0, 20).Select(i => 300 + i)];
         var kept = await Turn(new EngineRequest("conversation", followUp, config) { ForkSequence = first.Kept });
+
+        // Spilled to disk and restored (what a session does when it deactivates and comes back): write, then read
+        // the file and import it under a tenant with nothing cached, so the restore alone brings the KV back.
+        string spill = Path.Combine(Path.GetTempPath(), $"gpt2o-bench-{Guid.NewGuid():N}.kv");
+        var exportWatch = Stopwatch.StartNew();
+        using var snapshot = await engine.ExportKeptAsync(first.Kept!.Value) ?? throw new InvalidOperationException("the first turn was not kept");
+        double exportSeconds = exportWatch.Elapsed.TotalSeconds;
+        var spillWatch = Stopwatch.StartNew();
+        KvSnapshotFile.Write(spill, snapshot, "bench");
+        double spillSeconds = spillWatch.Elapsed.TotalSeconds;
         engine.ReleaseSequence(first.Kept!.Value);
         await Task.Delay(50);
+        var restoreWatch = Stopwatch.StartNew();
+        using var read = KvSnapshotFile.TryRead(spill, "bench", snapshot.Tokens, out var reason) ?? throw new InvalidOperationException(reason);
+        long restoredId = await engine.ImportKeptAsync("restored tenant", read) ?? throw new InvalidOperationException("no room to restore");
+        double restoreSeconds = restoreWatch.Elapsed.TotalSeconds;
+        var restored = await Turn(new EngineRequest("restored tenant", followUp, config) { ContinueSequence = restoredId });
+        File.Delete(spill);
+
         var cached = await Turn(new EngineRequest("conversation", followUp, config));
         var recomputed = await Turn(new EngineRequest("another tenant", followUp, config)); // another salt: nothing reusable
-        return new() { ["kept KV"] = kept.Ttft, ["prefix-cached"] = cached.Ttft, ["recomputed"] = recomputed.Ttft };
+        return new()
+        {
+            ["kept KV"] = kept.Ttft, ["prefix-cached"] = cached.Ttft,
+            [$"restored from disk ({(read.Data.numel() * read.Data.ElementSize) >> 20} MB; spill: export {exportSeconds * 1000:F0} + write {spillSeconds * 1000:F0} ms; read + import {restoreSeconds * 1000:F0} ms)"] = restoreSeconds + restored.Ttft,
+            ["recomputed"] = recomputed.Ttft,
+        };
     }
 }

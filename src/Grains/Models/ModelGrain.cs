@@ -71,7 +71,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
     public async Task<bool> SpillSequence(long sequence, string owner)
     {
         if (host.Spills is not { } spills) return false;
-        var snapshot = await _model.Engine.ExportKeptAsync(sequence);
+        using var snapshot = await _model.Engine.ExportKeptAsync(sequence);
         _model.Engine.ReleaseSequence(sequence);
         if (snapshot is null) return false;
         await Task.Run(() => spills.Spill(owner, snapshot, _model.Fingerprint));
@@ -81,7 +81,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
     public async Task<long?> RestoreSequence(string owner, string tenant, IReadOnlyList<int> tokens)
     {
         if (host.Spills is not { } spills) return null;
-        var snapshot = await Task.Run(() => spills.Take(owner, _model.Fingerprint, tokens, out var reason) ?? Log(reason));
+        using var snapshot = await Task.Run(() => spills.Take(owner, _model.Fingerprint, tokens, out var reason) ?? Log(reason));
         return snapshot is null ? null : await _model.Engine.ImportKeptAsync(tenant, snapshot);
 
         Inference.KvCache.KvSnapshot? Log(string? reason)

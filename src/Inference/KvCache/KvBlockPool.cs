@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Gpt2Orleans.Inference.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -70,20 +72,13 @@ public sealed class KvBlockPool : IDisposable
     /// <summary>The K/V of a sequence's first <paramref name="computed"/> positions, copied out with its <paramref name="tokens"/> (see <see cref="KvSnapshot"/>).</summary>
     public KvSnapshot Snapshot(long sequence, IReadOnlyList<int> tokens, int computed)
     {
-        using var scope = torch.NewDisposeScope();
         var first = _keys[0];
-        var snapshot = new KvSnapshot([.. tokens], computed, _keys.Length, (int)first.shape[1], (int)first.shape[2], DType, []);
-        var data = new byte[snapshot.ExpectedDataLength];
-        var slots = torch.tensor(Slots(sequence, computed), device: Device);
-        long offset = 0;
+        var slots = Slots(sequence, computed);
+        var data = torch.empty(KvSnapshot.ShapeOf(_keys.Length, computed, (int)first.shape[1], (int)first.shape[2]), DType);
         for (int layer = 0; layer < _keys.Length; layer++)
-            foreach (var storage in new[] { _keys[layer], _values[layer] })
-            {
-                using var rows = storage.index_select(0, slots).cpu().contiguous();
-                rows.bytes.CopyTo(data.AsSpan((int)offset, (int)snapshot.LayerBytes));
-                offset += snapshot.LayerBytes;
-            }
-        return snapshot with { Data = data };
+            for (int kv = 0; kv < 2; kv++)
+                CopyRows(kv == 0 ? _keys[layer] : _values[layer], slots, data[layer, kv], toPool: false);
+        return new KvSnapshot([.. tokens], computed, data);
     }
 
     /// <summary>Writes a snapshot's K/V for positions [<paramref name="from"/>, Computed) into a sequence's slots (the earlier ones are shared cache hits).</summary>
@@ -93,22 +88,41 @@ public sealed class KvBlockPool : IDisposable
         if (snapshot.Layers != _keys.Length || snapshot.Heads != first.shape[1] || snapshot.HeadDim != first.shape[2] || snapshot.DType != DType)
             throw new ArgumentException("the KV snapshot's shapes or dtype do not match this pool");
         if (from >= snapshot.Computed) return;
-        using var scope = torch.NewDisposeScope();
-        var slots = torch.tensor(Slots(sequence, snapshot.Computed, from), device: Device);
-        int element = KvSnapshot.ElementSize(DType);
-        long rowBytes = (long)snapshot.Heads * snapshot.HeadDim * element;
+        var slots = Slots(sequence, snapshot.Computed, from);
         for (int layer = 0; layer < _keys.Length; layer++)
-        {
-            var parts = new Tensor[2];
             for (int kv = 0; kv < 2; kv++)
             {
-                long start = (2L * layer + kv) * snapshot.LayerBytes + from * rowBytes;
-                var rows = torch.empty([snapshot.Computed - from, snapshot.Heads, snapshot.HeadDim], DType);
-                snapshot.Data.AsSpan((int)start, (int)((snapshot.Computed - from) * rowBytes)).CopyTo(rows.bytes);
-                parts[kv] = rows.to(Device);
+                using var rows = snapshot.Data[layer, kv].narrow(0, from, snapshot.Computed - from);
+                CopyRows(kv == 0 ? _keys[layer] : _values[layer], slots, rows, toPool: true);
             }
-            Write(layer, slots, parts[0], parts[1]);
+    }
+
+    /// <summary>
+    /// Copies whole slots between a layer's storage and <paramref name="rows"/> (one row per slot, on the CPU). On a
+    /// CPU pool each slot is one memory copy, with no temporary tensor (temporaries of tens of megabytes cost more
+    /// in page faults than the copy itself); on other devices index_select / index_copy_ do it there.
+    /// </summary>
+    private unsafe void CopyRows(Tensor storage, long[] slots, Tensor rows, bool toPool)
+    {
+        using var scope = torch.NewDisposeScope();
+        if (Device.type != DeviceType.CPU || storage.numel() * storage.ElementSize > int.MaxValue) // Tensor.bytes spans at most 2 GB
+        {
+            var index = torch.tensor(slots, device: Device);
+            if (toPool) storage.index_copy_(0, index, rows.to(Device));
+            else rows.copy_(storage.index_select(0, index).cpu());
+            return;
         }
+        long rowBytes = storage.shape[1] * storage.shape[2] * storage.ElementSize;
+        var contiguous = rows.contiguous();
+        byte* pool = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(storage.bytes));
+        byte* other = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(contiguous.bytes));
+        for (int i = 0; i < slots.Length; i++)
+        {
+            byte* slot = pool + slots[i] * rowBytes, row = other + i * rowBytes;
+            if (toPool) Buffer.MemoryCopy(row, slot, rowBytes, rowBytes);
+            else Buffer.MemoryCopy(slot, row, rowBytes, rowBytes);
+        }
+        if (!toPool && !ReferenceEquals(contiguous, rows)) rows.copy_(contiguous);
     }
 
     /// <summary>Copy-on-write: a block's K/V (all layers) into another block.</summary>

@@ -4,19 +4,20 @@ namespace Gpt2Orleans.Inference.KvCache;
 
 /// <summary>
 /// A kept sequence's KV copied out of the pool (to spill a conversation to disk): its tokens, how many of them have
-/// KV (<see cref="Computed"/>), and per layer K then V as [Computed, n_head, head_dim] in <see cref="DType"/>.
+/// KV (<see cref="Computed"/>), and <see cref="Data"/> = [layers, 2 (K, V), Computed, n_head, head_dim] on the CPU.
+/// The data is a tensor, not a managed array, so tens of megabytes never pass through the garbage collector.
 /// </summary>
-public sealed record KvSnapshot(int[] Tokens, int Computed, int Layers, int Heads, int HeadDim, ScalarType DType, byte[] Data)
+public sealed class KvSnapshot(int[] tokens, int computed, Tensor data) : IDisposable
 {
-    public static int ElementSize(ScalarType dtype) => dtype switch
-    {
-        ScalarType.Float32 => 4,
-        ScalarType.BFloat16 or ScalarType.Float16 => 2,
-        _ => throw new ArgumentException($"KV dtype {dtype} is not supported"),
-    };
+    public int[] Tokens { get; } = tokens;
+    public int Computed { get; } = computed;
+    public Tensor Data { get; } = data;
+    public int Layers => (int)Data.shape[0];
+    public int Heads => (int)Data.shape[3];
+    public int HeadDim => (int)Data.shape[4];
+    public ScalarType DType => Data.dtype;
 
-    /// <summary>Bytes of K (or V) of one layer.</summary>
-    public long LayerBytes => (long)Computed * Heads * HeadDim * ElementSize(DType);
+    public static long[] ShapeOf(int layers, int computed, int heads, int headDim) => [layers, 2, computed, heads, headDim];
 
-    public long ExpectedDataLength => 2L * Layers * LayerBytes;
+    public void Dispose() => Data.Dispose();
 }

@@ -17,8 +17,11 @@ public sealed class EngineKvSpillTests(GoldenData golden) : IDisposable
     private static readonly GenerationConfig Greedy = new() { MaxNewTokens = 6, EosTokenIds = [] };
     private readonly string _folder = Path.Combine(Path.GetTempPath(), "gpt2o-spill-" + Guid.NewGuid().ToString("N"));
 
+    private readonly List<KvSnapshot> _snapshots = [];
+
     public void Dispose()
     {
+        foreach (var snapshot in _snapshots) snapshot.Dispose();
         try { Directory.Delete(_folder, recursive: true); } catch (IOException) { }
     }
 
@@ -44,6 +47,7 @@ public sealed class EngineKvSpillTests(GoldenData golden) : IDisposable
         Assert.NotNull(snapshot);
         string path = Path.Combine(_folder, "conversation.kv");
         KvSnapshotFile.Write(path, snapshot, "model-a");
+        _snapshots.Add(snapshot);
         return (path, [.. prompt, .. turn.Ids], snapshot);
     }
 
@@ -51,7 +55,7 @@ public sealed class EngineKvSpillTests(GoldenData golden) : IDisposable
     public async Task A_spilled_conversation_restored_into_a_new_engine_continues_without_recomputing()
     {
         var (path, history, _) = await SpillOneTurn();
-        var snapshot = KvSnapshotFile.TryRead(path, "model-a", history, out var reason);
+        using var snapshot = KvSnapshotFile.TryRead(path, "model-a", history, out var reason);
         Assert.True(snapshot is not null, reason);
 
         using var engine = new GenerationEngine(golden.Lm(), Tokenizer, new EngineOptions { KvBlocks = 128, BlockSize = 4 });
@@ -99,7 +103,7 @@ public sealed class EngineKvSpillTests(GoldenData golden) : IDisposable
     {
         var (path, history, _) = await SpillOneTurn();
         var bytes = await File.ReadAllBytesAsync(path);
-        int magic = "GPT2O-KV1\n".Length;
+        int magic = "GPT2O-KV2\n".Length;
         BitConverter.GetBytes(int.MaxValue).CopyTo(bytes, magic); // header length: 2 GB
         await File.WriteAllBytesAsync(path, bytes);
         Assert.Null(KvSnapshotFile.TryRead(path, "model-a", history, out var reason));
@@ -112,7 +116,9 @@ public sealed class EngineKvSpillTests(GoldenData golden) : IDisposable
     {
         var (_, _, snapshot) = await SpillOneTurn();
         using var engine = new GenerationEngine(golden.Lm(), Tokenizer, new EngineOptions { KvBlocks = 128, BlockSize = 4 });
-        await Assert.ThrowsAsync<ArgumentException>(() => engine.ImportKeptAsync("t", snapshot with { Heads = snapshot.Heads * 2 }));
+        using var wrong = new KvSnapshot(snapshot.Tokens, snapshot.Computed,
+            TorchSharp.torch.zeros(KvSnapshot.ShapeOf(snapshot.Layers, snapshot.Computed, snapshot.Heads * 2, snapshot.HeadDim)));
+        await Assert.ThrowsAsync<ArgumentException>(() => engine.ImportKeptAsync("t", wrong));
         await Eventually.True(() => engine.Stats.BlocksUsed == 0, "a refused import frees what it took");
     }
 }
