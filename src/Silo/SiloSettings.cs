@@ -72,6 +72,7 @@ public sealed class SiloSettings
         Require(MaxRunningSequences > 0, $"max-running-sequences {MaxRunningSequences}: must be positive");
         Require(DrainSeconds >= 0, $"drain-seconds {DrainSeconds}: must not be negative");
         Require(Device == "cpu" || Device.StartsWith("cuda", StringComparison.Ordinal), $"device '{Device}': use cpu, cuda or cuda:N");
-        ParseModels();
+        Require(!ParseModels().Values.Any(v => v.StartsWith("blob:", StringComparison.Ordinal)) || !string.IsNullOrWhiteSpace(BlobConnectionString),
+            "a blob: model source needs --blob-connection-string");
     }
 }

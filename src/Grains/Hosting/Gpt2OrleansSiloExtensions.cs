@@ -17,7 +17,7 @@ public static class Gpt2OrleansSiloExtensions
         models.Validate();
         silo.UseSiloMetadata(SiloModels.Metadata(models.Models, gpu));
         silo.Services.AddSingleton(Microsoft.Extensions.Options.Options.Create(models));
-        silo.Services.AddSingleton(_ => ModelStore.CreateDefault());
+        silo.Services.AddSingleton(_ => ModelStore.CreateDefault(models.BlobConnectionString));
         silo.Services.AddSingleton<ModelHost>();
         silo.Services.AddSingleton<SiloLoadView>();
         silo.Services.AddHostedService<SiloLoadRefresher>();

@@ -5,6 +5,8 @@ public sealed class ModelHostOptions
 {
     /// <summary>Name → source: a local Hugging Face folder, <c>blob:container/path</c>, a hub repo id, or "default" (random GPT-2 small).</summary>
     public Dictionary<string, string> Models { get; set; } = [];
+    /// <summary>The Azure Storage account that <c>blob:</c> model sources are read from.</summary>
+    public string? BlobConnectionString { get; set; }
     public string Device { get; set; } = "cpu";
     public string DType { get; set; } = "float32";
     public long KvCacheBytes { get; set; } = 512L << 20;
