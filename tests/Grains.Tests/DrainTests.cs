@@ -1,0 +1,88 @@
+using Gpt2Orleans.Grains.Hosting;
+using Gpt2Orleans.Grains.Models;
+using Gpt2Orleans.Grains.Tests.Support;
+using Orleans.Runtime;
+using Orleans.TestingHost;
+
+namespace Gpt2Orleans.Grains.Tests;
+
+/// <summary>Graceful shutdown: a stopping silo refuses new generations but lets the running stream finish and persist.</summary>
+public sealed class DrainTests : IAsyncLifetime
+{
+    private readonly string _storage = Path.Combine(Path.GetTempPath(), "gpt2o-drain-" + Guid.NewGuid().ToString("N"));
+    private InProcessTestCluster _cluster = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = new InProcessTestClusterBuilder(2);
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.AddGpt2Orleans(new ModelHostOptions { Models = new() { [ClusterFixture.Alpha] = ClusterFixture.AlphaFolder }, KvCacheBytes = 16L << 20, DrainSeconds = 30 });
+            silo.AddGpt2OrleansFileStorage(_storage);
+        });
+        _cluster = builder.Build();
+        await _cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _cluster.DisposeAsync();
+        try { Directory.Delete(_storage, recursive: true); } catch (IOException) { }
+    }
+
+    [Fact]
+    public async Task A_stream_running_when_its_silo_stops_finishes_and_its_turn_is_kept()
+    {
+        var client = _cluster.Client;
+        string tenant = await SessionCalls.NewTenant(client);
+        var management = client.GetGrain<IManagementGrain>(0);
+        // A session on the secondary silo (the primary hosts the test cluster's membership).
+        var secondary = _cluster.Silos[1];
+        ISessionGrain? session = null;
+        string id = "";
+        for (int i = 0; session is null && i < 40; i++)
+        {
+            id = $"s{i}";
+            var candidate = SessionCalls.Get(client, tenant, id, ClusterFixture.Alpha);
+            await candidate.Create(new SessionSettings { Model = ClusterFixture.Alpha });
+            if (secondary.SiloAddress.Equals(await management.GetActivationAddress(candidate))) session = candidate;
+        }
+        Assert.NotNull(session);
+
+        var tokens = new List<GeneratedToken>();
+        Task stop = Task.CompletedTask;
+        await foreach (var token in session.Send("Tell me a long story", new GenerationParameters { MaxNewTokens = 100, EosTokenIds = [], StopStrings = [] }))
+        {
+            tokens.Add(token);
+            if (tokens.Count == 3) stop = _cluster.StopSiloAsync(secondary); // shutdown begins mid-stream
+            if (tokens.Count == 4) await AssertRefusesNewWork(client.GetGrain<IModelGrain>(GrainKeys.ModelWorker(ClusterFixture.Alpha, secondary.SiloAddress.ToParsableString())));
+        }
+        await stop;
+
+        Assert.Equal(100, tokens.Count);
+        Assert.Equal("length", tokens[^1].FinishReason);
+        var transcript = await SessionCalls.Get(client, tenant, id, ClusterFixture.Alpha).GetTranscript(); // now on the other silo, from storage
+        Assert.Equal(["user", "assistant"], transcript.Turns.Select(t => t.Role));
+        Assert.Equal(string.Concat(tokens.Select(t => t.Text)).Trim(), transcript.Turns[1].Text);
+    }
+
+    /// <summary>While draining, the stopping silo's model worker refuses new generations with a retryable error.</summary>
+    private static async Task AssertRefusesNewWork(IModelGrain worker)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            try
+            {
+                await foreach (var _ in worker.Generate(new ModelRequest { Tenant = "probe", PromptIds = [464], Parameters = new() { MaxNewTokens = 1 } })) { }
+            }
+            catch (RetryLaterException e)
+            {
+                Assert.Contains("shutting down", e.Message);
+                return;
+            }
+            Assert.True(DateTime.UtcNow < deadline, "the stopping silo kept admitting new generations");
+            await Task.Delay(20);
+        }
+    }
+}
