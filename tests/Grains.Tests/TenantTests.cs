@@ -64,4 +64,23 @@ public sealed class TenantTests(ClusterFixture fixture)
         Assert.InRange(spent.RetryAfterSeconds, 1, 60);
         Assert.Equal([new ModelUsage(ClusterFixture.Alpha, 70, 40)], await grain.GetUsage());
     }
+
+    [Fact]
+    public async Task Session_turns_are_metered_and_count_against_the_stream_quota()
+    {
+        string tenant = await SessionCalls.NewTenant(Client, new TenantQuota { MaxConcurrentStreams = 1 });
+        var first = SessionCalls.Get(Client, tenant, "first", ClusterFixture.Alpha);
+        var second = SessionCalls.Get(Client, tenant, "second", ClusterFixture.Alpha);
+        await first.Create(new SessionSettings { Model = ClusterFixture.Alpha });
+        await second.Create(new SessionSettings { Model = ClusterFixture.Alpha });
+
+        var reply = await SessionCalls.Reply(first, "Hello", maxNewTokens: 3);
+        var usage = Assert.Single(await Client.GetGrain<ITenantGrain>(tenant).GetUsage());
+        Assert.Equal(reply[^1].Usage!.PromptTokens, usage.PromptTokens);
+        Assert.Equal(3, usage.CompletionTokens);
+
+        await using var running = first.Send("Go on", new GenerationParameters { MaxNewTokens = 50 }).GetAsyncEnumerator();
+        Assert.True(await running.MoveNextAsync()); // the first stream is open
+        await Assert.ThrowsAsync<RetryLaterException>(() => SessionCalls.Reply(second, "Hi"));
+    }
 }

@@ -84,13 +84,21 @@ public sealed class SessionGrain(
             long? kept = _kept;
             _kept = null; // the engine takes it over; it comes back on the last token
             var request = new ModelRequest { Tenant = Tenant, PromptIds = plan.Prompt, Parameters = merged, ContinueSequence = kept, KeepSequence = true };
-            await foreach (var token in worker.Generate(request, cancellationToken).WithCancellation(cancellationToken))
+            var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
+            var stream = await tenant.BeginStream(state.State.Model); // the tenant's stream and token quotas
+            TokenUsage? usage = null;
+            try
             {
-                generated.Add(token.TokenId);
-                text.Append(token.Text);
-                if (token.KeptSequence is { } sequence) _kept = sequence;
-                yield return token;
+                await foreach (var token in worker.Generate(request, cancellationToken).WithCancellation(cancellationToken))
+                {
+                    generated.Add(token.TokenId);
+                    text.Append(token.Text);
+                    if (token.KeptSequence is { } sequence) _kept = sequence;
+                    usage = token.Usage ?? usage;
+                    yield return token;
+                }
             }
+            finally { await tenant.EndStream(stream, state.State.Model, usage ?? new TokenUsage(plan.Prompt.Count, generated.Count, 0)); }
             ConversationWindow.Commit(state.State, plan, userText.Trim(), ChatTemplate.ReplyText(text.ToString()), generated);
             await state.WriteStateAsync();
         }
@@ -146,17 +154,19 @@ public sealed class SessionGrain(
 
     /// <summary>
     /// The model worker on this silo when it serves the model (the usual case: placement put the session here),
-    /// otherwise on another live silo that does, so a turn never depends on where the session landed.
+    /// otherwise on another live silo that does, so a turn never depends on where the session landed. Resolved
+    /// again on every call: when the worker's silo has gone, the kept KV went with it.
     /// </summary>
     private IModelGrain Worker(string model)
     {
-        if (_worker is not null && state.State.Model == model) return _worker;
         var local = silo.SiloAddress;
+        var active = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToList();
         var serving = SiloModels.Serves(metadata.GetSiloMetadata(local), model) ? local
-            : membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active)
-                .Select(m => m.SiloAddress).FirstOrDefault(s => SiloModels.Serves(metadata.GetSiloMetadata(s), model))
+            : active.FirstOrDefault(s => SiloModels.Serves(metadata.GetSiloMetadata(s), model))
               ?? throw new ModelUnavailableException(model, "no live silo serves it");
-        return _worker = GrainFactory.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model, serving.ToParsableString()));
+        var worker = GrainFactory.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model, serving.ToParsableString()));
+        if (_worker is not null && !_worker.Equals(worker)) _kept = null;
+        return _worker = worker;
     }
 
     private async Task<SessionTranscript> Save(SessionState next)
