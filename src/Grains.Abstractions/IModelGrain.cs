@@ -16,6 +16,12 @@ public interface IModelGrain : IGrainWithStringKey
 
     Task<IReadOnlyList<int>> Tokenize(string text);
 
+    /// <summary>Labels for each text (a sequence-classification model).</summary>
+    Task<IReadOnlyList<TextClassificationResult>> Classify(string tenant, IReadOnlyList<string> texts);
+
+    /// <summary>A label for every token of the text (a token-classification model).</summary>
+    Task<IReadOnlyList<TokenLabel>> ClassifyTokens(string tenant, string text);
+
     /// <summary>Drops a kept sequence's KV (its full blocks stay in the prefix cache until memory is needed).</summary>
     Task ReleaseSequence(long sequence);
 

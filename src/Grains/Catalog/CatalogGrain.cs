@@ -40,7 +40,7 @@ public sealed class CatalogGrain(
         var definitions = new Dictionary<string, ModelDefinition>(state.State.Models);
         foreach (var (_, silo) in silos)
             foreach (var name in SiloModels.Served(silo))
-                definitions.TryAdd(name, new ModelDefinition(name, SiloModels.Source(silo, name) ?? "", ["lm"], SiloModels.HasGpu(silo) ? "cuda" : "cpu"));
+                definitions.TryAdd(name, new ModelDefinition(name, SiloModels.Source(silo, name) ?? "", [SiloModels.Head(silo, name)], SiloModels.HasGpu(silo) ? "cuda" : "cpu"));
         return definitions.Values.OrderBy(d => d.Name).Select(d => new ModelInfo(d,
             silos.Where(s => SiloModels.Serves(s.Metadata, d.Name)).Select(s => s.Address.ToParsableString()).Order().ToList())).ToList();
     }

@@ -5,26 +5,61 @@ using Gpt2Orleans.Inference.Tokenization;
 
 namespace Gpt2Orleans.Grains.Models;
 
-/// <summary>A loaded model on this silo: weights, tokenizer, its generation_config.json defaults and its engine.</summary>
-public sealed class HostedModel(string name, string source, Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer, GenerationConfig defaults, GenerationEngine engine) : IDisposable
+/// <summary>
+/// A loaded model on this silo: weights, tokenizer and the engine its head needs: a <see cref="GenerationEngine"/>
+/// for a language model (with its generation_config.json defaults), a <see cref="ClassificationEngine"/> for a
+/// sequence- or token-classification model.
+/// </summary>
+public sealed class HostedModel : IDisposable
 {
-    public string Name { get; } = name;
-    public string Source { get; } = source;
-    public Gpt2LMHeadModel Model { get; } = model;
-    public Gpt2Tokenizer Tokenizer { get; } = tokenizer;
-    public GenerationConfig Defaults { get; } = defaults;
-    public GenerationEngine Engine { get; } = engine;
-    public long ParameterBytes { get; } = model.StateDict().Values.Sum(t => t.numel() * t.ElementSize);
+    public const string LanguageModelHead = "lm", SequenceClassificationHead = "sequence-classification", TokenClassificationHead = "token-classification";
+
+    public HostedModel(string name, string source, Gpt2PreTrainedModel model, Gpt2Tokenizer tokenizer, GenerationConfig defaults,
+        GenerationEngine? generation, ClassificationEngine? classification)
+    {
+        Name = name;
+        Source = source;
+        Model = model;
+        Tokenizer = tokenizer;
+        Defaults = defaults;
+        Generation = generation;
+        Classification = classification;
+        ParameterBytes = model.StateDict().Values.Sum(t => t.numel() * t.ElementSize);
+        Fingerprint = ModelFingerprint.Of(name, source, model);
+        Head = model switch
+        {
+            Gpt2ForSequenceClassification => SequenceClassificationHead,
+            Gpt2ForTokenClassification => TokenClassificationHead,
+            _ => LanguageModelHead,
+        };
+    }
+
+    public string Name { get; }
+    public string Source { get; }
+    public Gpt2PreTrainedModel Model { get; }
+    public Gpt2Tokenizer Tokenizer { get; }
+    public GenerationConfig Defaults { get; }
+    public GenerationEngine? Generation { get; }
+    public ClassificationEngine? Classification { get; }
+    public long ParameterBytes { get; }
+    public string Head { get; }
 
     /// <summary>
     /// What a spilled KV file must have been written by: the model's name, source and configuration, and for a
     /// folder the checkpoint files' sizes and times (new weights under the same name make old KV useless).
     /// </summary>
-    public string Fingerprint { get; } = ModelFingerprint.Of(name, source, model);
+    public string Fingerprint { get; }
+
+    public GenerationEngine RequireGeneration() => Generation
+        ?? throw new InvalidRequestException($"model '{Name}' has a {Head} head: it classifies, it does not generate", "model");
+
+    public ClassificationEngine RequireClassification() => Classification
+        ?? throw new InvalidRequestException($"model '{Name}' has a language-model head: it generates, it does not classify", "model");
 
     public void Dispose()
     {
-        Engine.Dispose();
+        Generation?.Dispose();
+        Classification?.Dispose();
         Model.Dispose();
     }
 }

@@ -7,7 +7,7 @@ namespace Gpt2Orleans.Grains.Models;
 /// <summary>A short hash naming exactly which weights a model has (see <see cref="HostedModel.Fingerprint"/>).</summary>
 public static class ModelFingerprint
 {
-    public static string Of(string name, string source, Gpt2LMHeadModel model)
+    public static string Of(string name, string source, Gpt2PreTrainedModel model)
     {
         var text = new StringBuilder().Append(name).Append('\n').Append(source).Append('\n').Append(model.Config.ToJson()).Append('\n')
             .Append(model.DType);

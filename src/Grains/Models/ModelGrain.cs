@@ -26,9 +26,9 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
 
     public Task<ModelStatus> GetStatus()
     {
-        var stats = _model.Engine.Stats;
-        return Task.FromResult(new ModelStatus(_model.Name, silo.SiloAddress.ToParsableString(), true, stats.Running, stats.Waiting,
-            stats.BlocksUsed, stats.BlocksFree, stats.BlocksCached, _model.ParameterBytes, _model.Model.Config.NPositions, ["lm"]));
+        var stats = _model.Generation?.Stats;
+        return Task.FromResult(new ModelStatus(_model.Name, silo.SiloAddress.ToParsableString(), true, stats?.Running ?? 0, stats?.Waiting ?? 0,
+            stats?.BlocksUsed ?? 0, stats?.BlocksFree ?? 0, stats?.BlocksCached ?? 0, _model.ParameterBytes, _model.Model.Config.NPositions, [_model.Head]));
     }
 
     public async IAsyncEnumerable<GeneratedToken> Generate(ModelRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -38,7 +38,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         try
         {
             var config = GenerationParametersMapper.ToConfig(request.Parameters, _model.Defaults);
-            events = _model.Engine.SubmitAsync(new EngineRequest(request.Tenant, request.PromptIds, config)
+            events = _model.RequireGeneration().SubmitAsync(new EngineRequest(request.Tenant, request.PromptIds, config)
             {
                 ContinueSequence = request.ContinueSequence,
                 ForkSequence = request.ForkSequence,
@@ -53,7 +53,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
     {
         try
         {
-            var scores = await _model.Engine.ScoreAsync(tenant, tokenIds, topLogprobs);
+            var scores = await _model.RequireGeneration().ScoreAsync(tenant, tokenIds, topLogprobs);
             return scores.Select(s => s is null ? null
                 : new TokenLogprobs(s.Logprob, s.Top.Select(t => new TopLogprob(t.TokenId, _model.Tokenizer.IdToToken(t.TokenId), t.Logprob)).ToList())).ToList();
         }
@@ -62,17 +62,54 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
 
     public Task<IReadOnlyList<int>> Tokenize(string text) => Task.FromResult(_model.Tokenizer.Encode(text));
 
+    public async Task<IReadOnlyList<TextClassificationResult>> Classify(string tenant, IReadOnlyList<string> texts)
+    {
+        var engine = _model.RequireClassification();
+        if (texts.Count == 0) throw new InvalidRequestException("no texts to classify", "input");
+        var labels = _model.Model.Config.Id2Label;
+        try
+        {
+            var results = await Task.WhenAll(texts.Select(t => engine.ClassifyAsync(tenant, Ids(t))));
+            return results.Select(r => new TextClassificationResult(r.Label,
+                r.Scores.Select((score, i) => new LabelScore(labels.GetValueOrDefault(i, $"LABEL_{i}"), score)).ToList())).ToList();
+        }
+        catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
+    }
+
+    public async Task<IReadOnlyList<TokenLabel>> ClassifyTokens(string tenant, string text)
+    {
+        var engine = _model.RequireClassification();
+        try
+        {
+            var tokens = await engine.ClassifyTokensAsync(tenant, Ids(text));
+            return tokens.Select(t => new TokenLabel(t.TokenId, t.Token, t.Label, Softmax(t.Logits).Max())).ToList();
+        }
+        catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
+    }
+
+    private IReadOnlyList<int> Ids(string text) =>
+        string.IsNullOrEmpty(text) ? throw new InvalidRequestException("a text to classify is empty", "input") : _model.Tokenizer.Encode(text);
+
+    private static IEnumerable<double> Softmax(IReadOnlyList<float> logits)
+    {
+        double max = logits.Max();
+        var exp = logits.Select(l => Math.Exp(l - max)).ToList();
+        double sum = exp.Sum();
+        return exp.Select(e => e / sum);
+    }
+
     public Task ReleaseSequence(long sequence)
     {
-        _model.Engine.ReleaseSequence(sequence);
+        _model.Generation?.ReleaseSequence(sequence);
         return Task.CompletedTask;
     }
 
     public async Task<bool> SpillSequence(long sequence, string owner)
     {
         if (host.Spills is not { } spills) return false;
-        using var snapshot = await _model.Engine.ExportKeptAsync(sequence);
-        _model.Engine.ReleaseSequence(sequence);
+        var engine = _model.RequireGeneration();
+        using var snapshot = await engine.ExportKeptAsync(sequence);
+        engine.ReleaseSequence(sequence);
         if (snapshot is null) return false;
         await Task.Run(() => spills.Spill(owner, snapshot, _model.Fingerprint));
         return true;
@@ -82,7 +119,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
     {
         if (host.Spills is not { } spills) return null;
         using var snapshot = await Task.Run(() => spills.Take(owner, _model.Fingerprint, tokens, out var reason) ?? Log(reason));
-        return snapshot is null ? null : await _model.Engine.ImportKeptAsync(tenant, snapshot);
+        return snapshot is null ? null : await _model.RequireGeneration().ImportKeptAsync(tenant, snapshot);
 
         Inference.KvCache.KvSnapshot? Log(string? reason)
         {

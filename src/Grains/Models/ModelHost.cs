@@ -61,7 +61,7 @@ public sealed class ModelHost : IDisposable
     public bool Draining => _draining;
 
     /// <summary>Running and waiting sequences over all loaded engines.</summary>
-    public int ActiveSequences => Loaded().Sum(m => m.Engine.Stats.Running + m.Engine.Stats.Waiting);
+    public int ActiveSequences => Loaded().Sum(m => m.Generation is { } engine ? engine.Stats.Running + engine.Stats.Waiting : 0);
 
     /// <summary>Refuses new generations from now on; returns how many sequences are still active.</summary>
     public int StopAdmitting()
@@ -95,17 +95,30 @@ public sealed class ModelHost : IDisposable
             DType = DeviceSpec.ParseDType(_options.DType),
             Log = line => _logger.LogInformation("Model {Model}: {Line}", name, line),
         };
-        var model = folder is null ? DefaultModel.Create(loadOptions) : Gpt2LMHeadModel.FromPretrained(folder, loadOptions);
+        var architectures = folder is null ? [] : Gpt2Config.FromFile(Path.Combine(folder, "config.json")).Architectures;
         var tokenizer = folder is null ? Gpt2Tokenizer.Default : Gpt2Tokenizer.FromDirectory(folder);
-        var defaults = folder is null ? new GenerationConfig() : GenerationConfig.FromDirectory(folder);
-        var engine = new GenerationEngine(model, tokenizer, new EngineOptions
+        HostedModel hosted;
+        if (architectures.Contains("GPT2ForSequenceClassification") || architectures.Contains("GPT2ForTokenClassification"))
         {
-            ModelName = name,
-            KvCacheBytes = _options.KvCacheBytes,
-            MaxRunningSequences = _options.MaxRunningSequences,
-        });
+            Gpt2PreTrainedModel classifier = architectures.Contains("GPT2ForSequenceClassification")
+                ? Gpt2ForSequenceClassification.FromPretrained(folder!, loadOptions)
+                : Gpt2ForTokenClassification.FromPretrained(folder!, loadOptions);
+            hosted = new HostedModel(name, source, classifier, tokenizer, new GenerationConfig(), null, new ClassificationEngine(classifier, tokenizer));
+        }
+        else
+        {
+            var model = folder is null ? DefaultModel.Create(loadOptions) : Gpt2LMHeadModel.FromPretrained(folder, loadOptions);
+            var defaults = folder is null ? new GenerationConfig() : GenerationConfig.FromDirectory(folder);
+            var engine = new GenerationEngine(model, tokenizer, new EngineOptions
+            {
+                ModelName = name,
+                KvCacheBytes = _options.KvCacheBytes,
+                MaxRunningSequences = _options.MaxRunningSequences,
+            });
+            hosted = new HostedModel(name, source, model, tokenizer, defaults, engine, null);
+        }
         _logger.LogInformation("Model {Model} loaded in {Seconds:F1} s", name, (DateTime.UtcNow - started).TotalSeconds);
-        return new HostedModel(name, source, model, tokenizer, defaults, engine);
+        return hosted;
     }
 
     public void Dispose()

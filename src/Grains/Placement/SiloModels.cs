@@ -11,13 +11,32 @@ public static class SiloModels
     public const string ModelsKey = "gpt2o.models";
     public const string GpuKey = "gpt2o.gpu";
     public const string SourcePrefix = "gpt2o.source.";
+    public const string HeadPrefix = "gpt2o.head.";
 
     public static Dictionary<string, string> Metadata(IReadOnlyDictionary<string, string> models, bool gpu)
     {
         var metadata = new Dictionary<string, string> { [ModelsKey] = string.Join(',', models.Keys.Order()), [GpuKey] = gpu ? "true" : "false" };
-        foreach (var (name, source) in models) metadata[SourcePrefix + name] = source;
+        foreach (var (name, source) in models)
+        {
+            metadata[SourcePrefix + name] = source;
+            metadata[HeadPrefix + name] = HeadOf(source);
+        }
         return metadata;
     }
+
+    /// <summary>The head a local checkpoint folder declares in config.json's architectures; "lm" otherwise (or until a download says more).</summary>
+    public static string HeadOf(string source)
+    {
+        string config = Path.Combine(source, "config.json");
+        if (!File.Exists(config)) return Models.HostedModel.LanguageModelHead;
+        var architectures = Inference.Checkpoints.Gpt2Config.FromFile(config).Architectures;
+        return architectures.Contains("GPT2ForSequenceClassification") ? Models.HostedModel.SequenceClassificationHead
+            : architectures.Contains("GPT2ForTokenClassification") ? Models.HostedModel.TokenClassificationHead
+            : Models.HostedModel.LanguageModelHead;
+    }
+
+    public static string Head(SiloMetadata metadata, string model) =>
+        metadata.Metadata.GetValueOrDefault(HeadPrefix + model) ?? Models.HostedModel.LanguageModelHead;
 
     public static IReadOnlyList<string> Served(SiloMetadata metadata) =>
         metadata.Metadata.TryGetValue(ModelsKey, out var models) ? models.Split(',', StringSplitOptions.RemoveEmptyEntries) : [];

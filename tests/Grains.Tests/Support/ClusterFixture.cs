@@ -6,20 +6,23 @@ using Orleans.TestingHost;
 namespace Gpt2Orleans.Grains.Tests.Support;
 
 /// <summary>
-/// An in-process cluster of three silos sharing one file store: silo 0 serves "alpha", silo 1 serves "alpha" and
-/// "beta", silo 2 serves "beta". alpha is the golden tiny checkpoint; beta a tiny model with other weights.
+/// An in-process cluster of three silos sharing one file store: silo 0 serves "alpha" and "sentiment", silo 1 serves
+/// "alpha" and "beta", silo 2 serves "beta" and "tagger". alpha is the golden tiny checkpoint; beta a tiny model with
+/// other weights; sentiment and tagger the golden sequence- and token-classification checkpoints.
 /// </summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
-    public const string Alpha = "alpha", Beta = "beta";
+    public const string Alpha = "alpha", Beta = "beta", Sentiment = "sentiment", Tagger = "tagger";
     public static readonly string AlphaFolder = Path.Combine(AppContext.BaseDirectory, "Models", "alpha");
+    public static readonly string SentimentFolder = Path.Combine(AppContext.BaseDirectory, "Models", "sentiment");
+    public static readonly string TaggerFolder = Path.Combine(AppContext.BaseDirectory, "Models", "tagger");
     public string BetaFolder { get; } = Path.Combine(Path.GetTempPath(), "gpt2o-grains-" + Guid.NewGuid().ToString("N"), "beta");
     public string StorageRoot { get; }
     public InProcessTestCluster Cluster { get; private set; } = null!;
     public IClusterClient Client => Cluster.Client;
 
     /// <summary>Which models each silo (by instance number) serves.</summary>
-    public static readonly string[][] Served = [[Alpha], [Alpha, Beta], [Beta]];
+    public static readonly string[][] Served = [[Alpha, Sentiment], [Alpha, Beta], [Beta, Tagger]];
 
     public ClusterFixture() => StorageRoot = Path.Combine(Path.GetDirectoryName(BetaFolder)!, "store");
 
@@ -32,7 +35,13 @@ public sealed class ClusterFixture : IAsyncLifetime
         builder.ConfigureSilo((options, silo) =>
         {
             int instance = options.SiloName == "Primary" ? 0 : int.Parse(options.SiloName.Split('_')[^1]);
-            var models = Served[instance].ToDictionary(m => m, m => m == Alpha ? AlphaFolder : BetaFolder);
+            var models = Served[instance].ToDictionary(m => m, m => m switch
+            {
+                Alpha => AlphaFolder,
+                Beta => BetaFolder,
+                Sentiment => SentimentFolder,
+                _ => TaggerFolder,
+            });
             silo.AddGpt2Orleans(new ModelHostOptions { Models = models, KvCacheBytes = 16L << 20, SpillDirectory = Path.Combine(StorageRoot, "spill", options.SiloName) });
             silo.AddGpt2OrleansFileStorage(StorageRoot);
         });
