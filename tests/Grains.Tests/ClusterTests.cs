@@ -37,17 +37,27 @@ public sealed class ClusterTests(ClusterFixture fixture)
         }
     }
 
+    private const string SystemPrompt = "You are a helpful assistant.";
+    private static readonly string[] Turns = ["Hello there", "What is the weather like?", "Thanks, bye"];
+
+    /// <summary>A new tenant's session of <paramref name="model"/> with <see cref="SystemPrompt"/>, and its tenant.</summary>
+    private async Task<(string Tenant, ISessionGrain Session)> NewConversation(string id, string model = ClusterFixture.Alpha)
+    {
+        string tenant = await SessionCalls.NewTenant(Client);
+        var session = SessionCalls.Get(Client, tenant, id, model);
+        await session.Create(new SessionSettings { Model = model, SystemPrompt = SystemPrompt });
+        return (tenant, session);
+    }
+
     [Fact]
     public async Task A_conversation_of_several_turns_gives_the_inference_library_s_greedy_output()
     {
-        string tenant = await SessionCalls.NewTenant(Client);
-        string[] turns = ["Hello there", "What is the weather like?", "Thanks, bye"];
-        var session = SessionCalls.Get(Client, tenant, "chat", ClusterFixture.Alpha);
-        await session.Create(new SessionSettings { Model = ClusterFixture.Alpha, SystemPrompt = "You are a helpful assistant." });
+        var (_, session) = await NewConversation("chat");
+        string[] turns = Turns;
         var replies = new List<List<int>>();
         foreach (var turn in turns) replies.Add((await SessionCalls.Reply(session, turn)).Select(t => t.TokenId).ToList());
 
-        var expected = SessionCalls.ExpectedReplies(ClusterFixture.AlphaFolder, "You are a helpful assistant.", turns);
+        var expected = SessionCalls.ExpectedReplies(ClusterFixture.AlphaFolder, SystemPrompt, turns);
         Assert.Equal(expected, replies);
         var transcript = await session.GetTranscript();
         Assert.Equal(6, transcript.Turns.Count);
@@ -111,10 +121,9 @@ public sealed class ClusterTests(ClusterFixture fixture)
     [Fact]
     public async Task A_deactivated_session_restores_its_spilled_kv_and_continues_identically()
     {
-        string tenant = await SessionCalls.NewTenant(Client);
-        string[] turns = ["Hello there", "What is the weather like?", "Thanks, bye"];
-        var session = SessionCalls.Get(Client, tenant, "spilled", ClusterFixture.Alpha);
-        await session.Create(new SessionSettings { Model = ClusterFixture.Alpha, SystemPrompt = "You are a helpful assistant." });
+        // "solo" has one serving silo, so the session comes back where it spilled (elsewhere it would re-prefill).
+        var (tenant, session) = await NewConversation("spilled", ClusterFixture.Solo);
+        string[] turns = Turns;
         await SessionCalls.Reply(session, turns[0]);
         await SessionCalls.Reply(session, turns[1]);
         int history = (await session.GetTranscript()).TokenCount;
@@ -125,9 +134,9 @@ public sealed class ClusterTests(ClusterFixture fixture)
         Assert.Empty(Spilled());
         await fixture.Cluster.DeactivateAsync(session);
         Assert.Single(Spilled());
-        var reply = await SessionCalls.Reply(SessionCalls.Get(Client, tenant, "spilled", ClusterFixture.Alpha), turns[2]);
+        var reply = await SessionCalls.Reply(SessionCalls.Get(Client, tenant, "spilled", ClusterFixture.Solo), turns[2]);
 
-        Assert.Equal(SessionCalls.ExpectedReplies(ClusterFixture.AlphaFolder, "You are a helpful assistant.", turns)[2], reply.Select(t => t.TokenId).ToList());
+        Assert.Equal(SessionCalls.ExpectedReplies(ClusterFixture.AlphaFolder, SystemPrompt, turns)[2], reply.Select(t => t.TokenId).ToList());
         Assert.Equal(history - 1, reply[^1].Usage!.CachedPromptTokens); // the whole history came back from disk
         Assert.Empty(Spilled()); // a spill file is used once
     }

@@ -1,5 +1,3 @@
-using Gpt2Orleans.Grains.Hosting;
-using Gpt2Orleans.Grains.Models;
 using Gpt2Orleans.Grains.Tests.Support;
 using Orleans.Runtime;
 using Orleans.TestingHost;
@@ -9,35 +7,21 @@ namespace Gpt2Orleans.Grains.Tests;
 /// <summary>Graceful shutdown: a stopping silo refuses new generations but lets the running stream finish and persist.</summary>
 public sealed class DrainTests : IAsyncLifetime
 {
-    private readonly string _storage = Path.Combine(Path.GetTempPath(), "gpt2o-drain-" + Guid.NewGuid().ToString("N"));
-    private InProcessTestCluster _cluster = null!;
+    private AlphaCluster _alpha = null!;
+    private InProcessTestCluster Cluster => _alpha.Cluster;
 
-    public async Task InitializeAsync()
-    {
-        var builder = new InProcessTestClusterBuilder(2);
-        builder.ConfigureSilo((_, silo) =>
-        {
-            silo.AddGpt2Orleans(new ModelHostOptions { Models = new() { [ClusterFixture.Alpha] = ClusterFixture.AlphaFolder }, KvCacheBytes = 16L << 20, DrainSeconds = 30 });
-            silo.AddGpt2OrleansFileStorage(_storage);
-        });
-        _cluster = builder.Build();
-        await _cluster.DeployAsync();
-    }
+    public async Task InitializeAsync() => _alpha = await AlphaCluster.StartAsync(2);
 
-    public async Task DisposeAsync()
-    {
-        await _cluster.DisposeAsync();
-        try { Directory.Delete(_storage, recursive: true); } catch (IOException) { }
-    }
+    public async Task DisposeAsync() => await _alpha.DisposeAsync();
 
     [Fact]
     public async Task A_stream_running_when_its_silo_stops_finishes_and_its_turn_is_kept()
     {
-        var client = _cluster.Client;
+        var client = Cluster.Client;
         string tenant = await SessionCalls.NewTenant(client);
         var management = client.GetGrain<IManagementGrain>(0);
         // A session on the secondary silo (the primary hosts the test cluster's membership).
-        var secondary = _cluster.Silos[1];
+        var secondary = Cluster.Silos[1];
         ISessionGrain? session = null;
         string id = "";
         for (int i = 0; session is null && i < 40; i++)
@@ -54,7 +38,7 @@ public sealed class DrainTests : IAsyncLifetime
         await foreach (var token in session.Send("Tell me a long story", new GenerationParameters { MaxNewTokens = 100, EosTokenIds = [], StopStrings = [] }))
         {
             tokens.Add(token);
-            if (tokens.Count == 3) stop = _cluster.StopSiloAsync(secondary); // shutdown begins mid-stream
+            if (tokens.Count == 3) stop = Cluster.StopSiloAsync(secondary); // shutdown begins mid-stream
             if (tokens.Count == 4) await AssertRefusesNewWork(client.GetGrain<IModelGrain>(GrainKeys.ModelWorker(ClusterFixture.Alpha, secondary.SiloAddress.ToParsableString())));
         }
         await stop;

@@ -1,5 +1,3 @@
-using Gpt2Orleans.Grains.Hosting;
-using Gpt2Orleans.Grains.Models;
 using Gpt2Orleans.Grains.Tests.Support;
 using Orleans.Runtime;
 using Orleans.TestingHost;
@@ -9,31 +7,17 @@ namespace Gpt2Orleans.Grains.Tests;
 /// <summary>A silo stops mid-conversation: every session it held continues on another serving silo, losing no turn.</summary>
 public sealed class FailoverTests : IAsyncLifetime
 {
-    private readonly string _storage = Path.Combine(Path.GetTempPath(), "gpt2o-failover-" + Guid.NewGuid().ToString("N"));
-    private InProcessTestCluster _cluster = null!;
+    private AlphaCluster _alpha = null!;
+    private InProcessTestCluster Cluster => _alpha.Cluster;
 
-    public async Task InitializeAsync()
-    {
-        var builder = new InProcessTestClusterBuilder(3);
-        builder.ConfigureSilo((_, silo) =>
-        {
-            silo.AddGpt2Orleans(new ModelHostOptions { Models = new() { [ClusterFixture.Alpha] = ClusterFixture.AlphaFolder }, KvCacheBytes = 16L << 20 });
-            silo.AddGpt2OrleansFileStorage(_storage);
-        });
-        _cluster = builder.Build();
-        await _cluster.DeployAsync();
-    }
+    public async Task InitializeAsync() => _alpha = await AlphaCluster.StartAsync(3);
 
-    public async Task DisposeAsync()
-    {
-        await _cluster.DisposeAsync();
-        try { Directory.Delete(_storage, recursive: true); } catch (IOException) { }
-    }
+    public async Task DisposeAsync() => await _alpha.DisposeAsync();
 
     [Fact]
     public async Task After_a_silo_stops_its_sessions_continue_elsewhere_with_the_same_greedy_replies()
     {
-        var client = _cluster.Client;
+        var client = Cluster.Client;
         string tenant = await SessionCalls.NewTenant(client);
         string[] turns = ["Hello", "How are you?", "Tell me more"];
         var management = client.GetGrain<IManagementGrain>(0);
@@ -49,10 +33,10 @@ public sealed class FailoverTests : IAsyncLifetime
         // Stop a secondary silo that holds sessions (the primary hosts the test cluster's membership).
         var locations = new Dictionary<string, SiloAddress>();
         foreach (var id in sessions) locations[id] = (await management.GetActivationAddress(SessionCalls.Get(client, tenant, id, ClusterFixture.Alpha)))!;
-        var victim = _cluster.Silos.Skip(1).OrderByDescending(s => locations.Values.Count(l => l.Equals(s.SiloAddress))).First();
+        var victim = Cluster.Silos.Skip(1).OrderByDescending(s => locations.Values.Count(l => l.Equals(s.SiloAddress))).First();
         var moved = locations.Where(l => l.Value.Equals(victim.SiloAddress)).Select(l => l.Key).ToList();
         Assert.NotEmpty(moved);
-        await _cluster.StopSiloAsync(victim);
+        await Cluster.StopSiloAsync(victim);
 
         var expected = SessionCalls.ExpectedReplies(ClusterFixture.AlphaFolder, "Be brief.", turns);
         foreach (var id in sessions)

@@ -7,12 +7,13 @@ namespace Gpt2Orleans.Grains.Tests.Support;
 
 /// <summary>
 /// An in-process cluster of three silos sharing one file store: silo 0 serves "alpha" and "sentiment", silo 1 serves
-/// "alpha" and "beta", silo 2 serves "beta" and "tagger". alpha is the golden tiny checkpoint; beta a tiny model with
-/// other weights; sentiment and tagger the golden sequence- and token-classification checkpoints.
+/// "alpha" and "beta", silo 2 serves "beta", "tagger" and "solo". alpha is the golden tiny checkpoint; beta a tiny
+/// model with other weights; sentiment and tagger the golden sequence- and token-classification checkpoints; solo
+/// alpha's weights on one silo only (so a reactivated session must land where it was).
 /// </summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
-    public const string Alpha = "alpha", Beta = "beta", Sentiment = "sentiment", Tagger = "tagger";
+    public const string Alpha = "alpha", Beta = "beta", Sentiment = "sentiment", Tagger = "tagger", Solo = "solo";
     public static readonly string AlphaFolder = Path.Combine(AppContext.BaseDirectory, "Models", "alpha");
     public static readonly string SentimentFolder = Path.Combine(AppContext.BaseDirectory, "Models", "sentiment");
     public static readonly string TaggerFolder = Path.Combine(AppContext.BaseDirectory, "Models", "tagger");
@@ -22,7 +23,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     public IClusterClient Client => Cluster.Client;
 
     /// <summary>Which models each silo (by instance number) serves.</summary>
-    public static readonly string[][] Served = [[Alpha, Sentiment], [Alpha, Beta], [Beta, Tagger]];
+    public static readonly string[][] Served = [[Alpha, Sentiment], [Alpha, Beta], [Beta, Tagger, Solo]];
 
     public ClusterFixture() => StorageRoot = Path.Combine(Path.GetDirectoryName(BetaFolder)!, "store");
 
@@ -37,7 +38,7 @@ public sealed class ClusterFixture : IAsyncLifetime
             int instance = options.SiloName == "Primary" ? 0 : int.Parse(options.SiloName.Split('_')[^1]);
             var models = Served[instance].ToDictionary(m => m, m => m switch
             {
-                Alpha => AlphaFolder,
+                Alpha or Solo => AlphaFolder,
                 Beta => BetaFolder,
                 Sentiment => SentimentFolder,
                 _ => TaggerFolder,

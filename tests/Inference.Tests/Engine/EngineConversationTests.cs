@@ -12,20 +12,7 @@ public sealed class EngineConversationTests(GoldenData golden)
     private static readonly Gpt2Tokenizer Tokenizer = Gpt2Tokenizer.Default;
     private static readonly GenerationConfig Greedy = new() { MaxNewTokens = 6, EosTokenIds = [] };
 
-    private sealed record Turn(List<int> Ids, long? Kept, Usage Usage);
-
-    private static async Task<Turn> Run(GenerationEngine engine, EngineRequest request)
-    {
-        var ids = new List<int>();
-        long? kept = null;
-        Usage? usage = null;
-        await foreach (var e in engine.SubmitAsync(request))
-        {
-            ids.Add(e.TokenId);
-            if (e.Finish is not null) { kept = e.KeptSequence; usage = e.Usage; }
-        }
-        return new Turn(ids, kept, usage!);
-    }
+    private static Task<EngineTurn> Run(GenerationEngine engine, EngineRequest request) => EngineTurn.Run(engine, request);
 
     private IReadOnlyList<int> Alone(IReadOnlyList<int> prompt) =>
         new TextGenerator(golden.Lm(), Tokenizer).Generate([prompt], Greedy)[0].Ids;

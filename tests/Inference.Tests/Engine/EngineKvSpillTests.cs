@@ -25,18 +25,7 @@ public sealed class EngineKvSpillTests(GoldenData golden) : IDisposable
         try { Directory.Delete(_folder, recursive: true); } catch (IOException) { }
     }
 
-    private static async Task<(List<int> Ids, long? Kept, Usage Usage)> Run(GenerationEngine engine, EngineRequest request)
-    {
-        var ids = new List<int>();
-        long? kept = null;
-        Usage? usage = null;
-        await foreach (var e in engine.SubmitAsync(request))
-        {
-            ids.Add(e.TokenId);
-            if (e.Finish is not null) { kept = e.KeptSequence; usage = e.Usage; }
-        }
-        return (ids, kept, usage!);
-    }
+    private static Task<EngineTurn> Run(GenerationEngine engine, EngineRequest request) => EngineTurn.Run(engine, request);
 
     private async Task<(string Path, List<int> History, KvSnapshot Snapshot)> SpillOneTurn()
     {
