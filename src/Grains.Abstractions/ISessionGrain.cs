@@ -20,6 +20,9 @@ public interface ISessionGrain : IGrainWithStringKey
 
     Task Delete();
 
-    /// <summary>Used by <see cref="Fork"/>: starts this (new) session as a copy of another one's state.</summary>
-    Task<SessionTranscript> CreateFrom(SessionState state);
+    /// <summary>
+    /// Used by <see cref="Fork"/>: starts this (new) session as a copy of another one's state; its first turn forks
+    /// the source's kept KV (copy-on-write) when <paramref name="kv"/> still names it on the same model worker.
+    /// </summary>
+    Task<SessionTranscript> CreateFrom(SessionState state, KvHandle? kv = null);
 }

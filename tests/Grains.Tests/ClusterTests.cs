@@ -140,4 +140,22 @@ public sealed class ClusterTests(ClusterFixture fixture)
         Assert.Equal(history - 1, reply[^1].Usage!.CachedPromptTokens); // the whole history came back from disk
         Assert.Empty(Spilled()); // a spill file is used once
     }
+
+    [Fact]
+    public async Task A_fork_s_first_turn_shares_its_source_s_kv_instead_of_recomputing_it()
+    {
+        var (tenant, source) = await NewConversation("trunk", ClusterFixture.Solo);
+        await SessionCalls.Reply(source, Turns[0]);
+        int history = (await source.GetTranscript()).TokenCount;
+        Assert.NotEqual(0, (history - 1) % 16); // so a prefix-cache hit (whole 16-token blocks) cannot pass for a shared KV
+        await source.Fork("twig");
+
+        var branch = await SessionCalls.Reply(SessionCalls.Get(Client, tenant, "twig", ClusterFixture.Solo), Turns[1]);
+        var trunk = await SessionCalls.Reply(source, Turns[2]);
+
+        Assert.Equal(history - 1, branch[^1].Usage!.CachedPromptTokens);
+        Assert.Equal(history - 1, trunk[^1].Usage!.CachedPromptTokens); // the source kept its own KV
+        Assert.Equal(SessionCalls.ExpectedReplies(ClusterFixture.AlphaFolder, SystemPrompt, [Turns[0], Turns[1]])[1], branch.Select(t => t.TokenId).ToList());
+        Assert.Equal(SessionCalls.ExpectedReplies(ClusterFixture.AlphaFolder, SystemPrompt, [Turns[0], Turns[2]])[1], trunk.Select(t => t.TokenId).ToList());
+    }
 }

@@ -14,3 +14,7 @@ public sealed record ModelRequest
     [Id(4)] public long? ForkSequence { get; init; }
     [Id(5)] public bool KeepSequence { get; init; }
 }
+
+/// <summary>A kept sequence's KV: the model worker that holds it and the engine's sequence id.</summary>
+[GenerateSerializer, Immutable]
+public sealed record KvHandle([property: Id(0)] string Worker, [property: Id(1)] long Sequence);

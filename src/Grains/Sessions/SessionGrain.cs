@@ -26,6 +26,7 @@ public sealed class SessionGrain(
     private string SessionId => GrainKeys.ParseSession(this.GetPrimaryKeyString()).Session;
     private IModelGrain? _worker;
     private long? _kept;   // the engine sequence holding this conversation's KV on _worker
+    private KvHandle? _forkFrom; // a fork's source KV, shared copy-on-write by its first turn
     private bool _turnInProgress;
 
     public async Task<SessionTranscript> Create(SessionSettings settings)
@@ -48,9 +49,10 @@ public sealed class SessionGrain(
         return await Save(next);
     }
 
-    public async Task<SessionTranscript> CreateFrom(SessionState source)
+    public async Task<SessionTranscript> CreateFrom(SessionState source, KvHandle? kv = null)
     {
         if (state.State.Exists) throw new InvalidRequestException($"session '{SessionId}' already exists", "session");
+        _forkFrom = kv;
         await GrainFactory.GetGrain<ITenantGrain>(Tenant).RegisterSession(SessionId, source.Model);
         return await Save(new SessionState
         {
@@ -76,14 +78,20 @@ public sealed class SessionGrain(
             var turnTokens = await worker.Tokenize(ChatTemplate.UserTurnText(userText, first: state.State.TurnStarts.Count == 0));
             var plan = ConversationWindow.Plan(state.State, turnTokens, merged.MaxNewTokens!.Value, status.ContextLength);
             if (plan.DroppedTurns > 0) await Release(); // the kept KV no longer starts the prompt
-            else if (_kept is null && state.State.Tokens.Count > 0)
+            else if (_kept is null && _forkFrom is null && state.State.Tokens.Count > 0)
                 _kept = await worker.RestoreSequence(this.GetPrimaryKeyString(), Tenant, state.State.Tokens); // spilled by the last activation here
 
             var generated = new List<int>();
             var text = new System.Text.StringBuilder();
             long? kept = _kept;
             _kept = null; // the engine takes it over; it comes back on the last token
-            var request = new ModelRequest { Tenant = Tenant, PromptIds = plan.Prompt, Parameters = merged, ContinueSequence = kept, KeepSequence = true };
+            // A fork's first turn shares its source's KV when both talk to the same worker (the engine checks the tokens).
+            long? fork = kept is null && plan.DroppedTurns == 0 && _forkFrom is { } source && source.Worker == worker.GetPrimaryKeyString() ? source.Sequence : null;
+            _forkFrom = null;
+            var request = new ModelRequest
+            {
+                Tenant = Tenant, PromptIds = plan.Prompt, Parameters = merged, ContinueSequence = kept, ForkSequence = fork, KeepSequence = true,
+            };
             var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
             var stream = await tenant.BeginStream(state.State.Model); // the tenant's stream and token quotas
             TokenUsage? usage = null;
@@ -116,7 +124,8 @@ public sealed class SessionGrain(
         RequireExists();
         var copy = GrainFactory.GetGrain<ISessionGrain>(GrainKeys.Session(Tenant, newSessionId));
         RequestContext.Set(GrainKeys.ModelContextKey, state.State.Model);
-        return await copy.CreateFrom(state.State);
+        var kv = _kept is { } kept && _worker is not null ? new KvHandle(_worker.GetPrimaryKeyString(), kept) : null;
+        return await copy.CreateFrom(state.State, kv);
     }
 
     public async Task Delete()
