@@ -10,10 +10,12 @@ namespace Gpt2Orleans.Grains.Tests;
 
 /// <summary>
 /// The real thing: two gpt2o-silo processes form a cluster through a real Redis server (Debian's redis-server on a
-/// free loopback port); one is killed with SIGKILL mid-conversation and no persisted turn is lost.
+/// free loopback port) and keep their state in Azure Blob storage (a real Azurite); one is killed with SIGKILL
+/// mid-conversation and no persisted turn is lost.
 /// </summary>
 public sealed class MultiProcessClusterTests : IAsyncLifetime
 {
+    private readonly AzuriteFixture _azurite = new();
     private readonly string _root = Path.Combine(Path.GetTempPath(), "gpt2o-multi-" + Guid.NewGuid().ToString("N"));
     private readonly string _clusterId = "test-" + Guid.NewGuid().ToString("N")[..8];
     private ServerProcess _redis = null!;
@@ -23,6 +25,7 @@ public sealed class MultiProcessClusterTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        await _azurite.InitializeAsync();
         int redisPort = ToolPaths.FreePort();
         _redis = await ServerProcess.StartAsync(ToolPaths.RedisServer,
             ["--port", redisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], redisPort);
@@ -35,6 +38,7 @@ public sealed class MultiProcessClusterTests : IAsyncLifetime
                 Path.Combine(AppContext.BaseDirectory, "gpt2o-silo.dll"),
                 "--clustering", "redis", "--redis", $"127.0.0.1:{redisPort}", "--cluster-id", _clusterId,
                 "--silo-port", siloPort.ToString(), "--gateway-port", gatewayPort.ToString(),
+                "--storage", "azureblob", "--blob-connection-string", _azurite.ConnectionString, "--blob-container", _clusterId,
                 "--data", Path.Combine(_root, "data"), "--kv-cache-mb", "16",
                 "--model", $"{ClusterFixture.Alpha}={ClusterFixture.AlphaFolder}",
             ], gatewayPort, TimeSpan.FromSeconds(90), workingDirectory: AppContext.BaseDirectory));
@@ -56,6 +60,7 @@ public sealed class MultiProcessClusterTests : IAsyncLifetime
         _client.Dispose();
         foreach (var silo in _silos) await silo.DisposeAsync();
         await _redis.DisposeAsync();
+        await _azurite.DisposeAsync();
         try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
     }
 
@@ -101,5 +106,8 @@ public sealed class MultiProcessClusterTests : IAsyncLifetime
             Assert.Equal(6, (await session.GetTranscript()).Turns.Count);
         }
         Assert.False(_silos[1 - victim].HasExited, "the surviving silo stayed up");
+        var stored = new List<string>();
+        await foreach (var blob in new Azure.Storage.Blobs.BlobContainerClient(_azurite.ConnectionString, _clusterId).GetBlobsAsync()) stored.Add(blob.Name);
+        Assert.Equal(ids.Count, stored.Count(name => name.StartsWith("session/"))); // the sessions live in blob storage
     }
 }
