@@ -24,6 +24,10 @@ public sealed record GenerationParameters
     [Id(14)] public IReadOnlyList<string>? StopStrings { get; init; }
     [Id(15)] public int? Logprobs { get; init; }
     [Id(16)] public IReadOnlyList<int>? EosTokenIds { get; init; }
+    [Id(17)] public double? PresencePenalty { get; init; }
+    [Id(18)] public double? FrequencyPenalty { get; init; }
+    /// <summary>OpenAI's logit_bias: token id → bias added to its logit.</summary>
+    [Id(19)] public IReadOnlyDictionary<int, double>? LogitBias { get; init; }
 
     /// <summary>These parameters with every unset one taken from <paramref name="defaults"/>.</summary>
     public GenerationParameters WithDefaults(GenerationParameters? defaults) => defaults is null ? this : new()
@@ -45,5 +49,8 @@ public sealed record GenerationParameters
         StopStrings = StopStrings ?? defaults.StopStrings,
         Logprobs = Logprobs ?? defaults.Logprobs,
         EosTokenIds = EosTokenIds ?? defaults.EosTokenIds,
+        PresencePenalty = PresencePenalty ?? defaults.PresencePenalty,
+        FrequencyPenalty = FrequencyPenalty ?? defaults.FrequencyPenalty,
+        LogitBias = LogitBias ?? defaults.LogitBias,
     };
 }

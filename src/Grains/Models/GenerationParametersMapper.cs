@@ -26,6 +26,11 @@ public static class GenerationParametersMapper
         StopStrings = p.StopStrings ?? defaults.StopStrings,
         Logprobs = p.Logprobs ?? defaults.Logprobs,
         EosTokenIds = p.EosTokenIds ?? defaults.EosTokenIds,
+        PresencePenalty = p.PresencePenalty ?? defaults.PresencePenalty,
+        FrequencyPenalty = p.FrequencyPenalty ?? defaults.FrequencyPenalty,
+        SequenceBias = p.LogitBias is { Count: > 0 } bias
+            ? bias.Select(b => ((IReadOnlyList<int>)[b.Key], b.Value)).ToList()
+            : defaults.SequenceBias,
     };
 
     public static GeneratedToken ToMessage(TokenEvent e, Func<int, string> tokenText) => new(

@@ -20,6 +20,10 @@ public sealed record GenerationConfig
     public double? MinP { get; init; }
     public double TypicalP { get; init; } = 1.0;
     public double RepetitionPenalty { get; init; } = 1.0;
+    /// <summary>OpenAI's presence penalty (−2..2): subtracted once from every token already generated.</summary>
+    public double PresencePenalty { get; init; }
+    /// <summary>OpenAI's frequency penalty (−2..2): subtracted once per earlier occurrence in the generated tokens.</summary>
+    public double FrequencyPenalty { get; init; }
     public int NoRepeatNgramSize { get; init; }
     public IReadOnlyList<IReadOnlyList<int>>? BadWordsIds { get; init; }
     /// <summary>HF's sequence_bias: a bias added to a sequence's last token (OpenAI's logit_bias is the one-token case).</summary>
@@ -134,6 +138,8 @@ public sealed record GenerationConfig
         Require(MinP is null or (>= 0 and <= 1), "min_p", $"must be in [0, 1], got {MinP}");
         Require(TypicalP is > 0 and <= 1, "typical_p", $"must be in (0, 1], got {TypicalP}");
         Require(double.IsFinite(RepetitionPenalty) && RepetitionPenalty > 0, "repetition_penalty", $"must be a positive number, got {RepetitionPenalty}");
+        Require(PresencePenalty is >= -2 and <= 2, "presence_penalty", $"must be between -2 and 2, got {PresencePenalty}");
+        Require(FrequencyPenalty is >= -2 and <= 2, "frequency_penalty", $"must be between -2 and 2, got {FrequencyPenalty}");
         Require(NoRepeatNgramSize >= 0, "no_repeat_ngram_size", $"must be ≥ 0, got {NoRepeatNgramSize}");
         Require(NumReturnSequences >= 1, "num_return_sequences", $"must be ≥ 1, got {NumReturnSequences}");
         Require(NumBeams >= 1, "num_beams", $"must be ≥ 1, got {NumBeams}");

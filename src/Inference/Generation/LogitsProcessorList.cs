@@ -20,6 +20,8 @@ public sealed class LogitsProcessorList(ILogitsProcessor? sequenceBias, IReadOnl
         var sequenceBias = config.SequenceBias is { Count: > 0 } biases ? new SequenceBiasLogitsProcessor(biases) : null;
         var processors = new List<ILogitsProcessor>();
         if (config.RepetitionPenalty != 1.0) processors.Add(new RepetitionPenaltyLogitsProcessor(config.RepetitionPenalty));
+        if (config.PresencePenalty != 0 || config.FrequencyPenalty != 0)
+            processors.Add(new PresenceFrequencyPenaltyLogitsProcessor(config.PresencePenalty, config.FrequencyPenalty, promptLength));
         if (config.NoRepeatNgramSize > 0) processors.Add(new NoRepeatNGramLogitsProcessor(config.NoRepeatNgramSize));
         if (config.BadWordsIds is { Count: > 0 }) processors.Add(new NoBadWordsLogitsProcessor(config.BadWordsIds, eosTokenIds.ToArray()));
         if (config.MinLength > 0 && eosTokenIds.Count > 0) processors.Add(new MinLengthLogitsProcessor(config.MinLength, eosTokenIds.ToArray()));

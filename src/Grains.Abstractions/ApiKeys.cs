@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Gpt2Orleans.Grains.Tenants;
+namespace Gpt2Orleans.Grains;
 
 /// <summary>
 /// API keys: 256 random bits, shown once; only their SHA-256 is stored (a fast hash is right for random keys,

@@ -1,4 +1,4 @@
-namespace Gpt2Orleans.Grains.Sessions;
+namespace Gpt2Orleans.Grains;
 
 /// <summary>
 /// GPT-2 has no chat format, so a conversation is plain text: the system prompt on its own line, then

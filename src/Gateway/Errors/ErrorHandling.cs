@@ -1,0 +1,50 @@
+using System.Text.Json;
+using Gpt2Orleans.Grains;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Gpt2Orleans.Gateway.Errors;
+
+/// <summary>
+/// Turns every failure into OpenAI's error object with the right status: the cluster's errors by kind, bad JSON as
+/// 400, an oversized body as 413, and anything unexpected as a 500 that says nothing of the internals (never a
+/// stack trace). Client mistakes never become a 500.
+/// </summary>
+public sealed class ErrorHandling(RequestDelegate next, ILogger<ErrorHandling> logger)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        try { await next(context); }
+        catch (Exception e) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+        {
+            var error = ToApiError(e);
+            if (error.Status >= 500 && e is not ApiException) logger.LogError(e, "Request {Path} failed", context.Request.Path);
+            await WriteAsync(context, error);
+        }
+    }
+
+    public static ApiException ToApiError(Exception e) => e switch
+    {
+        ApiException api => api,
+        InvalidRequestException invalid => ApiException.BadRequest(invalid.Message, invalid.Parameter),
+        SessionNotFoundException missing => ApiException.NotFound(missing.Message, "session_id"),
+        ModelUnavailableException unavailable => new ApiException(503, unavailable.Message, "service_unavailable", "model", "model_unavailable", 5),
+        RetryLaterException retry => new ApiException(429, retry.Message, "rate_limit_exceeded", null, "rate_limit_exceeded", Math.Max(1, retry.RetryAfterSeconds)),
+        BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => new ApiException(413, "the request body is too large", "invalid_request_error", null, "request_too_large"),
+        JsonException json => ApiException.BadRequest($"the request body is not valid JSON: {json.Message}", null, "invalid_json"),
+        BadHttpRequestException bad => ApiException.BadRequest(bad.Message, null),
+        _ => new ApiException(500, "the server failed to handle the request", "server_error"),
+    };
+
+    public static async Task WriteAsync(HttpContext context, ApiException error)
+    {
+        context.Response.StatusCode = error.Status;
+        if (error.RetryAfterSeconds is { } seconds) context.Response.Headers.RetryAfter = ((int)Math.Ceiling(seconds)).ToString();
+        await context.Response.WriteAsJsonAsync(new { error = new { message = error.Message, type = error.Type, param = error.Param, code = error.Code } });
+    }
+
+    /// <summary>Whether the body limit applies (streams of tokens back are not bodies in).</summary>
+    public static void LimitBody(HttpContext context, long bytes)
+    {
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature) feature.MaxRequestBodySize = bytes;
+    }
+}
