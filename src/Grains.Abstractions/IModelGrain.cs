@@ -16,6 +16,9 @@ public interface IModelGrain : IGrainWithStringKey
 
     Task<IReadOnlyList<int>> Tokenize(string text);
 
+    /// <summary>Each token's own text (a token that ends inside a UTF-8 character shows the replacement character).</summary>
+    Task<IReadOnlyList<string>> DecodeTokens(IReadOnlyList<int> tokenIds);
+
     /// <summary>Labels for each text (a sequence-classification model).</summary>
     Task<IReadOnlyList<TextClassificationResult>> Classify(string tenant, IReadOnlyList<string> texts);
 

@@ -12,6 +12,8 @@ public interface ITenantGrain : IGrainWithStringKey
     Task Delete();
 
     Task<IssuedApiKey> IssueKey();
+    /// <summary>Registers a key chosen elsewhere (configuration), by its SHA-256; returns its id.</summary>
+    Task<string> RegisterKeyHash(string keyHash);
     Task RevokeKey(string keyId);
     Task<IReadOnlyList<ApiKeyInfo>> ListKeys();
 

@@ -1,19 +1,11 @@
 using Gpt2Orleans.Silo;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Hosting;
 
-// gpt2o-silo: one Orleans silo serving the models named by --model NAME=SOURCE (default: random GPT-2 small).
-// Settings come from appsettings.json, then Gpt2Orleans__* environment variables, then the command line.
+// gpt2o-silo: one Orleans silo serving the models named by --model NAME=SOURCE (default: random GPT-2 small),
+// with the OpenAI-compatible gateway co-hosted on http://127.0.0.1:8080 (--urls to change).
 try
 {
-    var (settings, rest) = SiloCommandLine.Parse(args);
-    var builder = Host.CreateApplicationBuilder(rest);
-    builder.Configuration.AddInMemoryCollection(settings);
-    var siloSettings = builder.Configuration.GetSection(SiloSettings.Section).Get<SiloSettings>() ?? new SiloSettings();
-    siloSettings.Validate();
-    builder.UseOrleans(silo => SiloHosting.Configure(silo, siloSettings));
-    using var host = builder.Build();
-    await host.RunAsync();
+    await using var app = SiloApp.Build(args);
+    await app.RunAsync();
     return 0;
 }
 catch (ArgumentException e)

@@ -41,6 +41,7 @@ public sealed class MultiProcessClusterTests : IAsyncLifetime
                 "--storage", "azureblob", "--blob-connection-string", _azurite.ConnectionString, "--blob-container", _clusterId,
                 "--data", Path.Combine(_root, "data"), "--kv-cache-mb", "16",
                 "--model", $"{ClusterFixture.Alpha}={ClusterFixture.AlphaFolder}",
+                "--urls", $"http://127.0.0.1:{ToolPaths.FreePort()}",
             ], gatewayPort, TimeSpan.FromSeconds(90), workingDirectory: AppContext.BaseDirectory));
         }
         var builder = Host.CreateApplicationBuilder();

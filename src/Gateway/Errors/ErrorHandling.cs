@@ -25,7 +25,7 @@ public sealed class ErrorHandling(RequestDelegate next, ILogger<ErrorHandling> l
     public static ApiException ToApiError(Exception e) => e switch
     {
         ApiException api => api,
-        InvalidRequestException invalid => ApiException.BadRequest(invalid.Message, invalid.Parameter),
+        InvalidRequestException invalid => ApiException.BadRequest(ApiNames.InMessage(invalid.Message), ApiNames.Of(invalid.Parameter)),
         SessionNotFoundException missing => ApiException.NotFound(missing.Message, "session_id"),
         ModelUnavailableException unavailable => new ApiException(503, unavailable.Message, "service_unavailable", "model", "model_unavailable", 5),
         RetryLaterException retry => new ApiException(429, retry.Message, "rate_limit_exceeded", null, "rate_limit_exceeded", Math.Max(1, retry.RetryAfterSeconds)),

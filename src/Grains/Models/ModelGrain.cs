@@ -46,7 +46,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
             }, cancellationToken);
         }
         catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
-        await foreach (var e in events) yield return GenerationParametersMapper.ToMessage(e, _model.Tokenizer.IdToToken);
+        await foreach (var e in events) yield return GenerationParametersMapper.ToMessage(e, TokenText);
     }
 
     public async Task<IReadOnlyList<TokenLogprobs?>> Score(string tenant, IReadOnlyList<int> tokenIds, int topLogprobs = 0)
@@ -55,12 +55,21 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         {
             var scores = await _model.RequireGeneration().ScoreAsync(tenant, tokenIds, topLogprobs);
             return scores.Select(s => s is null ? null
-                : new TokenLogprobs(s.Logprob, s.Top.Select(t => new TopLogprob(t.TokenId, _model.Tokenizer.IdToToken(t.TokenId), t.Logprob)).ToList())).ToList();
+                : new TokenLogprobs(s.Logprob, s.Top.Select(t => new TopLogprob(t.TokenId, TokenText(t.TokenId), t.Logprob)).ToList())).ToList();
         }
         catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
     }
 
     public Task<IReadOnlyList<int>> Tokenize(string text) => Task.FromResult(_model.Tokenizer.Encode(text));
+
+    public Task<IReadOnlyList<string>> DecodeTokens(IReadOnlyList<int> tokenIds)
+    {
+        if (tokenIds.Any(id => id < 0 || id >= _model.Tokenizer.VocabSize))
+            throw new InvalidRequestException($"token ids must be between 0 and {_model.Tokenizer.VocabSize - 1}", "prompt");
+        return Task.FromResult<IReadOnlyList<string>>(tokenIds.Select(TokenText).ToList());
+    }
+
+    private string TokenText(int id) => _model.Tokenizer.Decode([id]);
 
     public async Task<IReadOnlyList<TextClassificationResult>> Classify(string tenant, IReadOnlyList<string> texts)
     {

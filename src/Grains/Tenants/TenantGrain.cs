@@ -36,6 +36,19 @@ public sealed class TenantGrain([PersistentState("tenant", StorageNames.Tenants)
         return new IssuedApiKey(id, key);
     }
 
+    public async Task<string> RegisterKeyHash(string keyHash)
+    {
+        RequireExists();
+        if (keyHash.Length != 64 || !keyHash.All(char.IsAsciiHexDigitLower)) throw new InvalidRequestException("a key hash is 64 lowercase hex digits", "key");
+        var existing = state.State.Keys.FirstOrDefault(k => k.Value.Hash == keyHash).Key;
+        if (existing is not null) return existing;
+        string id = ApiKeys.NewKeyId();
+        await GrainFactory.GetGrain<IApiKeyGrain>(keyHash).Assign(new ApiKeyOwner(TenantId, id));
+        state.State.Keys[id] = new StoredApiKey(keyHash, DateTimeOffset.UtcNow);
+        await state.WriteStateAsync();
+        return id;
+    }
+
     public async Task RevokeKey(string keyId)
     {
         RequireExists();

@@ -1,0 +1,30 @@
+using Gpt2Orleans.Gateway.Auth;
+using Gpt2Orleans.Gateway.Errors;
+using Gpt2Orleans.Grains;
+
+namespace Gpt2Orleans.Gateway.OpenAi;
+
+/// <summary><c>GET /v1/models</c> and <c>/v1/models/{id}</c>: OpenAI's model objects, plus which silos serve each and its heads.</summary>
+public static class ModelsEndpoint
+{
+    public static async Task<IResult> List(HttpContext context, TenantAuthentication auth, IClusterClient cluster)
+    {
+        await auth.AuthenticateAsync(context);
+        var models = await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels();
+        return Results.Json(new { @object = "list", data = models.Select(ToObject) });
+    }
+
+    public static async Task<IResult> Get(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
+    {
+        await auth.AuthenticateAsync(context);
+        var models = await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels();
+        var model = models.FirstOrDefault(m => m.Definition.Name == id) ?? throw ApiException.NotFound($"model '{id}' does not exist", "model");
+        return Results.Json(ToObject(model));
+    }
+
+    private static object ToObject(ModelInfo m) => new
+    {
+        id = m.Definition.Name, @object = "model", created = 0, owned_by = "gpt2orleans",
+        source = m.Definition.Source, heads = m.Definition.Heads, device = m.Definition.Device, silos = m.Silos,
+    };
+}

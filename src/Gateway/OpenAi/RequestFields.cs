@@ -1,0 +1,68 @@
+using System.Text.Json;
+using Gpt2Orleans.Gateway.Errors;
+
+namespace Gpt2Orleans.Gateway.OpenAi;
+
+/// <summary>
+/// Typed reads of a JSON request body that answer a wrong type or range with a 400 naming the parameter, as
+/// OpenAI does ("'temperature' must be a number between 0 and 2"). Absent and null fields read as null.
+/// </summary>
+public sealed class RequestFields(JsonElement body)
+{
+    public static RequestFields Parse(JsonElement body) =>
+        body.ValueKind == JsonValueKind.Object ? new RequestFields(body) : throw ApiException.BadRequest("the request body must be a JSON object", null);
+
+    public JsonElement? Get(string name) =>
+        body.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? value : null;
+
+    public string? String(string name) => Get(name) is { } v
+        ? v.ValueKind == JsonValueKind.String ? v.GetString() : throw Wrong(name, "a string")
+        : null;
+
+    public string RequiredString(string name) => String(name) is { Length: > 0 } s ? s : throw ApiException.BadRequest($"'{name}' is required", name);
+
+    public bool? Bool(string name) => Get(name) is { } v
+        ? v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : throw Wrong(name, "a boolean")
+        : null;
+
+    public double? Number(string name, double min, double max) => Get(name) is { } v
+        ? v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out var d) && d >= min && d <= max ? d : throw Wrong(name, $"a number between {min} and {max}")
+        : null;
+
+    public int? Integer(string name, int min, int max) => Get(name) is { } v
+        ? v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) && i >= min && i <= max ? i : throw Wrong(name, $"an integer between {min} and {max}")
+        : null;
+
+    public long? Long(string name) => Get(name) is { } v
+        ? v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var l) ? l : throw Wrong(name, "an integer")
+        : null;
+
+    /// <summary>A string or an array of up to <paramref name="max"/> strings (OpenAI's "stop").</summary>
+    public IReadOnlyList<string>? Strings(string name, int max)
+    {
+        if (Get(name) is not { } v) return null;
+        if (v.ValueKind == JsonValueKind.String) return [v.GetString()!];
+        if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() > max || v.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.String))
+            throw Wrong(name, $"a string or an array of at most {max} strings");
+        return v.EnumerateArray().Select(e => e.GetString()!).ToList();
+    }
+
+    /// <summary>OpenAI's logit_bias: an object of token id (as a string) → bias between -100 and 100.</summary>
+    public IReadOnlyDictionary<int, double>? LogitBias(string name, int vocabulary)
+    {
+        if (Get(name) is not { } v) return null;
+        if (v.ValueKind != JsonValueKind.Object) throw Wrong(name, "an object of token id → bias");
+        var bias = new Dictionary<int, double>();
+        foreach (var p in v.EnumerateObject())
+        {
+            if (!int.TryParse(p.Name, out int id) || id < 0 || id >= vocabulary)
+                throw ApiException.BadRequest($"'{name}' names token '{p.Name}', not a token id between 0 and {vocabulary - 1}", name);
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetDouble(out var b) || b < -100 || b > 100)
+                throw ApiException.BadRequest($"'{name}' bias for token {id} must be a number between -100 and 100", name);
+            bias[id] = b;
+        }
+        return bias;
+    }
+
+    public static ApiException Wrong(string name, string what) => ApiException.BadRequest($"'{name}' must be {what}", name);
+}

@@ -1,0 +1,24 @@
+using Gpt2Orleans.Gateway.Errors;
+using Gpt2Orleans.Grains;
+
+namespace Gpt2Orleans.Gateway.Routing;
+
+/// <summary>
+/// Finds a model worker for a request: the catalog says which live silos serve the model (an unknown model is a
+/// 400, a known one that no silo serves a 503), the tenant must be allowed to use it, and one serving silo is
+/// chosen at random (each silo's engine batches whatever reaches it).
+/// </summary>
+public sealed class ModelWorkers(IClusterClient cluster)
+{
+    public async Task<(IModelGrain Worker, ModelInfo Model)> PickAsync(string model, string tenant)
+    {
+        if (!GrainKeys.IsValidId(model)) throw ApiException.BadRequest($"model '{model}' does not exist", "model", "model_not_found");
+        var catalog = await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels();
+        var info = catalog.FirstOrDefault(m => m.Definition.Name == model)
+            ?? throw ApiException.BadRequest($"model '{model}' does not exist", "model", "model_not_found");
+        await cluster.GetGrain<ITenantGrain>(tenant).CheckModel(model);
+        if (info.Silos.Count == 0) throw new ModelUnavailableException(model, "no live silo serves it");
+        string silo = info.Silos[Random.Shared.Next(info.Silos.Count)];
+        return (cluster.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model, silo)), info);
+    }
+}

@@ -1,0 +1,166 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Gpt2Orleans.Gateway.Tests.Support;
+using Gpt2Orleans.Grains;
+using Gpt2Orleans.Inference.Generation;
+using Gpt2Orleans.Inference.Model;
+using Gpt2Orleans.Inference.Tokenization;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Gpt2Orleans.Gateway.Tests;
+
+/// <summary>/v1/completions over real HTTP: whole and streamed answers, OpenAI's shapes, errors and cancellation.</summary>
+[Collection(GatewayCollection.Name)]
+public sealed class CompletionsTests(GatewayFixture fixture)
+{
+    private static StringContent Json(object body) => new(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
+
+    private static async Task<JsonElement> ReadJson(HttpResponseMessage response) => JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+
+    /// <summary>The data: payloads of an event stream, checked to be framed as OpenAI frames them.</summary>
+    private static async Task<List<string>> ReadEvents(HttpResponseMessage response)
+    {
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        string text = await response.Content.ReadAsStringAsync();
+        var events = text.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).ToList();
+        Assert.All(events, e => Assert.StartsWith("data: ", e));
+        Assert.Equal("data: [DONE]", events[^1]);
+        return events.Select(e => e["data: ".Length..]).ToList();
+    }
+
+    [Fact]
+    public async Task A_greedy_completion_equals_the_inference_library()
+    {
+        using var client = fixture.Client();
+        var response = await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, prompt = "Hello, my name is", max_tokens = 8, temperature = 0 }));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = await ReadJson(response);
+        Assert.Equal("text_completion", body.GetProperty("object").GetString());
+        var choice = body.GetProperty("choices")[0];
+
+        using var model = Gpt2LMHeadModel.FromPretrained(GatewayFixture.ModelFolder);
+        var expected = new TextGenerator(model, Gpt2Tokenizer.Default)
+            .Generate(["Hello, my name is"], GenerationConfig.FromDirectory(GatewayFixture.ModelFolder) with { MaxNewTokens = 8 })[0];
+        Assert.Equal(expected.Text, choice.GetProperty("text").GetString());
+        Assert.Equal("length", choice.GetProperty("finish_reason").GetString());
+        Assert.Equal(8, body.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        Assert.Equal(5, body.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_streamed_completion_gives_the_same_text_in_chunks_then_usage_then_done()
+    {
+        using var client = fixture.Client();
+        var request = new { model = GatewayFixture.Model, prompt = new[] { 464, 3616, 286 }, max_tokens = 10, temperature = 0 };
+        var whole = (await ReadJson(await client.PostAsync("/v1/completions", Json(request)))).GetProperty("choices")[0].GetProperty("text").GetString();
+
+        var response = await client.PostAsync("/v1/completions", Json(new
+        {
+            request.model, request.prompt, request.max_tokens, request.temperature, stream = true, stream_options = new { include_usage = true },
+        }));
+        var events = await ReadEvents(response);
+        var chunks = events[..^2].Select(e => JsonDocument.Parse(e).RootElement).ToList();
+        Assert.All(chunks, c => Assert.Equal("text_completion", c.GetProperty("object").GetString()));
+        Assert.Single(chunks.Select(c => c.GetProperty("id").GetString()).Distinct());
+        Assert.Equal(whole, string.Concat(chunks.Select(c => c.GetProperty("choices")[0].GetProperty("text").GetString())));
+        Assert.Equal("length", chunks[^1].GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+        var usage = JsonDocument.Parse(events[^2]).RootElement;
+        Assert.Equal(0, usage.GetProperty("choices").GetArrayLength());
+        Assert.Equal(13, usage.GetProperty("usage").GetProperty("total_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_stop_string_ends_the_text_before_it()
+    {
+        using var client = fixture.Client();
+        var whole = (await ReadJson(await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, prompt = "Once upon", max_tokens = 12, temperature = 0 }))))
+            .GetProperty("choices")[0].GetProperty("text").GetString()!;
+        string stop = whole.Substring(whole.Length / 2, 2); // two characters from the middle of the greedy text
+        var body = await ReadJson(await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, prompt = "Once upon", max_tokens = 12, temperature = 0, stop })));
+        var choice = body.GetProperty("choices")[0];
+        Assert.Equal(whole[..whole.IndexOf(stop, StringComparison.Ordinal)], choice.GetProperty("text").GetString());
+        Assert.Equal("stop", choice.GetProperty("finish_reason").GetString());
+    }
+
+    [Theory]
+    [InlineData("""{"model":"alpha","temperature":5}""", "temperature")]
+    [InlineData("""{"model":"alpha","max_tokens":"ten"}""", "max_tokens")]
+    [InlineData("""{"model":"alpha","n":0}""", "n")]
+    [InlineData("""{"model":"alpha","prompt":[]}""", "prompt")]
+    [InlineData("""{"model":"alpha","stop":["a","b","c","d","e"]}""", "stop")]
+    [InlineData("""{"model":"alpha","logit_bias":{"x":1}}""", "logit_bias")]
+    [InlineData("""{"model":"nope"}""", "model")]
+    [InlineData("""{"prompt":"hi"}""", "model")]
+    [InlineData("""{"model":"alpha","prompt":"hi","max_tokens":200}""", "max_tokens")]
+    public async Task Invalid_parameters_are_a_400_naming_the_parameter(string body, string parameter)
+    {
+        using var client = fixture.Client();
+        var response = await client.PostAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = (await ReadJson(response)).GetProperty("error");
+        Assert.Equal(parameter, error.GetProperty("param").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+    }
+
+    [Fact]
+    public async Task Keys_bodies_and_routes_fail_with_openai_errors()
+    {
+        using var anonymous = fixture.Client(key: null);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/v1/models")).StatusCode);
+        using var wrong = fixture.Client(key: "g2o-not-a-real-key");
+        var denied = await wrong.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model }));
+        Assert.Equal(HttpStatusCode.Unauthorized, denied.StatusCode);
+        Assert.Equal("invalid_api_key", (await ReadJson(denied)).GetProperty("error").GetProperty("code").GetString());
+
+        using var client = fixture.Client();
+        var badJson = await client.PostAsync("/v1/completions", new StringContent("{not json", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, badJson.StatusCode);
+        var huge = await client.PostAsync("/v1/completions", new StringContent($$"""{"model":"alpha","prompt":"{{new string('a', 5 << 20)}}"}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, huge.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/v1/nothing-here")).StatusCode);
+        Assert.DoesNotContain("   at ", await huge.Content.ReadAsStringAsync()); // never a stack trace
+    }
+
+    [Fact]
+    public async Task Closing_the_connection_mid_stream_frees_the_kv_at_once()
+    {
+        var cluster = fixture.Services.GetRequiredService<IClusterClient>();
+        var catalog = await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).GetModel(GatewayFixture.Model);
+        var worker = cluster.GetGrain<IModelGrain>(GrainKeys.ModelWorker(GatewayFixture.Model, catalog.Silos[0]));
+
+        using (var client = fixture.Client())
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+            {
+                Content = Json(new { model = GatewayFixture.Model, prompt = "Tell me a long story", max_tokens = 100, stream = true, ignore_eos = true }),
+            };
+            var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            await using var stream = await response.Content.ReadAsStreamAsync();
+            var buffer = new byte[64];
+            Assert.True(await stream.ReadAsync(buffer) > 0); // the first chunk arrived: the sequence is running
+            Assert.True((await worker.GetStatus()).KvBlocksUsed > 0);
+        } // the client goes away here
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        ModelStatus status;
+        while ((status = await worker.GetStatus()).KvBlocksUsed > 0 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(0, status.KvBlocksUsed);
+        Assert.Equal(0, status.Running);
+    }
+
+    [Fact]
+    public async Task Models_are_listed_with_their_silos_and_heads()
+    {
+        using var client = fixture.Client();
+        var list = await ReadJson(await client.GetAsync("/v1/models"));
+        var model = Assert.Single(list.GetProperty("data").EnumerateArray());
+        Assert.Equal(GatewayFixture.Model, model.GetProperty("id").GetString());
+        Assert.Equal("model", model.GetProperty("object").GetString());
+        Assert.Single(model.GetProperty("silos").EnumerateArray());
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/v1/models/nope")).StatusCode);
+        Assert.Equal(GatewayFixture.Model, (await ReadJson(await client.GetAsync($"/v1/models/{GatewayFixture.Model}"))).GetProperty("id").GetString());
+    }
+}
