@@ -25,7 +25,8 @@ public static class GatewayHosting
         app.MapPost("/v1/completions", CompletionsEndpoint.Handle);
         app.MapGet("/v1/models", ModelsEndpoint.List);
         app.MapGet("/v1/models/{id}", ModelsEndpoint.Get);
-        app.MapGet("/healthz", () => Results.Ok(new { status = "ok" }));
+        app.MapGet("/healthz", HealthEndpoints.Health);
+        app.MapGet("/readyz", HealthEndpoints.Ready);
         app.MapFallback(context => throw ApiException.NotFound($"no route {context.Request.Method} {context.Request.Path}"));
         return app;
     }
