@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Gpt2Orleans.Grains;
-using Microsoft.AspNetCore.Http.Features;
 
 namespace Gpt2Orleans.Gateway.Errors;
 
@@ -40,11 +39,5 @@ public sealed class ErrorHandling(RequestDelegate next, ILogger<ErrorHandling> l
         context.Response.StatusCode = error.Status;
         if (error.RetryAfterSeconds is { } seconds) context.Response.Headers.RetryAfter = ((int)Math.Ceiling(seconds)).ToString();
         await context.Response.WriteAsJsonAsync(new { error = new { message = error.Message, type = error.Type, param = error.Param, code = error.Code } });
-    }
-
-    /// <summary>Whether the body limit applies (streams of tokens back are not bodies in).</summary>
-    public static void LimitBody(HttpContext context, long bytes)
-    {
-        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature) feature.MaxRequestBodySize = bytes;
     }
 }

@@ -32,17 +32,8 @@ public sealed class ModelHost : IDisposable
         if (_options.SpillDirectory is { } spill) Spills = new KvSpillStore(spill);
     }
 
-    public IReadOnlyDictionary<string, string> ServedModels => _options.Models;
-
     /// <summary>This silo's spilled conversations, or null when spilling is off.</summary>
     public KvSpillStore? Spills { get; }
-
-    public bool Serves(string model) => _options.Models.ContainsKey(model);
-
-    /// <summary>Whether every served model has loaded (what /readyz reports).</summary>
-    public bool AllLoaded => _options.Models.Keys.All(name => _models.TryGetValue(name, out var lazy) && lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully);
-
-    public bool IsLoaded(string model) => _models.TryGetValue(model, out var lazy) && lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully;
 
     /// <summary>The loaded model, loading it on first use; throws <see cref="ModelUnavailableException"/> when this silo does not serve it.</summary>
     public Task<HostedModel> GetAsync(string model)
