@@ -1,5 +1,6 @@
 using Gpt2Orleans.Gateway.Auth;
 using Gpt2Orleans.Gateway.Errors;
+using Gpt2Orleans.Gateway.Routing;
 using Gpt2Orleans.Grains;
 
 namespace Gpt2Orleans.Gateway.OpenAi;
@@ -14,11 +15,10 @@ public static class ModelsEndpoint
         return Results.Json(new { @object = "list", data = models.Select(ToObject) });
     }
 
-    public static async Task<IResult> Get(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
+    public static async Task<IResult> Get(HttpContext context, string id, TenantAuthentication auth, ModelWorkers workers)
     {
         await auth.AuthenticateAsync(context);
-        var models = await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels();
-        var model = models.FirstOrDefault(m => m.Definition.Name == id) ?? throw ApiException.NotFound($"model '{id}' does not exist", "model");
+        var model = await workers.FindAsync(id) ?? throw ApiException.NotFound($"model '{id}' does not exist", "model");
         return Results.Json(ToObject(model));
     }
 

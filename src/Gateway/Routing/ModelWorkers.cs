@@ -13,12 +13,15 @@ public sealed class ModelWorkers(IClusterClient cluster)
     public async Task<(IModelGrain Worker, ModelInfo Model)> PickAsync(string model, string tenant)
     {
         if (!GrainKeys.IsValidId(model)) throw ApiException.BadRequest($"model '{model}' does not exist", "model", "model_not_found");
-        var catalog = await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels();
-        var info = catalog.FirstOrDefault(m => m.Definition.Name == model)
-            ?? throw ApiException.BadRequest($"model '{model}' does not exist", "model", "model_not_found");
+        var info = await FindAsync(model) ?? throw ApiException.BadRequest($"model '{model}' does not exist", "model", "model_not_found");
         await cluster.GetGrain<ITenantGrain>(tenant).CheckModel(model);
         if (info.Silos.Count == 0) throw new ModelUnavailableException(model, "no live silo serves it");
         string silo = info.Silos[Random.Shared.Next(info.Silos.Count)];
         return (cluster.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model, silo)), info);
     }
+
+    /// <summary>The catalog's entry for <paramref name="model"/>, or null when it lists no such model (the catalog's own
+    /// GetModel cannot tell an unknown model from one no silo serves, which the API answers differently).</summary>
+    public async Task<ModelInfo?> FindAsync(string model) =>
+        (await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels()).FirstOrDefault(m => m.Definition.Name == model);
 }

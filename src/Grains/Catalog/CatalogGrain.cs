@@ -35,8 +35,7 @@ public sealed class CatalogGrain(
 
     private IReadOnlyList<ModelInfo> Build()
     {
-        var silos = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active)
-            .Select(m => (Address: m.SiloAddress, Metadata: metadata.GetSiloMetadata(m.SiloAddress))).ToList();
+        var silos = ActiveSilos.Of(membership).Select(a => (Address: a, Metadata: metadata.GetSiloMetadata(a))).ToList();
         var definitions = new Dictionary<string, ModelDefinition>(state.State.Models);
         foreach (var (_, silo) in silos)
             foreach (var name in SiloModels.Served(silo))

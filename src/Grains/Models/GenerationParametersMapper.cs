@@ -37,7 +37,7 @@ public static class GenerationParametersMapper
         e.SequenceIndex,
         e.TokenId,
         e.TextDelta,
-        e.Logprob is { } l ? new TokenLogprobs(l.Logprob, l.Top.Select(t => new TopLogprob(t.TokenId, tokenText(t.TokenId), t.Logprob)).ToList()) : null,
+        e.Logprob is { } l ? ToMessage(l, tokenText) : null,
         e.Finish switch
         {
             null => null,
@@ -46,6 +46,17 @@ public static class GenerationParametersMapper
         },
         e.Usage is { } u ? new TokenUsage(u.PromptTokens, u.CompletionTokens, u.CachedPromptTokens) : null,
         e.KeptSequence);
+
+    /// <summary>A token's log-probability and its alternatives, each alternative with its text.</summary>
+    public static TokenLogprobs ToMessage(TokenLogprob logprob, Func<int, string> tokenText) =>
+        new(logprob.Logprob, logprob.Top.Select(t => new TopLogprob(t.TokenId, tokenText(t.TokenId), t.Logprob)).ToList());
+
+    /// <summary>Runs <paramref name="work"/> with its engine errors turned into the cluster's (<see cref="ToClusterError"/>).</summary>
+    public static async Task<T> WithClusterErrors<T>(Func<Task<T>> work)
+    {
+        try { return await work(); }
+        catch (Exception e) { throw ToClusterError(e); }
+    }
 
     /// <summary>Engine errors as the cluster's errors: bad parameters are the client's to fix, a full queue is retryable.</summary>
     public static Exception ToClusterError(Exception error) => error switch

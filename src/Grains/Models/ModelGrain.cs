@@ -49,16 +49,10 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         await foreach (var e in events) yield return GenerationParametersMapper.ToMessage(e, TokenText);
     }
 
-    public async Task<IReadOnlyList<TokenLogprobs?>> Score(string tenant, IReadOnlyList<int> tokenIds, int topLogprobs = 0)
-    {
-        try
-        {
-            var scores = await _model.RequireGeneration().ScoreAsync(tenant, tokenIds, topLogprobs);
-            return scores.Select(s => s is null ? null
-                : new TokenLogprobs(s.Logprob, s.Top.Select(t => new TopLogprob(t.TokenId, TokenText(t.TokenId), t.Logprob)).ToList())).ToList();
-        }
-        catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
-    }
+    public Task<IReadOnlyList<TokenLogprobs?>> Score(string tenant, IReadOnlyList<int> tokenIds, int topLogprobs = 0) =>
+        GenerationParametersMapper.WithClusterErrors<IReadOnlyList<TokenLogprobs?>>(async () =>
+            (await _model.RequireGeneration().ScoreAsync(tenant, tokenIds, topLogprobs))
+                .Select(s => s is null ? null : GenerationParametersMapper.ToMessage(s, TokenText)).ToList());
 
     public Task<IReadOnlyList<int>> Tokenize(string text) => Task.FromResult(_model.Tokenizer.Encode(text));
 
@@ -76,24 +70,18 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         var engine = _model.RequireClassification();
         if (texts.Count == 0) throw new InvalidRequestException("no texts to classify", "input");
         var labels = _model.Model.Config.Id2Label;
-        try
-        {
-            var results = await Task.WhenAll(texts.Select(t => engine.ClassifyAsync(tenant, Ids(t))));
-            return results.Select(r => new TextClassificationResult(r.Label,
-                r.Scores.Select((score, i) => new LabelScore(labels.GetValueOrDefault(i, $"LABEL_{i}"), score)).ToList())).ToList();
-        }
-        catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
+        return await GenerationParametersMapper.WithClusterErrors<IReadOnlyList<TextClassificationResult>>(async () =>
+            (await Task.WhenAll(texts.Select(t => engine.ClassifyAsync(tenant, Ids(t)))))
+                .Select(r => new TextClassificationResult(r.Label,
+                    r.Scores.Select((score, i) => new LabelScore(labels.GetValueOrDefault(i, $"LABEL_{i}"), score)).ToList())).ToList());
     }
 
     public async Task<IReadOnlyList<TokenLabel>> ClassifyTokens(string tenant, string text)
     {
         var engine = _model.RequireClassification();
-        try
-        {
-            var tokens = await engine.ClassifyTokensAsync(tenant, Ids(text));
-            return tokens.Select(t => new TokenLabel(t.TokenId, t.Token, t.Label, Softmax(t.Logits).Max())).ToList();
-        }
-        catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
+        return await GenerationParametersMapper.WithClusterErrors<IReadOnlyList<TokenLabel>>(async () =>
+            (await engine.ClassifyTokensAsync(tenant, Ids(text)))
+                .Select(t => new TokenLabel(t.TokenId, t.Token, t.Label, Softmax(t.Logits).Max())).ToList());
     }
 
     private IReadOnlyList<int> Ids(string text) =>

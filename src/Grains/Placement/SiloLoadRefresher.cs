@@ -16,22 +16,22 @@ public sealed class SiloLoadRefresher(IClusterMembershipService membership, ISil
         using var timer = new PeriodicTimer(Interval);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            foreach (var member in membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active))
+            foreach (var silo in ActiveSilos.Of(membership))
             {
                 try
                 {
                     int load = 0;
-                    foreach (var model in SiloModels.Served(metadata.GetSiloMetadata(member.SiloAddress)))
+                    foreach (var model in SiloModels.Served(metadata.GetSiloMetadata(silo)))
                     {
-                        var status = await grains.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model, member.SiloAddress.ToParsableString()))
+                        var status = await grains.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model, silo.ToParsableString()))
                             .GetStatus().WaitAsync(Interval, stoppingToken);
                         load += status.Running + status.Waiting;
                     }
-                    view.Report(member.SiloAddress, load);
+                    view.Report(silo, load);
                 }
                 catch (Exception e) when (!stoppingToken.IsCancellationRequested)
                 {
-                    logger.LogDebug(e, "Could not read the load of silo {Silo}", member.SiloAddress);
+                    logger.LogDebug(e, "Could not read the load of silo {Silo}", silo);
                 }
             }
         }

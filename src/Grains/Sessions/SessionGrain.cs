@@ -31,11 +31,10 @@ public sealed class SessionGrain(
 
     public async Task<SessionTranscript> Create(SessionSettings settings)
     {
-        if (state.State.Exists) throw new InvalidRequestException($"session '{SessionId}' already exists", "session");
-        var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
-        await tenant.CheckModel(settings.Model);
+        RequireNew();
+        await GrainFactory.GetGrain<ITenantGrain>(Tenant).CheckModel(settings.Model);
         var worker = Worker(settings.Model);
-        var next = new SessionState
+        return await Start(new SessionState
         {
             Exists = true,
             Model = settings.Model,
@@ -44,17 +43,14 @@ public sealed class SessionGrain(
             ContextPolicy = settings.ContextPolicy,
             CreatedAt = DateTimeOffset.UtcNow,
             Tokens = string.IsNullOrWhiteSpace(settings.SystemPrompt) ? [] : [.. await worker.Tokenize(ChatTemplate.SystemText(settings.SystemPrompt))],
-        };
-        await tenant.RegisterSession(SessionId, settings.Model);
-        return await Save(next);
+        });
     }
 
     public async Task<SessionTranscript> CreateFrom(SessionState source, KvHandle? kv = null)
     {
-        if (state.State.Exists) throw new InvalidRequestException($"session '{SessionId}' already exists", "session");
+        RequireNew();
         _forkFrom = kv;
-        await GrainFactory.GetGrain<ITenantGrain>(Tenant).RegisterSession(SessionId, source.Model);
-        return await Save(new SessionState
+        return await Start(new SessionState
         {
             Exists = true, Model = source.Model, SystemPrompt = source.SystemPrompt, Defaults = source.Defaults,
             ContextPolicy = source.ContextPolicy, CreatedAt = DateTimeOffset.UtcNow,
@@ -169,18 +165,24 @@ public sealed class SessionGrain(
     private IModelGrain Worker(string model)
     {
         var local = silo.SiloAddress;
-        var active = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToList();
         var serving = SiloModels.Serves(metadata.GetSiloMetadata(local), model) ? local
-            : active.FirstOrDefault(s => SiloModels.Serves(metadata.GetSiloMetadata(s), model))
+            : ActiveSilos.Of(membership).FirstOrDefault(s => SiloModels.Serves(metadata.GetSiloMetadata(s), model))
               ?? throw new ModelUnavailableException(model, "no live silo serves it");
         var worker = GrainFactory.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model, serving.ToParsableString()));
         if (_worker is not null && !_worker.Equals(worker)) _kept = null;
         return _worker = worker;
     }
 
-    private async Task<SessionTranscript> Save(SessionState next)
+    private void RequireNew()
     {
-        state.State = next;
+        if (state.State.Exists) throw new InvalidRequestException($"session '{SessionId}' already exists", "session");
+    }
+
+    /// <summary>Begins the session with <paramref name="first"/>: counted against the tenant's session quota, then persisted.</summary>
+    private async Task<SessionTranscript> Start(SessionState first)
+    {
+        await GrainFactory.GetGrain<ITenantGrain>(Tenant).RegisterSession(SessionId, first.Model);
+        state.State = first;
         await state.WriteStateAsync();
         return Transcript();
     }
