@@ -16,7 +16,6 @@ public static class SiloApp
         var builder = WebApplication.CreateBuilder(others);
         builder.Configuration.AddInMemoryCollection(settings);
         var siloSettings = builder.Configuration.GetSection(SiloSettings.Section).Get<SiloSettings>() ?? new SiloSettings();
-        siloSettings.Validate();
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
             builder.WebHost.UseUrls(DefaultUrl);
         builder.UseOrleans(silo => SiloHosting.Configure(silo, siloSettings));
