@@ -1,8 +1,12 @@
+using Gpt2Orleans.Gateway.Admin;
 using Gpt2Orleans.Gateway.Auth;
 using Gpt2Orleans.Gateway.Errors;
+using Gpt2Orleans.Gateway.Metrics;
 using Gpt2Orleans.Gateway.OpenAi;
+using Gpt2Orleans.Gateway.Playground;
 using Gpt2Orleans.Gateway.Routing;
-using Gpt2Orleans.Grains;
+using Gpt2Orleans.Gateway.Sessions;
+using Prometheus;
 
 namespace Gpt2Orleans.Gateway;
 
@@ -14,7 +18,10 @@ public static class GatewayHosting
     public static IServiceCollection AddGpt2OrleansGateway(this IServiceCollection services)
     {
         services.AddSingleton<TenantAuthentication>();
+        services.AddSingleton<AdminAuthentication>();
         services.AddSingleton<ModelWorkers>();
+        services.AddSingleton<ClusterGauges>();
+        services.AddOpenApi();
         services.Configure<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>(o => o.Limits.MaxRequestBodySize = MaxBodyBytes);
         return services;
     }
@@ -22,11 +29,25 @@ public static class GatewayHosting
     public static WebApplication MapGpt2OrleansGateway(this WebApplication app)
     {
         app.UseMiddleware<ErrorHandling>();
+        app.UseRouting();
+        app.UseHttpMetrics(); // request counts and durations by route and status code
         app.MapPost("/v1/completions", CompletionsEndpoint.Handle);
+        app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.Handle);
+        app.MapPost("/v1/classifications", ClassificationsEndpoint.Handle);
         app.MapGet("/v1/models", ModelsEndpoint.List);
         app.MapGet("/v1/models/{id}", ModelsEndpoint.Get);
+        app.MapPost("/v1/sessions", SessionsEndpoint.Create);
+        app.MapGet("/v1/sessions", SessionsEndpoint.List);
+        app.MapGet("/v1/sessions/{id}", SessionsEndpoint.Get);
+        app.MapDelete("/v1/sessions/{id}", SessionsEndpoint.Delete);
+        app.MapPost("/v1/sessions/{id}/messages", SessionsEndpoint.Send);
+        app.MapPost("/v1/sessions/{id}/fork", SessionsEndpoint.Fork);
+        AdminEndpoints.Map(app);
+        app.MapGet("/metrics", MetricsEndpoint.Handle);
         app.MapGet("/healthz", HealthEndpoints.Health);
         app.MapGet("/readyz", HealthEndpoints.Ready);
+        app.MapOpenApi(); // /openapi/v1.json
+        PlaygroundEndpoints.Map(app);
         app.MapFallback(context => throw ApiException.NotFound($"no route {context.Request.Method} {context.Request.Path}"));
         return app;
     }

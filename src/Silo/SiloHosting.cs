@@ -37,6 +37,7 @@ public static class SiloHosting
         silo.AddGpt2Orleans(new ModelHostOptions
         {
             Models = settings.ParseModels(),
+            ChatTemplates = settings.ChatTemplates,
             BlobConnectionString = settings.BlobConnectionString,
             Device = settings.Device,
             DType = settings.DType,

@@ -31,6 +31,8 @@ public sealed class SiloSettings
 
     /// <summary>NAME=SOURCE entries; none means the default model (random GPT-2 small).</summary>
     public List<string> Models { get; set; } = [];
+    /// <summary>Model name → its chat template (see <see cref="Grains.ChatTemplate"/>); parts left out keep the default.</summary>
+    public Dictionary<string, Grains.ChatTemplate> ChatTemplates { get; set; } = [];
     public string Device { get; set; } = "cpu";
     public string DType { get; set; } = "float32";
     public long KvCacheMegabytes { get; set; } = 512;
@@ -74,5 +76,6 @@ public sealed class SiloSettings
         Require(Device == "cpu" || Device.StartsWith("cuda", StringComparison.Ordinal), $"device '{Device}': use cpu, cuda or cuda:N");
         Require(!ParseModels().Values.Any(v => v.StartsWith("blob:", StringComparison.Ordinal)) || !string.IsNullOrWhiteSpace(BlobConnectionString),
             "a blob: model source needs --blob-connection-string");
+        Grains.Models.ModelHostOptions.ValidateChatTemplates(ParseModels(), ChatTemplates);
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Gpt2Orleans.Silo;
 
 namespace Gpt2Orleans.Grains.Tests;
@@ -48,5 +49,33 @@ public sealed class SiloSettingsTests
     public void A_switch_without_its_value_is_refused()
     {
         Assert.Contains("--redis needs a value", Assert.Throws<ArgumentException>(() => SiloCommandLine.Parse(["--redis"])).Message);
+    }
+
+    [Fact]
+    public void A_chat_template_binds_from_configuration_and_keeps_the_default_parts_it_does_not_set()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gpt2Orleans:Models:0"] = "qa=./qa",
+            ["Gpt2Orleans:ChatTemplates:qa:User"] = "Q: {content}\n",
+            ["Gpt2Orleans:ChatTemplates:qa:AssistantPrefix"] = "A:",
+            ["Gpt2Orleans:ChatTemplates:qa:Stop:0"] = "\nQ:",
+        }).Build();
+        var settings = configuration.GetSection(SiloSettings.Section).Get<SiloSettings>()!;
+        var template = settings.ChatTemplates["qa"];
+        Assert.Equal(["\nQ:"], template.Stop);
+        Assert.Equal(ChatTemplate.Default.System, template.System);
+        Assert.Equal("Be brief.\nQ: Hi?\nA: Hello.\nQ: Why?\nA:",
+            template.Render([("system", "Be brief."), ("user", "Hi?"), ("assistant", "Hello."), ("user", "Why?")]));
+        Assert.Equal("Hello.", template.ReplyText(" Hello.\nQ: more"));
+    }
+
+    [Fact]
+    public void A_chat_template_without_its_content_slot_or_for_an_unserved_model_is_refused()
+    {
+        var settings = new SiloSettings { Models = ["qa=./qa"], ChatTemplates = { ["qa"] = new ChatTemplate { User = "Q: " } } };
+        Assert.Contains("User must contain {content}", Assert.Throws<ArgumentException>(settings.Validate).Message);
+        settings.ChatTemplates = new() { ["other"] = new ChatTemplate() };
+        Assert.Contains("model 'other', which this silo does not serve", Assert.Throws<ArgumentException>(settings.Validate).Message);
     }
 }

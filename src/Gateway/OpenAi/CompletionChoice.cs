@@ -1,35 +1,44 @@
+using System.Text;
 using Gpt2Orleans.Grains;
 
 namespace Gpt2Orleans.Gateway.OpenAi;
 
 /// <summary>
-/// One choice being built from streamed tokens: its text (stop strings cut out), the legacy completions logprobs
-/// (tokens, token_logprobs, top_logprobs, text_offset) and its finish reason.
+/// One choice being built from streamed tokens: its text (stop strings cut out; for chat, leading whitespace too,
+/// since the model writes " Hello" after "Assistant:"), its tokens' log-probabilities in either of OpenAI's shapes
+/// (legacy completions or chat), and its finish reason.
 /// </summary>
-public sealed class CompletionChoice(int index, IReadOnlyList<string> stops, string prefix)
+public sealed class CompletionChoice(int index, IReadOnlyList<string> stops, string prefix, bool trimLeadingWhitespace = false)
 {
     private readonly StopTextTrimmer _trimmer = new(stops);
-    private readonly System.Text.StringBuilder _text = new(prefix);
+    private readonly StringBuilder _text = new(prefix);
+    private readonly List<(string Token, double? Logprob, IReadOnlyList<TopLogprob> Top, int Offset)> _logprobs = [];
     private int _offset = prefix.Length; // where the next token's text starts in the choice's text
-    public int Index { get; } = index;
-    public List<string> Tokens { get; } = [];
-    public List<double?> TokenLogprobs { get; } = [];
-    public List<Dictionary<string, double>?> TopLogprobs { get; } = [];
-    public List<int> TextOffsets { get; } = [];
+    private bool _leading = trimLeadingWhitespace;
+    public int Index { get; set; } = index;
     public string? FinishReason { get; private set; }
-    public int CompletionTokens { get; private set; }
     public string Text => _text.ToString();
+    /// <summary>The sum of the generated tokens' log-probabilities (what best_of ranks by).</summary>
+    public double CumulativeLogprob { get; private set; }
 
     /// <summary>Adds one token; returns the text that became safe to send.</summary>
     public string Add(GeneratedToken token)
     {
-        CompletionTokens++;
-        if (token.Logprobs is { } l) AddLogprob(token.Text, l.Logprob, l.Top);
+        if (token.Logprobs is { } l)
+        {
+            AddLogprob(token.Text, l.Logprob, l.Top);
+            CumulativeLogprob += l.Logprob;
+        }
         string delta = _trimmer.Push(token.Text);
         if (token.FinishReason is { } finish)
         {
             delta += _trimmer.Flush();
             FinishReason = finish;
+        }
+        if (_leading)
+        {
+            delta = delta.TrimStart();
+            _leading = delta.Length == 0;
         }
         _text.Append(delta);
         return delta;
@@ -39,16 +48,43 @@ public sealed class CompletionChoice(int index, IReadOnlyList<string> stops, str
 
     public void AddLogprob(string tokenText, double? logprob, IReadOnlyList<TopLogprob> top)
     {
-        TextOffsets.Add(_offset);
+        _logprobs.Add((tokenText, logprob, top, _offset));
         _offset += tokenText.Length;
-        Tokens.Add(tokenText);
-        TokenLogprobs.Add(logprob);
-        var alternatives = new Dictionary<string, double>();
-        foreach (var t in top) alternatives.TryAdd(t.Text, t.Logprob);
-        TopLogprobs.Add(logprob is null ? null : alternatives);
     }
 
-    public object? LogprobsObject(bool asked) => asked
-        ? new { tokens = Tokens, token_logprobs = TokenLogprobs, top_logprobs = TopLogprobs, text_offset = TextOffsets }
+    /// <summary>The legacy completions shape: tokens, token_logprobs, top_logprobs (text → logprob), text_offset.</summary>
+    public object? LegacyLogprobs(bool asked, int from = 0) => asked
+        ? new
+        {
+            tokens = _logprobs.Skip(from).Select(l => l.Token),
+            token_logprobs = _logprobs.Skip(from).Select(l => l.Logprob),
+            top_logprobs = _logprobs.Skip(from).Select(l => l.Logprob is null ? null : Alternatives(l.Top)),
+            text_offset = _logprobs.Skip(from).Select(l => l.Offset),
+        }
         : null;
+
+    /// <summary>The chat shape: content = [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}].</summary>
+    public object? ChatLogprobs(bool asked, int topLogprobs, int from = 0) => asked
+        ? new
+        {
+            content = _logprobs.Skip(from).Select(l => new
+            {
+                token = l.Token, logprob = l.Logprob ?? 0, bytes = Bytes(l.Token),
+                top_logprobs = l.Top.Take(topLogprobs).Select(t => new { token = t.Text, logprob = t.Logprob, bytes = Bytes(t.Text) }),
+            }),
+        }
+        : null;
+
+    /// <summary>How many tokens have log-probabilities so far (a stream sends those after this mark).</summary>
+    public int LogprobCount => _logprobs.Count;
+
+    /// <summary>OpenAI gives a token's UTF-8 bytes as a list of integers (so clients can join tokens that split a character).</summary>
+    private static IEnumerable<int> Bytes(string text) => Encoding.UTF8.GetBytes(text).Select(b => (int)b);
+
+    private static Dictionary<string, double> Alternatives(IReadOnlyList<TopLogprob> top)
+    {
+        var alternatives = new Dictionary<string, double>();
+        foreach (var t in top) alternatives.TryAdd(t.Text, t.Logprob);
+        return alternatives;
+    }
 }

@@ -24,59 +24,56 @@ public static class CompletionsEndpoint
         foreach (var prompt in request.Prompts)
             prompts.Add(prompt.TokenIds is { } ids ? (ids, "") : (await worker.Tokenize(prompt.Text!), prompt.Text!));
 
-        var tenantGrain = cluster.GetGrain<ITenantGrain>(tenant);
-        var stream = await tenantGrain.BeginStream(request.Model);
-        int promptTokens = 0, completionTokens = 0;
+        // best_of > n: sample best_of candidates with their log-probabilities and keep the n most likely.
+        var parameters = request.BestOf > request.N
+            ? request.Parameters with { NumReturnSequences = request.BestOf, Logprobs = request.Logprobs ?? 0 }
+            : request.Parameters;
         string id = "cmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var choices = new List<CompletionChoice>();
-        try
+        await using var metered = await MeteredGeneration.BeginAsync(cluster, tenant, request.Model);
+        if (request.Stream) ServerSentEvents.Start(context.Response);
+        for (int p = 0; p < prompts.Count; p++)
         {
-            if (request.Stream) ServerSentEvents.Start(context.Response);
-            for (int p = 0; p < prompts.Count; p++)
+            var (ids, text) = prompts[p];
+            var candidates = Enumerable.Range(0, request.BestOf)
+                .Select(k => new CompletionChoice(p * request.N + k, request.Parameters.StopStrings ?? [], request.Echo ? text : "")).ToList();
+            if (request.Echo && request.Logprobs is { } top) await AddPromptLogprobs(worker, tenant, ids, top, candidates);
+            if (request.Stream && request.Echo)
+                foreach (var choice in candidates) await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, choice.Text, null), context.RequestAborted);
+            if (request.Parameters.MaxNewTokens == 0)
             {
-                var (ids, text) = prompts[p];
-                promptTokens += ids.Count;
-                var mine = Enumerable.Range(0, request.N)
-                    .Select(k => new CompletionChoice(p * request.N + k, request.Parameters.StopStrings ?? [], request.Echo ? text : "")).ToList();
-                choices.AddRange(mine);
-                if (request.Echo && request.Logprobs is { } top) await AddPromptLogprobs(worker, tenant, ids, top, mine);
-                if (request.Stream && request.Echo)
-                    foreach (var choice in mine) await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, choice.Text, null), context.RequestAborted);
-                if (request.Parameters.MaxNewTokens == 0)
-                {
-                    foreach (var choice in mine) choice.Finish("length");
-                    continue;
-                }
-                await foreach (var token in worker.Generate(new ModelRequest { Tenant = tenant, PromptIds = ids, Parameters = request.Parameters }, context.RequestAborted)
-                                   .WithCancellation(context.RequestAborted))
-                {
-                    var choice = mine[token.Index];
-                    string delta = choice.Add(token);
-                    completionTokens++;
-                    if (request.Stream && (delta.Length > 0 || token.FinishReason is not null || request.Logprobs is not null))
-                        await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, delta, token), context.RequestAborted);
-                }
+                metered.AddPrompt(ids.Count);
+                foreach (var choice in candidates) choice.Finish("length");
+                choices.AddRange(candidates.Take(request.N));
+                continue;
             }
-        }
-        finally
-        {
-            await tenantGrain.EndStream(stream, request.Model, new TokenUsage(promptTokens, completionTokens, 0));
+            var generation = worker.Generate(new ModelRequest { Tenant = tenant, PromptIds = ids, Parameters = parameters }, context.RequestAborted);
+            await foreach (var token in metered.Run(generation, ids.Count, context.RequestAborted))
+            {
+                var choice = candidates[token.Index];
+                string delta = choice.Add(token);
+                if (request.Stream && (delta.Length > 0 || token.FinishReason is not null || request.Logprobs is not null))
+                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, delta, token), context.RequestAborted);
+            }
+            var best = candidates.OrderByDescending(c => c.CumulativeLogprob).Take(request.N).ToList();
+            if (request.BestOf == request.N) best = candidates;
+            for (int k = 0; k < best.Count; k++) best[k].Index = p * request.N + k;
+            choices.AddRange(best);
         }
 
-        var usage = new { prompt_tokens = promptTokens, completion_tokens = completionTokens, total_tokens = promptTokens + completionTokens };
         if (request.Stream)
         {
             if (request.IncludeUsage)
-                await ServerSentEvents.WriteAsync(context.Response, new { id, @object = "text_completion", created, model = request.Model, choices = Array.Empty<object>(), usage }, context.RequestAborted);
+                await ServerSentEvents.WriteAsync(context.Response, new { id, @object = "text_completion", created, model = request.Model, choices = Array.Empty<object>(), usage = metered.Usage }, context.RequestAborted);
             await ServerSentEvents.DoneAsync(context.Response, context.RequestAborted);
             return;
         }
         await context.Response.WriteAsJsonAsync(new
         {
             id, @object = "text_completion", created, model = request.Model,
-            choices = choices.Select(c => new { text = c.Text, index = c.Index, logprobs = c.LogprobsObject(request.Logprobs is not null), finish_reason = c.FinishReason }),
-            usage,
+            choices = choices.Select(c => new { text = c.Text, index = c.Index, logprobs = c.LegacyLogprobs(request.Logprobs is not null), finish_reason = c.FinishReason }),
+            usage = metered.Usage,
         });
     }
 
@@ -88,12 +85,7 @@ public static class CompletionsEndpoint
             new
             {
                 text = delta, index = choice.Index,
-                logprobs = request.Logprobs is null || token?.Logprobs is not { } l ? null : new
-                {
-                    tokens = new[] { token.Text }, token_logprobs = new[] { l.Logprob },
-                    top_logprobs = new[] { l.Top.GroupBy(t => t.Text).ToDictionary(g => g.Key, g => g.First().Logprob) },
-                    text_offset = new[] { choice.TextOffsets.LastOrDefault() },
-                },
+                logprobs = choice.LegacyLogprobs(request.Logprobs is not null && token?.Logprobs is not null, from: choice.LogprobCount - 1),
                 finish_reason = token?.FinishReason,
             },
         },

@@ -2,14 +2,19 @@ namespace Gpt2Orleans.Grains;
 
 /// <summary>
 /// A model the cluster knows: its name, where its checkpoint comes from (a local folder, <c>blob:container/path</c>,
-/// or a hub repo id), which heads it has, and the device it needs ("cpu" or "cuda").
+/// or a hub repo id), which heads it has, the device it needs ("cpu" or "cuda"), and how chats are rendered for it
+/// (null: <see cref="ChatTemplate.Default"/>).
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record ModelDefinition(
     [property: Id(0)] string Name,
     [property: Id(1)] string Source,
     [property: Id(2)] IReadOnlyList<string> Heads,
-    [property: Id(3)] string Device);
+    [property: Id(3)] string Device,
+    [property: Id(4)] ChatTemplate? ChatTemplate = null)
+{
+    public ChatTemplate Chat => ChatTemplate ?? Grains.ChatTemplate.Default;
+}
 
 /// <summary>A model and the live silos that serve it.</summary>
 [GenerateSerializer, Immutable]

@@ -18,4 +18,6 @@ public sealed class SessionState
     /// <summary>Where each user turn's tokens start in <see cref="Tokens"/> (the system prompt's tokens come before the first).</summary>
     [Id(7)] public List<int> TurnStarts { get; set; } = [];
     [Id(8)] public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>How this conversation is rendered, fixed when it starts (null in states written before templates: the default).</summary>
+    [Id(9)] public ChatTemplate? ChatTemplate { get; set; }
 }

@@ -17,6 +17,7 @@ public sealed class CatalogGrain(
     {
         GrainKeys.ValidId(model.Name, "model");
         if (string.IsNullOrWhiteSpace(model.Source)) throw new InvalidRequestException($"model '{model.Name}' needs a source", "source");
+        model.ChatTemplate?.Validate(model.Name);
         if (model.Device is not ("cpu" or "cuda")) throw new InvalidRequestException($"device '{model.Device}' is not 'cpu' or 'cuda'", "device");
         state.State.Models[model.Name] = model;
         await state.WriteStateAsync();
@@ -39,7 +40,8 @@ public sealed class CatalogGrain(
         var definitions = new Dictionary<string, ModelDefinition>(state.State.Models);
         foreach (var (_, silo) in silos)
             foreach (var name in SiloModels.Served(silo))
-                definitions.TryAdd(name, new ModelDefinition(name, SiloModels.Source(silo, name) ?? "", [SiloModels.Head(silo, name)], SiloModels.HasGpu(silo) ? "cuda" : "cpu"));
+                definitions.TryAdd(name, new ModelDefinition(name, SiloModels.Source(silo, name) ?? "", [SiloModels.Head(silo, name)], SiloModels.HasGpu(silo) ? "cuda" : "cpu",
+                    SiloModels.ChatTemplateOf(silo, name)));
         return definitions.Values.OrderBy(d => d.Name).Select(d => new ModelInfo(d,
             silos.Where(s => SiloModels.Serves(s.Metadata, d.Name)).Select(s => s.Address.ToParsableString()).Order().ToList())).ToList();
     }

@@ -21,7 +21,12 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         var (model, siloKey) = GrainKeys.ParseModelWorker(this.GetPrimaryKeyString());
         if (siloKey != silo.SiloAddress.ToParsableString())
             throw new ModelUnavailableException(model, $"worker for silo {siloKey} activated on {silo.SiloAddress}");
-        _model = await host.GetAsync(model);
+        try { _model = await host.GetAsync(model); }
+        catch (Exception e) when (e is not Gpt2OrleansException and not OperationCanceledException)
+        {
+            // The caller learns why (a bad source, a broken checkpoint) instead of a bare server error.
+            throw new ModelUnavailableException(model, "it failed to load: " + (e is AggregateException { InnerException: { } inner } ? inner.Message : e.Message));
+        }
     }
 
     public Task<ModelStatus> GetStatus()

@@ -5,6 +5,8 @@ public sealed class ModelHostOptions
 {
     /// <summary>Name → source: a local Hugging Face folder, <c>blob:container/path</c>, a hub repo id, or "default" (random GPT-2 small).</summary>
     public Dictionary<string, string> Models { get; set; } = [];
+    /// <summary>Name → how chats are rendered for it (a model not named here uses <see cref="ChatTemplate.Default"/>).</summary>
+    public Dictionary<string, ChatTemplate> ChatTemplates { get; set; } = [];
     /// <summary>The Azure Storage account that <c>blob:</c> model sources are read from.</summary>
     public string? BlobConnectionString { get; set; }
     public string Device { get; set; } = "cpu";
@@ -23,7 +25,18 @@ public sealed class ModelHostOptions
                 throw new ArgumentException($"model name '{name}' is not valid: use 1–128 letters, digits, '.', '_' or '-'", "model");
         foreach (var (name, source) in Models)
             if (string.IsNullOrWhiteSpace(source)) throw new ArgumentException($"model '{name}' has no source", "model");
+        ValidateChatTemplates(Models, ChatTemplates);
         if (KvCacheBytes <= 0) throw new ArgumentException("kv-cache-bytes: must be positive", "kv-cache-bytes");
         if (MaxRunningSequences <= 0) throw new ArgumentException("max-running-sequences: must be positive", "max-running-sequences");
+    }
+
+    public static void ValidateChatTemplates(IReadOnlyDictionary<string, string> models, IReadOnlyDictionary<string, ChatTemplate> templates)
+    {
+        foreach (var (name, template) in templates)
+        {
+            if (!models.ContainsKey(name)) throw new ArgumentException($"a chat template is set for model '{name}', which this silo does not serve");
+            try { template.Validate(name); }
+            catch (InvalidRequestException e) { throw new ArgumentException(e.Message); }
+        }
     }
 }

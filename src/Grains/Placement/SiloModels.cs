@@ -4,7 +4,7 @@ namespace Gpt2Orleans.Grains.Placement;
 
 /// <summary>
 /// What a silo advertises in its Orleans silo metadata: the models it serves (comma-separated names), their
-/// sources, and whether it has a GPU. Placement and the catalog read it for every live silo.
+/// sources, heads, chat templates (JSON, when not the default), and whether it has a GPU. Placement and the catalog read it for every live silo.
 /// </summary>
 public static class SiloModels
 {
@@ -12,14 +12,18 @@ public static class SiloModels
     public const string GpuKey = "gpt2o.gpu";
     public const string SourcePrefix = "gpt2o.source.";
     public const string HeadPrefix = "gpt2o.head.";
+    public const string ChatTemplatePrefix = "gpt2o.chat.";
 
-    public static Dictionary<string, string> Metadata(IReadOnlyDictionary<string, string> models, bool gpu)
+    public static Dictionary<string, string> Metadata(IReadOnlyDictionary<string, string> models, bool gpu,
+        IReadOnlyDictionary<string, ChatTemplate>? chatTemplates = null)
     {
         var metadata = new Dictionary<string, string> { [ModelsKey] = string.Join(',', models.Keys.Order()), [GpuKey] = gpu ? "true" : "false" };
         foreach (var (name, source) in models)
         {
             metadata[SourcePrefix + name] = source;
             metadata[HeadPrefix + name] = HeadOf(source);
+            if (chatTemplates?.GetValueOrDefault(name) is { } template)
+                metadata[ChatTemplatePrefix + name] = System.Text.Json.JsonSerializer.Serialize(template);
         }
         return metadata;
     }
@@ -37,6 +41,12 @@ public static class SiloModels
 
     public static string Head(SiloMetadata metadata, string model) =>
         metadata.Metadata.GetValueOrDefault(HeadPrefix + model) ?? Models.HostedModel.LanguageModelHead;
+
+    /// <summary>The chat template the silo was configured with for <paramref name="model"/> (the default when none).</summary>
+    public static ChatTemplate ChatTemplateOf(SiloMetadata metadata, string model) =>
+        metadata.Metadata.GetValueOrDefault(ChatTemplatePrefix + model) is { } json
+            ? System.Text.Json.JsonSerializer.Deserialize<ChatTemplate>(json) ?? ChatTemplate.Default
+            : ChatTemplate.Default;
 
     public static IReadOnlyList<string> Served(SiloMetadata metadata) =>
         metadata.Metadata.TryGetValue(ModelsKey, out var models) ? models.Split(',', StringSplitOptions.RemoveEmptyEntries) : [];

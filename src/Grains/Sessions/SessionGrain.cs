@@ -34,15 +34,17 @@ public sealed class SessionGrain(
         RequireNew();
         await GrainFactory.GetGrain<ITenantGrain>(Tenant).CheckModel(settings.Model);
         var worker = Worker(settings.Model);
+        var template = SiloModels.ChatTemplateOf(metadata.GetSiloMetadata(WorkerSilo(worker)), settings.Model);
         return await Start(new SessionState
         {
+            ChatTemplate = template,
             Exists = true,
             Model = settings.Model,
             SystemPrompt = settings.SystemPrompt,
             Defaults = settings.Defaults,
             ContextPolicy = settings.ContextPolicy,
             CreatedAt = DateTimeOffset.UtcNow,
-            Tokens = string.IsNullOrWhiteSpace(settings.SystemPrompt) ? [] : [.. await worker.Tokenize(ChatTemplate.SystemText(settings.SystemPrompt))],
+            Tokens = string.IsNullOrWhiteSpace(settings.SystemPrompt) ? [] : [.. await worker.Tokenize(template.SystemText(settings.SystemPrompt))],
         });
     }
 
@@ -53,7 +55,7 @@ public sealed class SessionGrain(
         return await Start(new SessionState
         {
             Exists = true, Model = source.Model, SystemPrompt = source.SystemPrompt, Defaults = source.Defaults,
-            ContextPolicy = source.ContextPolicy, CreatedAt = DateTimeOffset.UtcNow,
+            ContextPolicy = source.ContextPolicy, CreatedAt = DateTimeOffset.UtcNow, ChatTemplate = source.ChatTemplate,
             Turns = [.. source.Turns], Tokens = [.. source.Tokens], TurnStarts = [.. source.TurnStarts],
         });
     }
@@ -70,8 +72,9 @@ public sealed class SessionGrain(
             var worker = Worker(state.State.Model);
             var status = await worker.GetStatus();
             var merged = (parameters ?? new()).WithDefaults(state.State.Defaults);
-            merged = merged with { StopStrings = merged.StopStrings ?? [ChatTemplate.StopString], MaxNewTokens = merged.MaxNewTokens ?? 128 };
-            var turnTokens = await worker.Tokenize(ChatTemplate.UserTurnText(userText, first: state.State.TurnStarts.Count == 0));
+            var template = state.State.ChatTemplate ?? ChatTemplate.Default;
+            merged = merged with { StopStrings = template.StopsWith(merged.StopStrings), MaxNewTokens = merged.MaxNewTokens ?? ChatTemplate.DefaultReplyTokens };
+            var turnTokens = await worker.Tokenize(template.UserTurnText(userText, first: state.State.TurnStarts.Count == 0));
             var plan = ConversationWindow.Plan(state.State, turnTokens, merged.MaxNewTokens!.Value, status.ContextLength);
             if (plan.DroppedTurns > 0) await Release(); // the kept KV no longer starts the prompt
             else if (_kept is null && _forkFrom is null && state.State.Tokens.Count > 0)
@@ -103,7 +106,7 @@ public sealed class SessionGrain(
                 }
             }
             finally { await tenant.EndStream(stream, state.State.Model, usage ?? new TokenUsage(plan.Prompt.Count, generated.Count, 0)); }
-            ConversationWindow.Commit(state.State, plan, userText.Trim(), ChatTemplate.ReplyText(text.ToString()), generated);
+            ConversationWindow.Commit(state.State, plan, userText.Trim(), template.ReplyText(text.ToString()), generated);
             await state.WriteStateAsync();
         }
         finally { _turnInProgress = false; }
@@ -173,6 +176,8 @@ public sealed class SessionGrain(
         return _worker = worker;
     }
 
+    private static SiloAddress WorkerSilo(IModelGrain worker) => SiloAddress.FromParsableString(GrainKeys.ParseModelWorker(worker.GetPrimaryKeyString()).Silo);
+
     private void RequireNew()
     {
         if (state.State.Exists) throw new InvalidRequestException($"session '{SessionId}' already exists", "session");
@@ -188,5 +193,6 @@ public sealed class SessionGrain(
     }
 
     private SessionTranscript Transcript() =>
-        new(SessionId, state.State.Model, state.State.SystemPrompt, state.State.Turns.ToList(), state.State.Tokens.Count, state.State.CreatedAt);
+        new(SessionId, state.State.Model, state.State.SystemPrompt, state.State.Turns.ToList(), state.State.Tokens.Count, state.State.CreatedAt,
+            state.State.Defaults, state.State.ContextPolicy, state.State.ChatTemplate ?? ChatTemplate.Default);
 }

@@ -38,12 +38,12 @@ public static class SessionCalls
         using var model = Gpt2LMHeadModel.FromPretrained(folder);
         var tokenizer = Gpt2Tokenizer.Default;
         var generator = new TextGenerator(model, tokenizer);
-        var config = GenerationConfig.FromDirectory(folder) with { MaxNewTokens = maxNewTokens, StopStrings = [ChatTemplate.StopString] };
-        var history = systemPrompt is null ? new List<int>() : [.. tokenizer.Encode(ChatTemplate.SystemText(systemPrompt))];
+        var config = GenerationConfig.FromDirectory(folder) with { MaxNewTokens = maxNewTokens, StopStrings = [.. ChatTemplate.Default.StopStrings] };
+        var history = systemPrompt is null ? new List<int>() : [.. tokenizer.Encode(ChatTemplate.Default.SystemText(systemPrompt))];
         var replies = new List<List<int>>();
         for (int i = 0; i < turns.Count; i++)
         {
-            history.AddRange(tokenizer.Encode(ChatTemplate.UserTurnText(turns[i], first: i == 0)));
+            history.AddRange(tokenizer.Encode(ChatTemplate.Default.UserTurnText(turns[i], first: i == 0)));
             var ids = generator.Generate([history.ToArray()], config)[0].Ids.ToList();
             replies.Add(ids);
             history.AddRange(ids);

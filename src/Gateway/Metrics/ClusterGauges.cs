@@ -1,0 +1,55 @@
+using Gpt2Orleans.Grains;
+using Prometheus;
+
+namespace Gpt2Orleans.Gateway.Metrics;
+
+/// <summary>
+/// Before each scrape, asks every model worker in the catalog for its status and sets the per-model, per-silo
+/// gauges (queue, running sequences, KV blocks), so a standalone gateway reports the whole cluster. Workers that
+/// are gone lose their series; a worker that does not answer in time keeps its last values.
+/// </summary>
+public sealed class ClusterGauges(IClusterClient cluster, ILogger<ClusterGauges> logger)
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(2);
+    private HashSet<(string Model, string Silo)> _reported = [];
+
+    public async Task RefreshAsync(CancellationToken cancellationToken)
+    {
+        HashSet<(string, string)> seen;
+        try
+        {
+            var models = await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels().WaitAsync(Deadline, cancellationToken);
+            var workers = models.SelectMany(m => m.Silos.Select(s => (Model: m.Definition.Name, Silo: s))).ToList();
+            seen = workers.ToHashSet();
+            await Task.WhenAll(workers.Select(async w =>
+            {
+                try
+                {
+                    var status = await cluster.GetGrain<IModelGrain>(GrainKeys.ModelWorker(w.Model, w.Silo)).GetStatus().WaitAsync(Deadline, cancellationToken);
+                    GatewayMetrics.Sequences.WithLabels(w.Model, w.Silo, "running").Set(status.Running);
+                    GatewayMetrics.Sequences.WithLabels(w.Model, w.Silo, "waiting").Set(status.Waiting);
+                    GatewayMetrics.KvBlocks.WithLabels(w.Model, w.Silo, "used").Set(status.KvBlocksUsed);
+                    GatewayMetrics.KvBlocks.WithLabels(w.Model, w.Silo, "free").Set(status.KvBlocksFree - status.KvBlocksCached);
+                    GatewayMetrics.KvBlocks.WithLabels(w.Model, w.Silo, "cached").Set(status.KvBlocksCached);
+                    GatewayMetrics.ModelLoaded.WithLabels(w.Model, w.Silo).Set(status.Loaded ? 1 : 0);
+                }
+                catch (Exception e) when (e is TimeoutException or Gpt2OrleansException or OrleansException)
+                {
+                    logger.LogDebug(e, "No status from {Model} on {Silo}", w.Model, w.Silo);
+                }
+            }));
+        }
+        catch (Exception e) when (e is TimeoutException or OrleansException)
+        {
+            logger.LogDebug(e, "No catalog for the metrics");
+            return;
+        }
+        foreach (var (model, silo) in _reported.Except(seen))
+        {
+            foreach (var state in new[] { "running", "waiting" }) GatewayMetrics.Sequences.RemoveLabelled(model, silo, state);
+            foreach (var state in new[] { "used", "free", "cached" }) GatewayMetrics.KvBlocks.RemoveLabelled(model, silo, state);
+            GatewayMetrics.ModelLoaded.RemoveLabelled(model, silo);
+        }
+        _reported = seen;
+    }
+}

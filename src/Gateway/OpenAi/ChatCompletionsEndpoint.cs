@@ -1,0 +1,84 @@
+using System.Text.Json;
+using Gpt2Orleans.Gateway.Auth;
+using Gpt2Orleans.Gateway.Routing;
+using Gpt2Orleans.Grains;
+
+namespace Gpt2Orleans.Gateway.OpenAi;
+
+/// <summary>
+/// <c>POST /v1/chat/completions</c>: the messages are rendered as plain text by the model's chat template (GPT-2 has
+/// none of its own; see <see cref="ChatTemplate"/>), generated like a completion that stops where the template's next
+/// user message would begin (plus any stop strings of the request), and answered as OpenAI answers: whole, or
+/// streamed as "chat.completion.chunk" events. The reply's leading whitespace is dropped.
+/// </summary>
+public static class ChatCompletionsEndpoint
+{
+    public static async Task Handle(HttpContext context, TenantAuthentication auth, ModelWorkers workers, IClusterClient cluster)
+    {
+        string tenant = await auth.AuthenticateAsync(context);
+        var body = await JsonSerializer.DeserializeAsync<JsonElement>(context.Request.Body, cancellationToken: context.RequestAborted);
+        var request = ChatCompletionRequest.Parse(body);
+        var (worker, model) = await workers.PickAsync(request.Model, tenant);
+        var template = model.Definition.Chat;
+        var ids = await worker.Tokenize(template.Render(request.Messages));
+        var stops = template.StopsWith(request.Parameters.StopStrings);
+        var parameters = request.Parameters with { StopStrings = stops, MaxNewTokens = request.Parameters.MaxNewTokens ?? ChatTemplate.DefaultReplyTokens };
+
+        string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var choices = Enumerable.Range(0, request.N).Select(k => new CompletionChoice(k, stops, "", trimLeadingWhitespace: true)).ToList();
+        await using var metered = await MeteredGeneration.BeginAsync(cluster, tenant, request.Model);
+        if (request.Stream)
+        {
+            ServerSentEvents.Start(context.Response);
+            foreach (var choice in choices)
+                await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice.Index, new { role = "assistant", content = "" }, null, null), context.RequestAborted);
+        }
+        if (parameters.MaxNewTokens > 0)
+        {
+            var generation = worker.Generate(new ModelRequest { Tenant = tenant, PromptIds = ids, Parameters = parameters }, context.RequestAborted);
+            await foreach (var token in metered.Run(generation, ids.Count, context.RequestAborted))
+            {
+                var choice = choices[token.Index];
+                string delta = choice.Add(token);
+                if (!request.Stream) continue;
+                if (delta.Length > 0 || (request.Logprobs && token.Logprobs is not null))
+                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice.Index, new { content = delta },
+                        choice.ChatLogprobs(request.Logprobs && token.Logprobs is not null, request.TopLogprobs, from: choice.LogprobCount - 1), null), context.RequestAborted);
+                if (token.FinishReason is { } finish)
+                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice.Index, new { }, null, finish), context.RequestAborted);
+            }
+        }
+        else
+        {
+            metered.AddPrompt(ids.Count);
+            foreach (var choice in choices) choice.Finish("length");
+        }
+
+        if (request.Stream)
+        {
+            if (request.IncludeUsage)
+                await ServerSentEvents.WriteAsync(context.Response, new { id, @object = "chat.completion.chunk", created, model = request.Model, system_fingerprint = (string?)null, choices = Array.Empty<object>(), usage = metered.Usage }, context.RequestAborted);
+            await ServerSentEvents.DoneAsync(context.Response, context.RequestAborted);
+            return;
+        }
+        await context.Response.WriteAsJsonAsync(new
+        {
+            id, @object = "chat.completion", created, model = request.Model, system_fingerprint = (string?)null,
+            choices = choices.Select(c => new
+            {
+                index = c.Index,
+                message = new { role = "assistant", content = c.Text, refusal = (string?)null },
+                logprobs = c.ChatLogprobs(request.Logprobs, request.TopLogprobs),
+                finish_reason = c.FinishReason,
+            }),
+            usage = metered.Usage,
+        });
+    }
+
+    private static object Chunk(string id, long created, ChatCompletionRequest request, int index, object delta, object? logprobs, string? finishReason) => new
+    {
+        id, @object = "chat.completion.chunk", created, model = request.Model, system_fingerprint = (string?)null,
+        choices = new[] { new { index, delta, logprobs, finish_reason = finishReason } },
+    };
+}

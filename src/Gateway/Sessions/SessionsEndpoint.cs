@@ -1,0 +1,147 @@
+using System.Text.Json;
+using Gpt2Orleans.Gateway.Auth;
+using Gpt2Orleans.Gateway.Errors;
+using Gpt2Orleans.Gateway.OpenAi;
+using Gpt2Orleans.Gateway.Routing;
+using Gpt2Orleans.Grains;
+
+namespace Gpt2Orleans.Gateway.Sessions;
+
+/// <summary>
+/// Conversations kept on the server, for chatbot backends: create (model, system prompt, default parameters), send a
+/// user message and get the reply whole or streamed (only the new turn is prefilled: the session keeps its KV),
+/// read the transcript, fork, delete, list. A session is reached only through its tenant, so another tenant's
+/// session is a 404 exactly like a missing one. Streamed replies use the chat completion chunk shape.
+/// </summary>
+public static class SessionsEndpoint
+{
+    public static async Task<IResult> Create(HttpContext context, TenantAuthentication auth, ModelWorkers workers, IClusterClient cluster)
+    {
+        string tenant = await auth.AuthenticateAsync(context);
+        var fields = RequestFields.Parse(await ReadBody(context));
+        string model = fields.RequiredString("model");
+        await workers.PickAsync(model, tenant); // an unknown model is a 400, one no silo serves a 503, before anything is stored
+        string id = fields.String("id") ?? "sess-" + Guid.NewGuid().ToString("N");
+        if (!GrainKeys.IsValidId(id)) throw ApiException.BadRequest($"'id' '{id}' is not valid: use 1–128 letters, digits, '.', '_' or '-'", "id");
+        var policy = fields.String("context_policy") switch
+        {
+            null or "reject" => ContextPolicy.Reject,
+            "drop_oldest_turns" => ContextPolicy.DropOldestTurns,
+            var other => throw ApiException.BadRequest($"'context_policy' is '{other}': use reject or drop_oldest_turns", "context_policy"),
+        };
+        var settings = new SessionSettings
+        {
+            Model = model,
+            SystemPrompt = fields.String("system_prompt"),
+            ContextPolicy = policy,
+            Defaults = SamplingFields.Parse(fields, MaxTokens(fields)),
+        };
+        RequestContext.Set(GrainKeys.ModelContextKey, model);
+        var transcript = await cluster.GetGrain<ISessionGrain>(GrainKeys.Session(tenant, id)).Create(settings);
+        return Results.Json(ToObject(transcript), statusCode: StatusCodes.Status201Created);
+    }
+
+    public static async Task<IResult> Get(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
+    {
+        var session = await Find(context, id, auth, cluster);
+        return Results.Json(ToObject(await session.GetTranscript()));
+    }
+
+    public static async Task<IResult> List(HttpContext context, TenantAuthentication auth, IClusterClient cluster)
+    {
+        string tenant = await auth.AuthenticateAsync(context);
+        var ids = await cluster.GetGrain<ITenantGrain>(tenant).ListSessions();
+        return Results.Json(new { @object = "list", data = ids.Order().Select(id => new { id, @object = "session" }) });
+    }
+
+    public static async Task<IResult> Fork(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
+    {
+        var session = await Find(context, id, auth, cluster);
+        var fields = context.Request.ContentLength is > 0 ? RequestFields.Parse(await ReadBody(context)) : null;
+        string newId = fields?.String("id") ?? "sess-" + Guid.NewGuid().ToString("N");
+        if (!GrainKeys.IsValidId(newId)) throw ApiException.BadRequest($"'id' '{newId}' is not valid: use 1–128 letters, digits, '.', '_' or '-'", "id");
+        return Results.Json(ToObject(await session.Fork(newId)), statusCode: StatusCodes.Status201Created);
+    }
+
+    public static async Task<IResult> Delete(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
+    {
+        var session = await Find(context, id, auth, cluster);
+        await session.Delete();
+        return Results.Json(new { id, @object = "session.deleted", deleted = true });
+    }
+
+    /// <summary>A user message and the reply: <c>{"content": "...", "stream": bool, ...sampling overrides}</c>.</summary>
+    public static async Task Send(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
+    {
+        var session = await Find(context, id, auth, cluster);
+        var fields = RequestFields.Parse(await ReadBody(context));
+        string content = fields.String("content") ?? throw ApiException.BadRequest("'content' is required: the user's message", "content");
+        bool stream = fields.Bool("stream") ?? false;
+        bool includeUsage = fields.Get("stream_options") is { ValueKind: JsonValueKind.Object } options
+            && options.TryGetProperty("include_usage", out var usage) && usage.ValueKind == JsonValueKind.True;
+        var overrides = SamplingFields.Parse(fields, MaxTokens(fields), openAiDefaults: false);
+        var transcript = await session.GetTranscript();
+        var stops = transcript.ChatTemplate.StopsWith(overrides.StopStrings ?? transcript.Defaults.StopStrings);
+        var choice = new CompletionChoice(0, stops, "", trimLeadingWhitespace: true);
+        string tenant = await auth.AuthenticateAsync(context);
+        string messageId = "msg-" + Guid.NewGuid().ToString("N");
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+        // The session grain admits the turn under the tenant's quotas and meters it; here it is only counted and timed.
+        var metered = new TokenCounter(tenant, transcript.Model);
+        if (stream) ServerSentEvents.Start(context.Response);
+        await foreach (var token in metered.Run(session.Send(content, overrides, context.RequestAborted), null, context.RequestAborted))
+        {
+            string delta = choice.Add(token);
+            if (!stream) continue;
+            if (delta.Length > 0)
+                await ServerSentEvents.WriteAsync(context.Response, Chunk(messageId, created, transcript, new { content = delta }, null), context.RequestAborted);
+            if (token.FinishReason is { } finish)
+                await ServerSentEvents.WriteAsync(context.Response, Chunk(messageId, created, transcript, new { }, finish), context.RequestAborted);
+        }
+        if (stream)
+        {
+            if (includeUsage)
+                await ServerSentEvents.WriteAsync(context.Response, new { id = messageId, @object = "chat.completion.chunk", created, model = transcript.Model, session_id = transcript.SessionId, choices = Array.Empty<object>(), usage = metered.Usage }, context.RequestAborted);
+            await ServerSentEvents.DoneAsync(context.Response, context.RequestAborted);
+            return;
+        }
+        await context.Response.WriteAsJsonAsync(new
+        {
+            id = messageId, @object = "session.message", created, model = transcript.Model, session_id = transcript.SessionId,
+            message = new { role = "assistant", content = choice.Text.TrimEnd() },
+            finish_reason = choice.FinishReason,
+            usage = metered.Usage,
+        });
+    }
+
+    /// <summary>The tenant's session, with its model in the RequestContext so it activates where the model is served; a 404 when the tenant has no such session.</summary>
+    private static async Task<ISessionGrain> Find(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
+    {
+        string tenant = await auth.AuthenticateAsync(context);
+        if (!GrainKeys.IsValidId(id)) throw new SessionNotFoundException(id);
+        string model = await cluster.GetGrain<ITenantGrain>(tenant).GetSessionModel(id) ?? throw new SessionNotFoundException(id);
+        RequestContext.Set(GrainKeys.ModelContextKey, model);
+        return cluster.GetGrain<ISessionGrain>(GrainKeys.Session(tenant, id));
+    }
+
+    private static int? MaxTokens(RequestFields fields) =>
+        fields.Integer("max_completion_tokens", 0, 1 << 20) ?? fields.Integer("max_tokens", 0, 1 << 20);
+
+    private static async Task<JsonElement> ReadBody(HttpContext context) =>
+        await JsonSerializer.DeserializeAsync<JsonElement>(context.Request.Body, cancellationToken: context.RequestAborted);
+
+    private static object Chunk(string id, long created, SessionTranscript session, object delta, string? finishReason) => new
+    {
+        id, @object = "chat.completion.chunk", created, model = session.Model, session_id = session.SessionId,
+        choices = new[] { new { index = 0, delta, logprobs = (object?)null, finish_reason = finishReason } },
+    };
+
+    private static object ToObject(SessionTranscript t) => new
+    {
+        id = t.SessionId, @object = "session", model = t.Model, system_prompt = t.SystemPrompt,
+        created_at = t.CreatedAt.ToUnixTimeSeconds(), token_count = t.TokenCount,
+        context_policy = t.ContextPolicy == ContextPolicy.DropOldestTurns ? "drop_oldest_turns" : "reject",
+        messages = t.Turns.Select(turn => new { role = turn.Role, content = turn.Text }),
+    };
+}
