@@ -8,6 +8,7 @@ using Gpt2Orleans.Inference.Generation;
 using Gpt2Orleans.Inference.Model;
 using Gpt2Orleans.Inference.Tokenization;
 using Microsoft.Extensions.DependencyInjection;
+using static Gpt2Orleans.Gateway.Tests.Support.Http;
 
 namespace Gpt2Orleans.Gateway.Tests;
 
@@ -15,21 +16,6 @@ namespace Gpt2Orleans.Gateway.Tests;
 [Collection(GatewayCollection.Name)]
 public sealed class CompletionsTests(GatewayFixture fixture)
 {
-    private static StringContent Json(object body) => new(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
-
-    private static async Task<JsonElement> ReadJson(HttpResponseMessage response) => JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
-
-    /// <summary>The data: payloads of an event stream, checked to be framed as OpenAI frames them.</summary>
-    private static async Task<List<string>> ReadEvents(HttpResponseMessage response)
-    {
-        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
-        string text = await response.Content.ReadAsStringAsync();
-        var events = text.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).ToList();
-        Assert.All(events, e => Assert.StartsWith("data: ", e));
-        Assert.Equal("data: [DONE]", events[^1]);
-        return events.Select(e => e["data: ".Length..]).ToList();
-    }
-
     [Fact]
     public async Task A_greedy_completion_equals_the_inference_library()
     {
@@ -61,12 +47,12 @@ public sealed class CompletionsTests(GatewayFixture fixture)
             request.model, request.prompt, request.max_tokens, request.temperature, stream = true, stream_options = new { include_usage = true },
         }));
         var events = await ReadEvents(response);
-        var chunks = events[..^2].Select(e => JsonDocument.Parse(e).RootElement).ToList();
+        var chunks = events[..^1];
         Assert.All(chunks, c => Assert.Equal("text_completion", c.GetProperty("object").GetString()));
         Assert.Single(chunks.Select(c => c.GetProperty("id").GetString()).Distinct());
         Assert.Equal(whole, string.Concat(chunks.Select(c => c.GetProperty("choices")[0].GetProperty("text").GetString())));
         Assert.Equal("length", chunks[^1].GetProperty("choices")[0].GetProperty("finish_reason").GetString());
-        var usage = JsonDocument.Parse(events[^2]).RootElement;
+        var usage = events[^1];
         Assert.Equal(0, usage.GetProperty("choices").GetArrayLength());
         Assert.Equal(13, usage.GetProperty("usage").GetProperty("total_tokens").GetInt32());
     }
@@ -137,6 +123,7 @@ public sealed class CompletionsTests(GatewayFixture fixture)
         var cluster = fixture.Services.GetRequiredService<IClusterClient>();
         var catalog = await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).GetModel(GatewayFixture.Model);
         var worker = cluster.GetGrain<IModelGrain>(GrainKeys.ModelWorker(GatewayFixture.Model, catalog.Silos[0]));
+        int before = (await worker.GetStatus()).KvBlocksUsed; // sessions of other tests keep theirs between turns
 
         using (var client = fixture.Client())
         {
@@ -148,13 +135,13 @@ public sealed class CompletionsTests(GatewayFixture fixture)
             await using var stream = await response.Content.ReadAsStreamAsync();
             var buffer = new byte[64];
             Assert.True(await stream.ReadAsync(buffer) > 0); // the first chunk arrived: the sequence is running
-            Assert.True((await worker.GetStatus()).KvBlocksUsed > 0);
+            Assert.True((await worker.GetStatus()).KvBlocksUsed > before);
         } // the client goes away here
 
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         ModelStatus status;
-        while ((status = await worker.GetStatus()).KvBlocksUsed > 0 && DateTime.UtcNow < deadline) await Task.Delay(20);
-        Assert.Equal(0, status.KvBlocksUsed);
+        while ((status = await worker.GetStatus()).KvBlocksUsed > before && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(before, status.KvBlocksUsed);
         Assert.Equal(0, status.Running);
     }
 
@@ -163,11 +150,31 @@ public sealed class CompletionsTests(GatewayFixture fixture)
     {
         using var client = fixture.Client();
         var list = await ReadJson(await client.GetAsync("/v1/models"));
-        var model = Assert.Single(list.GetProperty("data").EnumerateArray());
-        Assert.Equal(GatewayFixture.Model, model.GetProperty("id").GetString());
+        var models = list.GetProperty("data").EnumerateArray().ToList();
+        Assert.Equal([GatewayFixture.Model, GatewayFixture.Sentiment, GatewayFixture.Tagger], models.Select(m => m.GetProperty("id").GetString()));
+        var model = models[0];
+        Assert.Equal(["lm"], model.GetProperty("heads").EnumerateArray().Select(h => h.GetString()));
+        Assert.Equal(["sequence-classification"], models[1].GetProperty("heads").EnumerateArray().Select(h => h.GetString()));
         Assert.Equal("model", model.GetProperty("object").GetString());
         Assert.Single(model.GetProperty("silos").EnumerateArray());
         Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/v1/models/nope")).StatusCode);
         Assert.Equal(GatewayFixture.Model, (await ReadJson(await client.GetAsync($"/v1/models/{GatewayFixture.Model}"))).GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public async Task Best_of_returns_the_most_likely_of_its_candidates()
+    {
+        using var client = fixture.Client();
+        object Request(int n) => new { model = GatewayFixture.Model, prompt = "Once upon a time", max_tokens = 6, n, best_of = 4, seed = 11, logprobs = 0 };
+        // With the same seed, both requests sample the same four candidates; n = 4 shows them all.
+        var all = (await ReadJson(await client.PostAsync("/v1/completions", Json(Request(4))))).GetProperty("choices").EnumerateArray()
+            .Select(c => (Text: c.GetProperty("text").GetString(), Logprob: c.GetProperty("logprobs").GetProperty("token_logprobs").EnumerateArray().Sum(l => l.GetDouble())))
+            .ToList();
+        Assert.True(all.Select(c => c.Text).Distinct().Count() > 1, "sampling gave different candidates");
+        var best = (await ReadJson(await client.PostAsync("/v1/completions", Json(Request(2))))).GetProperty("choices").EnumerateArray().ToList();
+        Assert.Equal(all.OrderByDescending(c => c.Logprob).Take(2).Select(c => c.Text), best.Select(c => c.GetProperty("text").GetString()));
+        Assert.Equal([0, 1], best.Select(c => c.GetProperty("index").GetInt32()));
+        Assert.Equal("stream", (await ReadError(await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, best_of = 2, stream = true })),
+            HttpStatusCode.BadRequest)).GetProperty("param").GetString());
     }
 }

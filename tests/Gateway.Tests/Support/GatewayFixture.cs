@@ -5,14 +5,17 @@ using Microsoft.AspNetCore.Builder;
 namespace Gpt2Orleans.Gateway.Tests.Support;
 
 /// <summary>
-/// The real single-machine app, in this process: a silo serving the golden tiny model as "alpha" with the gateway
-/// co-hosted on Kestrel at a free loopback port, files under a temporary folder, and a known development key.
+/// The real single-machine app, in this process: a silo serving the golden tiny models ("alpha", a language model;
+/// "sentiment" and "tagger", classifiers) with the gateway co-hosted on Kestrel at a free loopback port, files under
+/// a temporary folder, a known development key and a known admin key.
 /// </summary>
 public sealed class GatewayFixture : IAsyncLifetime
 {
     public const string Key = "g2o-test-key-0123456789";
-    public const string Model = "alpha";
+    public const string AdminKey = "g2o-admin-key-0123456789";
+    public const string Model = "alpha", Sentiment = "sentiment", Tagger = "tagger";
     public static readonly string ModelFolder = Path.Combine(AppContext.BaseDirectory, "Models", "alpha");
+    public static string Folder(string model) => Path.Combine(AppContext.BaseDirectory, "Models", model);
     private readonly string _data = Path.Combine(Path.GetTempPath(), "gpt2o-gateway-" + Guid.NewGuid().ToString("N"));
     private WebApplication _app = null!;
     public Uri BaseAddress { get; private set; } = null!;
@@ -25,14 +28,28 @@ public sealed class GatewayFixture : IAsyncLifetime
         return client;
     }
 
+    /// <summary>A new tenant made through the admin API (with <paramref name="quota"/> when given) and a client holding its first key.</summary>
+    public async Task<HttpClient> NewTenantClient(object? quota = null)
+    {
+        using var admin = Client(AdminKey);
+        string tenant = "t-" + Guid.NewGuid().ToString("N")[..12];
+        var created = await admin.PostAsync("/admin/tenants", Http.Json(new { id = tenant, quota }));
+        Assert.Equal(System.Net.HttpStatusCode.Created, created.StatusCode);
+        var key = await Http.ReadJson(await admin.PostAsync($"/admin/tenants/{tenant}/keys", null));
+        var client = Client(key.GetProperty("key").GetString());
+        client.DefaultRequestHeaders.Add("X-Test-Tenant", tenant);
+        return client;
+    }
+
     public async Task InitializeAsync()
     {
         int http = FreePort();
         BaseAddress = new Uri($"http://127.0.0.1:{http}");
         _app = SiloApp.Build([
-            "--model", $"{Model}={ModelFolder}", "--data", _data, "--kv-cache-mb", "16",
+            "--model", $"{Model}={ModelFolder}", "--model", $"{Sentiment}={Folder(Sentiment)}", "--model", $"{Tagger}={Folder(Tagger)}",
+            "--data", _data, "--kv-cache-mb", "16",
             "--silo-port", FreePort().ToString(), "--gateway-port", FreePort().ToString(),
-            "--urls", BaseAddress.ToString(), "--GPT2O_API_KEY", Key,
+            "--urls", BaseAddress.ToString(), "--GPT2O_API_KEY", Key, "--GPT2O_ADMIN_KEY", AdminKey,
         ]);
         await _app.StartAsync();
         using var client = Client();

@@ -1,0 +1,40 @@
+using System.Net;
+using Gpt2Orleans.Gateway.Tests.Support;
+using static Gpt2Orleans.Gateway.Tests.Support.Http;
+
+namespace Gpt2Orleans.Gateway.Tests;
+
+/// <summary>/metrics in Prometheus' text format and the OpenAPI document, over real HTTP.</summary>
+[Collection(GatewayCollection.Name)]
+public sealed class MetricsTests(GatewayFixture fixture)
+{
+    [Fact]
+    public async Task Metrics_show_requests_tokens_latencies_and_each_worker_s_queue_and_kv()
+    {
+        using var client = fixture.Client();
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, prompt = "Hello", max_tokens = 3 }))).StatusCode);
+        var response = await client.GetAsync("/metrics");
+        Assert.StartsWith("text/plain", response.Content.Headers.ContentType?.ToString());
+        var lines = (await response.Content.ReadAsStringAsync()).Split('\n');
+        double Value(string prefix) => double.Parse(Assert.Single(lines, l => l.StartsWith(prefix, StringComparison.Ordinal)).Split(' ')[^1],
+            System.Globalization.CultureInfo.InvariantCulture);
+
+        Assert.True(Value("http_requests_received_total{code=\"200\",method=\"POST\",controller=\"\",action=\"\",endpoint=\"/v1/completions\"}") >= 1);
+        Assert.True(Value("gpt2o_tokens_total{model=\"alpha\",tenant=\"dev\",kind=\"completion\"}") >= 3);
+        Assert.True(Value("gpt2o_time_to_first_token_seconds_count{model=\"alpha\"}") >= 1);
+        Assert.True(Value("gpt2o_inter_token_latency_seconds_count{model=\"alpha\"}") >= 2);
+        Assert.Contains(lines, l => l.StartsWith("gpt2o_sequences{model=\"alpha\",silo=", StringComparison.Ordinal) && l.Contains("state=\"waiting\""));
+        Assert.Contains(lines, l => l.StartsWith("gpt2o_kv_blocks{model=\"alpha\",silo=", StringComparison.Ordinal) && l.Contains("state=\"free\""));
+        Assert.Contains(lines, l => l.StartsWith("gpt2o_model_loaded{model=\"sentiment\"", StringComparison.Ordinal) && l.EndsWith(" 1"));
+    }
+
+    [Fact]
+    public async Task The_openapi_document_lists_the_api()
+    {
+        using var client = fixture.Client(key: null);
+        var document = await ReadJson(await client.GetAsync("/openapi/v1.json"));
+        var paths = document.GetProperty("paths").EnumerateObject().Select(p => p.Name).ToList();
+        foreach (var path in new[] { "/v1/completions", "/v1/chat/completions", "/v1/models", "/v1/sessions", "/v1/sessions/{id}/messages", "/v1/classifications", "/admin/tenants" })
+            Assert.Contains(path, paths);
+    }
+}
