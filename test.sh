@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests start for real and a fresh machine lacks, then runs every test.
 #   - Debian's redis-server (multi-process cluster tests)
-#   - npm's azurite (Azure Blob storage emulator), pinned in tests/tools/package-lock.json
+#   - Debian's chromium (the playground's browser test, driven by Microsoft.Playwright)
+#   - npm's azurite (Azure Blob storage emulator) and openai (the official client, for the compatibility test),
+#     pinned in tests/tools/package-lock.json
 # Extra arguments go to `dotnet test` (e.g. ./test.sh --filter Grains).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "installing redis-server (Debian)…"
+MISSING=()
+command -v redis-server >/dev/null 2>&1 || MISSING+=(redis-server)
+[ -x /usr/bin/chromium ] || MISSING+=(chromium)
+if [ ${#MISSING[@]} -gt 0 ]; then
+  echo "installing ${MISSING[*]} (Debian)…"
   SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo "sudo")
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${MISSING[@]}" >/dev/null
 fi
 
-if [ ! -x tests/tools/node_modules/.bin/azurite-blob ]; then
-  echo "installing azurite (npm)…"
+if [ ! -x tests/tools/node_modules/.bin/azurite-blob ] || [ ! -f tests/tools/node_modules/openai/package.json ]; then
+  echo "installing azurite and openai (npm)…"
   (cd tests/tools && npm ci --no-audit --no-fund --silent)
 fi
 

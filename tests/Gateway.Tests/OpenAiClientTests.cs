@@ -1,0 +1,40 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Gpt2Orleans.Gateway.Tests.Support;
+using static Gpt2Orleans.Gateway.Tests.Support.Http;
+
+namespace Gpt2Orleans.Gateway.Tests;
+
+/// <summary>
+/// Compatibility with a client nobody here wrote: the official <c>openai</c> npm package (installed by ./test.sh in
+/// tests/tools) runs a completion, a streamed completion and a streamed chat completion against the gateway and
+/// gets the same text as the non-streamed calls (sampled, with a seed), and the same as this test's own HTTP call.
+/// </summary>
+[Collection(GatewayCollection.Name)]
+public sealed class OpenAiClientTests(GatewayFixture fixture)
+{
+    [Fact]
+    public async Task The_official_openai_client_gets_the_same_text_streamed_and_whole()
+    {
+        string script = Path.Combine(ToolPaths.Tools, "openai-compat.mjs");
+        ToolPaths.Require(Path.Combine(ToolPaths.Tools, "node_modules", "openai", "package.json"), "run ./test.sh (it runs npm ci in tests/tools)");
+        var start = new ProcessStartInfo("node", [script, fixture.BaseAddress.ToString().TrimEnd('/'), GatewayFixture.Key, GatewayFixture.Model])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = ToolPaths.Tools,
+        };
+        using var node = Process.Start(start)!;
+        var stdout = node.StandardOutput.ReadToEndAsync();
+        var stderr = node.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        try { await node.WaitForExitAsync(timeout.Token); }
+        catch (OperationCanceledException) { node.Kill(entireProcessTree: true); throw new TimeoutException("the openai client did not finish in 120 s"); }
+        Assert.True(node.ExitCode == 0, $"the openai client saw a difference or failed (exit {node.ExitCode}): {await stdout} {await stderr}");
+
+        var result = JsonDocument.Parse(await stdout).RootElement;
+        using var client = fixture.Client();
+        var ours = await ReadJson(await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, max_tokens = 24, temperature = 0.9, seed = 1234, prompt = "The city at night was" })));
+        Assert.Equal(ours.GetProperty("choices")[0].GetProperty("text").GetString(), result.GetProperty("completion").GetString());
+        Assert.Contains(GatewayFixture.Model, result.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
+        Assert.True(result.GetProperty("chatUsage").GetProperty("completion_tokens").GetInt32() > 0);
+    }
+}
