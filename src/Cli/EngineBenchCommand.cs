@@ -83,15 +83,6 @@ public static class EngineBenchCommand
         return 0;
     }
 
-    private sealed record Percentiles(double P50, double P99)
-    {
-        public static Percentiles Of(List<double> values)
-        {
-            values.Sort();
-            return values.Count == 0 ? new(0, 0) : new(values[(int)(0.5 * (values.Count - 1))], values[(int)(0.99 * (values.Count - 1))]);
-        }
-    }
-
     private sealed record LoadResult(double TokensPerSecond, Percentiles Ttft, Percentiles Itl, double Fragmentation);
 
     private static async Task<LoadResult> Load(GenerationEngine engine, int streams, int promptTokens, int newTokens)

@@ -9,6 +9,7 @@ root.Add(ClassifyCommand.CreateSequence());
 root.Add(ClassifyCommand.CreateTokens());
 root.Add(BenchCommand.Create());
 root.Add(EngineBenchCommand.Create());
+root.Add(GatewayBenchCommand.Create());
 
 try
 {

@@ -28,6 +28,7 @@ public static class SiloCommandLine
         ["--max-running-sequences"] = nameof(SiloSettings.MaxRunningSequences),
         ["--drain-seconds"] = nameof(SiloSettings.DrainSeconds),
         ["--spill-kv"] = nameof(SiloSettings.SpillKv),
+        ["--batch-invariant"] = nameof(SiloSettings.BatchInvariant),
     };
 
     /// <summary>Splits the arguments into settings (configuration keys) and the rest.</summary>

@@ -37,6 +37,8 @@ public sealed class SiloSettings
     public string DType { get; set; } = "float32";
     public long KvCacheMegabytes { get; set; } = 512;
     public int MaxRunningSequences { get; set; } = 64;
+    /// <summary>Whether a request's output is the same however the engine batches it (a seeded sample reproduces under load); costs compute on batches under 16 rows.</summary>
+    public bool BatchInvariant { get; set; }
     /// <summary>Whether deactivating sessions spill their KV to this silo's disk (under the data directory) for a faster next turn.</summary>
     public bool SpillKv { get; set; } = true;
     /// <summary>On shutdown, how long running streams may take to finish before the silo stops anyway.</summary>

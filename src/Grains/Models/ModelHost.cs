@@ -100,6 +100,7 @@ public sealed class ModelHost : IDisposable
         {
             var model = folder is null ? DefaultModel.Create(loadOptions) : Gpt2LMHeadModel.FromPretrained(folder, loadOptions);
             var defaults = folder is null ? new GenerationConfig() : GenerationConfig.FromDirectory(folder);
+            if (_options.BatchInvariant) model.MakeBatchInvariant();
             var engine = new GenerationEngine(model, tokenizer, new EngineOptions
             {
                 ModelName = name,

@@ -13,6 +13,8 @@ public sealed class ModelHostOptions
     public string DType { get; set; } = "float32";
     public long KvCacheBytes { get; set; } = 512L << 20;
     public int MaxRunningSequences { get; set; } = 64;
+    /// <summary>Whether a request's output is the same bit for bit however it is batched (seeded samples reproduce under load), at some compute cost on small batches.</summary>
+    public bool BatchInvariant { get; set; }
     /// <summary>Where deactivating sessions spill their KV on this silo's local disk (null: they do not spill).</summary>
     public string? SpillDirectory { get; set; }
     /// <summary>On shutdown, how long running generations may take to finish.</summary>

@@ -16,6 +16,8 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>
     private readonly Tensor _weightOutIn; // [nf, nx] contiguous
     public readonly Parameter bias;   // [nf]
     private readonly long _nf;
+    /// <summary>Fewest rows multiplied at once: 1, or <see cref="BatchInvariantMatmul.KernelRows"/> for batch-invariant results.</summary>
+    public int MinRows { get; set; } = 1;
 
     public Conv1D(long nf, long nx, ScalarType dtype, Device device) : base(nameof(Conv1D))
     {
@@ -28,12 +30,12 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        if (CpuMatVec.Applies(x, _weightOutIn)) return CpuMatVec.Apply(x, _weightOutIn, bias);
+        if (MinRows == 1 && CpuMatVec.Applies(x, _weightOutIn)) return CpuMatVec.Apply(x, _weightOutIn, bias);
         var shape = x.shape;
         var outShape = shape.ToArray();
         outShape[^1] = _nf;
         using var flat = x.reshape(-1, shape[^1]);
-        using var result = torch.addmm(bias, flat, weight, 1, 1);
+        using var result = BatchInvariantMatmul.Addmm(bias, flat, weight, MinRows);
         return result.view(outShape); // (..., nf)
     }
 }

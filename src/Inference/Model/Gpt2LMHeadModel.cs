@@ -68,5 +68,5 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
 
     /// <summary>Hidden states (…, E) to vocabulary logits (…, V) through the (tied) LM head.</summary>
     private Tensor Project(Tensor hidden) =>
-        CpuMatVec.Applies(hidden, LmHeadWeight) ? CpuMatVec.Apply(hidden, LmHeadWeight, null) : nn.functional.linear(hidden, LmHeadWeight);
+        MinRows == 1 && CpuMatVec.Applies(hidden, LmHeadWeight) ? CpuMatVec.Apply(hidden, LmHeadWeight, null) : BatchInvariantMatmul.Linear(hidden, LmHeadWeight, MinRows);
 }

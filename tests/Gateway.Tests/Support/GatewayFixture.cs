@@ -47,7 +47,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         BaseAddress = new Uri($"http://127.0.0.1:{http}");
         _app = SiloApp.Build([
             "--model", $"{Model}={ModelFolder}", "--model", $"{Sentiment}={Folder(Sentiment)}", "--model", $"{Tagger}={Folder(Tagger)}",
-            "--data", _data, "--kv-cache-mb", "16",
+            "--data", _data, "--kv-cache-mb", "16", "--batch-invariant", "true",
             "--silo-port", FreePort().ToString(), "--gateway-port", FreePort().ToString(),
             "--urls", BaseAddress.ToString(), "--GPT2O_API_KEY", Key, "--GPT2O_ADMIN_KEY", AdminKey,
         ]);

@@ -1,0 +1,163 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Gpt2Orleans.Cli.Benchmark;
+using Gpt2Orleans.Grains.Models;
+using Gpt2Orleans.Inference.Engine;
+using Gpt2Orleans.Inference.Generation;
+using Gpt2Orleans.Silo;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Spectre.Console;
+
+namespace Gpt2Orleans.Cli;
+
+/// <summary>
+/// <c>gpt2o bench-gateway</c>: the single-machine default (a silo with the gateway co-hosted) started in this process
+/// on loopback ports, then (1) the end-to-end overhead: one-token completions through HTTP + Orleans against the same
+/// requests given straight to the engine, interleaved so both see the same machine; (2) a load run: many concurrent
+/// streaming clients for a fixed time, each stream checked against the non-streamed result for its seed.
+/// </summary>
+public static class GatewayBenchCommand
+{
+    private static readonly Option<string> Model = new("--model") { Description = "a checkpoint folder, a hub repo id, or 'default' (random GPT-2 small)", DefaultValueFactory = _ => "default" };
+    private static readonly Option<int> Clients = new("--clients") { DefaultValueFactory = _ => 64 };
+    private static readonly Option<int> Seconds = new("--seconds") { DefaultValueFactory = _ => 60 };
+    private static readonly Option<int> MaxTokens = new("--max-tokens") { DefaultValueFactory = _ => 32 };
+    private static readonly Option<int> OverheadRequests = new("--overhead-requests") { DefaultValueFactory = _ => 300 };
+    private static readonly Option<bool> BatchInvariant = new("--batch-invariant")
+    {
+        Description = "serve in batch-invariant mode, so each stream must equal its non-streamed reference exactly", DefaultValueFactory = _ => true,
+    };
+    private const string Key = "g2o-bench-key-0123456789", Name = "bench";
+
+    public static Command Create()
+    {
+        var command = new Command("bench-gateway", "Overhead of the HTTP gateway + Orleans over the engine, and a load run of concurrent streaming clients");
+        foreach (var option in new Option[] { Model, Clients, Seconds, MaxTokens, OverheadRequests, BatchInvariant, CommonOptions.Json }) command.Add(option);
+        command.SetAction(parse => Run(parse).GetAwaiter().GetResult());
+        return command;
+    }
+
+    private static async Task<int> Run(ParseResult parse)
+    {
+        bool json = parse.GetValue(CommonOptions.Json);
+        string data = Path.Combine(Path.GetTempPath(), "gpt2o-bench-gateway-" + Guid.NewGuid().ToString("N"));
+        var url = new Uri($"http://127.0.0.1:{FreePort()}");
+        string source = parse.GetValue(Model)!;
+        if (Directory.Exists(source)) source = Path.GetFullPath(source);
+        await using var app = SiloApp.Build([
+            "--model", $"{Name}={source}", "--data", data, "--kv-cache-mb", "1024", "--max-running-sequences", "64",
+            "--silo-port", FreePort().ToString(), "--gateway-port", FreePort().ToString(), "--urls", url.ToString(), "--GPT2O_API_KEY", Key,
+            "--batch-invariant", parse.GetValue(BatchInvariant).ToString(), "--Logging:LogLevel:Default", "Warning",
+        ]);
+        try
+        {
+            await app.StartAsync();
+            var hosted = await app.Services.GetRequiredService<ModelHost>().GetAsync(Name);
+            await WaitForKey(url);
+            if (!json) Console.Error.WriteLine("overhead: one-token completions, HTTP + Orleans against the engine in process…");
+            var overhead = await Overhead(url, hosted.RequireGeneration(), parse.GetValue(OverheadRequests));
+            if (!json) Console.Error.WriteLine($"load: {parse.GetValue(Clients)} streaming clients for {parse.GetValue(Seconds)} s…");
+            var load = await new GatewayLoad(url, Key, Name, parse.GetValue(MaxTokens))
+                .RunAsync(parse.GetValue(Clients), TimeSpan.FromSeconds(parse.GetValue(Seconds)));
+            var kv = hosted.RequireGeneration().Stats;
+            Report(json, overhead, load, kv.BlocksUsed);
+            return load.Errors.Count == 0 && load.Mismatches == 0 && load.RefusedWithoutRetryAfter == 0 && kv.BlocksUsed == 0 ? 0 : 1;
+        }
+        finally
+        {
+            await app.StopAsync();
+            try { Directory.Delete(data, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private sealed record OverheadResult(Percentiles Engine, Percentiles Http, Percentiles Added);
+
+    private static async Task<OverheadResult> Overhead(Uri url, GenerationEngine engine, int requests)
+    {
+        using var http = new HttpClient { BaseAddress = url };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
+        int[] prompt = [464, 3290, 286, 262, 995]; // the same token ids both ways, so neither pays for tokenizing
+        var body = JsonSerializer.Serialize(new { model = Name, prompt, max_tokens = 1, temperature = 0 });
+        var config = new GenerationConfig { MaxNewTokens = 1, EosTokenIds = [] };
+        var direct = new List<double>();
+        var viaHttp = new List<double>();
+        var added = new List<double>();
+        for (int i = -20; i < requests; i++) // the first 20 of each warm up
+        {
+            var watch = Stopwatch.StartNew();
+            await foreach (var _ in engine.SubmitAsync(new EngineRequest("bench-direct", prompt, config))) { }
+            double engineSeconds = watch.Elapsed.TotalSeconds;
+            watch.Restart();
+            var response = await http.PostAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+            await response.Content.ReadAsStringAsync();
+            response.EnsureSuccessStatusCode();
+            double httpSeconds = watch.Elapsed.TotalSeconds;
+            if (i < 0) continue;
+            direct.Add(engineSeconds);
+            viaHttp.Add(httpSeconds);
+            added.Add(httpSeconds - engineSeconds);
+        }
+        return new OverheadResult(Percentiles.Of(direct), Percentiles.Of(viaHttp), Percentiles.Of(added));
+    }
+
+    private static void Report(bool json, OverheadResult overhead, GatewayLoadResult load, int kvBlocksUsedAfter)
+    {
+        if (json)
+        {
+            JsonOutput.Write(new
+            {
+                overhead = new { engine_p50_ms = overhead.Engine.P50 * 1e3, engine_p99_ms = overhead.Engine.P99 * 1e3, http_p50_ms = overhead.Http.P50 * 1e3,
+                    http_p99_ms = overhead.Http.P99 * 1e3, added_p50_ms = overhead.Added.P50 * 1e3, added_p99_ms = overhead.Added.P99 * 1e3 },
+                load = new { load.Clients, load.Seconds, load.Requests, load.Tokens, tokens_per_second = load.TokensPerSecond, requests_per_second = load.RequestsPerSecond,
+                    latency_p50_s = load.RequestLatency.P50, latency_p99_s = load.RequestLatency.P99, ttft_p50_s = load.TimeToFirstToken.P50, ttft_p99_s = load.TimeToFirstToken.P99,
+                    refused_429 = load.Refused, refused_without_retry_after = load.RefusedWithoutRetryAfter, errors = load.Errors.Count, mismatches = load.Mismatches,
+                    memory = load.Memory.Select(m => new { seconds = m.Seconds, working_set_mb = m.WorkingSetBytes >> 20, managed_mb = m.ManagedBytes >> 20 }),
+                    kv_blocks_used_after = kvBlocksUsedAfter },
+            });
+            return;
+        }
+        var table = new Table().AddColumns("one-token completion", "p50", "p99");
+        table.AddRow("engine in process", $"{overhead.Engine.P50 * 1e3:F2} ms", $"{overhead.Engine.P99 * 1e3:F2} ms");
+        table.AddRow("HTTP + gateway + Orleans", $"{overhead.Http.P50 * 1e3:F2} ms", $"{overhead.Http.P99 * 1e3:F2} ms");
+        table.AddRow("[bold]added per request[/]", $"[bold]{overhead.Added.P50 * 1e3:F2} ms[/]", $"{overhead.Added.P99 * 1e3:F2} ms");
+        AnsiConsole.Write(table);
+        var run = new Table().AddColumns("load run", "");
+        run.AddRow("streaming clients × seconds", $"{load.Clients} × {load.Seconds:F0}");
+        run.AddRow("streams finished", $"{load.Requests} ({load.RequestsPerSecond:F1}/s)");
+        run.AddRow("[bold]output tokens/s[/]", $"[bold]{load.TokensPerSecond:F1}[/]");
+        run.AddRow("stream latency p50 / p99", $"{load.RequestLatency.P50:F2} / {load.RequestLatency.P99:F2} s");
+        run.AddRow("time to first token p50 / p99", $"{load.TimeToFirstToken.P50:F2} / {load.TimeToFirstToken.P99:F2} s");
+        run.AddRow("429s (of them without Retry-After)", $"{load.Refused} ({load.RefusedWithoutRetryAfter})");
+        run.AddRow("other errors", $"{load.Errors.Count}");
+        run.AddRow("streams whose text ≠ the non-streamed result", $"{load.Mismatches}");
+        run.AddRow("working set, first → last sample", $"{load.Memory[0].WorkingSetBytes >> 20} → {load.Memory[^1].WorkingSetBytes >> 20} MB");
+        run.AddRow("managed heap, first → last sample", $"{load.Memory[0].ManagedBytes >> 20} → {load.Memory[^1].ManagedBytes >> 20} MB");
+        run.AddRow("KV blocks in use after the run", $"{kvBlocksUsedAfter}");
+        AnsiConsole.Write(run);
+        foreach (var error in load.Errors.Distinct().Take(5)) AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {error}");
+        AnsiConsole.WriteLine($"{Environment.ProcessorCount} cores; the clients run in the same process as the silo");
+    }
+
+    private static async Task WaitForKey(Uri url)
+    {
+        using var http = new HttpClient { BaseAddress = url };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!(await http.GetAsync("/v1/models")).IsSuccessStatusCode)
+        {
+            if (DateTime.UtcNow > deadline) throw new InvalidOperationException("the gateway did not accept the benchmark key within 60 s");
+            await Task.Delay(100);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
