@@ -74,7 +74,7 @@ public static class GatewayBenchCommand
         }
     }
 
-    private sealed record OverheadResult(Percentiles Engine, Percentiles Http, Percentiles Added);
+    private sealed record OverheadResult(Percentiles Engine, Percentiles Http, Percentiles Added, Percentiles HttpFloor);
 
     private static async Task<OverheadResult> Overhead(Uri url, GenerationEngine engine, int requests)
     {
@@ -86,6 +86,7 @@ public static class GatewayBenchCommand
         var direct = new List<double>();
         var viaHttp = new List<double>();
         var added = new List<double>();
+        var floor = new List<double>();
         for (int i = -20; i < requests; i++) // the first 20 of each warm up
         {
             var watch = Stopwatch.StartNew();
@@ -96,12 +97,16 @@ public static class GatewayBenchCommand
             await response.Content.ReadAsStringAsync();
             response.EnsureSuccessStatusCode();
             double httpSeconds = watch.Elapsed.TotalSeconds;
+            watch.Restart();
+            (await http.GetAsync("/healthz")).EnsureSuccessStatusCode(); // the HTTP round trip alone: no grain call
+            double floorSeconds = watch.Elapsed.TotalSeconds;
             if (i < 0) continue;
+            floor.Add(floorSeconds);
             direct.Add(engineSeconds);
             viaHttp.Add(httpSeconds);
             added.Add(httpSeconds - engineSeconds);
         }
-        return new OverheadResult(Percentiles.Of(direct), Percentiles.Of(viaHttp), Percentiles.Of(added));
+        return new OverheadResult(Percentiles.Of(direct), Percentiles.Of(viaHttp), Percentiles.Of(added), Percentiles.Of(floor));
     }
 
     private static void Report(bool json, OverheadResult overhead, GatewayLoadResult load, int kvBlocksUsedAfter)
@@ -111,7 +116,8 @@ public static class GatewayBenchCommand
             JsonOutput.Write(new
             {
                 overhead = new { engine_p50_ms = overhead.Engine.P50 * 1e3, engine_p99_ms = overhead.Engine.P99 * 1e3, http_p50_ms = overhead.Http.P50 * 1e3,
-                    http_p99_ms = overhead.Http.P99 * 1e3, added_p50_ms = overhead.Added.P50 * 1e3, added_p99_ms = overhead.Added.P99 * 1e3 },
+                    http_p99_ms = overhead.Http.P99 * 1e3, added_p50_ms = overhead.Added.P50 * 1e3, added_p99_ms = overhead.Added.P99 * 1e3,
+                    http_floor_p50_ms = overhead.HttpFloor.P50 * 1e3, http_floor_p99_ms = overhead.HttpFloor.P99 * 1e3 },
                 load = new { load.Clients, load.Seconds, load.Requests, load.Tokens, tokens_per_second = load.TokensPerSecond, requests_per_second = load.RequestsPerSecond,
                     latency_p50_s = load.RequestLatency.P50, latency_p99_s = load.RequestLatency.P99, ttft_p50_s = load.TimeToFirstToken.P50, ttft_p99_s = load.TimeToFirstToken.P99,
                     refused_429 = load.Refused, refused_without_retry_after = load.RefusedWithoutRetryAfter, errors = load.Errors.Count, mismatches = load.Mismatches,
@@ -123,6 +129,7 @@ public static class GatewayBenchCommand
         var table = new Table().AddColumns("one-token completion", "p50", "p99");
         table.AddRow("engine in process", $"{overhead.Engine.P50 * 1e3:F2} ms", $"{overhead.Engine.P99 * 1e3:F2} ms");
         table.AddRow("HTTP + gateway + Orleans", $"{overhead.Http.P50 * 1e3:F2} ms", $"{overhead.Http.P99 * 1e3:F2} ms");
+        table.AddRow("HTTP round trip alone (GET /healthz)", $"{overhead.HttpFloor.P50 * 1e3:F2} ms", $"{overhead.HttpFloor.P99 * 1e3:F2} ms");
         table.AddRow("[bold]added per request[/]", $"[bold]{overhead.Added.P50 * 1e3:F2} ms[/]", $"{overhead.Added.P99 * 1e3:F2} ms");
         AnsiConsole.Write(table);
         var run = new Table().AddColumns("load run", "");

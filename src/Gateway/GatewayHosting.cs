@@ -17,6 +17,7 @@ public static class GatewayHosting
 
     public static IServiceCollection AddGpt2OrleansGateway(this IServiceCollection services)
     {
+        Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton(services, TimeProvider.System);
         services.AddSingleton<TenantAuthentication>();
         services.AddSingleton<AdminAuthentication>();
         services.AddSingleton<ModelWorkers>();

@@ -30,7 +30,10 @@ public interface ITenantGrain : IGrainWithStringKey
     Task<string?> GetSessionModel(string sessionId);
     Task<IReadOnlyList<string>> ListSessions();
 
-    /// <summary>Admits one stream under the concurrent-stream and tokens-per-minute quotas, or throws <see cref="RetryLaterException"/>.</summary>
+    /// <summary>
+    /// Admits one stream of a model the tenant may use (else <see cref="InvalidRequestException"/>) under the
+    /// concurrent-stream and tokens-per-minute quotas (else <see cref="RetryLaterException"/>).
+    /// </summary>
     Task<Guid> BeginStream(string model);
     /// <summary>Ends a stream and meters its tokens.</summary>
     Task EndStream(Guid stream, string model, TokenUsage usage);

@@ -43,9 +43,10 @@ public static class AdminEndpoints
 
     public static async Task<IResult> GetTenant(string id, IClusterClient cluster) => Results.Json(await Describe(id, await Existing(cluster, id)));
 
-    public static async Task<IResult> DeleteTenant(string id, IClusterClient cluster)
+    public static async Task<IResult> DeleteTenant(string id, IClusterClient cluster, Auth.TenantAuthentication auth)
     {
         await (await Existing(cluster, id)).Delete();
+        auth.Forget();
         return Results.Json(new { id, @object = "tenant.deleted", deleted = true });
     }
 
@@ -55,11 +56,12 @@ public static class AdminEndpoints
         return Results.Json(new { id = issued.KeyId, @object = "api_key", tenant = id, key = issued.Key }, statusCode: StatusCodes.Status201Created);
     }
 
-    public static async Task<IResult> RevokeKey(string id, string keyId, IClusterClient cluster)
+    public static async Task<IResult> RevokeKey(string id, string keyId, IClusterClient cluster, Auth.TenantAuthentication auth)
     {
         var tenant = await Existing(cluster, id);
         if (!(await tenant.ListKeys()).Any(k => k.KeyId == keyId)) throw ApiException.NotFound($"tenant '{id}' has no key '{keyId}'", "key_id");
         await tenant.RevokeKey(keyId);
+        auth.Forget();
         return Results.Json(new { id = keyId, @object = "api_key.deleted", deleted = true });
     }
 

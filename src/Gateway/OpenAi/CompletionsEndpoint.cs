@@ -19,7 +19,7 @@ public static class CompletionsEndpoint
         string tenant = await auth.AuthenticateAsync(context);
         var body = await JsonSerializer.DeserializeAsync<JsonElement>(context.Request.Body, cancellationToken: context.RequestAborted);
         var request = CompletionRequest.Parse(body);
-        var (worker, _) = await workers.PickAsync(request.Model, tenant);
+        var (worker, _) = await workers.PickAsync(request.Model, tenant, checkTenant: false); // BeginStream checks it
         var prompts = new List<(IReadOnlyList<int> Ids, string Text)>();
         foreach (var prompt in request.Prompts)
             prompts.Add(prompt.TokenIds is { } ids ? (ids, "") : (await worker.Tokenize(prompt.Text!), prompt.Text!));

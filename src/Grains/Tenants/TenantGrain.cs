@@ -104,9 +104,9 @@ public sealed class TenantGrain([PersistentState("tenant", StorageNames.Tenants)
 
     public Task<IReadOnlyList<string>> ListSessions() => Task.FromResult<IReadOnlyList<string>>(state.State.Sessions.Keys.Order().ToList());
 
-    public Task<Guid> BeginStream(string model)
+    public async Task<Guid> BeginStream(string model)
     {
-        RequireExists();
+        await CheckModel(model);
         var quota = state.State.Quota;
         if (quota.MaxConcurrentStreams is { } streams && _streams.Count >= streams)
             throw new RetryLaterException($"this tenant already has {streams} streams running (its quota)", 1);
@@ -114,7 +114,7 @@ public sealed class TenantGrain([PersistentState("tenant", StorageNames.Tenants)
             throw new RetryLaterException($"this tenant used its {perMinute} tokens per minute", Math.Ceiling(wait.TotalSeconds));
         var id = Guid.NewGuid();
         _streams.Add(id);
-        return Task.FromResult(id);
+        return id;
     }
 
     public async Task EndStream(Guid stream, string model, TokenUsage usage)
