@@ -154,6 +154,7 @@ public sealed class CompletionsTests(GatewayFixture fixture)
         Assert.Equal([GatewayFixture.Model, GatewayFixture.Sentiment, GatewayFixture.Tagger], models.Select(m => m.GetProperty("id").GetString()));
         var model = models[0];
         Assert.Equal(["lm"], model.GetProperty("heads").EnumerateArray().Select(h => h.GetString()));
+        Assert.Equal(["\nUser:"], model.GetProperty("chat_template").GetProperty("stop").EnumerateArray().Select(h => h.GetString()));
         Assert.Equal(["sequence-classification"], models[1].GetProperty("heads").EnumerateArray().Select(h => h.GetString()));
         Assert.Equal("model", model.GetProperty("object").GetString());
         Assert.Single(model.GetProperty("silos").EnumerateArray());

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Gpt2Orleans.Gateway.Tests.Support;
+using Gpt2Orleans.Tests.Shared;
 using static Gpt2Orleans.Gateway.Tests.Support.Http;
 
 namespace Gpt2Orleans.Gateway.Tests;
@@ -16,11 +17,11 @@ public sealed class OpenAiClientTests(GatewayFixture fixture)
     [Fact]
     public async Task The_official_openai_client_gets_the_same_text_streamed_and_whole()
     {
-        string script = Path.Combine(ToolPaths.Tools, "openai-compat.mjs");
-        ToolPaths.Require(Path.Combine(ToolPaths.Tools, "node_modules", "openai", "package.json"), "run ./test.sh (it runs npm ci in tests/tools)");
+        _ = ToolPaths.OpenAiClient;
+        string script = Path.Combine(Repository.Tools, "openai-compat.mjs");
         var start = new ProcessStartInfo("node", [script, fixture.BaseAddress.ToString().TrimEnd('/'), GatewayFixture.Key, GatewayFixture.Model])
         {
-            RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = ToolPaths.Tools,
+            RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repository.Tools,
         };
         using var node = Process.Start(start)!;
         var stdout = node.StandardOutput.ReadToEndAsync();

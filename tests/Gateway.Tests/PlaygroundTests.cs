@@ -1,4 +1,5 @@
 using Gpt2Orleans.Gateway.Tests.Support;
+using Gpt2Orleans.Tests.Shared;
 using Microsoft.Playwright;
 
 namespace Gpt2Orleans.Gateway.Tests;
@@ -22,7 +23,7 @@ public sealed class PlaygroundTests(GatewayFixture fixture)
     {
         get
         {
-            string folder = Path.Combine(ToolPaths.RepositoryRoot, "artifacts", "playground");
+            string folder = Path.Combine(Repository.Root, "artifacts", "playground");
             Directory.CreateDirectory(folder);
             return folder;
         }

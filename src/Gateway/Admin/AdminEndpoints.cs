@@ -30,7 +30,7 @@ public static class AdminEndpoints
     /// <summary><c>{"id", "quota": {...}, "allowed_models": [...]}</c>; creating an existing tenant changes nothing.</summary>
     public static async Task<IResult> CreateTenant(HttpContext context, IClusterClient cluster)
     {
-        var fields = RequestFields.Parse(await JsonSerializer.DeserializeAsync<JsonElement>(context.Request.Body, cancellationToken: context.RequestAborted));
+        var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
         string id = fields.RequiredString("id");
         if (!GrainKeys.IsValidId(id)) throw ApiException.BadRequest($"'id' '{id}' is not valid: use 1–128 letters, digits, '.', '_' or '-'", "id");
         var quota = fields.Get("quota") is { } q ? ParseQuota(q) : null;
@@ -69,7 +69,7 @@ public static class AdminEndpoints
     public static async Task<IResult> SetQuota(HttpContext context, string id, IClusterClient cluster)
     {
         var tenant = await Existing(cluster, id);
-        var body = await JsonSerializer.DeserializeAsync<JsonElement>(context.Request.Body, cancellationToken: context.RequestAborted);
+        var body = await RequestFields.ReadBodyAsync(context);
         await tenant.SetQuota(ParseQuota(body));
         return Results.Json(await Describe(id, tenant));
     }

@@ -16,7 +16,7 @@ public static class ChatCompletionsEndpoint
     public static async Task Handle(HttpContext context, TenantAuthentication auth, ModelWorkers workers, IClusterClient cluster)
     {
         string tenant = await auth.AuthenticateAsync(context);
-        var body = await JsonSerializer.DeserializeAsync<JsonElement>(context.Request.Body, cancellationToken: context.RequestAborted);
+        var body = await RequestFields.ReadBodyAsync(context);
         var request = ChatCompletionRequest.Parse(body);
         var (worker, model) = await workers.PickAsync(request.Model, tenant, checkTenant: false); // BeginStream checks it
         var template = model.Definition.Chat;

@@ -17,7 +17,7 @@ public static class CompletionsEndpoint
     public static async Task Handle(HttpContext context, TenantAuthentication auth, ModelWorkers workers, IClusterClient cluster)
     {
         string tenant = await auth.AuthenticateAsync(context);
-        var body = await JsonSerializer.DeserializeAsync<JsonElement>(context.Request.Body, cancellationToken: context.RequestAborted);
+        var body = await RequestFields.ReadBodyAsync(context);
         var request = CompletionRequest.Parse(body);
         var (worker, _) = await workers.PickAsync(request.Model, tenant, checkTenant: false); // BeginStream checks it
         var prompts = new List<(IReadOnlyList<int> Ids, string Text)>();

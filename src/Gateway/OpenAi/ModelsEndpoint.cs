@@ -5,7 +5,7 @@ using Gpt2Orleans.Grains;
 
 namespace Gpt2Orleans.Gateway.OpenAi;
 
-/// <summary><c>GET /v1/models</c> and <c>/v1/models/{id}</c>: OpenAI's model objects, plus which silos serve each and its heads.</summary>
+/// <summary><c>GET /v1/models</c> and <c>/v1/models/{id}</c>: OpenAI's model objects, plus which silos serve each, its heads and its chat template.</summary>
 public static class ModelsEndpoint
 {
     public static async Task<IResult> List(HttpContext context, TenantAuthentication auth, IClusterClient cluster)
@@ -26,5 +26,10 @@ public static class ModelsEndpoint
     {
         id = m.Definition.Name, @object = "model", created = 0, owned_by = "gpt2orleans",
         source = m.Definition.Source, heads = m.Definition.Heads, device = m.Definition.Device, silos = m.Silos,
+        chat_template = new
+        {
+            system = m.Definition.Chat.System, user = m.Definition.Chat.User, assistant_prefix = m.Definition.Chat.AssistantPrefix,
+            turn_end = m.Definition.Chat.TurnEnd, stop = m.Definition.Chat.StopStrings,
+        },
     };
 }

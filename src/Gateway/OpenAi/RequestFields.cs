@@ -9,6 +9,10 @@ namespace Gpt2Orleans.Gateway.OpenAi;
 /// </summary>
 public sealed class RequestFields(JsonElement body)
 {
+    /// <summary>The request's JSON body (bad JSON becomes a 400 in <see cref="Errors.ErrorHandling"/>).</summary>
+    public static async Task<JsonElement> ReadBodyAsync(HttpContext context) =>
+        await JsonSerializer.DeserializeAsync<JsonElement>(context.Request.Body, cancellationToken: context.RequestAborted);
+
     public static RequestFields Parse(JsonElement body) =>
         body.ValueKind == JsonValueKind.Object ? new RequestFields(body) : throw ApiException.BadRequest("the request body must be a JSON object", null);
 

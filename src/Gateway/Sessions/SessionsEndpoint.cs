@@ -18,7 +18,7 @@ public static class SessionsEndpoint
     public static async Task<IResult> Create(HttpContext context, TenantAuthentication auth, ModelWorkers workers, IClusterClient cluster)
     {
         string tenant = await auth.AuthenticateAsync(context);
-        var fields = RequestFields.Parse(await ReadBody(context));
+        var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
         string model = fields.RequiredString("model");
         await workers.PickAsync(model, tenant); // an unknown model is a 400, one no silo serves a 503, before anything is stored
         string id = fields.String("id") ?? "sess-" + Guid.NewGuid().ToString("N");
@@ -57,7 +57,7 @@ public static class SessionsEndpoint
     public static async Task<IResult> Fork(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
     {
         var session = await Find(context, id, auth, cluster);
-        var fields = context.Request.ContentLength is > 0 ? RequestFields.Parse(await ReadBody(context)) : null;
+        var fields = context.Request.ContentLength is > 0 ? RequestFields.Parse(await RequestFields.ReadBodyAsync(context)) : null;
         string newId = fields?.String("id") ?? "sess-" + Guid.NewGuid().ToString("N");
         if (!GrainKeys.IsValidId(newId)) throw ApiException.BadRequest($"'id' '{newId}' is not valid: use 1–128 letters, digits, '.', '_' or '-'", "id");
         return Results.Json(ToObject(await session.Fork(newId)), statusCode: StatusCodes.Status201Created);
@@ -74,7 +74,7 @@ public static class SessionsEndpoint
     public static async Task Send(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
     {
         var session = await Find(context, id, auth, cluster);
-        var fields = RequestFields.Parse(await ReadBody(context));
+        var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
         string content = fields.String("content") ?? throw ApiException.BadRequest("'content' is required: the user's message", "content");
         bool stream = fields.Bool("stream") ?? false;
         bool includeUsage = fields.Get("stream_options") is { ValueKind: JsonValueKind.Object } options
@@ -127,9 +127,6 @@ public static class SessionsEndpoint
 
     private static int? MaxTokens(RequestFields fields) =>
         fields.Integer("max_completion_tokens", 0, 1 << 20) ?? fields.Integer("max_tokens", 0, 1 << 20);
-
-    private static async Task<JsonElement> ReadBody(HttpContext context) =>
-        await JsonSerializer.DeserializeAsync<JsonElement>(context.Request.Body, cancellationToken: context.RequestAborted);
 
     private static object Chunk(string id, long created, SessionTranscript session, object delta, string? finishReason) => new
     {

@@ -1,24 +1,13 @@
+using Gpt2Orleans.Tests.Shared;
+
 namespace Gpt2Orleans.Grains.Tests.Support;
 
 /// <summary>Where the real servers the tests start live: tests/tools/node_modules (npm, installed by ./test.sh) and Debian's /usr/bin.</summary>
 public static class ToolPaths
 {
-    public static string RepositoryRoot
-    {
-        get
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Gpt2Orleans.sln"))) dir = dir.Parent;
-            return dir?.FullName ?? throw new InvalidOperationException("cannot find the repository root (Gpt2Orleans.sln) above " + AppContext.BaseDirectory);
-        }
-    }
+    public static string AzuriteBlob => Repository.Require(Path.Combine(Repository.Tools, "node_modules", ".bin", "azurite-blob"), "run ./test.sh (it runs npm ci in tests/tools)");
 
-    public static string Require(string path, string installHint) =>
-        File.Exists(path) ? path : throw new InvalidOperationException($"{path} is missing: {installHint}");
-
-    public static string AzuriteBlob => Require(Path.Combine(RepositoryRoot, "tests", "tools", "node_modules", ".bin", "azurite-blob"), "run ./test.sh (it runs npm ci in tests/tools)");
-
-    public static string RedisServer => Require("/usr/bin/redis-server", "run ./test.sh (it installs Debian's redis-server)");
+    public static string RedisServer => Repository.Require("/usr/bin/redis-server", "run ./test.sh (it installs Debian's redis-server)");
 
     public static int FreePort()
     {
