@@ -54,9 +54,19 @@ public sealed record ChatTemplate
 
     public string SystemText(string systemPrompt) => System.Replace(Content, systemPrompt.Trim(), StringComparison.Ordinal);
 
-    /// <summary>A new user turn and the start of the reply; after an earlier reply, that reply's end comes first.</summary>
-    public string UserTurnText(string userText, bool first) =>
-        (first ? "" : TurnEnd) + User.Replace(Content, userText.Trim(), StringComparison.Ordinal) + AssistantPrefix;
+    /// <summary>
+    /// A new user turn and the start of the reply; after an earlier reply, that reply's end comes first. When the
+    /// earlier reply stopped on a stop string the model already wrote (<paramref name="openedBy"/>, e.g. "\nUser:"),
+    /// the turn goes on from it instead of writing it twice.
+    /// </summary>
+    public string UserTurnText(string userText, bool first, string? openedBy = null)
+    {
+        string text = (first ? "" : TurnEnd) + User.Replace(Content, userText.Trim(), StringComparison.Ordinal) + AssistantPrefix;
+        return openedBy is { Length: > 0 } && text.StartsWith(openedBy, StringComparison.Ordinal) ? text[openedBy.Length..] : text;
+    }
+
+    /// <summary>The stop string a generated reply ends on, if it ends on one (the model then already opened the next turn).</summary>
+    public string? EndingStop(string generated) => StopStrings.FirstOrDefault(s => generated.EndsWith(s, StringComparison.Ordinal));
 
     /// <summary>A whole conversation (role, content) ending where the assistant's next reply begins.</summary>
     public string Render(IEnumerable<(string Role, string Content)> messages)

@@ -20,4 +20,6 @@ public sealed class SessionState
     [Id(8)] public DateTimeOffset CreatedAt { get; set; }
     /// <summary>How this conversation is rendered, fixed when it starts (null in states written before templates: the default).</summary>
     [Id(9)] public ChatTemplate? ChatTemplate { get; set; }
+    /// <summary>The stop string the last reply ended on (already in <see cref="Tokens"/>), which the next turn continues from.</summary>
+    [Id(10)] public string? OpenedBy { get; set; }
 }

@@ -56,7 +56,7 @@ public sealed class SessionGrain(
         {
             Exists = true, Model = source.Model, SystemPrompt = source.SystemPrompt, Defaults = source.Defaults,
             ContextPolicy = source.ContextPolicy, CreatedAt = DateTimeOffset.UtcNow, ChatTemplate = source.ChatTemplate,
-            Turns = [.. source.Turns], Tokens = [.. source.Tokens], TurnStarts = [.. source.TurnStarts],
+            Turns = [.. source.Turns], Tokens = [.. source.Tokens], TurnStarts = [.. source.TurnStarts], OpenedBy = source.OpenedBy,
         });
     }
 
@@ -74,7 +74,7 @@ public sealed class SessionGrain(
             var merged = (parameters ?? new()).WithDefaults(state.State.Defaults);
             var template = state.State.ChatTemplate ?? ChatTemplate.Default;
             merged = merged with { StopStrings = template.StopsWith(merged.StopStrings), MaxNewTokens = merged.MaxNewTokens ?? ChatTemplate.DefaultReplyTokens };
-            var turnTokens = await worker.Tokenize(template.UserTurnText(userText, first: state.State.TurnStarts.Count == 0));
+            var turnTokens = await worker.Tokenize(template.UserTurnText(userText, first: state.State.TurnStarts.Count == 0, state.State.OpenedBy));
             var plan = ConversationWindow.Plan(state.State, turnTokens, merged.MaxNewTokens!.Value, status.ContextLength);
             if (plan.DroppedTurns > 0) await Release(); // the kept KV no longer starts the prompt
             else if (_kept is null && _forkFrom is null && state.State.Tokens.Count > 0)
@@ -107,6 +107,7 @@ public sealed class SessionGrain(
             }
             finally { await tenant.EndStream(stream, state.State.Model, usage ?? new TokenUsage(plan.Prompt.Count, generated.Count, 0)); }
             ConversationWindow.Commit(state.State, plan, userText.Trim(), template.ReplyText(text.ToString()), generated);
+            state.State.OpenedBy = template.EndingStop(text.ToString());
             await state.WriteStateAsync();
         }
         finally { _turnInProgress = false; }
