@@ -12,7 +12,9 @@ namespace Gpt2Orleans.Gateway.Routing;
 public sealed class ModelWorkers(IClusterClient cluster, TimeProvider clock)
 {
     public static readonly TimeSpan CatalogFor = TimeSpan.FromSeconds(1);
-    private (IReadOnlyList<ModelInfo> Models, DateTimeOffset Until)? _catalog;
+    private CachedCatalog? _catalog; // a reference, so concurrent requests never see half of an update
+
+    private sealed record CachedCatalog(IReadOnlyList<ModelInfo> Models, DateTimeOffset Until);
 
     /// <param name="checkTenant">false where the caller's <see cref="ITenantGrain.BeginStream"/> checks the model anyway (saving a grain call).</param>
     public async Task<(IModelGrain Worker, ModelInfo Model)> PickAsync(string model, string tenant, bool checkTenant = true)
@@ -30,8 +32,9 @@ public sealed class ModelWorkers(IClusterClient cluster, TimeProvider clock)
     public async Task<ModelInfo?> FindAsync(string model)
     {
         var now = clock.GetUtcNow();
-        if (_catalog is not { } cached || cached.Until <= now)
-            _catalog = cached = (await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels(), now + CatalogFor);
+        var cached = _catalog;
+        if (cached is null || cached.Until <= now)
+            _catalog = cached = new CachedCatalog(await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels(), now + CatalogFor);
         return cached.Models.FirstOrDefault(m => m.Definition.Name == model);
     }
 }

@@ -9,7 +9,7 @@ namespace Gpt2Orleans.Gateway.Tests.Support;
 /// "sentiment" and "tagger", classifiers) with the gateway co-hosted on Kestrel at a free loopback port, files under
 /// a temporary folder, a known development key and a known admin key.
 /// </summary>
-public sealed class GatewayFixture : IAsyncLifetime
+public class GatewayFixture : IAsyncLifetime
 {
     public const string Key = "g2o-test-key-0123456789";
     public const string AdminKey = "g2o-admin-key-0123456789";
@@ -41,12 +41,16 @@ public sealed class GatewayFixture : IAsyncLifetime
         return client;
     }
 
+    /// <summary>The --model arguments the silo starts with.</summary>
+    protected virtual IEnumerable<string> ModelArguments =>
+        ["--model", $"{Model}={ModelFolder}", "--model", $"{Sentiment}={Folder(Sentiment)}", "--model", $"{Tagger}={Folder(Tagger)}"];
+
     public async Task InitializeAsync()
     {
         int http = FreePort();
         BaseAddress = new Uri($"http://127.0.0.1:{http}");
         _app = SiloApp.Build([
-            "--model", $"{Model}={ModelFolder}", "--model", $"{Sentiment}={Folder(Sentiment)}", "--model", $"{Tagger}={Folder(Tagger)}",
+            .. ModelArguments,
             "--data", _data, "--kv-cache-mb", "16", "--batch-invariant", "true",
             "--silo-port", FreePort().ToString(), "--gateway-port", FreePort().ToString(),
             "--urls", BaseAddress.ToString(), "--GPT2O_API_KEY", Key, "--GPT2O_ADMIN_KEY", AdminKey,
