@@ -11,7 +11,7 @@ namespace Gpt2Orleans.Grains.Tests;
 /// <summary>
 /// The real thing: two gpt2o-silo processes form a cluster through a real Redis server (Debian's redis-server on a
 /// free loopback port) and keep their state in Azure Blob storage (a real Azurite); one is killed with SIGKILL
-/// mid-conversation and no persisted turn is lost.
+/// mid-conversation and no persisted turn is lost. A standalone gpt2o-gateway process serves the cluster over HTTP.
 /// </summary>
 public sealed class MultiProcessClusterTests : IAsyncLifetime
 {
@@ -22,6 +22,8 @@ public sealed class MultiProcessClusterTests : IAsyncLifetime
     private readonly List<ServerProcess> _silos = [];
     private readonly List<(int SiloPort, int GatewayPort)> _ports = [];
     private IHost _client = null!;
+    private ServerProcess _gateway = null!;
+    private Uri _gatewayUrl = null!;
 
     public async Task InitializeAsync()
     {
@@ -44,6 +46,13 @@ public sealed class MultiProcessClusterTests : IAsyncLifetime
                 "--urls", $"http://127.0.0.1:{ToolPaths.FreePort()}",
             ], gatewayPort, TimeSpan.FromSeconds(90), workingDirectory: AppContext.BaseDirectory));
         }
+        int httpPort = ToolPaths.FreePort();
+        _gatewayUrl = new Uri($"http://127.0.0.1:{httpPort}");
+        _gateway = await ServerProcess.StartAsync("dotnet",
+        [
+            Path.Combine(AppContext.BaseDirectory, "gpt2o-gateway.dll"),
+            "--redis", $"127.0.0.1:{redisPort}", "--cluster-id", _clusterId, "--urls", _gatewayUrl.ToString(),
+        ], httpPort, TimeSpan.FromSeconds(60), workingDirectory: AppContext.BaseDirectory);
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders(); // the killed silo makes the client log connection errors by design
         builder.UseOrleansClient(client =>
@@ -59,6 +68,7 @@ public sealed class MultiProcessClusterTests : IAsyncLifetime
     {
         await _client.StopAsync(TimeSpan.FromSeconds(5));
         _client.Dispose();
+        await _gateway.DisposeAsync();
         foreach (var silo in _silos) await silo.DisposeAsync();
         await _redis.DisposeAsync();
         await _azurite.DisposeAsync();
@@ -110,5 +120,34 @@ public sealed class MultiProcessClusterTests : IAsyncLifetime
         var stored = new List<string>();
         await foreach (var blob in new Azure.Storage.Blobs.BlobContainerClient(_azurite.ConnectionString, _clusterId).GetBlobsAsync()) stored.Add(blob.Name);
         Assert.Equal(ids.Count, stored.Count(name => name.StartsWith("session/"))); // the sessions live in blob storage
+    }
+
+    [Fact]
+    public async Task A_standalone_gateway_serves_the_cluster_over_http()
+    {
+        var client = _client.Services.GetRequiredService<IClusterClient>();
+        string tenant = await SessionCalls.NewTenant(client);
+        var key = await client.GetGrain<ITenantGrain>(tenant).IssueKey();
+        using var http = new HttpClient { BaseAddress = _gatewayUrl, Timeout = TimeSpan.FromSeconds(60) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key.Key);
+        static StringContent Json(object body) => new(System.Text.Json.JsonSerializer.Serialize(body), System.Text.Encoding.UTF8, "application/json");
+
+        var models = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/v1/models")).RootElement.GetProperty("data");
+        Assert.Equal(2, models[0].GetProperty("silos").GetArrayLength()); // both silos serve alpha
+
+        var created = await http.PostAsync("/v1/sessions", Json(new { model = ClusterFixture.Alpha, temperature = 0, max_tokens = 4 }));
+        Assert.Equal(System.Net.HttpStatusCode.Created, created.StatusCode);
+        string id = System.Text.Json.JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+        var reply = await http.PostAsync($"/v1/sessions/{id}/messages", Json(new { content = "Hello" }));
+        Assert.Equal(System.Net.HttpStatusCode.OK, reply.StatusCode);
+        // The conversation is the cluster's: the session grain holds the turn the gateway answered.
+        var answer = System.Text.Json.JsonDocument.Parse(await reply.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(4, answer.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        var transcript = await SessionCalls.Get(client, tenant, id, ClusterFixture.Alpha).GetTranscript();
+        Assert.Equal(2, transcript.Turns.Count);
+        Assert.Equal(transcript.Turns[1].Text, answer.GetProperty("message").GetProperty("content").GetString());
+
+        string metrics = await http.GetStringAsync("/metrics");
+        Assert.Equal(2, metrics.Split('\n').Count(l => l.StartsWith($"gpt2o_model_loaded{{model=\"{ClusterFixture.Alpha}\"", StringComparison.Ordinal) && l.EndsWith(" 1")));
     }
 }
