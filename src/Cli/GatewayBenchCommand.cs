@@ -52,6 +52,7 @@ public static class GatewayBenchCommand
             "--model", $"{Name}={source}", "--data", data, "--kv-cache-mb", "1024", "--max-running-sequences", "64",
             "--silo-port", FreePort().ToString(), "--gateway-port", FreePort().ToString(), "--urls", url.ToString(), "--GPT2O_API_KEY", Key,
             "--batch-invariant", parse.GetValue(BatchInvariant).ToString(), "--Logging:LogLevel:Default", "Warning",
+            "--Logging:Console:LogToStandardErrorThreshold", "Trace", // logs to stderr: stdout is the table or the JSON
         ]);
         try
         {
@@ -118,7 +119,7 @@ public static class GatewayBenchCommand
                 overhead = new { engine_p50_ms = overhead.Engine.P50 * 1e3, engine_p99_ms = overhead.Engine.P99 * 1e3, http_p50_ms = overhead.Http.P50 * 1e3,
                     http_p99_ms = overhead.Http.P99 * 1e3, added_p50_ms = overhead.Added.P50 * 1e3, added_p99_ms = overhead.Added.P99 * 1e3,
                     http_floor_p50_ms = overhead.HttpFloor.P50 * 1e3, http_floor_p99_ms = overhead.HttpFloor.P99 * 1e3 },
-                load = new { load.Clients, load.Seconds, load.Requests, load.Tokens, tokens_per_second = load.TokensPerSecond, requests_per_second = load.RequestsPerSecond,
+                load = new { clients = load.Clients, seconds = load.Seconds, requests = load.Requests, tokens = load.Tokens, tokens_per_second = load.TokensPerSecond, requests_per_second = load.RequestsPerSecond,
                     latency_p50_s = load.RequestLatency.P50, latency_p99_s = load.RequestLatency.P99, ttft_p50_s = load.TimeToFirstToken.P50, ttft_p99_s = load.TimeToFirstToken.P99,
                     refused_429 = load.Refused, refused_without_retry_after = load.RefusedWithoutRetryAfter, errors = load.Errors.Count, mismatches = load.Mismatches,
                     memory = load.Memory.Select(m => new { seconds = m.Seconds, working_set_mb = m.WorkingSetBytes >> 20, managed_mb = m.ManagedBytes >> 20 }),

@@ -112,4 +112,19 @@ public sealed class Gpt2oCommandTests
         Assert.Contains("RANDOM weights", result.Stderr);
         Assert.StartsWith("Hello, my name is", result.Stdout);
     }
+
+    [Fact]
+    public async Task Bench_gateway_runs_the_silo_measures_the_overhead_and_checks_every_stream()
+    {
+        var result = await CliRunner.RunAsync(["bench-gateway", "--model", Lm, "--seconds", "3", "--clients", "4", "--overhead-requests", "5", "--json"]);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var overhead = result.Json.GetProperty("overhead");
+        Assert.True(overhead.GetProperty("engine_p50_ms").GetDouble() > 0);
+        Assert.True(overhead.GetProperty("http_p50_ms").GetDouble() > overhead.GetProperty("http_floor_p50_ms").GetDouble());
+        var load = result.Json.GetProperty("load");
+        Assert.True(load.GetProperty("requests").GetInt32() >= 4);
+        Assert.Equal(0, load.GetProperty("errors").GetInt32());
+        Assert.Equal(0, load.GetProperty("mismatches").GetInt32());
+        Assert.Equal(0, load.GetProperty("kv_blocks_used_after").GetInt32());
+    }
 }

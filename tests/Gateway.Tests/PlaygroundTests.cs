@@ -1,12 +1,13 @@
 using Gpt2Orleans.Gateway.Tests.Support;
 using Gpt2Orleans.Tests.Shared;
+using System.Net;
 using Microsoft.Playwright;
 
 namespace Gpt2Orleans.Gateway.Tests;
 
 /// <summary>
 /// The playground in a real browser: Microsoft.Playwright drives Debian's Chromium (headless) to open the page, send
-/// a message, watch the reply stream in, fork the session, and check the page on a phone-sized screen. Screenshots are
+/// a message, watch the reply stream in, fork and reset the session, and check the page on a phone-sized screen. Screenshots are
 /// saved under artifacts/playground/ at the repository root.
 /// </summary>
 [Collection(GatewayCollection.Name)]
@@ -73,6 +74,12 @@ public sealed class PlaygroundTests(GatewayFixture fixture)
         await Assertions.Expect(page.Locator("#status")).ToContainTextAsync("Forked");
         Assert.NotEqual(firstSession, await page.Locator("#session").InnerTextAsync());
         await Assertions.Expect(page.Locator("#transcript li.assistant")).ToHaveCountAsync(1); // the fork shows the copied conversation
+        string fork = await page.Locator("#session").InnerTextAsync();
+
+        await page.ClickAsync("#reset"); // deletes the session and starts an empty one
+        await Assertions.Expect(page.Locator("#transcript li.assistant")).ToHaveCountAsync(0);
+        await Assertions.Expect(page.Locator("#session")).Not.ToHaveTextAsync(fork);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync($"/v1/sessions/{fork}")).StatusCode);
 
         // A phone-sized screen: one column, nothing wider than the screen.
         await page.SetViewportSizeAsync(390, 844);
