@@ -23,6 +23,10 @@ public static class GatewayHosting
         services.AddSingleton<ModelWorkers>();
         services.AddSingleton<ClusterGauges>();
         services.AddOpenApi();
+        // prometheus-net exports every System.Diagnostics meter of the process (in a silo, the engine's
+        // "gpt2orleans_engine_*" and Orleans' own); .NET's private QUIC internals are only noise.
+        Prometheus.Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate =
+            instrument => !instrument.Meter.Name.StartsWith("Private.InternalDiagnostics", StringComparison.Ordinal));
         services.Configure<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>(o => o.Limits.MaxRequestBodySize = MaxBodyBytes);
         return services;
     }

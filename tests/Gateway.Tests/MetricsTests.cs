@@ -26,6 +26,9 @@ public sealed class MetricsTests(GatewayFixture fixture)
         Assert.Contains(lines, l => l.StartsWith("gpt2o_sequences{model=\"alpha\",silo=", StringComparison.Ordinal) && l.Contains("state=\"waiting\""));
         Assert.Contains(lines, l => l.StartsWith("gpt2o_kv_blocks{model=\"alpha\",silo=", StringComparison.Ordinal) && l.Contains("state=\"free\""));
         Assert.Contains(lines, l => l.StartsWith("gpt2o_model_loaded{model=\"sentiment\"", StringComparison.Ordinal) && l.EndsWith(" 1"));
+        // Co-hosted, the engine's own meters come too (System.Diagnostics.Metrics through prometheus-net).
+        Assert.Contains(lines, l => l.StartsWith("gpt2orleans_engine_gpt2o_engine_sequences_running{", StringComparison.Ordinal) && l.Contains("model=\"alpha\""));
+        Assert.DoesNotContain(lines, l => l.StartsWith("private_internaldiagnostics", StringComparison.Ordinal));
     }
 
     [Fact]
