@@ -26,6 +26,7 @@ public static class SiloCommandLine
         ["--dtype"] = nameof(SiloSettings.DType),
         ["--kv-cache-mb"] = nameof(SiloSettings.KvCacheMegabytes),
         ["--max-running-sequences"] = nameof(SiloSettings.MaxRunningSequences),
+        ["--max-waiting-requests"] = nameof(SiloSettings.MaxWaitingRequests),
         ["--drain-seconds"] = nameof(SiloSettings.DrainSeconds),
         ["--spill-kv"] = nameof(SiloSettings.SpillKv),
         ["--batch-invariant"] = nameof(SiloSettings.BatchInvariant),

@@ -43,6 +43,7 @@ public static class SiloHosting
             DType = settings.DType,
             KvCacheBytes = settings.KvCacheMegabytes << 20,
             MaxRunningSequences = settings.MaxRunningSequences,
+            MaxWaitingRequests = settings.MaxWaitingRequests,
             BatchInvariant = settings.BatchInvariant,
             DrainSeconds = settings.DrainSeconds,
             SpillDirectory = settings.SpillKv ? Path.GetFullPath(Path.Combine(settings.DataDirectory, "kv-spill", $"silo-{settings.SiloPort}")) : null,

@@ -37,6 +37,8 @@ public sealed class SiloSettings
     public string DType { get; set; } = "float32";
     public long KvCacheMegabytes { get; set; } = 512;
     public int MaxRunningSequences { get; set; } = 64;
+    /// <summary>Requests that may wait for the engine before new ones get 429 with Retry-After.</summary>
+    public int MaxWaitingRequests { get; set; } = 1024;
     /// <summary>Whether a request's output is the same however the engine batches it (a seeded sample reproduces under load); costs compute on batches under 16 rows.</summary>
     public bool BatchInvariant { get; set; }
     /// <summary>Whether deactivating sessions spill their KV to this silo's disk (under the data directory) for a faster next turn.</summary>
@@ -74,6 +76,7 @@ public sealed class SiloSettings
         Require(GatewayPort is > 0 and < 65536, $"gateway-port {GatewayPort}: must be a TCP port");
         Require(KvCacheMegabytes > 0, $"kv-cache-mb {KvCacheMegabytes}: must be positive");
         Require(MaxRunningSequences > 0, $"max-running-sequences {MaxRunningSequences}: must be positive");
+        Require(MaxWaitingRequests > 0, $"max-waiting-requests {MaxWaitingRequests}: must be positive");
         Require(DrainSeconds >= 0, $"drain-seconds {DrainSeconds}: must not be negative");
         Require(Device == "cpu" || Device.StartsWith("cuda", StringComparison.Ordinal), $"device '{Device}': use cpu, cuda or cuda:N");
         Require(!ParseModels().Values.Any(v => v.StartsWith("blob:", StringComparison.Ordinal)) || !string.IsNullOrWhiteSpace(BlobConnectionString),

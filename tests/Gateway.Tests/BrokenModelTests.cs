@@ -9,7 +9,7 @@ public sealed class BrokenModelFixture : GatewayFixture
 {
     public const string Broken = "broken";
 
-    protected override IEnumerable<string> ModelArguments =>
+    protected override IEnumerable<string> SiloArguments =>
         ["--model", $"{Model}={ModelFolder}", "--model", $"{Broken}={Path.Combine(Path.GetTempPath(), "gpt2o-no-such-model-" + Guid.NewGuid().ToString("N"))}"];
 }
 

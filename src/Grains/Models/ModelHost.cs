@@ -106,6 +106,7 @@ public sealed class ModelHost : IDisposable
                 ModelName = name,
                 KvCacheBytes = _options.KvCacheBytes,
                 MaxRunningSequences = _options.MaxRunningSequences,
+                MaxWaitingRequests = _options.MaxWaitingRequests,
             });
             hosted = new HostedModel(name, source, model, tokenizer, defaults, engine, null);
         }

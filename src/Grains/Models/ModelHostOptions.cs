@@ -13,6 +13,8 @@ public sealed class ModelHostOptions
     public string DType { get; set; } = "float32";
     public long KvCacheBytes { get; set; } = 512L << 20;
     public int MaxRunningSequences { get; set; } = 64;
+    /// <summary>Requests that may wait for admission before new ones are answered "retry later" (HTTP 429).</summary>
+    public int MaxWaitingRequests { get; set; } = 1024;
     /// <summary>Whether a request's output is the same bit for bit however it is batched (seeded samples reproduce under load), at some compute cost on small batches.</summary>
     public bool BatchInvariant { get; set; }
     /// <summary>Where deactivating sessions spill their KV on this silo's local disk (null: they do not spill).</summary>
@@ -30,6 +32,7 @@ public sealed class ModelHostOptions
         ValidateChatTemplates(Models, ChatTemplates);
         if (KvCacheBytes <= 0) throw new ArgumentException("kv-cache-bytes: must be positive", "kv-cache-bytes");
         if (MaxRunningSequences <= 0) throw new ArgumentException("max-running-sequences: must be positive", "max-running-sequences");
+        if (MaxWaitingRequests <= 0) throw new ArgumentException("max-waiting-requests: must be positive", "max-waiting-requests");
     }
 
     public static void ValidateChatTemplates(IReadOnlyDictionary<string, string> models, IReadOnlyDictionary<string, ChatTemplate> templates)

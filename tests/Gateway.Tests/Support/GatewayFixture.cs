@@ -41,8 +41,8 @@ public class GatewayFixture : IAsyncLifetime
         return client;
     }
 
-    /// <summary>The --model arguments the silo starts with.</summary>
-    protected virtual IEnumerable<string> ModelArguments =>
+    /// <summary>The --model arguments (and any other settings) the silo starts with.</summary>
+    protected virtual IEnumerable<string> SiloArguments =>
         ["--model", $"{Model}={ModelFolder}", "--model", $"{Sentiment}={Folder(Sentiment)}", "--model", $"{Tagger}={Folder(Tagger)}"];
 
     public async Task InitializeAsync()
@@ -50,7 +50,7 @@ public class GatewayFixture : IAsyncLifetime
         int http = FreePort();
         BaseAddress = new Uri($"http://127.0.0.1:{http}");
         _app = SiloApp.Build([
-            .. ModelArguments,
+            .. SiloArguments,
             "--data", _data, "--kv-cache-mb", "16", "--batch-invariant", "true",
             "--silo-port", FreePort().ToString(), "--gateway-port", FreePort().ToString(),
             "--urls", BaseAddress.ToString(), "--GPT2O_API_KEY", Key, "--GPT2O_ADMIN_KEY", AdminKey,
