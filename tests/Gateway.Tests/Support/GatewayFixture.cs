@@ -37,7 +37,6 @@ public class GatewayFixture : IAsyncLifetime
         Assert.Equal(System.Net.HttpStatusCode.Created, created.StatusCode);
         var key = await Http.ReadJson(await admin.PostAsync($"/admin/tenants/{tenant}/keys", null));
         var client = Client(key.GetProperty("key").GetString());
-        client.DefaultRequestHeaders.Add("X-Test-Tenant", tenant);
         return client;
     }
 
