@@ -28,6 +28,12 @@ public interface IModelGrain : IGrainWithStringKey
     /// <summary>Drops a kept sequence's KV (its full blocks stay in the prefix cache until memory is needed).</summary>
     Task ReleaseSequence(long sequence);
 
+    /// <summary>
+    /// Drops the sequence last kept for <paramref name="owner"/> (<see cref="ModelRequest.Owner"/>): for a turn whose
+    /// caller stopped reading before the last token, which carried the handle.
+    /// </summary>
+    Task ReleaseKeptBy(string owner);
+
     /// <summary>Writes a kept sequence's KV to this silo's disk for <paramref name="owner"/> and releases it; false when nothing was kept or spilling is off.</summary>
     Task<bool> SpillSequence(long sequence, string owner);
 

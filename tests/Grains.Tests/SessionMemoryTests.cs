@@ -39,4 +39,26 @@ public sealed class SessionMemoryTests : IAsyncLifetime
         Assert.Equal(0, status.KvBlocksUsed);
         Assert.Equal(0, status.Running + status.Waiting);
     }
+
+    [Fact]
+    public async Task A_reply_abandoned_after_the_engine_finished_it_keeps_no_kv()
+    {
+        var client = _alpha.Cluster.Client;
+        string tenant = await SessionCalls.NewTenant(client);
+        var worker = client.GetGrain<IModelGrain>(GrainKeys.ModelWorker(ClusterFixture.Alpha, _alpha.Cluster.Silos[0].SiloAddress.ToParsableString()));
+        var session = SessionCalls.Get(client, tenant, "abandoned", ClusterFixture.Alpha);
+        await session.Create(new SessionSettings { Model = ClusterFixture.Alpha });
+        await using (var reply = session.Send("Hello", new GenerationParameters { MaxNewTokens = 8, EosTokenIds = [] }).GetAsyncEnumerator())
+        {
+            Assert.True(await reply.MoveNextAsync());
+            // The engine finishes the turn and keeps its KV while the caller still holds the first token only.
+            var finishedBy = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while ((await worker.GetStatus()).Running > 0 && DateTime.UtcNow < finishedBy) await Task.Delay(20);
+        } // the caller goes away without the last token
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        ModelStatus status;
+        while ((status = await worker.GetStatus()).KvBlocksUsed > 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.Equal(0, status.KvBlocksUsed); // the uncommitted turn's KV went back
+        Assert.Empty((await session.GetTranscript()).Turns);
+    }
 }

@@ -13,6 +13,8 @@ public sealed record ModelRequest
     [Id(3)] public long? ContinueSequence { get; init; }
     [Id(4)] public long? ForkSequence { get; init; }
     [Id(5)] public bool KeepSequence { get; init; }
+    /// <summary>Who keeps the sequence (a session's key), so the KV of a turn abandoned before its last token can still be released (<see cref="IModelGrain.ReleaseKeptBy"/>).</summary>
+    [Id(6)] public string? Owner { get; init; }
 }
 
 /// <summary>A kept sequence's KV: the model worker that holds it and the engine's sequence id.</summary>

@@ -15,6 +15,7 @@ namespace Gpt2Orleans.Grains.Models;
 public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<ModelGrain> logger) : Grain, IModelGrain
 {
     private HostedModel _model = null!;
+    private readonly Dictionary<string, long> _keptBy = []; // owner → the sequence its last turn kept
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -51,7 +52,22 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
             }, cancellationToken);
         }
         catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
-        await foreach (var e in events) yield return GenerationParametersMapper.ToMessage(e, TokenText);
+        await foreach (var e in events)
+        {
+            if (e.KeptSequence is { } kept && request.Owner is { } owner) _keptBy[owner] = kept;
+            yield return GenerationParametersMapper.ToMessage(e, TokenText);
+        }
+    }
+
+    public Task ReleaseKeptBy(string owner)
+    {
+        if (_keptBy.Remove(owner, out long sequence)) _model.Generation?.ReleaseSequence(sequence);
+        return Task.CompletedTask;
+    }
+
+    private void ForgetOwner(long sequence)
+    {
+        foreach (var owner in _keptBy.Where(p => p.Value == sequence).Select(p => p.Key).ToList()) _keptBy.Remove(owner);
     }
 
     public Task<IReadOnlyList<TokenLogprobs?>> Score(string tenant, IReadOnlyList<int> tokenIds, int topLogprobs = 0) =>
@@ -102,6 +118,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
 
     public Task ReleaseSequence(long sequence)
     {
+        ForgetOwner(sequence);
         _model.Generation?.ReleaseSequence(sequence);
         return Task.CompletedTask;
     }
@@ -111,6 +128,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         if (host.Spills is not { } spills) return false;
         var engine = _model.RequireGeneration();
         using var snapshot = await engine.ExportKeptAsync(sequence);
+        ForgetOwner(sequence);
         engine.ReleaseSequence(sequence);
         if (snapshot is null) return false;
         await Task.Run(() => spills.Spill(owner, snapshot, _model.Fingerprint));

@@ -90,10 +90,12 @@ public sealed class SessionGrain(
             var request = new ModelRequest
             {
                 Tenant = Tenant, PromptIds = plan.Prompt, Parameters = merged, ContinueSequence = kept, ForkSequence = fork, KeepSequence = true,
+                Owner = this.GetPrimaryKeyString(),
             };
             var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
             var stream = await tenant.BeginStream(state.State.Model); // the tenant's stream and token quotas
             TokenUsage? usage = null;
+            bool completed = false;
             try
             {
                 await foreach (var token in worker.Generate(request, cancellationToken).WithCancellation(cancellationToken))
@@ -104,8 +106,13 @@ public sealed class SessionGrain(
                     usage = token.Usage ?? usage;
                     yield return token;
                 }
+                completed = true;
             }
-            finally { await tenant.EndStream(stream, state.State.Model, usage ?? new TokenUsage(plan.Prompt.Count, generated.Count, 0)); }
+            finally
+            {
+                if (!completed) await ForgetAbandonedTurn(worker);
+                await tenant.EndStream(stream, state.State.Model, usage ?? new TokenUsage(plan.Prompt.Count, generated.Count, 0));
+            }
             ConversationWindow.Commit(state.State, plan, userText.Trim(), template.ReplyText(text.ToString()), generated);
             state.State.OpenedBy = template.EndingStop(text.ToString());
             await state.WriteStateAsync();
@@ -148,6 +155,22 @@ public sealed class SessionGrain(
             _kept = null;
         }
         catch (Exception e) { logger.LogDebug(e, "Could not spill or release the KV of session {Session}", this.GetPrimaryKeyString()); }
+    }
+
+    /// <summary>
+    /// A turn whose reader went away is not committed, so whatever KV it kept no longer matches the conversation: drop
+    /// it, by its handle when the last token brought one, else through the worker (the engine may have kept the turn
+    /// before the reader left, and only the worker saw its handle).
+    /// </summary>
+    private async Task ForgetAbandonedTurn(IModelGrain worker)
+    {
+        try
+        {
+            if (_kept is { } kept) await worker.ReleaseSequence(kept);
+            else await worker.ReleaseKeptBy(this.GetPrimaryKeyString());
+        }
+        catch (Exception e) { logger.LogDebug(e, "Could not release the abandoned turn of session {Session}", this.GetPrimaryKeyString()); } // its silo may be gone, and its KV with it
+        _kept = null;
     }
 
     private async Task Release()

@@ -16,6 +16,8 @@ internal sealed class EngineRequestState(EngineRequest request, IReadOnlyList<in
     public bool FirstTokenSent { get; set; }
     public int OpenSequences { get; set; } = request.Config.NumReturnSequences;
     public volatile bool Cancelled;
+    /// <summary>The sequence this request finished and kept for a next turn (the handle is in its last event).</summary>
+    public long? KeptSequence { get; set; }
 
     /// <summary>Prefill-only scoring: the prompt's log-probabilities are the result, nothing is generated.</summary>
     public TaskCompletionSource<IReadOnlyList<TokenLogprob?>>? Score { get; init; }

@@ -265,6 +265,8 @@ public sealed class GenerationEngine : IDisposable
         }
         while (_cancellations.TryDequeue(out var request))
             if (_sequences.ContainsKey(request)) Finish(request, new OperationCanceledException("the request was cancelled"));
+            // It had finished, but its reader went away before reading the last event: nobody holds the kept handle.
+            else if (request.KeptSequence is { } kept && _kept.Remove(kept)) _pool.Allocator.Free(kept);
         _stats = Snapshot();
     }
 
@@ -492,6 +494,7 @@ public sealed class GenerationEngine : IDisposable
         {
             _scheduler.Detach(sequence);
             _kept[sequence.Id] = new KeptSequence(request.Request.TenantId, sequence.Tokens.ToArray(), sequence.Computed, Interlocked.Increment(ref _arrival));
+            request.KeptSequence = sequence.Id;
         }
         else _scheduler.Remove(sequence);
         if (--request.OpenSequences == 0)

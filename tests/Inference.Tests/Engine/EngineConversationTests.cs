@@ -45,6 +45,20 @@ public sealed class EngineConversationTests(GoldenData golden)
     }
 
     [Fact]
+    public async Task A_kept_turn_whose_reader_left_before_its_last_event_is_not_kept()
+    {
+        using var engine = new GenerationEngine(golden.Lm(), Tokenizer, new EngineOptions { KvBlocks = 128, BlockSize = 4 });
+        var prompt = Tokenizer.Encode("User: Hello there\nBot:").ToList();
+        await using (var reader = engine.SubmitAsync(new EngineRequest("t", prompt, Greedy) { KeepSequence = true }).GetAsyncEnumerator())
+        {
+            Assert.True(await reader.MoveNextAsync());
+            await Eventually.True(() => engine.Stats.Kept == 1, "the turn finished and was kept while nobody read its handle");
+        } // the reader goes away without the last event (and so without the handle)
+        await Eventually.True(() => engine.Stats.Kept == 0, "the orphaned kept sequence is released");
+        await Eventually.True(() => engine.Stats.BlocksUsed == 0);
+    }
+
+    [Fact]
     public async Task Another_tenant_cannot_reuse_a_kept_sequence()
     {
         using var engine = new GenerationEngine(golden.Lm(), Tokenizer, new EngineOptions { KvBlocks = 128, BlockSize = 4 });
