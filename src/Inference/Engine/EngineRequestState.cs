@@ -18,6 +18,8 @@ internal sealed class EngineRequestState(EngineRequest request, IReadOnlyList<in
     public volatile bool Cancelled;
     /// <summary>The sequence this request finished and kept for a next turn (the handle is in its last event).</summary>
     public long? KeptSequence { get; set; }
+    /// <summary>Whether the reader was given the event that carries the kept handle (set by the reader's thread).</summary>
+    public volatile bool KeptHandedOver;
 
     /// <summary>Prefill-only scoring: the prompt's log-probabilities are the result, nothing is generated.</summary>
     public TaskCompletionSource<IReadOnlyList<TokenLogprob?>>? Score { get; init; }

@@ -145,7 +145,11 @@ public sealed class GenerationEngine : IDisposable
         bool completed = false;
         try
         {
-            await foreach (var item in state.Events.Reader.ReadAllAsync(cancellationToken)) yield return item;
+            await foreach (var item in state.Events.Reader.ReadAllAsync(cancellationToken))
+            {
+                if (item.KeptSequence is not null) state.KeptHandedOver = true; // the reader owns it from here
+                yield return item;
+            }
             completed = true;
         }
         finally
@@ -266,7 +270,7 @@ public sealed class GenerationEngine : IDisposable
         while (_cancellations.TryDequeue(out var request))
             if (_sequences.ContainsKey(request)) Finish(request, new OperationCanceledException("the request was cancelled"));
             // It had finished, but its reader went away before reading the last event: nobody holds the kept handle.
-            else if (request.KeptSequence is { } kept && _kept.Remove(kept)) _pool.Allocator.Free(kept);
+            else if (request.KeptSequence is { } kept && !request.KeptHandedOver && _kept.Remove(kept)) _pool.Allocator.Free(kept);
         _stats = Snapshot();
     }
 

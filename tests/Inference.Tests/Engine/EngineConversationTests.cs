@@ -59,6 +59,21 @@ public sealed class EngineConversationTests(GoldenData golden)
     }
 
     [Fact]
+    public async Task A_reader_that_leaves_right_after_the_last_event_keeps_its_sequence()
+    {
+        using var engine = new GenerationEngine(golden.Lm(), Tokenizer, new EngineOptions { KvBlocks = 128, BlockSize = 4 });
+        var prompt = Tokenizer.Encode("User: Hello there\nBot:").ToList();
+        long? kept = null;
+        await foreach (var e in engine.SubmitAsync(new EngineRequest("t", prompt, Greedy) { KeepSequence = true }))
+            if ((kept = e.KeptSequence) is not null) break; // leaves without asking for the end of the stream
+        Assert.NotNull(kept);
+        await Task.Delay(200); // time for a wrongful release to happen
+        Assert.Equal(1, engine.Stats.Kept);
+        engine.ReleaseSequence(kept!.Value);
+        await Eventually.True(() => engine.Stats.BlocksUsed == 0);
+    }
+
+    [Fact]
     public async Task Another_tenant_cannot_reuse_a_kept_sequence()
     {
         using var engine = new GenerationEngine(golden.Lm(), Tokenizer, new EngineOptions { KvBlocks = 128, BlockSize = 4 });
