@@ -31,8 +31,7 @@ public static class AdminEndpoints
     public static async Task<IResult> CreateTenant(HttpContext context, IClusterClient cluster)
     {
         var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
-        string id = fields.RequiredString("id");
-        if (!GrainKeys.IsValidId(id)) throw ApiException.BadRequest($"'id' '{id}' is not valid: use 1–128 letters, digits, '.', '_' or '-'", "id");
+        string id = GrainKeys.ValidId(fields.RequiredString("id"), "id");
         var quota = fields.Get("quota") is { } q ? ParseQuota(q) : null;
         var allowed = fields.Strings("allowed_models", 256);
         var tenant = cluster.GetGrain<ITenantGrain>(id);

@@ -20,15 +20,12 @@ public sealed record ChatCompletionRequest(string Model, IReadOnlyList<(string R
         string model = fields.RequiredString("model");
         var messages = ParseMessages(fields.Get("messages"));
         int n = fields.Integer("n", 1, CompletionRequest.MaxChoices) ?? 1;
-        int? maxTokens = fields.Integer("max_completion_tokens", 0, 1 << 20) ?? fields.Integer("max_tokens", 0, 1 << 20);
         bool logprobs = fields.Bool("logprobs") ?? false;
         int topLogprobs = fields.Integer("top_logprobs", 0, 20) ?? 0;
         if (topLogprobs > 0 && !logprobs) throw ApiException.BadRequest("'top_logprobs' needs 'logprobs' set to true", "top_logprobs");
         bool stream = fields.Bool("stream") ?? false;
-        bool includeUsage = fields.Get("stream_options") is { } options && options.ValueKind == JsonValueKind.Object
-            && options.TryGetProperty("include_usage", out var usage) && usage.ValueKind == JsonValueKind.True;
-        var parameters = SamplingFields.Parse(fields, maxTokens) with { NumReturnSequences = n, Logprobs = logprobs ? topLogprobs : null };
-        return new ChatCompletionRequest(model, messages, parameters, n, stream, includeUsage, logprobs, topLogprobs);
+        var parameters = SamplingFields.Parse(fields, SamplingFields.MaxTokens(fields)) with { NumReturnSequences = n, Logprobs = logprobs ? topLogprobs : null };
+        return new ChatCompletionRequest(model, messages, parameters, n, stream, fields.IncludeUsage(), logprobs, topLogprobs);
     }
 
     private static List<(string, string)> ParseMessages(JsonElement? messages)

@@ -31,8 +31,6 @@ public sealed record CompletionRequest(string Model, IReadOnlyList<Prompt> Promp
         int beams = beam ? numBeams ?? Math.Max(bestOf, 2) : numBeams ?? 1;
         if (beams > 1 && beams < n) throw ApiException.BadRequest($"the beam width ({beams}) must be at least 'n' ({n})", "num_beams");
         bool stream = fields.Bool("stream") ?? false;
-        bool includeUsage = fields.Get("stream_options") is { } options && options.ValueKind == JsonValueKind.Object
-            && options.TryGetProperty("include_usage", out var usage) && usage.ValueKind == JsonValueKind.True;
         var sampling = SamplingFields.Parse(fields, fields.Integer("max_tokens", 0, 1 << 20) ?? 16);
         var parameters = sampling with
         {
@@ -45,7 +43,7 @@ public sealed record CompletionRequest(string Model, IReadOnlyList<Prompt> Promp
         if (beams > 1) bestOf = n; // the beam width plays best_of's part
         if (beams > 1 && stream) throw ApiException.BadRequest("beam search cannot stream: its sequences are chosen at the end", "stream");
         if (bestOf > n && stream) throw ApiException.BadRequest("'best_of' greater than 'n' cannot stream: the best are known only at the end", "stream");
-        return new CompletionRequest(model, prompts, parameters, n, bestOf, stream, includeUsage, parameters.Logprobs, fields.Bool("echo") ?? false);
+        return new CompletionRequest(model, prompts, parameters, n, bestOf, stream, fields.IncludeUsage(), parameters.Logprobs, fields.Bool("echo") ?? false);
     }
 
     private static IReadOnlyList<Prompt> ParsePrompts(JsonElement? prompt)

@@ -56,8 +56,7 @@ public static class CompletionsEndpoint
                 if (request.Stream && (delta.Length > 0 || token.FinishReason is not null || request.Logprobs is not null))
                     await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, delta, token), context.RequestAborted);
             }
-            var best = candidates.OrderByDescending(c => c.CumulativeLogprob).Take(request.N).ToList();
-            if (request.BestOf == request.N) best = candidates;
+            var best = request.BestOf > request.N ? candidates.OrderByDescending(c => c.CumulativeLogprob).Take(request.N).ToList() : candidates;
             for (int k = 0; k < best.Count; k++) best[k].Index = p * request.N + k;
             choices.AddRange(best);
         }

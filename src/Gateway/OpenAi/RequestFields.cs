@@ -41,6 +41,10 @@ public sealed class RequestFields(JsonElement body)
         ? v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var l) ? l : throw Wrong(name, "an integer")
         : null;
 
+    /// <summary>OpenAI's <c>stream_options.include_usage</c>: whether a stream ends with a usage chunk.</summary>
+    public bool IncludeUsage() => Get("stream_options") is { ValueKind: JsonValueKind.Object } options
+        && options.TryGetProperty("include_usage", out var usage) && usage.ValueKind == JsonValueKind.True;
+
     /// <summary>A string or an array of up to <paramref name="max"/> strings (OpenAI's "stop").</summary>
     public IReadOnlyList<string>? Strings(string name, int max)
     {

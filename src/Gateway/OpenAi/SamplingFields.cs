@@ -14,6 +14,10 @@ public static class SamplingFields
     public const int Vocabulary = 50257;
     public const int MaxStopStrings = 4;
 
+    /// <summary>max_completion_tokens (OpenAI's newer name), else max_tokens; null when neither is given.</summary>
+    public static int? MaxTokens(RequestFields fields) =>
+        fields.Integer("max_completion_tokens", 0, 1 << 20) ?? fields.Integer("max_tokens", 0, 1 << 20);
+
     public static GenerationParameters Parse(RequestFields fields, int? maxTokens, bool openAiDefaults = true)
     {
         double? temperature = fields.Number("temperature", 0, 2) ?? (openAiDefaults ? 1 : null);

@@ -21,8 +21,7 @@ public static class SessionsEndpoint
         var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
         string model = fields.RequiredString("model");
         await workers.PickAsync(model, tenant); // an unknown model is a 400, one no silo serves a 503, before anything is stored
-        string id = fields.String("id") ?? "sess-" + Guid.NewGuid().ToString("N");
-        if (!GrainKeys.IsValidId(id)) throw ApiException.BadRequest($"'id' '{id}' is not valid: use 1–128 letters, digits, '.', '_' or '-'", "id");
+        string id = NewSessionId(fields);
         var policy = fields.String("context_policy") switch
         {
             null or "reject" => ContextPolicy.Reject,
@@ -34,7 +33,7 @@ public static class SessionsEndpoint
             Model = model,
             SystemPrompt = fields.String("system_prompt"),
             ContextPolicy = policy,
-            Defaults = SamplingFields.Parse(fields, MaxTokens(fields)),
+            Defaults = SamplingFields.Parse(fields, SamplingFields.MaxTokens(fields)),
         };
         RequestContext.Set(GrainKeys.ModelContextKey, model);
         var transcript = await cluster.GetGrain<ISessionGrain>(GrainKeys.Session(tenant, id)).Create(settings);
@@ -58,9 +57,7 @@ public static class SessionsEndpoint
     {
         var session = await Find(context, id, auth, cluster);
         var fields = context.Request.ContentLength is > 0 ? RequestFields.Parse(await RequestFields.ReadBodyAsync(context)) : null;
-        string newId = fields?.String("id") ?? "sess-" + Guid.NewGuid().ToString("N");
-        if (!GrainKeys.IsValidId(newId)) throw ApiException.BadRequest($"'id' '{newId}' is not valid: use 1–128 letters, digits, '.', '_' or '-'", "id");
-        return Results.Json(ToObject(await session.Fork(newId)), statusCode: StatusCodes.Status201Created);
+        return Results.Json(ToObject(await session.Fork(NewSessionId(fields))), statusCode: StatusCodes.Status201Created);
     }
 
     public static async Task<IResult> Delete(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
@@ -77,9 +74,7 @@ public static class SessionsEndpoint
         var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
         string content = fields.String("content") ?? throw ApiException.BadRequest("'content' is required: the user's message", "content");
         bool stream = fields.Bool("stream") ?? false;
-        bool includeUsage = fields.Get("stream_options") is { ValueKind: JsonValueKind.Object } options
-            && options.TryGetProperty("include_usage", out var usage) && usage.ValueKind == JsonValueKind.True;
-        var overrides = SamplingFields.Parse(fields, MaxTokens(fields), openAiDefaults: false);
+        var overrides = SamplingFields.Parse(fields, SamplingFields.MaxTokens(fields), openAiDefaults: false);
         var transcript = await session.GetTranscript();
         var stops = transcript.ChatTemplate.StopsWith(overrides.StopStrings ?? transcript.Defaults.StopStrings);
         var choice = new CompletionChoice(0, stops, "", trimLeadingWhitespace: true);
@@ -101,7 +96,7 @@ public static class SessionsEndpoint
         }
         if (stream)
         {
-            if (includeUsage)
+            if (fields.IncludeUsage())
                 await ServerSentEvents.WriteAsync(context.Response, new { id = messageId, @object = "chat.completion.chunk", created, model = transcript.Model, session_id = transcript.SessionId, choices = Array.Empty<object>(), usage = metered.Usage }, context.RequestAborted);
             await ServerSentEvents.DoneAsync(context.Response, context.RequestAborted);
             return;
@@ -125,8 +120,9 @@ public static class SessionsEndpoint
         return cluster.GetGrain<ISessionGrain>(GrainKeys.Session(tenant, id));
     }
 
-    private static int? MaxTokens(RequestFields fields) =>
-        fields.Integer("max_completion_tokens", 0, 1 << 20) ?? fields.Integer("max_tokens", 0, 1 << 20);
+    /// <summary>The id the request names (checked), or a new one.</summary>
+    private static string NewSessionId(RequestFields? fields) =>
+        GrainKeys.ValidId(fields?.String("id") ?? "sess-" + Guid.NewGuid().ToString("N"), "id");
 
     private static object Chunk(string id, long created, SessionTranscript session, object delta, string? finishReason) => new
     {
