@@ -61,4 +61,22 @@ public sealed class SessionMemoryTests : IAsyncLifetime
         Assert.Equal(0, status.KvBlocksUsed); // the uncommitted turn's KV went back
         Assert.Empty((await session.GetTranscript()).Turns);
     }
+
+    [Fact]
+    public async Task A_turn_refused_by_the_tenant_s_quota_keeps_the_conversation_s_kv_for_later()
+    {
+        var client = _alpha.Cluster.Client;
+        string tenant = await SessionCalls.NewTenant(client, new TenantQuota { TokensPerMinute = 1 });
+        var worker = client.GetGrain<IModelGrain>(GrainKeys.ModelWorker(ClusterFixture.Alpha, _alpha.Cluster.Silos[0].SiloAddress.ToParsableString()));
+        var session = SessionCalls.Get(client, tenant, "refused", ClusterFixture.Alpha);
+        await session.Create(new SessionSettings { Model = ClusterFixture.Alpha });
+        await SessionCalls.Reply(session, "Hello", maxNewTokens: 4); // spends the minute's tokens; its KV stays kept
+        await Assert.ThrowsAsync<RetryLaterException>(() => SessionCalls.Reply(session, "And then?"));
+
+        await session.Delete(); // must still find the kept KV to release it
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        ModelStatus status;
+        while ((status = await worker.GetStatus()).KvBlocksUsed > 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.Equal(0, status.KvBlocksUsed);
+    }
 }

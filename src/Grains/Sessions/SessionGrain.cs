@@ -80,6 +80,9 @@ public sealed class SessionGrain(
             else if (_kept is null && _forkFrom is null && state.State.Tokens.Count > 0)
                 _kept = await worker.RestoreSequence(this.GetPrimaryKeyString(), Tenant, state.State.Tokens); // spilled by the last activation here
 
+            // Admitted before the kept KV is handed over, so a refused turn leaves the conversation's KV with it.
+            var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
+            var stream = await tenant.BeginStream(state.State.Model); // the tenant's stream and token quotas
             var generated = new List<int>();
             var text = new System.Text.StringBuilder();
             long? kept = _kept;
@@ -92,8 +95,6 @@ public sealed class SessionGrain(
                 Tenant = Tenant, PromptIds = plan.Prompt, Parameters = merged, ContinueSequence = kept, ForkSequence = fork, KeepSequence = true,
                 Owner = this.GetPrimaryKeyString(),
             };
-            var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
-            var stream = await tenant.BeginStream(state.State.Model); // the tenant's stream and token quotas
             TokenUsage? usage = null;
             bool completed = false;
             try
