@@ -147,6 +147,7 @@ public static class GatewayBenchCommand
         run.AddRow("KV blocks in use after the run", $"{kvBlocksUsedAfter}");
         AnsiConsole.Write(run);
         foreach (var error in load.Errors.Distinct().Take(5)) AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {error}");
+        foreach (var sample in load.MismatchSamples) AnsiConsole.MarkupLineInterpolated($"[red]mismatch:[/] {sample}");
         AnsiConsole.WriteLine($"{Environment.ProcessorCount} cores; the clients run in the same process as the silo");
     }
 

@@ -9,7 +9,8 @@ namespace Gpt2Orleans.Cli.Benchmark;
 /// <summary>What a load run saw: throughput, latencies, and everything that went wrong.</summary>
 public sealed record GatewayLoadResult(
     int Clients, double Seconds, int Requests, long Tokens, int Refused, int RefusedWithoutRetryAfter, IReadOnlyList<string> Errors,
-    int Mismatches, Percentiles RequestLatency, Percentiles TimeToFirstToken, IReadOnlyList<(double Seconds, long WorkingSetBytes, long ManagedBytes)> Memory)
+    int Mismatches, IReadOnlyList<string> MismatchSamples, Percentiles RequestLatency, Percentiles TimeToFirstToken,
+    IReadOnlyList<(double Seconds, long WorkingSetBytes, long ManagedBytes)> Memory)
 {
     public double TokensPerSecond => Tokens / Seconds;
     public double RequestsPerSecond => Requests / Seconds;
@@ -56,6 +57,7 @@ public sealed class GatewayLoad(Uri baseAddress, string apiKey, string model, in
         var latencies = new List<double>();
         var ttfts = new List<double>();
         var errors = new List<string>();
+        var mismatchSamples = new List<string>(); // the first few, to show what differed
         var memory = new List<(double, long, long)>();
         int requests = 0, refused = 0, refusedBare = 0, mismatches = 0;
         long tokens = 0;
@@ -96,7 +98,7 @@ public sealed class GatewayLoad(Uri baseAddress, string apiKey, string model, in
                         if (text != expected[c])
                         {
                             mismatches++;
-                            if (Environment.GetEnvironmentVariable("GPT2O_DEBUG_MISMATCH") is not null) Console.Error.WriteLine($"MISMATCH {c}\n  expected: {JsonSerializer.Serialize(expected[c])}\n  streamed: {JsonSerializer.Serialize(text)}");
+                            if (mismatchSamples.Count < 3) mismatchSamples.Add($"client {c}: expected {JsonSerializer.Serialize(expected[c])}, streamed {JsonSerializer.Serialize(text)}");
                         }
                     }
                 }
@@ -115,7 +117,7 @@ public sealed class GatewayLoad(Uri baseAddress, string apiKey, string model, in
             await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(5), cancellationToken));
         }
         await all;
-        return new GatewayLoadResult(clients, watch.Elapsed.TotalSeconds, requests, tokens, refused, refusedBare, errors, mismatches,
+        return new GatewayLoadResult(clients, watch.Elapsed.TotalSeconds, requests, tokens, refused, refusedBare, errors, mismatches, mismatchSamples,
             Percentiles.Of(latencies), Percentiles.Of(ttfts), memory);
     }
 
