@@ -1,3 +1,4 @@
+using Gpt2Orleans.Inference.Engine;
 using System.CommandLine;
 using System.Diagnostics;
 using Gpt2Orleans.Cli.Benchmark;
@@ -100,9 +101,10 @@ public static class BenchCommand
     {
         var prompt = Enumerable.Range(0, promptTokens).Select(i => 1000 + 37 * i % 40000).ToArray();
         var stamps = new List<double>();
+        var config = new GenerationConfig { MaxNewTokens = newTokens, EosTokenIds = [] };
+        using var engine = LocalEngine.For(model, Gpt2Tokenizer.Default, [prompt], config);
         var watch = Stopwatch.StartNew();
-        new TextGenerator(model, Gpt2Tokenizer.Default).Generate([prompt],
-            new GenerationConfig { MaxNewTokens = newTokens, EosTokenIds = [] }, _ => stamps.Add(watch.Elapsed.TotalMilliseconds));
+        engine.GenerateAsync([prompt], config, onEvent: (_, _) => stamps.Add(watch.Elapsed.TotalMilliseconds)).GetAwaiter().GetResult();
         return (stamps[^1] - stamps[0]) / (stamps.Count - 1); // steps after the first token: decode only
     }
 

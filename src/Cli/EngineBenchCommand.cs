@@ -42,6 +42,9 @@ public static class EngineBenchCommand
         using var model = DefaultModel.Create(new ModelLoadOptions { Device = parse.GetValue(CommonOptions.Device)!, DType = dtype });
         long parameters = model.StateDict().Values.Sum(t => t.numel());
         double computeBound = bounds.MatmulGflops[dtype] * 1e9 / (2.0 * parameters);
+        // One stream reads every weight once per token: its decode is bounded by memory bandwidth.
+        long weightBytes = model.StateDict().Values.Sum(t => t.numel() * t.ElementSize);
+        double bandwidthBound = bounds.BandwidthGBps * 1e9 / weightBytes;
         int promptTokens = parse.GetValue(PromptTokens), newTokens = parse.GetValue(NewTokens);
         using var engine = new GenerationEngine(model, Gpt2Tokenizer.Default, new EngineOptions { ModelName = DefaultModel.Name, KvCacheBytes = 4L << 30, MaxRunningSequences = 64 });
 
@@ -49,7 +52,7 @@ public static class EngineBenchCommand
         // Output tokens/s is the headline (as vLLM's "output token throughput"); prompt + output tokens/s (its "total
         // token throughput") is what the compute bound limits: every prompt token costs a generated token's FLOPs.
         var table = new Table().AddColumns("streams", "output tokens/s", "× 1 stream", "of compute bound", "all tokens/s", "of compute bound",
-            "TTFT p50 / p99", "ITL p50 / p99", "KV unusable");
+            "TTFT p50 / p99", "ITL p50 / p99", "decode tok/s per stream", "KV unusable", "step ms: schedule / inputs / forward / sample / output");
         double single = 0;
         foreach (int streams in parse.GetValue(Streams)!)
         {
@@ -60,9 +63,14 @@ public static class EngineBenchCommand
             rows.Add(new { streams, tokens_per_second = result.TokensPerSecond, speedup = result.TokensPerSecond / single,
                 fraction_of_compute_bound = result.TokensPerSecond / computeBound, all_tokens_per_second = allTokens,
                 all_tokens_fraction_of_compute_bound = allTokens / computeBound, ttft_p50 = result.Ttft.P50, ttft_p99 = result.Ttft.P99,
-                itl_p50 = result.Itl.P50, itl_p99 = result.Itl.P99, kv_unusable = result.Fragmentation });
+                itl_p50 = result.Itl.P50, itl_p99 = result.Itl.P99, decode_tokens_per_second_per_stream = 1 / result.Itl.P50,
+                decode_fraction_of_bandwidth_bound = 1 / result.Itl.P50 / bandwidthBound, kv_unusable = result.Fragmentation,
+                step_ms = PerStep(result.Times) });
+            var ms = PerStep(result.Times);
             table.AddRow($"{streams}", $"{result.TokensPerSecond:F1}", $"{result.TokensPerSecond / single:F2}", $"{result.TokensPerSecond / computeBound:P0}",
-                $"{allTokens:F1}", $"{allTokens / computeBound:P0}", $"{result.Ttft.P50 * 1000:F0} / {result.Ttft.P99 * 1000:F0} ms", $"{result.Itl.P50 * 1000:F0} / {result.Itl.P99 * 1000:F0} ms", $"{result.Fragmentation:P1}");
+                $"{allTokens:F1}", $"{allTokens / computeBound:P0}", $"{result.Ttft.P50 * 1000:F0} / {result.Ttft.P99 * 1000:F0} ms", $"{result.Itl.P50 * 1000:F0} / {result.Itl.P99 * 1000:F0} ms",
+                $"{1 / result.Itl.P50:F1} ({1 / result.Itl.P50 / bandwidthBound:P0} of bound)", $"{result.Fragmentation:P1}",
+                $"{ms.schedule:F2} / {ms.inputs:F2} / {ms.forward:F2} / {ms.sample:F2} / {ms.output:F2}");
         }
 
         if (!json) Console.Error.WriteLine("follow-up turn of a long conversation…");
@@ -70,6 +78,7 @@ public static class EngineBenchCommand
         if (json)
         {
             JsonOutput.Write(new { matmul_gflops = bounds.MatmulGflops[dtype], compute_bound_tokens_per_second = computeBound,
+                bandwidth_gbps = bounds.BandwidthGBps, bandwidth_bound_tokens_per_second = bandwidthBound,
                 kv_bytes_per_token = engine.KvBytesPerToken, rows, follow_up = followUp });
             return 0;
         }
@@ -78,18 +87,27 @@ public static class EngineBenchCommand
         foreach (var (name, seconds) in followUp)
             turns.AddRow(name, $"{seconds * 1000:F0} ms", $"{followUp["recomputed"] / seconds:F1}");
         AnsiConsole.Write(turns);
-        AnsiConsole.WriteLine($"compute bound {computeBound:F0} tokens/s (matmul {bounds.MatmulGflops[dtype]:F0} GFLOP/s ÷ 2 × {parameters / 1e6:F0}M parameters); " +
+        AnsiConsole.WriteLine($"bandwidth bound for one stream {bandwidthBound:F1} tokens/s ({weightBytes / 1e6:F0} MB of weights ÷ {bounds.BandwidthGBps:F1} GB/s); " +
+            $"compute bound {computeBound:F0} tokens/s (matmul {bounds.MatmulGflops[dtype]:F0} GFLOP/s ÷ 2 × {parameters / 1e6:F0}M parameters); " +
             $"KV {engine.KvBytesPerToken / 1024.0:F0} KiB per token; {Environment.ProcessorCount} cores");
         return 0;
     }
 
-    private sealed record LoadResult(double TokensPerSecond, Percentiles Ttft, Percentiles Itl, double Fragmentation);
+    private sealed record LoadResult(double TokensPerSecond, Percentiles Ttft, Percentiles Itl, double Fragmentation, EngineStepTimes Times);
+
+    /// <summary>Milliseconds per engine step in each of its parts.</summary>
+    private static (double schedule, double inputs, double forward, double sample, double output) PerStep(EngineStepTimes t)
+    {
+        double steps = Math.Max(1, t.Steps);
+        return (t.Schedule * 1000 / steps, t.Inputs * 1000 / steps, t.Forward * 1000 / steps, t.Sample * 1000 / steps, t.Output * 1000 / steps);
+    }
 
     private static async Task<LoadResult> Load(GenerationEngine engine, int streams, int promptTokens, int newTokens)
     {
         var ttft = new List<double>();
         var itl = new List<double>();
         var fragmentation = new List<double>();
+        var timesBefore = engine.Stats.Times ?? EngineStepTimes.Zero;
         var watch = Stopwatch.StartNew();
         var tasks = Enumerable.Range(0, streams).Select(async s =>
         {
@@ -114,7 +132,10 @@ public static class EngineBenchCommand
             await Task.WhenAny(all, Task.Delay(20));
         }
         await all;
-        return new LoadResult(streams * newTokens / watch.Elapsed.TotalSeconds, Percentiles.Of(ttft), Percentiles.Of(itl), fragmentation.Count == 0 ? 0 : fragmentation.Average());
+        double elapsed = watch.Elapsed.TotalSeconds;
+        await Task.Delay(50); // the stats refresh after the step that sent the last token
+        return new LoadResult(streams * newTokens / elapsed, Percentiles.Of(ttft), Percentiles.Of(itl), fragmentation.Count == 0 ? 0 : fragmentation.Average(),
+            (engine.Stats.Times ?? EngineStepTimes.Zero).Since(timesBefore));
     }
 
     /// <summary>Time to first token of a follow-up turn: KV kept from the first turn, found in the prefix cache, or recomputed.</summary>
@@ -122,40 +143,40 @@ public static class EngineBenchCommand
     {
         var history = Enumerable.Range(0, conversationTokens).Select(i => 2000 + i * 31 % 40000).ToList();
         var config = new GenerationConfig { MaxNewTokens = 16, EosTokenIds = [] };
-        async Task<(double Ttft, long? Kept, List<int> Ids)> Turn(EngineRequest request)
+        async Task<(double Ttft, List<int> Ids)> Turn(EngineRequest request)
         {
             var watch = Stopwatch.StartNew();
             double ttft = 0;
-            long? kept = null;
             var ids = new List<int>();
             await foreach (var e in engine.SubmitAsync(request))
             {
                 if (ids.Count == 0) ttft = watch.Elapsed.TotalSeconds;
                 ids.Add(e.TokenId);
-                kept ??= e.KeptSequence;
             }
-            return (ttft, kept, ids);
+            return (ttft, ids);
         }
-        var first = await Turn(new EngineRequest("conversation", history, config) { KeepSequence = true });
+        var first = await Turn(new EngineRequest("conversation", history, config) { Owner = "first" });
         List<int> followUp = [.. history, .. first.Ids, .. Enumerable.Range(0, 20).Select(i => 300 + i)];
-        var kept = await Turn(new EngineRequest("conversation", followUp, config) { ForkSequence = first.Kept });
+        var kept = await Turn(new EngineRequest("conversation", followUp, config) { Owner = "fork", ForkFrom = "first" });
+        engine.Release("fork");
 
         // Spilled to disk and restored (what a session does when it deactivates and comes back): write, then read
         // the file and import it under a tenant with nothing cached, so the restore alone brings the KV back.
         string spill = Path.Combine(Path.GetTempPath(), $"gpt2o-bench-{Guid.NewGuid():N}.kv");
         var exportWatch = Stopwatch.StartNew();
-        using var snapshot = await engine.ExportKeptAsync(first.Kept!.Value) ?? throw new InvalidOperationException("the first turn was not kept");
+        using var snapshot = await engine.ExportKeptAsync("first") ?? throw new InvalidOperationException("the first turn was not kept");
         double exportSeconds = exportWatch.Elapsed.TotalSeconds;
         var spillWatch = Stopwatch.StartNew();
         KvSnapshotFile.Write(spill, snapshot, "bench");
         double spillSeconds = spillWatch.Elapsed.TotalSeconds;
-        engine.ReleaseSequence(first.Kept!.Value);
+        engine.Release("first");
         await Task.Delay(50);
         var restoreWatch = Stopwatch.StartNew();
         using var read = KvSnapshotFile.TryRead(spill, "bench", snapshot.Tokens, out var reason) ?? throw new InvalidOperationException(reason);
-        long restoredId = await engine.ImportKeptAsync("restored tenant", read) ?? throw new InvalidOperationException("no room to restore");
+        if (!await engine.ImportKeptAsync("restored", "restored tenant", read)) throw new InvalidOperationException("no room to restore");
         double restoreSeconds = restoreWatch.Elapsed.TotalSeconds;
-        var restored = await Turn(new EngineRequest("restored tenant", followUp, config) { ContinueSequence = restoredId });
+        var restored = await Turn(new EngineRequest("restored tenant", followUp, config) { Owner = "restored" });
+        engine.Release("restored");
         File.Delete(spill);
 
         var cached = await Turn(new EngineRequest("conversation", followUp, config));

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Generation;
 
 namespace Gpt2Orleans.Cli;
@@ -118,15 +119,16 @@ public static class GenerateCommand
         using var loaded = ModelLoader.LoadLanguageModel(parse);
         var config = ToConfig(parse, loaded.Folder is { } folder ? GenerationConfig.FromDirectory(folder) : new GenerationConfig());
         if (!json) Console.Error.WriteLine($"[{loaded.Description}]");
-        var generator = new TextGenerator(loaded.Model, loaded.Tokenizer);
+        var ids = prompts.Select(p => loaded.Tokenizer.Encode(p)).ToList();
+        using var engine = LocalEngine.For(loaded.Model, loaded.Tokenizer, ids, config);
 
         bool stream = !json && prompts.Length == 1 && config.NumReturnSequences == 1 && !config.IsBeamSearch;
         bool echoed = false;
-        var sequences = generator.Generate(prompts, config, stream ? token =>
+        var sequences = engine.GenerateAsync(ids, config, onEvent: stream ? (_, e) =>
         {
             if (!echoed) { Console.Write(prompts[0]); echoed = true; } // only once generation has started: errors come first
-            Console.Write(token.TextDelta);
-        } : null);
+            Console.Write(e.TextDelta);
+        } : null).GetAwaiter().GetResult();
 
         if (json)
         {
@@ -145,7 +147,8 @@ public static class GenerateCommand
                         logprob = l.Logprob,
                         top_logprobs = l.Top.Select(t => new { token_id = t.TokenId, token = loaded.Tokenizer.Decode([t.TokenId]), logprob = t.Logprob }),
                     }),
-                    finish_reason = FinishReasonName(s.FinishReason),
+                    finish_reason = s.FinishReason.Name(),
+                    stop_reason = StopReason(s),
                     score = s.Score,
                 }),
             });
@@ -154,16 +157,17 @@ public static class GenerateCommand
         if (stream) { Console.WriteLine(echoed ? "" : prompts[0]); return 0; }
         foreach (var s in sequences)
         {
-            Console.WriteLine($"--- prompt {s.PromptIndex}{(s.Score is { } score ? $", score {score:F4}" : "")} ({FinishReasonName(s.FinishReason)})");
+            Console.WriteLine($"--- prompt {s.PromptIndex}{(s.Score is { } score ? $", score {score:F4}" : "")} ({s.FinishReason.Name()}{(StopReason(s) is { } why ? $": {why}" : "")})");
             Console.WriteLine(prompts[s.PromptIndex] + s.Text);
         }
         return 0;
     }
 
-    public static string FinishReasonName(FinishReason reason) => reason switch
+    /// <summary>vLLM's stop_reason: the stop string that ended the sequence, or the eos token id; null at the length limit.</summary>
+    private static object? StopReason(GeneratedSequence s) => s.FinishReason switch
     {
-        FinishReason.EndOfSequence => "eos",
-        FinishReason.StopString => "stop",
-        _ => "length",
+        FinishReason.StopString => s.StopString,
+        FinishReason.EndOfSequence => s.Ids[^1],
+        _ => null,
     };
 }

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Gpt2Orleans.Inference.Scoring;
+using Gpt2Orleans.Inference.Engine;
 
 namespace Gpt2Orleans.Cli;
 
@@ -16,7 +16,9 @@ public static class ScoreCommand
         command.SetAction(parse =>
         {
             using var loaded = ModelLoader.LoadLanguageModel(parse);
-            var score = new TextScorer(loaded.Model, loaded.Tokenizer).Score(parse.GetValue(Text)!);
+            var ids = loaded.Tokenizer.Encode(parse.GetValue(Text)!);
+            using var engine = LocalEngine.ForScoring(loaded.Model, loaded.Tokenizer, ids.Count);
+            var score = engine.ScoreTextAsync(ids).GetAwaiter().GetResult();
             if (parse.GetValue(CommonOptions.Json))
             {
                 JsonOutput.Write(new { ids = score.Ids, token_logprobs = score.TokenLogprobs, loss = score.Loss, perplexity = score.Perplexity });

@@ -65,8 +65,11 @@ public sealed record ChatTemplate
         return openedBy is { Length: > 0 } && text.StartsWith(openedBy, StringComparison.Ordinal) ? text[openedBy.Length..] : text;
     }
 
-    /// <summary>The stop string a generated reply ends on, if it ends on one (the model then already opened the next turn).</summary>
-    public string? EndingStop(string generated) => StopStrings.FirstOrDefault(s => generated.EndsWith(s, StringComparison.Ordinal));
+    /// <summary>
+    /// The template's stop string a reply ended on (the engine names it; the model then already wrote the start of the
+    /// next turn, and its tokens are in the history), or null for any other ending.
+    /// </summary>
+    public string? OpenedBy(string? stop) => stop is not null && StopStrings.Contains(stop) ? stop : null;
 
     /// <summary>A whole conversation (role, content) ending where the assistant's next reply begins.</summary>
     public string Render(IEnumerable<(string Role, string Content)> messages)

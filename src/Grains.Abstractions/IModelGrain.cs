@@ -25,23 +25,20 @@ public interface IModelGrain : IGrainWithStringKey
     /// <summary>A label for every token of the text (a token-classification model).</summary>
     Task<IReadOnlyList<TokenLabel>> ClassifyTokens(string tenant, string text);
 
-    /// <summary>Drops a kept sequence's KV (its full blocks stay in the prefix cache until memory is needed).</summary>
-    Task ReleaseSequence(long sequence);
+    /// <summary>
+    /// Drops the KV the engine keeps for <paramref name="owner"/>'s conversation (<see cref="ModelRequest.Owner"/>); its
+    /// full blocks stay in the prefix cache until memory is needed.
+    /// </summary>
+    Task Release(string owner);
+
+    /// <summary>Writes <paramref name="owner"/>'s kept KV to this silo's disk and releases it; false when nothing was kept or spilling is off.</summary>
+    Task<bool> Spill(string owner);
 
     /// <summary>
-    /// Drops the sequence last kept for <paramref name="owner"/> (<see cref="ModelRequest.Owner"/>): for a turn whose
-    /// caller stopped reading before the last token, which carried the handle.
+    /// Brings back <paramref name="owner"/>'s spilled KV as its kept conversation when it is still valid (same model,
+    /// same tokens, intact); false otherwise (its next turn re-prefills).
     /// </summary>
-    Task ReleaseKeptBy(string owner);
-
-    /// <summary>Writes a kept sequence's KV to this silo's disk for <paramref name="owner"/> and releases it; false when nothing was kept or spilling is off.</summary>
-    Task<bool> SpillSequence(long sequence, string owner);
-
-    /// <summary>
-    /// Brings back <paramref name="owner"/>'s spilled KV as a kept sequence when it is still valid (same model, same
-    /// tokens, intact); null otherwise (the caller re-prefills).
-    /// </summary>
-    Task<long?> RestoreSequence(string owner, string tenant, IReadOnlyList<int> tokens);
+    Task<bool> Restore(string owner, string tenant, IReadOnlyList<int> tokens);
 
     /// <summary>Forgets whatever <paramref name="owner"/> spilled.</summary>
     Task DiscardSpill(string owner);

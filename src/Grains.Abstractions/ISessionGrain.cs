@@ -21,8 +21,8 @@ public interface ISessionGrain : IGrainWithStringKey
     Task Delete();
 
     /// <summary>
-    /// Used by <see cref="Fork"/>: starts this (new) session as a copy of another one's state; its first turn forks
-    /// the source's kept KV (copy-on-write) when <paramref name="kv"/> still names it on the same model worker.
+    /// Used by <see cref="Fork"/>: starts this (new) session as a copy of another one's state; its first turn shares the
+    /// KV its model worker keeps for the session <paramref name="forkFrom"/> (copy-on-write) when that still starts it.
     /// </summary>
-    Task<SessionTranscript> CreateFrom(SessionState state, KvHandle? kv = null);
+    Task<SessionTranscript> CreateFrom(SessionState state, string? forkFrom = null);
 }

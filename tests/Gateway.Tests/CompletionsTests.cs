@@ -1,3 +1,4 @@
+using Gpt2Orleans.Inference.Engine;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -27,8 +28,9 @@ public sealed class CompletionsTests(GatewayFixture fixture)
         var choice = body.GetProperty("choices")[0];
 
         using var model = Gpt2LMHeadModel.FromPretrained(GatewayFixture.ModelFolder);
-        var expected = new TextGenerator(model, Gpt2Tokenizer.Default)
-            .Generate(["Hello, my name is"], GenerationConfig.FromDirectory(GatewayFixture.ModelFolder) with { MaxNewTokens = 8 })[0];
+        using var engine = new GenerationEngine(model, Gpt2Tokenizer.Default, new EngineOptions { KvBlocks = 64 });
+        var expected = (await engine.GenerateAsync([Gpt2Tokenizer.Default.Encode("Hello, my name is")],
+            GenerationConfig.FromDirectory(GatewayFixture.ModelFolder) with { MaxNewTokens = 8 }))[0];
         Assert.Equal(expected.Text, choice.GetProperty("text").GetString());
         Assert.Equal("length", choice.GetProperty("finish_reason").GetString());
         Assert.Equal(8, body.GetProperty("usage").GetProperty("completion_tokens").GetInt32());

@@ -18,13 +18,13 @@ public sealed class ChatTemplateTests
     [Fact]
     public void A_turn_after_a_reply_that_stopped_on_the_next_user_line_goes_on_from_it()
     {
-        string generated = " Fine, thanks.\nUser:";
-        string? openedBy = Default.EndingStop(generated);
+        string? openedBy = Default.OpenedBy("\nUser:"); // the stop string the engine says ended the reply
         Assert.Equal("\nUser:", openedBy);
         // What the model wrote plus the next turn reads as if the template had written it once.
         Assert.Equal("\nUser: And you?\nAssistant:", Default.UserTurnText("And you?", first: false));
         Assert.Equal(" And you?\nAssistant:", Default.UserTurnText("And you?", first: false, openedBy));
-        Assert.Null(Default.EndingStop(" Fine, thanks."));
+        Assert.Null(Default.OpenedBy(null));
+        Assert.Null(Default.OpenedBy("###")); // a request's own stop string opens no turn
         Assert.Equal("User: Hi\nAssistant:", Default.UserTurnText("Hi", first: true));
     }
 

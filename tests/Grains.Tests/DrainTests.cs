@@ -4,7 +4,7 @@ using Orleans.TestingHost;
 
 namespace Gpt2Orleans.Grains.Tests;
 
-/// <summary>Graceful shutdown: a stopping silo refuses new generations but lets the running stream finish and persist.</summary>
+/// <summary>Graceful shutdown: a stopping silo refuses new generations, lets the running stream finish and persist, and spills its KV.</summary>
 public sealed class DrainTests : IAsyncLifetime
 {
     private AlphaCluster _alpha = null!;
@@ -43,6 +43,9 @@ public sealed class DrainTests : IAsyncLifetime
         }
         await stop;
 
+        // The stopping silo spilled the conversation's kept KV to its disk itself (its sessions' calls no longer reach it).
+        var spilled = Directory.Exists(_alpha.SpillDirectory(secondary.Name)) ? Directory.GetFiles(_alpha.SpillDirectory(secondary.Name), "*.kv") : [];
+        Assert.Single(spilled);
         Assert.Equal(100, tokens.Count);
         Assert.Equal("length", tokens[^1].FinishReason);
         var transcript = await SessionCalls.Get(client, tenant, id, ClusterFixture.Alpha).GetTranscript(); // now on the other silo, from storage

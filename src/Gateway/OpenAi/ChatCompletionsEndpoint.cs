@@ -26,7 +26,7 @@ public static class ChatCompletionsEndpoint
 
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var choices = Enumerable.Range(0, request.N).Select(k => new CompletionChoice(k, stops, "", trimLeadingWhitespace: true)).ToList();
+        var choices = Enumerable.Range(0, request.N).Select(k => new CompletionChoice(k, "", trimLeadingWhitespace: true)).ToList();
         await using var metered = await MeteredGeneration.BeginAsync(cluster, tenant, request.Model);
         if (request.Stream)
         {

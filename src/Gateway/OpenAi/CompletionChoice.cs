@@ -4,13 +4,12 @@ using Gpt2Orleans.Grains;
 namespace Gpt2Orleans.Gateway.OpenAi;
 
 /// <summary>
-/// One choice being built from streamed tokens: its text (stop strings cut out; for chat, leading whitespace too,
-/// since the model writes " Hello" after "Assistant:"), its tokens' log-probabilities in either of OpenAI's shapes
+/// One choice being built from streamed tokens: its text (the engine has cut stop strings out; for chat, leading
+/// whitespace is dropped too, since the model writes " Hello" after "Assistant:"), its tokens' log-probabilities in either of OpenAI's shapes
 /// (legacy completions or chat), and its finish reason.
 /// </summary>
-public sealed class CompletionChoice(int index, IReadOnlyList<string> stops, string prefix, bool trimLeadingWhitespace = false)
+public sealed class CompletionChoice(int index, string prefix, bool trimLeadingWhitespace = false)
 {
-    private readonly StopTextTrimmer _trimmer = new(stops);
     private readonly StringBuilder _text = new(prefix);
     private readonly List<(string Token, double? Logprob, IReadOnlyList<TopLogprob> Top, int Offset)> _logprobs = [];
     private int _offset = prefix.Length; // where the next token's text starts in the choice's text
@@ -29,12 +28,8 @@ public sealed class CompletionChoice(int index, IReadOnlyList<string> stops, str
             AddLogprob(token.Text, l.Logprob, l.Top);
             CumulativeLogprob += l.Logprob;
         }
-        string delta = _trimmer.Push(token.Text);
-        if (token.FinishReason is { } finish)
-        {
-            delta += _trimmer.Flush();
-            FinishReason = finish;
-        }
+        string delta = token.Text;
+        if (token.FinishReason is { } finish) FinishReason = finish;
         if (_leading)
         {
             delta = delta.TrimStart();

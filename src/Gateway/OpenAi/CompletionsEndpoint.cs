@@ -37,7 +37,7 @@ public static class CompletionsEndpoint
         {
             var (ids, text) = prompts[p];
             var candidates = Enumerable.Range(0, request.BestOf)
-                .Select(k => new CompletionChoice(p * request.N + k, request.Parameters.StopStrings ?? [], request.Echo ? text : "")).ToList();
+                .Select(k => new CompletionChoice(p * request.N + k, request.Echo ? text : "")).ToList();
             if (request.Echo && request.Logprobs is { } top) await AddPromptLogprobs(worker, tenant, ids, top, candidates);
             if (request.Stream && request.Echo)
                 foreach (var choice in candidates) await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, choice.Text, null), context.RequestAborted);

@@ -70,40 +70,38 @@ public static class SessionsEndpoint
     /// <summary>A user message and the reply: <c>{"content": "...", "stream": bool, ...sampling overrides}</c>.</summary>
     public static async Task Send(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
     {
-        var session = await Find(context, id, auth, cluster);
+        var (session, model) = await FindWithModel(context, id, auth, cluster); // the session's model, without reading its transcript
         var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
         string content = fields.String("content") ?? throw ApiException.BadRequest("'content' is required: the user's message", "content");
         bool stream = fields.Bool("stream") ?? false;
         var overrides = SamplingFields.Parse(fields, SamplingFields.MaxTokens(fields), openAiDefaults: false);
-        var transcript = await session.GetTranscript();
-        var stops = transcript.ChatTemplate.StopsWith(overrides.StopStrings ?? transcript.Defaults.StopStrings);
-        var choice = new CompletionChoice(0, stops, "", trimLeadingWhitespace: true);
+        var choice = new CompletionChoice(0, "", trimLeadingWhitespace: true);
         string tenant = await auth.AuthenticateAsync(context);
         string messageId = "msg-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
         // The session grain admits the turn under the tenant's quotas and meters it; here it is only counted and timed.
-        var metered = new TokenCounter(tenant, transcript.Model);
+        var metered = new TokenCounter(tenant, model);
         if (stream) ServerSentEvents.Start(context.Response);
         await foreach (var token in metered.Run(session.Send(content, overrides, context.RequestAborted), null, context.RequestAborted))
         {
             string delta = choice.Add(token);
             if (!stream) continue;
             if (delta.Length > 0)
-                await ServerSentEvents.WriteAsync(context.Response, Chunk(messageId, created, transcript, new { content = delta }, null), context.RequestAborted);
+                await ServerSentEvents.WriteAsync(context.Response, Chunk(messageId, created, model, id, new { content = delta }, null), context.RequestAborted);
             if (token.FinishReason is { } finish)
-                await ServerSentEvents.WriteAsync(context.Response, Chunk(messageId, created, transcript, new { }, finish), context.RequestAborted);
+                await ServerSentEvents.WriteAsync(context.Response, Chunk(messageId, created, model, id, new { }, finish), context.RequestAborted);
         }
         if (stream)
         {
             if (fields.IncludeUsage())
-                await ServerSentEvents.WriteAsync(context.Response, new { id = messageId, @object = "chat.completion.chunk", created, model = transcript.Model, session_id = transcript.SessionId, choices = Array.Empty<object>(), usage = metered.Usage }, context.RequestAborted);
+                await ServerSentEvents.WriteAsync(context.Response, new { id = messageId, @object = "chat.completion.chunk", created, model, session_id = id, choices = Array.Empty<object>(), usage = metered.Usage }, context.RequestAborted);
             await ServerSentEvents.DoneAsync(context.Response, context.RequestAborted);
             return;
         }
         await context.Response.WriteAsJsonAsync(new
         {
-            id = messageId, @object = "session.message", created, model = transcript.Model, session_id = transcript.SessionId,
+            id = messageId, @object = "session.message", created, model, session_id = id,
             message = new { role = "assistant", content = choice.Text.TrimEnd() },
             finish_reason = choice.FinishReason,
             usage = metered.Usage,
@@ -111,22 +109,25 @@ public static class SessionsEndpoint
     }
 
     /// <summary>The tenant's session, with its model in the RequestContext so it activates where the model is served; a 404 when the tenant has no such session.</summary>
-    private static async Task<ISessionGrain> Find(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
+    private static async Task<ISessionGrain> Find(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster) =>
+        (await FindWithModel(context, id, auth, cluster)).Session;
+
+    private static async Task<(ISessionGrain Session, string Model)> FindWithModel(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
     {
         string tenant = await auth.AuthenticateAsync(context);
         if (!GrainKeys.IsValidId(id)) throw new SessionNotFoundException(id);
         string model = await cluster.GetGrain<ITenantGrain>(tenant).GetSessionModel(id) ?? throw new SessionNotFoundException(id);
         RequestContext.Set(GrainKeys.ModelContextKey, model);
-        return cluster.GetGrain<ISessionGrain>(GrainKeys.Session(tenant, id));
+        return (cluster.GetGrain<ISessionGrain>(GrainKeys.Session(tenant, id)), model);
     }
 
     /// <summary>The id the request names (checked), or a new one.</summary>
     private static string NewSessionId(RequestFields? fields) =>
         GrainKeys.ValidId(fields?.String("id") ?? "sess-" + Guid.NewGuid().ToString("N"), "id");
 
-    private static object Chunk(string id, long created, SessionTranscript session, object delta, string? finishReason) => new
+    private static object Chunk(string id, long created, string model, string sessionId, object delta, string? finishReason) => new
     {
-        id, @object = "chat.completion.chunk", created, model = session.Model, session_id = session.SessionId,
+        id, @object = "chat.completion.chunk", created, model, session_id = sessionId,
         choices = new[] { new { index = 0, delta, logprobs = (object?)null, finish_reason = finishReason } },
     };
 

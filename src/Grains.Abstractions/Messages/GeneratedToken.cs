@@ -1,6 +1,7 @@
 namespace Gpt2Orleans.Grains;
 
-/// <summary>One streamed token: which returned sequence it belongs to, its id, the text it completes (never half a UTF-8 character), and on the last one why it stopped, the usage and (when asked) the handle of the KV kept for the next turn.</summary>
+/// <summary>One streamed token: which returned sequence it belongs to, its id, the text it makes safe to send (never half a UTF-8
+/// character, never a stop string), and on the last one why it stopped (and which stop string, if one did) and the usage.</summary>
 [GenerateSerializer, Immutable]
 public sealed record GeneratedToken(
     [property: Id(0)] int Index,
@@ -9,7 +10,7 @@ public sealed record GeneratedToken(
     [property: Id(3)] TokenLogprobs? Logprobs,
     [property: Id(4)] string? FinishReason,
     [property: Id(5)] TokenUsage? Usage,
-    [property: Id(6)] long? KeptSequence = null);
+    [property: Id(7)] string? StopString = null);
 
 /// <summary>The chosen token's log-probability and the most likely alternatives (token id, text, log-probability).</summary>
 [GenerateSerializer, Immutable]

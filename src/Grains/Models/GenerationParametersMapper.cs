@@ -38,14 +38,9 @@ public static class GenerationParametersMapper
         e.TokenId,
         e.TextDelta,
         e.Logprob is { } l ? ToMessage(l, tokenText) : null,
-        e.Finish switch
-        {
-            null => null,
-            FinishReason.Length => "length",
-            _ => "stop", // end of text or a stop string, as OpenAI reports both
-        },
+        e.Finish?.Name(),
         e.Usage is { } u ? new TokenUsage(u.PromptTokens, u.CompletionTokens, u.CachedPromptTokens) : null,
-        e.KeptSequence);
+        e.StopString);
 
     /// <summary>A token's log-probability and its alternatives, each alternative with its text.</summary>
     public static TokenLogprobs ToMessage(TokenLogprob logprob, Func<int, string> tokenText) =>

@@ -5,8 +5,8 @@ namespace Gpt2Orleans.Grains.Models;
 
 /// <summary>
 /// Graceful shutdown: loads the served models at start-up, and on stop refuses new generations, lets running ones
-/// finish (up to the drain deadline) while the silo is still up, then frees the engines. Sessions persist after
-/// every turn, so nothing else needs saving.
+/// finish (up to the drain deadline) while the silo is still up, then spills the conversations' kept KV to disk.
+/// Sessions persist their transcripts after every turn, so nothing else needs saving.
 /// </summary>
 public sealed class ModelDrainService(ModelHost host, ILogger<ModelDrainService> logger) : IHostedService
 {
@@ -25,5 +25,7 @@ public sealed class ModelDrainService(ModelHost host, ILogger<ModelDrainService>
         while (host.ActiveSequences > 0 && !deadline.IsCancellationRequested)
             await Task.Delay(100, CancellationToken.None);
         if (host.ActiveSequences > 0) logger.LogWarning("Drain deadline reached with {Count} sequences still running", host.ActiveSequences);
+        int spilled = await host.SpillKeptAsync();
+        if (spilled > 0) logger.LogInformation("Spilled the KV of {Count} conversations to disk", spilled);
     }
 }

@@ -15,7 +15,6 @@ namespace Gpt2Orleans.Grains.Models;
 public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<ModelGrain> logger) : Grain, IModelGrain
 {
     private HostedModel _model = null!;
-    private readonly Dictionary<string, long> _keptBy = []; // owner → the sequence its last turn kept
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -44,30 +43,11 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         try
         {
             var config = GenerationParametersMapper.ToConfig(request.Parameters, _model.Defaults);
-            events = _model.RequireGeneration().SubmitAsync(new EngineRequest(request.Tenant, request.PromptIds, config)
-            {
-                ContinueSequence = request.ContinueSequence,
-                ForkSequence = request.ForkSequence,
-                KeepSequence = request.KeepSequence,
-            }, cancellationToken);
+            events = _model.RequireGeneration().SubmitAsync(
+                new EngineRequest(request.Tenant, request.PromptIds, config) { Owner = request.Owner, ForkFrom = request.ForkFrom }, cancellationToken);
         }
         catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
-        await foreach (var e in events)
-        {
-            if (e.KeptSequence is { } kept && request.Owner is { } owner) _keptBy[owner] = kept;
-            yield return GenerationParametersMapper.ToMessage(e, TokenText);
-        }
-    }
-
-    public Task ReleaseKeptBy(string owner)
-    {
-        if (_keptBy.Remove(owner, out long sequence)) _model.Generation?.ReleaseSequence(sequence);
-        return Task.CompletedTask;
-    }
-
-    private void ForgetOwner(long sequence)
-    {
-        foreach (var owner in _keptBy.Where(p => p.Value == sequence).Select(p => p.Key).ToList()) _keptBy.Remove(owner);
+        await foreach (var e in events) yield return GenerationParametersMapper.ToMessage(e, TokenText);
     }
 
     public Task<IReadOnlyList<TokenLogprobs?>> Score(string tenant, IReadOnlyList<int> tokenIds, int topLogprobs = 0) =>
@@ -116,30 +96,28 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         return exp.Select(e => e / sum);
     }
 
-    public Task ReleaseSequence(long sequence)
+    public Task Release(string owner)
     {
-        ForgetOwner(sequence);
-        _model.Generation?.ReleaseSequence(sequence);
+        _model.Generation?.Release(owner);
         return Task.CompletedTask;
     }
 
-    public async Task<bool> SpillSequence(long sequence, string owner)
+    public async Task<bool> Spill(string owner)
     {
         if (host.Spills is not { } spills) return false;
         var engine = _model.RequireGeneration();
-        using var snapshot = await engine.ExportKeptAsync(sequence);
-        ForgetOwner(sequence);
-        engine.ReleaseSequence(sequence);
+        using var snapshot = await engine.ExportKeptAsync(owner);
+        engine.Release(owner);
         if (snapshot is null) return false;
         await Task.Run(() => spills.Spill(owner, snapshot, _model.Fingerprint));
         return true;
     }
 
-    public async Task<long?> RestoreSequence(string owner, string tenant, IReadOnlyList<int> tokens)
+    public async Task<bool> Restore(string owner, string tenant, IReadOnlyList<int> tokens)
     {
-        if (host.Spills is not { } spills) return null;
+        if (host.Spills is not { } spills) return false;
         using var snapshot = await Task.Run(() => spills.Take(owner, _model.Fingerprint, tokens, out var reason) ?? Log(reason));
-        return snapshot is null ? null : await _model.RequireGeneration().ImportKeptAsync(tenant, snapshot);
+        return snapshot is not null && await _model.RequireGeneration().ImportKeptAsync(owner, tenant, snapshot);
 
         Inference.KvCache.KvSnapshot? Log(string? reason)
         {

@@ -64,6 +64,29 @@ public sealed class ModelHost : IDisposable
     private IEnumerable<HostedModel> Loaded() =>
         _models.Values.Where(l => l.IsValueCreated && l.Value.IsCompletedSuccessfully).Select(l => l.Value.Result);
 
+    /// <summary>
+    /// A stopping silo's kept conversations go to its disk (when spilling is on), so each session's next activation here
+    /// restores its KV instead of recomputing it; the silo spills them itself because, by the time sessions deactivate,
+    /// grain calls to the workers no longer reach this silo. Returns how many were spilled.
+    /// </summary>
+    public async Task<int> SpillKeptAsync()
+    {
+        if (Spills is not { } spills) return 0;
+        int spilled = 0;
+        foreach (var model in Loaded())
+        {
+            if (model.Generation is not { } engine) continue;
+            foreach (var (owner, snapshot) in await engine.ExportAllKeptAsync())
+                using (snapshot)
+                {
+                    await Task.Run(() => spills.Spill(owner, snapshot, model.Fingerprint));
+                    engine.Release(owner);
+                    spilled++;
+                }
+        }
+        return spilled;
+    }
+
     /// <summary>Starts loading every served model (the silo calls this at start-up).</summary>
     public Task LoadAllAsync() => Task.WhenAll(_options.Models.Keys.Select(GetAsync));
 

@@ -20,13 +20,17 @@ public sealed class SessionGrain(
     ILocalSiloDetails silo,
     ISiloMetadataCache metadata,
     IClusterMembershipService membership,
+    Models.ModelHost host,
     ILogger<SessionGrain> logger) : Grain, ISessionGrain
 {
     private string Tenant => GrainKeys.ParseSession(this.GetPrimaryKeyString()).Tenant;
     private string SessionId => GrainKeys.ParseSession(this.GetPrimaryKeyString()).Session;
+    private string Key => this.GetPrimaryKeyString(); // the owner of this conversation's KV in its worker's engine
     private IModelGrain? _worker;
-    private long? _kept;   // the engine sequence holding this conversation's KV on _worker
-    private KvHandle? _forkFrom; // a fork's source KV, shared copy-on-write by its first turn
+    private bool _workerIsLocal; // placement put the session on a silo serving its model: its tokenizer is right here
+    private int? _contextLength; // the model's, asked once per activation
+    private bool _restoreTried; // the first turn of an activation looks for KV spilled by the last one
+    private string? _forkFrom;  // a fork's source session, whose kept KV its first turn shares copy-on-write
     private bool _turnInProgress;
 
     public async Task<SessionTranscript> Create(SessionSettings settings)
@@ -44,14 +48,14 @@ public sealed class SessionGrain(
             Defaults = settings.Defaults,
             ContextPolicy = settings.ContextPolicy,
             CreatedAt = DateTimeOffset.UtcNow,
-            Tokens = string.IsNullOrWhiteSpace(settings.SystemPrompt) ? [] : [.. await worker.Tokenize(template.SystemText(settings.SystemPrompt))],
+            Tokens = string.IsNullOrWhiteSpace(settings.SystemPrompt) ? [] : [.. await Tokenize(worker, settings.Model, template.SystemText(settings.SystemPrompt))],
         });
     }
 
-    public async Task<SessionTranscript> CreateFrom(SessionState source, KvHandle? kv = null)
+    public async Task<SessionTranscript> CreateFrom(SessionState source, string? forkFrom = null)
     {
         RequireNew();
-        _forkFrom = kv;
+        _forkFrom = forkFrom;
         return await Start(new SessionState
         {
             Exists = true, Model = source.Model, SystemPrompt = source.SystemPrompt, Defaults = source.Defaults,
@@ -70,32 +74,28 @@ public sealed class SessionGrain(
         try
         {
             var worker = Worker(state.State.Model);
-            var status = await worker.GetStatus();
+            int contextLength = _contextLength ??= _workerIsLocal
+                ? (await host.GetAsync(state.State.Model)).Model.Config.NPositions
+                : (await worker.GetStatus()).ContextLength;
             var merged = (parameters ?? new()).WithDefaults(state.State.Defaults);
             var template = state.State.ChatTemplate ?? ChatTemplate.Default;
             merged = merged with { StopStrings = template.StopsWith(merged.StopStrings), MaxNewTokens = merged.MaxNewTokens ?? ChatTemplate.DefaultReplyTokens };
-            var turnTokens = await worker.Tokenize(template.UserTurnText(userText, first: state.State.TurnStarts.Count == 0, state.State.OpenedBy));
-            var plan = ConversationWindow.Plan(state.State, turnTokens, merged.MaxNewTokens!.Value, status.ContextLength);
-            if (plan.DroppedTurns > 0) await Release(); // the kept KV no longer starts the prompt
-            else if (_kept is null && _forkFrom is null && state.State.Tokens.Count > 0)
-                _kept = await worker.RestoreSequence(this.GetPrimaryKeyString(), Tenant, state.State.Tokens); // spilled by the last activation here
+            var turnTokens = await Tokenize(worker, state.State.Model, template.UserTurnText(userText, first: state.State.TurnStarts.Count == 0, state.State.OpenedBy));
+            var plan = ConversationWindow.Plan(state.State, turnTokens, merged.MaxNewTokens!.Value, contextLength);
+            if (!_restoreTried && _forkFrom is null && plan.DroppedTurns == 0 && state.State.Tokens.Count > 0)
+                await worker.Restore(Key, Tenant, state.State.Tokens); // spilled by the last activation here
+            _restoreTried = true;
 
-            // Admitted before the kept KV is handed over, so a refused turn leaves the conversation's KV with it.
+            // The engine continues the KV it kept for this session when it still starts the prompt (dropped turns, an
+            // uncommitted turn or another worker make it stale, and the engine recomputes); a fork's first turn shares its source's.
             var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
             var stream = await tenant.BeginStream(state.State.Model); // the tenant's stream and token quotas
             var generated = new List<int>();
             var text = new System.Text.StringBuilder();
-            long? kept = _kept;
-            _kept = null; // the engine takes it over; it comes back on the last token
-            // A fork's first turn shares its source's KV when both talk to the same worker (the engine checks the tokens).
-            long? fork = kept is null && plan.DroppedTurns == 0 && _forkFrom is { } source && source.Worker == worker.GetPrimaryKeyString() ? source.Sequence : null;
+            var request = new ModelRequest { Tenant = Tenant, PromptIds = plan.Prompt, Parameters = merged, Owner = Key, ForkFrom = _forkFrom };
             _forkFrom = null;
-            var request = new ModelRequest
-            {
-                Tenant = Tenant, PromptIds = plan.Prompt, Parameters = merged, ContinueSequence = kept, ForkSequence = fork, KeepSequence = true,
-                Owner = this.GetPrimaryKeyString(),
-            };
             TokenUsage? usage = null;
+            string? stop = null;
             bool completed = false;
             try
             {
@@ -103,7 +103,7 @@ public sealed class SessionGrain(
                 {
                     generated.Add(token.TokenId);
                     text.Append(token.Text);
-                    if (token.KeptSequence is { } sequence) _kept = sequence;
+                    stop = token.StopString ?? stop;
                     usage = token.Usage ?? usage;
                     yield return token;
                 }
@@ -115,7 +115,7 @@ public sealed class SessionGrain(
                 await tenant.EndStream(stream, state.State.Model, usage ?? new TokenUsage(plan.Prompt.Count, generated.Count, 0));
             }
             ConversationWindow.Commit(state.State, plan, userText.Trim(), template.ReplyText(text.ToString()), generated);
-            state.State.OpenedBy = template.EndingStop(text.ToString());
+            state.State.OpenedBy = template.OpenedBy(stop);
             await state.WriteStateAsync();
         }
         finally { _turnInProgress = false; }
@@ -132,15 +132,14 @@ public sealed class SessionGrain(
         RequireExists();
         var copy = GrainFactory.GetGrain<ISessionGrain>(GrainKeys.Session(Tenant, newSessionId));
         RequestContext.Set(GrainKeys.ModelContextKey, state.State.Model);
-        var kv = _kept is { } kept && _worker is not null ? new KvHandle(_worker.GetPrimaryKeyString(), kept) : null;
-        return await copy.CreateFrom(state.State, kv);
+        return await copy.CreateFrom(state.State, forkFrom: Key);
     }
 
     public async Task Delete()
     {
         RequireExists();
         await Release();
-        await Worker(state.State.Model).DiscardSpill(this.GetPrimaryKeyString());
+        await Worker(state.State.Model).DiscardSpill(Key);
         await state.ClearStateAsync();
         state.State = new SessionState();
         await GrainFactory.GetGrain<ITenantGrain>(Tenant).UnregisterSession(SessionId);
@@ -150,34 +149,28 @@ public sealed class SessionGrain(
     /// <summary>An idle session leaves: its KV goes to this silo's disk (when spilling is on) so the next activation here can restore it.</summary>
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        if (reason.ReasonCode == DeactivationReasonCode.ShuttingDown) return; // the stopping silo spills every kept conversation itself
         try
         {
-            if (_kept is { } kept && _worker is not null && !await _worker.SpillSequence(kept, this.GetPrimaryKeyString())) await Release();
-            _kept = null;
+            if (_worker is not null && !await _worker.Spill(Key)) await Release();
         }
         catch (Exception e) { logger.LogDebug(e, "Could not spill or release the KV of session {Session}", this.GetPrimaryKeyString()); }
     }
 
-    /// <summary>
-    /// A turn whose reader went away is not committed, so whatever KV it kept no longer matches the conversation: drop
-    /// it, by its handle when the last token brought one, else through the worker (the engine may have kept the turn
-    /// before the reader left, and only the worker saw its handle).
-    /// </summary>
+    /// <summary>A turn whose reader went away is not committed, so whatever KV it kept no longer matches the conversation: drop it now.</summary>
     private async Task ForgetAbandonedTurn(IModelGrain worker)
     {
-        try
-        {
-            if (_kept is { } kept) await worker.ReleaseSequence(kept);
-            else await worker.ReleaseKeptBy(this.GetPrimaryKeyString());
-        }
-        catch (Exception e) { logger.LogDebug(e, "Could not release the abandoned turn of session {Session}", this.GetPrimaryKeyString()); } // its silo may be gone, and its KV with it
-        _kept = null;
+        try { await worker.Release(Key); }
+        catch (Exception e) { logger.LogDebug(e, "Could not release the abandoned turn of session {Session}", Key); } // its silo may be gone, and its KV with it
     }
+
+    /// <summary>Token ids of a turn's text: with the model's tokenizer on this silo (plain code, no grain call), else its worker's.</summary>
+    private async Task<IReadOnlyList<int>> Tokenize(IModelGrain worker, string model, string text) =>
+        _workerIsLocal ? (await host.GetAsync(model)).Tokenizer.Encode(text) : await worker.Tokenize(text);
 
     private async Task Release()
     {
-        if (_kept is { } kept && _worker is not null) await _worker.ReleaseSequence(kept);
-        _kept = null;
+        if (_worker is not null) await _worker.Release(Key);
     }
 
     private void RequireExists()
@@ -196,9 +189,8 @@ public sealed class SessionGrain(
         var serving = SiloModels.Serves(metadata.GetSiloMetadata(local), model) ? local
             : ActiveSilos.Of(membership).FirstOrDefault(s => SiloModels.Serves(metadata.GetSiloMetadata(s), model))
               ?? throw new ModelUnavailableException(model, "no live silo serves it");
-        var worker = GrainFactory.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model, serving.ToParsableString()));
-        if (_worker is not null && !_worker.Equals(worker)) _kept = null;
-        return _worker = worker;
+        _workerIsLocal = serving.Equals(local);
+        return _worker = GrainFactory.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model, serving.ToParsableString()));
     }
 
     private static SiloAddress WorkerSilo(IModelGrain worker) => SiloAddress.FromParsableString(GrainKeys.ParseModelWorker(worker.GetPrimaryKeyString()).Silo);

@@ -21,13 +21,11 @@ public sealed class ClassificationEngine : IDisposable
     private readonly int _maxBatchTokens;
     private readonly int _maxWaiting;
     private readonly ConcurrentQueue<Pending> _arrivals = new();
-    private readonly Dictionary<string, Queue<Pending>> _waiting = [];
-    private readonly List<string> _tenants = [];
+    private readonly TenantQueues<Pending> _waiting = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly Thread _loop;
     private volatile bool _stopping;
     private int _queued;
-    private int _turn;
 
     public long Batches { get; private set; }
 
@@ -79,11 +77,7 @@ public sealed class ClassificationEngine : IDisposable
     {
         while (!_stopping)
         {
-            while (_arrivals.TryDequeue(out var arrived))
-            {
-                if (!_waiting.TryGetValue(arrived.Tenant, out var queue)) { _waiting[arrived.Tenant] = queue = new(); _tenants.Add(arrived.Tenant); }
-                queue.Enqueue(arrived);
-            }
+            while (_arrivals.TryDequeue(out var arrived)) _waiting.Enqueue(arrived.Tenant, arrived);
             var batch = NextBatch();
             if (batch.Count == 0) { _wake.Wait(TimeSpan.FromMilliseconds(200)); continue; }
             Interlocked.Add(ref _queued, -batch.Count);
@@ -97,17 +91,12 @@ public sealed class ClassificationEngine : IDisposable
     {
         var batch = new List<Pending>();
         bool onePerBatch = _model.Config.PadTokenId is null && _model is Gpt2ForSequenceClassification; // HF cannot pool a padded batch without a pad id
-        for (int idle = 0; idle < _tenants.Count && !(onePerBatch && batch.Count == 1);)
+        while (!(onePerBatch && batch.Count == 1) && _waiting.Peek() is var (tenant, next))
         {
-            var queue = _waiting[_tenants[_turn % _tenants.Count]];
-            _turn = (_turn + 1) % _tenants.Count;
-            if (queue.Count == 0) { idle++; continue; }
-            var next = queue.Peek();
-            if (next.Cancellation.IsCancellationRequested) { queue.Dequeue(); next.Result.TrySetCanceled(); Interlocked.Decrement(ref _queued); continue; }
+            if (next.Cancellation.IsCancellationRequested) { _waiting.Dequeue(tenant); next.Result.TrySetCanceled(); Interlocked.Decrement(ref _queued); continue; }
             int width = Math.Max(batch.Count == 0 ? 0 : batch.Max(p => p.Ids.Count), next.Ids.Count);
             if (batch.Count > 0 && width * (batch.Count + 1) > _maxBatchTokens) break;
-            batch.Add(queue.Dequeue());
-            idle = 0;
+            batch.Add(_waiting.Dequeue(tenant));
         }
         return batch;
     }
@@ -135,7 +124,7 @@ public sealed class ClassificationEngine : IDisposable
         _stopping = true;
         _wake.Release();
         _loop.Join(TimeSpan.FromSeconds(30));
-        foreach (var p in _waiting.Values.SelectMany(q => q).Concat(_arrivals)) p.Result.TrySetException(new ObjectDisposedException(nameof(ClassificationEngine)));
+        foreach (var p in _waiting.All.Concat(_arrivals)) p.Result.TrySetException(new ObjectDisposedException(nameof(ClassificationEngine)));
         _wake.Dispose();
     }
 }

@@ -18,6 +18,8 @@ public sealed record EngineOptions
     public IReadOnlyDictionary<string, int> TenantWeights { get; init; } = new Dictionary<string, int>();
     /// <summary>Most sequences a tenant may have running at once (null: no cap).</summary>
     public int? MaxSequencesPerTenant { get; init; }
+    /// <summary>libtorch intra-op threads for this engine's steps (null: one per core).</summary>
+    public int? Threads { get; init; }
 
     public void Validate()
     {
@@ -31,6 +33,7 @@ public sealed record EngineOptions
         Require(MaxBatchTokens > 0, nameof(MaxBatchTokens), "must be positive");
         Require(MaxRunningSequences > 0, nameof(MaxRunningSequences), "must be positive");
         Require(MaxWaitingRequests > 0, nameof(MaxWaitingRequests), "must be positive");
+        Require(Threads is null or > 0, nameof(Threads), "must be positive");
         Require(MaxSequencesPerTenant is null or > 0, nameof(MaxSequencesPerTenant), "must be positive");
         Require(TenantWeights.Values.All(w => w > 0), nameof(TenantWeights), "weights must be positive");
     }

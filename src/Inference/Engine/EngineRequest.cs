@@ -5,14 +5,14 @@ namespace Gpt2Orleans.Inference.Engine;
 /// <summary>
 /// A generation request: the tenant (fair sharing, prefix-cache salt), the prompt as token ids and HF-style
 /// generation parameters (sampling or greedy; <c>NumReturnSequences</c> forks the prompt's KV).
-/// For conversations the prompt is the whole history: <see cref="ContinueSequence"/> names a kept sequence whose
-/// KV covers the start of it (only the rest is prefilled), <see cref="ForkSequence"/> branches one (it stays
-/// kept), and <see cref="KeepSequence"/> keeps this one's KV after it finishes. A kept sequence that is gone
-/// (released under memory pressure) is simply recomputed, prefix cache permitting.
+/// For conversations the prompt is the whole history and <see cref="Owner"/> names the conversation (a session's
+/// key): the KV its last turn kept is continued when it starts the prompt (only the rest is prefilled), and this
+/// turn's KV is kept under the same key when it finishes. <see cref="ForkFrom"/> names another owner whose kept KV
+/// starts the prompt, shared copy-on-write (it stays kept). KV that is gone (evicted under memory pressure) is
+/// simply recomputed, prefix cache permitting.
 /// </summary>
 public sealed record EngineRequest(string TenantId, IReadOnlyList<int> PromptIds, GenerationConfig Config)
 {
-    public long? ContinueSequence { get; init; }
-    public long? ForkSequence { get; init; }
-    public bool KeepSequence { get; init; }
+    public string? Owner { get; init; }
+    public string? ForkFrom { get; init; }
 }

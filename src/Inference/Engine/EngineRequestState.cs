@@ -4,30 +4,32 @@ using Gpt2Orleans.Inference.Tokenization;
 
 namespace Gpt2Orleans.Inference.Engine;
 
-/// <summary>A submitted request: its parameters resolved against the model, and the channel its events go to.</summary>
-internal sealed class EngineRequestState(EngineRequest request, IReadOnlyList<int> eos, int maxNewTokens, Gpt2Tokenizer tokenizer)
+/// <summary>A submitted request: its parameters resolved against the model, its live sequences, and the channel its events go to.</summary>
+internal sealed class EngineRequestState(EngineRequest request, IReadOnlyList<int> eos, int pad, int maxNewTokens, Gpt2Tokenizer tokenizer)
 {
     public EngineRequest Request { get; } = request;
+    public GenerationConfig Config => Request.Config;
+    public string Tenant => Request.TenantId;
     public IReadOnlyList<int> Eos { get; } = eos;
+    public int Pad { get; } = pad;
     public int MaxNewTokens { get; } = maxNewTokens;
     public Gpt2Tokenizer Tokenizer { get; } = tokenizer;
     public Channel<TokenEvent> Events { get; } = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     public DateTime SubmittedAt { get; } = DateTime.UtcNow;
     public bool FirstTokenSent { get; set; }
-    public int OpenSequences { get; set; } = request.Config.NumReturnSequences;
     public volatile bool Cancelled;
-    /// <summary>The sequence this request finished and kept for a next turn (the handle is in its last event).</summary>
-    public long? KeptSequence { get; set; }
-    /// <summary>Whether the reader was given the event that carries the kept handle (set by the reader's thread).</summary>
-    public volatile bool KeptHandedOver;
+
+    /// <summary>How many sequences the prompt becomes once it is computed: its beams, or its num_return_sequences samples.</summary>
+    public int Width => Score is not null ? 1 : Config.IsBeamSearch ? Config.NumBeams : Config.NumReturnSequences;
+    /// <summary>The request's live sequences (the prompt's, then its forks); empty once it has finished.</summary>
+    public List<EngineSequence> Members { get; } = [];
+    /// <summary>Sequences still to finish (beam search finishes all at once).</summary>
+    public int OpenSequences { get; set; } = request.Config.IsBeamSearch ? 1 : request.Config.NumReturnSequences;
 
     /// <summary>Prefill-only scoring: the prompt's log-probabilities are the result, nothing is generated.</summary>
     public TaskCompletionSource<IReadOnlyList<TokenLogprob?>>? Score { get; init; }
     public int ScoreTopLogprobs { get; init; }
 
-    /// <summary>Beam search: the scorer, the live beams in order and their running scores, and the steps taken.</summary>
-    public BeamSearchScorer? Beam { get; init; }
-    public List<EngineSequence> Beams { get; set; } = [];
-    public double[] BeamScores { get; set; } = [];
-    public int BeamSteps { get; set; }
+    /// <summary>Beam search: the request-level policy that decides its beams.</summary>
+    public BeamSearch? Beams { get; init; }
 }

@@ -1,26 +1,21 @@
+using Gpt2Orleans.Inference.Generation;
 using Gpt2Orleans.Inference.KvCache;
 
 namespace Gpt2Orleans.Inference.Engine;
 
-/// <summary>What one step runs: for each sequence, the tokens [Start, Start + Count) to compute, and the block copies to make first.</summary>
-internal sealed record StepPlan(IReadOnlyList<(EngineSequence Sequence, int Start, int Count)> Work, IReadOnlyList<BlockAllocator.CopyOnWrite> Copies)
-{
-    public bool IsEmpty => Work.Count == 0;
-}
-
 /// <summary>
-/// Decides each step (vLLM's scheduler): running sequences that are decoding go first (one token each, the youngest
-/// preempted when the pool has no block for them), then prefill chunks, then new sequences admitted round-robin
-/// across tenants (with weights and a per-tenant cap) while the step's token budget and the pool allow. Plain
-/// logic over a <see cref="BlockAllocator"/>, so it is tested without a model.
+/// Decides each step (vLLM v1's scheduler): <see cref="Schedule"/> plans running sequences that are decoding first
+/// (one token each, a beam search's beams together, the youngest preempted when the pool has no block for them),
+/// then prefill chunks, then new sequences admitted round-robin across tenants (with weights and a per-tenant cap)
+/// while the step's token budget and the pool allow; <see cref="UpdateFromOutput"/> takes the sampled tokens and
+/// says which end their sequence. Plain logic over the <see cref="KvCacheManager"/>: no model, no tensors, and it
+/// never calls back into the engine, so it is tested on its own.
 /// </summary>
-internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator, Func<bool> releaseKeptSequence)
+internal sealed class Scheduler(EngineOptions options, KvCacheManager kv, int contextLength)
 {
-    private readonly Dictionary<string, LinkedList<EngineSequence>> _waiting = [];
-    private readonly List<string> _tenants = [];
+    private readonly TenantQueues<EngineSequence> _waiting = new(options.TenantWeights);
     private readonly List<EngineSequence> _running = [];
-    private int _turn;
-    private int _creditsLeft;
+    private long _lastId;
 
     private int _waitingCount;
     /// <summary>Sequences waiting for admission; read by submitting threads for the queue bound.</summary>
@@ -29,123 +24,172 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator,
     public long Preemptions { get; private set; }
     public IReadOnlyList<EngineSequence> Running => _running;
 
+    /// <summary>A new sequence id (thread-safe: requests get theirs when submitted).</summary>
+    public long NewSequenceId() => Interlocked.Increment(ref _lastId);
+
     public void Enqueue(EngineSequence sequence, bool front = false)
     {
-        string tenant = sequence.Request.Request.TenantId;
-        if (!_waiting.TryGetValue(tenant, out var queue))
-        {
-            _waiting[tenant] = queue = new LinkedList<EngineSequence>();
-            _tenants.Add(tenant);
-        }
-        if (front) queue.AddFirst(sequence); else queue.AddLast(sequence);
+        _waiting.Enqueue(sequence.Request.Tenant, sequence, front);
         WaitingCount++;
     }
 
-    /// <summary>Adds an already admitted sequence (a fork) to the running set.</summary>
-    public void AddRunning(EngineSequence sequence) => _running.Add(sequence);
-
-    /// <summary>Takes a finished sequence out of the running set but leaves its blocks allocated (a kept conversation).</summary>
-    public void Detach(EngineSequence sequence) => _running.Remove(sequence);
-
-    /// <summary>Forgets a sequence (finished or cancelled) and frees its blocks.</summary>
-    public void Remove(EngineSequence sequence)
+    /// <summary>
+    /// Ends a sequence: it leaves the running set (or the queue), and its blocks are freed, or kept under
+    /// <paramref name="keepFor"/> for the owner's next turn.
+    /// </summary>
+    public void Finish(EngineSequence sequence, string? keepFor = null)
     {
-        if (_running.Remove(sequence)) allocator.Free(sequence.Id);
-        else if (_waiting.TryGetValue(sequence.Request.Request.TenantId, out var queue) && queue.Remove(sequence)) WaitingCount--;
+        sequence.Finished = true;
+        sequence.Request.Members.Remove(sequence);
+        if (_running.Remove(sequence))
+        {
+            if (keepFor is null) kv.Free(sequence.Id);
+            else kv.Keep(keepFor, sequence.Request.Tenant, sequence.Id, sequence.Tokens, sequence.Computed);
+        }
+        else if (_waiting.Remove(sequence.Request.Tenant, sequence))
+        {
+            WaitingCount--;
+            kv.Free(sequence.Id); // a continued conversation waits holding its kept blocks
+        }
     }
 
-    public StepPlan Schedule()
+    public SchedulerOutput Schedule()
     {
         int budget = options.MaxBatchTokens;
-        var work = new List<(EngineSequence, int, int)>();
+        var chunks = new List<ScheduledChunk>();
         var copies = new List<BlockAllocator.CopyOnWrite>();
+        var preempted = new List<EngineSequence>();
         var planned = new HashSet<EngineSequence>();
 
         // A beam search's beams advance together (its scorer needs all of them each step): they form one unit.
         var units = _running.Where(s => s.Pending == 1).OrderBy(s => s.Arrival)
-            .GroupBy(s => IsBeam(s) ? (object)s.Request : s).Select(g => g.ToList()).ToList();
+            .GroupBy(s => s.IsBeam ? (object)s.Request : s).Select(g => g.ToList()).ToList();
         foreach (var unit in units)
         {
             if (budget < unit.Count) break;
             if (!unit.All(_running.Contains)) continue; // preempted for an older sequence in this loop
-            if (!unit.All(sequence => EnsureSlots(sequence, unit, copies, planned))) continue;
-            foreach (var sequence in unit)
-            {
-                work.Add((sequence, sequence.Computed, 1));
-                planned.Add(sequence);
-            }
-            budget -= unit.Count;
+            if (!unit.All(sequence => EnsureSlots(sequence, unit, copies, planned, preempted))) continue;
+            foreach (var sequence in unit) budget -= Plan(sequence, 1, chunks, planned); // a prompt's last token may be one of them
         }
         foreach (var sequence in _running.Where(s => s.Pending > 1 && !planned.Contains(s)).OrderBy(s => s.Arrival).ToList())
         {
             if (budget == 0) break;
-            int chunk = Math.Min(sequence.Pending, budget);
-            work.Add((sequence, sequence.Computed, chunk));
-            planned.Add(sequence);
-            budget -= chunk;
+            budget -= Plan(sequence, budget, chunks, planned);
         }
-        while (budget > 0 && _running.Count < options.MaxRunningSequences && NextWaiting() is { } candidate)
+        while (budget > 0 && _running.Count < options.MaxRunningSequences && _waiting.Peek(CanAdmit) is { } candidate)
         {
-            var (queue, sequence) = candidate;
-            int? computed = allocator.Contains(sequence.Id) ? Extend(sequence, copies) : allocator.TryAllocate(sequence.Id, sequence.Tokens, Salt(sequence));
+            var (tenant, sequence) = candidate;
+            int? computed = kv.Holds(sequence.Id) ? Extend(sequence, copies) : kv.Allocate(sequence.Id, sequence.Tokens, tenant, sequence.PromptLogprobs is not null);
             if (computed is null)
             {
-                if (releaseKeptSequence()) continue; // kept conversations give way to running work first
-                break;                                // no memory: it waits at the head of its queue
+                if (kv.EvictLeastRecentlyUsed() is not null) continue; // kept conversations give way to running work first
+                break;                                                // no memory: it waits at the head of its queue
             }
-            queue.RemoveFirst();
+            _waiting.Dequeue(tenant);
             WaitingCount--;
-            ConsumeCredit();
             sequence.Computed = computed.Value;
             if (sequence.Generated == 0) sequence.CachedPromptTokens = computed.Value;
             _running.Add(sequence);
-            int chunk = Math.Min(sequence.Pending, budget);
-            work.Add((sequence, sequence.Computed, chunk));
-            planned.Add(sequence);
-            budget -= chunk;
+            budget -= Plan(sequence, budget, chunks, planned);
         }
-        return new StepPlan(work, copies);
+        return new SchedulerOutput(chunks, copies, preempted);
+    }
+
+    /// <summary>A chunk of up to <paramref name="budget"/> of the sequence's pending tokens; the tokens it takes.</summary>
+    private int Plan(EngineSequence sequence, int budget, List<ScheduledChunk> chunks, HashSet<EngineSequence> planned)
+    {
+        int count = Math.Min(sequence.Pending, budget);
+        bool reachesEnd = sequence.Computed + count == sequence.Tokens.Count;
+        // A scored prompt is never sampled: its logits are the prompt's log-probabilities.
+        var samplers = !reachesEnd || sequence.PromptLogprobs is not null ? [] : ForkAtPromptEnd(sequence);
+        chunks.Add(new ScheduledChunk(sequence, sequence.Computed, count, samplers));
+        planned.Add(sequence);
+        return count;
+    }
+
+    /// <summary>
+    /// n &gt; 1 and beam search: when a prompt's last token is computed, the sequence becomes the request's width of
+    /// sequences. The prompt's KV is computed once: the forks share its blocks copy-on-write, and all sample the same row.
+    /// </summary>
+    private IReadOnlyList<EngineSequence> ForkAtPromptEnd(EngineSequence sequence)
+    {
+        var request = sequence.Request;
+        if (sequence.Generated > 0 || request.Width == 1 || request.Members.Count > 1) return [sequence];
+        for (int index = 1; index < request.Width; index++) request.Members.Add(ForkRunning(sequence, index));
+        return [.. request.Members];
+    }
+
+    private EngineSequence ForkRunning(EngineSequence source, int index)
+    {
+        var copy = source.Fork(NewSequenceId(), index);
+        kv.Fork(source.Id, copy.Id);
+        _running.Add(copy);
+        return copy;
+    }
+
+    /// <summary>
+    /// After the forward pass: what each chunk computed is recorded (its full blocks join the prefix cache), and the
+    /// sampled tokens are appended, each checked for eos and the length limits (stop strings are the output processor's).
+    /// </summary>
+    public IReadOnlyList<CheckedToken> UpdateFromOutput(SchedulerOutput output, IReadOnlyList<SampledToken> sampled)
+    {
+        foreach (var chunk in output.Chunks)
+            foreach (var sequence in chunk.Samplers.Prepend(chunk.Sequence).Distinct())
+            {
+                sequence.Computed = chunk.Start + chunk.Count;
+                kv.MarkComputed(sequence.Id, sequence.Computed);
+            }
+        var checkedTokens = new CheckedToken[sampled.Count];
+        for (int i = 0; i < sampled.Count; i++)
+        {
+            var (sequence, token, logprob) = sampled[i];
+            sequence.Tokens.Add(token);
+            checkedTokens[i] = new CheckedToken(sequence, token, logprob, StopsAt(sequence, token));
+        }
+        return checkedTokens;
+    }
+
+    /// <summary>vLLM's check_stop: an eos token, or max_new_tokens or the context reached.</summary>
+    private FinishReason? StopsAt(EngineSequence sequence, int token) =>
+        sequence.Request.Eos.Contains(token) ? FinishReason.EndOfSequence
+        : sequence.Generated >= sequence.Request.MaxNewTokens || sequence.Tokens.Count >= contextLength ? FinishReason.Length
+        : null;
+
+    /// <summary>
+    /// A beam search step's outcome: beam j continues beam <c>Source</c> with <c>Token</c>. A beam chosen twice is forked
+    /// (its KV shared copy-on-write) before any appends its token; a beam no one continues leaves and frees its blocks.
+    /// </summary>
+    public void ReplaceBeams(EngineRequestState request, IReadOnlyList<BeamSearch.NextBeam> next)
+    {
+        var live = request.Members.ToList();
+        var used = new HashSet<int>();
+        var successors = next.Select(n => used.Add(n.Source) ? live[n.Source] : ForkRunning(live[n.Source], live[n.Source].Index)).ToList();
+        for (int j = 0; j < successors.Count; j++) successors[j].Tokens.Add(next[j].Token);
+        foreach (var dropped in live.Where((_, i) => !used.Contains(i))) Finish(dropped);
+        request.Members.Clear();
+        request.Members.AddRange(successors);
     }
 
     /// <summary>A continued conversation: slots for the tokens beyond what its kept KV covers, if the pool has room for all of them.</summary>
     private int? Extend(EngineSequence sequence, List<BlockAllocator.CopyOnWrite> copies)
     {
-        int have = allocator.TokenCount(sequence.Id);
-        int blocksNeeded = allocator.BlocksFor(sequence.Tokens.Count) - allocator.BlockTable(sequence.Id).Count + 1; // +1: a copy-on-write
-        if (blocksNeeded > allocator.FreeBlocks) return null;
-        for (int i = have; i < sequence.Tokens.Count; i++)
-        {
-            allocator.TryAppend(sequence.Id, sequence.Tokens[i], out var copy);
-            if (copy is not null) copies.Add(copy);
-        }
+        if (!kv.CanExtend(sequence.Id, sequence.Tokens.Count)) return null;
+        kv.TryExtend(sequence.Id, sequence.Tokens, copies);
         return sequence.Computed;
     }
 
-    /// <summary>The prefix-cache salt: the model and the tenant, so no tenant ever reuses another's KV.</summary>
-    /// A scoring request needs logits at every position, so it takes no cache hits (a salt of its own), as vLLM's prompt logprobs.
-    private string Salt(EngineSequence sequence) => PrefixSalt(options.ModelName, sequence.Request.Request.TenantId)
-        + (sequence.Request.Score is null ? "" : "\u0000score\u0000" + sequence.Id);
-
-    public static string PrefixSalt(string model, string tenant) => model + "\u0000" + tenant;
-
     /// <summary>Gives the sequence's newest tokens their slots, preempting the youngest unplanned sequences when the pool is full.</summary>
-    private static bool IsBeam(EngineSequence sequence) => sequence.Request.Request.Config.IsBeamSearch;
-
-    private bool EnsureSlots(EngineSequence sequence, List<EngineSequence> unit, List<BlockAllocator.CopyOnWrite> copies, HashSet<EngineSequence> planned)
+    private bool EnsureSlots(EngineSequence sequence, List<EngineSequence> unit, List<BlockAllocator.CopyOnWrite> copies,
+        HashSet<EngineSequence> planned, List<EngineSequence> preempted)
     {
-        while (allocator.TokenCount(sequence.Id) < sequence.Tokens.Count)
+        while (!kv.TryExtend(sequence.Id, sequence.Tokens, copies))
         {
-            int token = sequence.Tokens[allocator.TokenCount(sequence.Id)];
-            if (allocator.TryAppend(sequence.Id, token, out var copy))
-            {
-                if (copy is not null) copies.Add(copy);
-                continue;
-            }
-            if (releaseKeptSequence()) continue;
+            if (kv.EvictLeastRecentlyUsed() is not null) continue;
             // Beams are not preempted one by one (their siblings would wait on them); a beam unit waits instead.
-            var victim = _running.Where(s => !planned.Contains(s) && !IsBeam(s) && (!IsBeam(sequence) || !unit.Contains(s))).MaxBy(s => s.Arrival);
+            var victim = _running.Where(s => !planned.Contains(s) && !s.IsBeam && (!sequence.IsBeam || !unit.Contains(s))).MaxBy(s => s.Arrival);
             if (victim is null) return false;
             Preempt(victim);
+            preempted.Add(victim);
             if (victim == sequence) return false;
         }
         return true;
@@ -155,38 +199,13 @@ internal sealed class Scheduler(EngineOptions options, BlockAllocator allocator,
     private void Preempt(EngineSequence sequence)
     {
         _running.Remove(sequence);
-        allocator.Free(sequence.Id);
+        kv.Free(sequence.Id);
         sequence.Computed = 0;
         Preemptions++;
         Enqueue(sequence, front: true);
     }
 
-    /// <summary>Round-robin over tenants with waiting sequences and room under their cap; a tenant's weight is its admissions per turn.</summary>
-    private (LinkedList<EngineSequence> Queue, EngineSequence Sequence)? NextWaiting()
-    {
-        for (int tried = 0; tried < _tenants.Count; tried++)
-        {
-            string tenant = _tenants[_turn % _tenants.Count];
-            var queue = _waiting[tenant];
-            bool underCap = options.MaxSequencesPerTenant is not { } cap || _running.Count(s => s.Request.Request.TenantId == tenant) < cap;
-            if (queue.Count > 0 && underCap)
-            {
-                if (_creditsLeft <= 0) _creditsLeft = options.TenantWeights.GetValueOrDefault(tenant, 1);
-                return (queue, queue.First!.Value);
-            }
-            NextTurn();
-        }
-        return null;
-    }
-
-    private void ConsumeCredit()
-    {
-        if (--_creditsLeft <= 0) NextTurn();
-    }
-
-    private void NextTurn()
-    {
-        _turn = (_turn + 1) % Math.Max(1, _tenants.Count);
-        _creditsLeft = 0;
-    }
+    /// <summary>A tenant's next sequence may start when the tenant is under its cap of running sequences.</summary>
+    private bool CanAdmit(string tenant) =>
+        options.MaxSequencesPerTenant is not { } cap || _running.Count(s => s.Request.Tenant == tenant) < cap;
 }

@@ -6,7 +6,8 @@ namespace Gpt2Orleans.Inference.Generation;
 /// </summary>
 public sealed class BeamHypotheses(int numBeams, double lengthPenalty, EarlyStopping earlyStopping, int maxNewTokens)
 {
-    public sealed record Hypothesis(double Score, IReadOnlyList<int> Tokens, bool EndedWithEos);
+    /// <param name="Payload">what the caller attached (e.g. the tokens' log-probabilities)</param>
+    public sealed record Hypothesis(double Score, IReadOnlyList<int> Tokens, bool EndedWithEos, object? Payload = null);
 
     private readonly List<Hypothesis> _beams = [];
     private double _worstScore = 1e9;
@@ -16,12 +17,12 @@ public sealed class BeamHypotheses(int numBeams, double lengthPenalty, EarlyStop
 
     /// <param name="tokens">the new tokens (eos excluded)</param>
     /// <param name="generatedLength">new tokens counted for the length penalty</param>
-    public void Add(IReadOnlyList<int> tokens, double sumLogprobs, int generatedLength, bool endedWithEos)
+    public void Add(IReadOnlyList<int> tokens, double sumLogprobs, int generatedLength, bool endedWithEos, object? payload = null)
     {
         double score = sumLogprobs / Math.Pow(generatedLength, lengthPenalty);
         if (_beams.Count < numBeams || score > _worstScore)
         {
-            _beams.Add(new Hypothesis(score, tokens, endedWithEos));
+            _beams.Add(new Hypothesis(score, tokens, endedWithEos, payload));
             if (_beams.Count > numBeams)
             {
                 // Python's sorted() of (score, index) pairs: by score, then by insertion index.

@@ -45,8 +45,9 @@ public sealed class BeamSearchScorer
     /// <param name="candidates">per prompt, the top candidates sorted by score (beam = index within the group)</param>
     /// <param name="generatedLength">new tokens including this step's (HF 4.44's cur_len + 1 − prompt length: a
     /// hypothesis ending in eos is normalised by its length with the eos counted, though stored without it)</param>
+    /// <param name="payloadFor">what to attach to a hypothesis that ends with eos, given its row and the eos token</param>
     public NextBeam[] Process(IReadOnlyList<IReadOnlyList<int>> beams, IReadOnlyList<IReadOnlyList<Candidate>> candidates,
-        IReadOnlyCollection<int> eosTokenIds, int padTokenId, int generatedLength, int group = 0)
+        IReadOnlyCollection<int> eosTokenIds, int padTokenId, int generatedLength, int group = 0, Func<int, int, object?>? payloadFor = null)
     {
         var next = new NextBeam[_batchSize * _groupSize];
         for (int prompt = 0; prompt < _batchSize; prompt++)
@@ -65,7 +66,7 @@ public sealed class BeamSearchScorer
                 if (eosTokenIds.Contains(candidate.Token))
                 {
                     if (rank >= _groupSize) continue; // an eos ranked below the top num_beams is not a hypothesis
-                    _hypotheses[hyp].Add(beams[row].ToArray(), candidate.Score, generatedLength, endedWithEos: true);
+                    _hypotheses[hyp].Add(beams[row].ToArray(), candidate.Score, generatedLength, endedWithEos: true, payloadFor?.Invoke(row, candidate.Token));
                 }
                 else next[prompt * _groupSize + filled++] = new NextBeam(candidate.Score, candidate.Token, row);
             }
@@ -76,11 +77,12 @@ public sealed class BeamSearchScorer
         return next;
     }
 
-    public sealed record Finished(int PromptIndex, IReadOnlyList<int> Tokens, double Score, bool EndedWithEos);
+    public sealed record Finished(int PromptIndex, IReadOnlyList<int> Tokens, double Score, bool EndedWithEos, object? Payload = null);
 
     /// <summary>Adds the open beams (all rows, [prompt · num_beams + beam]) and returns the best per prompt.</summary>
+    /// <param name="payloads">what to attach to each open beam's hypothesis, by row</param>
     public IReadOnlyList<Finished> Finalize(IReadOnlyList<IReadOnlyList<int>> beams, IReadOnlyList<double> beamScores,
-        int numReturnSequences, int eosTokenId)
+        int numReturnSequences, int eosTokenId, IReadOnlyList<object?>? payloads = null)
     {
         for (int hyp = 0; hyp < _hypotheses.Length; hyp++)
         {
@@ -89,7 +91,7 @@ public sealed class BeamSearchScorer
             for (int j = 0; j < _groupSize; j++)
             {
                 int row = prompt * _groups * _groupSize + group * _groupSize + j;
-                _hypotheses[hyp].Add(beams[row].ToArray(), beamScores[row], beams[row].Count, endedWithEos: false);
+                _hypotheses[hyp].Add(beams[row].ToArray(), beamScores[row], beams[row].Count, endedWithEos: false, payloads?[row]);
             }
         }
         var results = new List<Finished>();
@@ -103,7 +105,7 @@ public sealed class BeamSearchScorer
                 var best = sorted[^1];
                 sorted.RemoveAt(sorted.Count - 1);
                 var tokens = best.EndedWithEos ? best.Tokens.Append(eosTokenId).ToArray() : best.Tokens;
-                results.Add(new Finished(prompt, tokens, best.Score, best.EndedWithEos));
+                results.Add(new Finished(prompt, tokens, best.Score, best.EndedWithEos, best.Payload));
             }
         }
         return results;

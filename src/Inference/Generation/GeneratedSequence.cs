@@ -1,8 +1,9 @@
 namespace Gpt2Orleans.Inference.Generation;
 
 /// <summary>
-/// One returned sequence: the new token ids (eos included when it ended the sequence; no padding), their text,
-/// optional log-probabilities, why it stopped, and (beam search) HF's length-normalised sequence score.
+/// One returned sequence: the new token ids (eos included when it ended the sequence; no padding), their text
+/// (special tokens skipped, a stop string and what follows it cut out), optional log-probabilities, why it stopped
+/// (and the stop string that did), and (beam search) HF's length-normalised sequence score.
 /// </summary>
 public sealed record GeneratedSequence(
     int PromptIndex,
@@ -10,4 +11,5 @@ public sealed record GeneratedSequence(
     string Text,
     IReadOnlyList<TokenLogprob>? Logprobs,
     FinishReason FinishReason,
-    double? Score = null);
+    double? Score = null,
+    string? StopString = null);

@@ -12,6 +12,8 @@ public sealed class LogitsProcessorList(ILogitsProcessor? sequenceBias, IReadOnl
 {
     public IReadOnlyList<ILogitsProcessor> Processors { get; } = processors;
     public IReadOnlyList<ILogitsProcessor> Warpers { get; } = warpers;
+    /// <summary>No processor changes the scores (warpers aside): a greedy row can take the raw argmax.</summary>
+    public bool ProcessesNothing => sequenceBias is null && Processors.Count == 0;
 
     /// <param name="promptLength">the (padded) prompt length: where min_new_tokens and begin_suppress_tokens count from</param>
     /// <param name="maxLength">prompt + max new tokens: forced_eos_token_id applies at the last position</param>

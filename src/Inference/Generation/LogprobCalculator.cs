@@ -7,21 +7,23 @@ namespace Gpt2Orleans.Inference.Generation;
 public static class LogprobCalculator
 {
     /// <param name="logits">(N, V) float32</param>
-    public static TokenLogprob[] Compute(Tensor logits, IReadOnlyList<int> chosen, int top)
+    /// <param name="top">alternatives per row: one count for all rows, or (<paramref name="topPerRow"/>) each row's own</param>
+    /// <remarks>Everything comes to the host in one copy (the ids ride as floats: exact below 2^24), so a GPU step syncs once here.</remarks>
+    public static TokenLogprob[] Compute(Tensor logits, IReadOnlyList<int> chosen, int top, IReadOnlyList<int>? topPerRow = null)
     {
         using var scope = torch.NewDisposeScope();
+        int rows = chosen.Count;
         var logp = logits.log_softmax(-1);
         var index = torch.tensor(chosen.Select(c => (long)c).ToArray(), device: logp.device).unsqueeze(1);
-        var picked = logp.gather(1, index).cpu().data<float>().ToArray();
-        float[] topValues = [];
-        long[] topIds = [];
+        var parts = new List<Tensor> { logp.gather(1, index).flatten() };
         if (top > 0)
         {
             var (values, indices) = logp.topk(top, 1);
-            topValues = values.cpu().data<float>().ToArray();
-            topIds = indices.cpu().data<long>().ToArray();
+            parts.Add(values.flatten());
+            parts.Add(indices.to(ScalarType.Float32).flatten());
         }
-        return chosen.Select((c, r) => new TokenLogprob(c, picked[r],
-            Enumerable.Range(r * top, top).Select(k => new TopLogprob((int)topIds[k], topValues[k])).ToArray())).ToArray();
+        var host = torch.cat(parts, 0).cpu().data<float>().ToArray();
+        return chosen.Select((c, r) => new TokenLogprob(c, host[r],
+            Enumerable.Range(0, topPerRow?[r] ?? top).Select(k => new TopLogprob((int)host[rows + rows * top + r * top + k], host[rows + r * top + k])).ToArray())).ToArray();
     }
 }

@@ -8,7 +8,7 @@ namespace Gpt2Orleans.Inference.KvCache;
 /// every block is at any time used (referenced) or free, and some free blocks are cached.
 /// Not thread-safe: the engine's loop owns it.
 /// </summary>
-public sealed class BlockAllocator
+internal sealed class BlockAllocator
 {
     private sealed class Sequence(string salt)
     {
@@ -49,6 +49,15 @@ public sealed class BlockAllocator
     public IReadOnlyList<int> BlockTable(long sequence) => Get(sequence).Blocks;
     public int TokenCount(long sequence) => Get(sequence).Tokens.Count;
     public int RefCount(int block) => _refCount[block];
+
+    /// <summary>The pool slot of every position [<paramref name="from"/>, <paramref name="length"/>) of a sequence.</summary>
+    public long[] Slots(long sequence, int length, int from = 0)
+    {
+        var table = Get(sequence).Blocks;
+        var slots = new long[length - from];
+        for (int p = from; p < length; p++) slots[p - from] = (long)table[p / BlockSize] * BlockSize + p % BlockSize;
+        return slots;
+    }
 
     /// <summary>Blocks needed to hold <paramref name="tokens"/> tokens.</summary>
     public int BlocksFor(int tokens) => (tokens + BlockSize - 1) / BlockSize;

@@ -8,16 +8,16 @@ namespace Gpt2Orleans.Inference.KvCache;
 
 /// <summary>
 /// The KV memory of one model on one device, allocated once: per layer, keys and values as
-/// [blocks · block_size, n_head, head_dim] (a "slot" is one token position in one block). Sequences reach their
-/// K/V through block tables kept by the <see cref="Allocator"/>; slot = block · block_size + offset.
+/// [blocks · block_size, n_head, head_dim] (a "slot" is one token position in one block). Tensors only: which
+/// blocks a sequence holds is the <see cref="BlockAllocator"/>'s bookkeeping (owned by the engine's KV-cache
+/// manager), and callers address the pool by slot = block · block_size + offset.
 /// </summary>
-public sealed class KvBlockPool : IDisposable
+internal sealed class KvBlockPool : IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
 
-    public BlockAllocator Allocator { get; }
-    public int BlockSize => Allocator.BlockSize;
+    public int BlockSize { get; }
     public ScalarType DType { get; }
     public Device Device { get; }
     /// <summary>K and V of one token across all layers.</summary>
@@ -25,7 +25,7 @@ public sealed class KvBlockPool : IDisposable
 
     public KvBlockPool(Gpt2Config config, int blocks, int blockSize, ScalarType dtype, Device device)
     {
-        Allocator = new BlockAllocator(blocks, blockSize);
+        BlockSize = blockSize;
         DType = dtype;
         Device = device;
         BytesPerToken = BytesPerTokenOf(config, dtype);
@@ -46,15 +46,6 @@ public sealed class KvBlockPool : IDisposable
     public static int BlocksForBytes(Gpt2Config config, long bytes, int blockSize, ScalarType dtype) =>
         (int)Math.Min(int.MaxValue, bytes / (BytesPerTokenOf(config, dtype) * blockSize));
 
-    /// <summary>The slot of every position 0..<paramref name="length"/>−1 of a sequence.</summary>
-    public long[] Slots(long sequence, int length, int from = 0)
-    {
-        var table = Allocator.BlockTable(sequence);
-        var slots = new long[length - from];
-        for (int p = from; p < length; p++) slots[p - from] = (long)table[p / BlockSize] * BlockSize + p % BlockSize;
-        return slots;
-    }
-
     /// <summary>Stores this step's keys and values (N, n_head, head_dim) at their slots (N).</summary>
     internal void Write(int layer, Tensor slots, Tensor key, Tensor value)
     {
@@ -69,11 +60,10 @@ public sealed class KvBlockPool : IDisposable
     internal Tensor KeyStorage(int layer) => _keys[layer];
     internal Tensor ValueStorage(int layer) => _values[layer];
 
-    /// <summary>The K/V of a sequence's first <paramref name="computed"/> positions, copied out with its <paramref name="tokens"/> (see <see cref="KvSnapshot"/>).</summary>
-    public KvSnapshot Snapshot(long sequence, IReadOnlyList<int> tokens, int computed)
+    /// <summary>The K/V at a sequence's first <paramref name="computed"/> slots, copied out with its <paramref name="tokens"/> (see <see cref="KvSnapshot"/>).</summary>
+    public KvSnapshot Snapshot(long[] slots, IReadOnlyList<int> tokens, int computed)
     {
         var first = _keys[0];
-        var slots = Slots(sequence, computed);
         var data = torch.empty(KvSnapshot.ShapeOf(_keys.Length, computed, (int)first.shape[1], (int)first.shape[2]), DType);
         for (int layer = 0; layer < _keys.Length; layer++)
             for (int kv = 0; kv < 2; kv++)
@@ -81,14 +71,13 @@ public sealed class KvBlockPool : IDisposable
         return new KvSnapshot([.. tokens], computed, data);
     }
 
-    /// <summary>Writes a snapshot's K/V for positions [<paramref name="from"/>, Computed) into a sequence's slots (the earlier ones are shared cache hits).</summary>
-    public void Restore(long sequence, KvSnapshot snapshot, int from)
+    /// <summary>Writes a snapshot's K/V for positions [<paramref name="from"/>, Computed) into their <paramref name="slots"/> (the earlier ones are shared cache hits).</summary>
+    public void Restore(long[] slots, KvSnapshot snapshot, int from)
     {
         var first = _keys[0];
         if (snapshot.Layers != _keys.Length || snapshot.Heads != first.shape[1] || snapshot.HeadDim != first.shape[2] || snapshot.DType != DType)
             throw new ArgumentException("the KV snapshot's shapes or dtype do not match this pool");
         if (from >= snapshot.Computed) return;
-        var slots = Slots(sequence, snapshot.Computed, from);
         for (int layer = 0; layer < _keys.Length; layer++)
             for (int kv = 0; kv < 2; kv++)
             {

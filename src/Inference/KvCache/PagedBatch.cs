@@ -7,7 +7,7 @@ namespace Gpt2Orleans.Inference.KvCache;
 /// One sequence's part of a paged forward pass: its new tokens occupy rows [QueryStart, QueryStart + QueryLength)
 /// of the flat batch; <see cref="ContextLength"/> positions before them are already in the pool.
 /// </summary>
-public sealed record PagedSequence(long Id, int QueryStart, int QueryLength, int ContextLength)
+internal sealed record PagedSequence(long Id, int QueryStart, int QueryLength, int ContextLength)
 {
     public int TotalLength => ContextLength + QueryLength;
 }
@@ -17,7 +17,7 @@ public sealed record PagedSequence(long Id, int QueryStart, int QueryLength, int
 /// from several sequences, their positions, the slots their K/V are written to, and per sequence the slots of all
 /// its positions to attend over. Built once per step, shared by every layer.
 /// </summary>
-public sealed class PagedBatch : IDisposable
+internal sealed class PagedBatch : IDisposable
 {
     public IReadOnlyList<PagedSequence> Sequences { get; }
     public Tensor Positions { get; }       // (N)
@@ -33,7 +33,7 @@ public sealed class PagedBatch : IDisposable
     /// </summary>
     public sealed record DecodeGroup(int[] SequenceIndices, Tensor Rows, Tensor Slots, Tensor Bias, int MaxLength, long[][] HostSlots);
 
-    public PagedBatch(KvBlockPool pool, IReadOnlyList<PagedSequence> sequences)
+    public PagedBatch(KvBlockPool pool, BlockAllocator allocator, IReadOnlyList<PagedSequence> sequences)
     {
         Sequences = sequences;
         TokenCount = sequences.Sum(s => s.QueryLength);
@@ -42,7 +42,7 @@ public sealed class PagedBatch : IDisposable
         var contexts = new List<Tensor>();
         foreach (var s in sequences)
         {
-            var slots = pool.Slots(s.Id, s.TotalLength);
+            var slots = allocator.Slots(s.Id, s.TotalLength);
             for (int i = 0; i < s.QueryLength; i++)
             {
                 positions[s.QueryStart + i] = s.ContextLength + i;
@@ -50,13 +50,13 @@ public sealed class PagedBatch : IDisposable
             }
             contexts.Add(torch.tensor(slots, device: pool.Device).DetachFromDisposeScope());
         }
-        Decode = CreateDecodeGroup(pool, sequences);
+        Decode = CreateDecodeGroup(pool, allocator, sequences);
         Positions = torch.tensor(positions, device: pool.Device).DetachFromDisposeScope();
         WriteSlots = torch.tensor(writes, device: pool.Device).DetachFromDisposeScope();
         ContextSlots = contexts;
     }
 
-    private static DecodeGroup? CreateDecodeGroup(KvBlockPool pool, IReadOnlyList<PagedSequence> sequences)
+    private static DecodeGroup? CreateDecodeGroup(KvBlockPool pool, BlockAllocator allocator, IReadOnlyList<PagedSequence> sequences)
     {
         var indices = Enumerable.Range(0, sequences.Count).Where(i => sequences[i].QueryLength == 1).ToArray();
         if (indices.Length == 0) return null;
@@ -67,7 +67,7 @@ public sealed class PagedBatch : IDisposable
         for (int k = 0; k < indices.Length; k++)
         {
             var s = sequences[indices[k]];
-            var own = hostSlots[k] = pool.Slots(s.Id, s.TotalLength);
+            var own = hostSlots[k] = allocator.Slots(s.Id, s.TotalLength);
             for (int p = 0; p < maxLength; p++)
             {
                 bool real = p < own.Length;

@@ -14,8 +14,8 @@ namespace Gpt2Orleans.Inference.Model;
 /// step for both), wasting the halved bytes. This kernel streams bf16 weights, converting with a shift/mask (a
 /// bf16 is the top half of a float32) and accumulating in float32, split across the cores with prefetching.
 /// In float32 libtorch's own path was as fast or faster, so it is left to libtorch.
-/// While it runs, libtorch is held to one thread (<see cref="DecodeStep"/>): its OpenMP workers busy-wait after
-/// each op and would otherwise take the core the kernel's second half runs on.
+/// While it runs, libtorch should be held to one thread (the engine's model runner does so for decode steps): its
+/// OpenMP workers busy-wait after each op and would otherwise take the core the kernel's second half runs on.
 /// </summary>
 public static unsafe class CpuMatVec
 {
@@ -27,17 +27,6 @@ public static unsafe class CpuMatVec
     /// <summary>Whether a forward pass of <paramref name="rows"/> tokens in <paramref name="dtype"/> is a step the kernel serves.</summary>
     public static bool IsDecodeStep(ScalarType dtype, Device device, long rows) =>
         Supported && dtype == ScalarType.BFloat16 && device.type == DeviceType.CPU && rows <= MaxRows;
-
-    /// <summary>Holds libtorch to one thread for a decode step (restored on dispose); null when not a kernel step.</summary>
-    public static IDisposable? DecodeStep(ScalarType dtype, Device device, long rows) =>
-        IsDecodeStep(dtype, device, rows) ? new SingleThreadedTorch() : null;
-
-    private sealed class SingleThreadedTorch : IDisposable
-    {
-        private readonly int _previous = torch.get_num_threads();
-        public SingleThreadedTorch() => torch.set_num_threads(1);
-        public void Dispose() => torch.set_num_threads(_previous);
-    }
 
     /// <summary>Whether the kernel applies: CPU, a bfloat16 [out, in] contiguous weight, few rows, in a multiple of 32.</summary>
     public static bool Applies(Tensor x, Tensor weightOutIn) =>

@@ -60,16 +60,20 @@ public sealed class Gpt2Attention : nn.Module
     /// Paged attention over a flat batch (N, E) of new tokens from several sequences: their K/V are written to the
     /// pool, and each sequence attends over all its positions, read through its block table.
     /// </summary>
-    public Tensor forwardPaged(Tensor hidden, PagedBatch batch, KvBlockPool pool)
+    internal Tensor forwardPaged(Tensor hidden, PagedBatch batch, KvBlockPool pool)
     {
         long n = hidden.shape[0];
         var parts = c_attn.forward(hidden).split(_embed, 1);                   // 3 × (N, E)
         var query = parts[0].view(n, _nHead, _headDim);                         // (N, nh, hs)
         pool.Write(_layerIdx, batch.WriteSlots, parts[1].view(n, _nHead, _headDim), parts[2].view(n, _nHead, _headDim));
         var output = torch.empty([n, _nHead, _headDim], hidden.dtype, hidden.device);
-        if (batch.Decode is { } decode)
+        bool kernel = !_reorderAndUpcast && CpuPagedAttention.Applies(query, pool.KeyStorage(_layerIdx));
+        // The padded group's fused attention rounds by the group's longest context, so a batch-invariant model
+        // (MinRows > 1) attends each decoding sequence over its own positions instead, as a prefill chunk does.
+        bool together = batch.Decode is not null && (kernel || c_attn.MinRows == 1);
+        if (together && batch.Decode is { } decode)
         {
-            if (!_reorderAndUpcast && CpuPagedAttention.Applies(query, pool.KeyStorage(_layerIdx)))
+            if (kernel)
             {
                 var q = query.index_select(0, decode.Rows);                                            // (S, nh, hs)
                 using var attended = CpuPagedAttention.Decode(q, pool.KeyStorage(_layerIdx), pool.ValueStorage(_layerIdx), decode.HostSlots, _scale);
@@ -91,7 +95,7 @@ public sealed class Gpt2Attention : nn.Module
         for (int i = 0; i < batch.Sequences.Count; i++)
         {
             var s = batch.Sequences[i];
-            if (s.QueryLength == 1 && batch.Decode is not null) continue; // attended above
+            if (s.QueryLength == 1 && together) continue; // attended above
             var (key, value) = pool.Gather(_layerIdx, batch.ContextSlots[i]); // (L, nh, hs)
             var q = query.narrow(0, s.QueryStart, s.QueryLength).permute(1, 0, 2).unsqueeze(0); // (1, nh, T, hs)
             using var mask = AttentionMask.Create(null, s.QueryLength, s.ContextLength, hidden.dtype, hidden.device, explicitBias: _reorderAndUpcast);

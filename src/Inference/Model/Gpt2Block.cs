@@ -33,7 +33,7 @@ public sealed class Gpt2Block : nn.Module
     }
 
     /// <summary>The same block over a flat batch of tokens whose K/V live in a block pool.</summary>
-    public Tensor forwardPaged(Tensor hidden, PagedBatch batch, KvBlockPool pool)
+    internal Tensor forwardPaged(Tensor hidden, PagedBatch batch, KvBlockPool pool)
     {
         using var scope = torch.NewDisposeScope();
         return Residuals(hidden, normed => attn.forwardPaged(normed, batch, pool)).MoveToOuterDisposeScope();

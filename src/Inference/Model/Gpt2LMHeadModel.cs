@@ -44,7 +44,7 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
     public Tensor LmHeadWeight => lm_head?.weight ?? transformer.wte.weight;
 
     /// <summary>Paged forward pass; logits (R, V) for the flat-batch rows in <paramref name="logitRows"/> (each sequence's last new token, say).</summary>
-    public Tensor forwardPaged(Tensor tokenIds, PagedBatch batch, KvBlockPool pool, long[] logitRows)
+    internal Tensor forwardPaged(Tensor tokenIds, PagedBatch batch, KvBlockPool pool, long[] logitRows)
     {
         using var hidden = transformer.forwardPaged(tokenIds, batch, pool);
         using var scope = torch.NewDisposeScope();

@@ -54,7 +54,6 @@ public sealed class Gpt2Model : nn.Module
         if (attentionMask is not null && (attentionMask.dim() != 2 || attentionMask.shape[0] != b || attentionMask.shape[1] != past + t))
             throw new ArgumentException($"attention_mask must be ({b}, {past + t}) covering past and new tokens, got [{string.Join(", ", attentionMask.shape)}]");
 
-        using var decodeStep = CpuMatVec.DecodeStep(DType, Device, b * t);
         var ids = inputIds.to(Device);
         var positions = positionIds is null
             ? torch.arange(past, past + t, dtype: ScalarType.Int64, device: Device).unsqueeze(0)
@@ -89,7 +88,7 @@ public sealed class Gpt2Model : nn.Module
     /// as single matrix products over all of them; attention reads and writes K/V in <paramref name="pool"/>.
     /// Returns the final hidden states (N, E).
     /// </summary>
-    public Tensor forwardPaged(Tensor tokenIds, PagedBatch batch, KvBlockPool pool)
+    internal Tensor forwardPaged(Tensor tokenIds, PagedBatch batch, KvBlockPool pool)
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
@@ -98,7 +97,6 @@ public sealed class Gpt2Model : nn.Module
         if (batch.Sequences.Any(s => s.TotalLength > Config.NPositions))
             throw new ArgumentException($"a sequence exceeds the model's n_positions ({Config.NPositions})");
         CheckRange(tokenIds, Config.VocabSize, "input_ids", "token id", "vocabulary");
-        using var decodeStep = CpuMatVec.DecodeStep(DType, Device, batch.TokenCount);
         var hidden = wte.forward(tokenIds.to(Device)).add_(wpe.forward(batch.Positions)); // (N, E)
         foreach (var block in h) hidden = block.forwardPaged(hidden, batch, pool);
         return ln_f.forward(hidden).MoveToOuterDisposeScope();

@@ -13,17 +13,21 @@ public sealed class AlphaCluster : IAsyncDisposable
     private readonly string _storage = Path.Combine(Path.GetTempPath(), "gpt2o-alpha-" + Guid.NewGuid().ToString("N"));
     public InProcessTestCluster Cluster { get; private set; } = null!;
 
+    /// <summary>Where a silo spills its conversations' KV.</summary>
+    public string SpillDirectory(string siloName) => Path.Combine(_storage, "spill", siloName);
+
     public static async Task<AlphaCluster> StartAsync(short silos, int drainSeconds = 30)
     {
         var result = new AlphaCluster();
         var builder = new InProcessTestClusterBuilder(silos);
-        builder.ConfigureSilo((_, silo) =>
+        builder.ConfigureSilo((options, silo) =>
         {
             silo.AddGpt2Orleans(new ModelHostOptions
             {
                 Models = new() { [ClusterFixture.Alpha] = ClusterFixture.AlphaFolder },
                 KvCacheBytes = 16L << 20,
                 DrainSeconds = drainSeconds,
+                SpillDirectory = result.SpillDirectory(options.SiloName),
             });
             silo.AddGpt2OrleansFileStorage(result._storage);
         });

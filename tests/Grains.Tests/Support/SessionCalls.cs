@@ -1,4 +1,5 @@
 using Gpt2Orleans.Grains.Sessions;
+using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Generation;
 using Gpt2Orleans.Inference.Model;
 using Gpt2Orleans.Inference.Tokenization;
@@ -37,14 +38,14 @@ public static class SessionCalls
     {
         using var model = Gpt2LMHeadModel.FromPretrained(folder);
         var tokenizer = Gpt2Tokenizer.Default;
-        var generator = new TextGenerator(model, tokenizer);
+        using var engine = new GenerationEngine(model, tokenizer, new EngineOptions { KvBlocks = 64 });
         var config = GenerationConfig.FromDirectory(folder) with { MaxNewTokens = maxNewTokens, StopStrings = [.. ChatTemplate.Default.StopStrings] };
         var history = systemPrompt is null ? new List<int>() : [.. tokenizer.Encode(ChatTemplate.Default.SystemText(systemPrompt))];
         var replies = new List<List<int>>();
         for (int i = 0; i < turns.Count; i++)
         {
             history.AddRange(tokenizer.Encode(ChatTemplate.Default.UserTurnText(turns[i], first: i == 0)));
-            var ids = generator.Generate([history.ToArray()], config)[0].Ids.ToList();
+            var ids = engine.GenerateAsync([history.ToArray()], config).GetAwaiter().GetResult()[0].Ids.ToList();
             replies.Add(ids);
             history.AddRange(ids);
         }

@@ -31,8 +31,8 @@ public sealed class EngineKvSpillTests(GoldenData golden) : IDisposable
     {
         using var engine = new GenerationEngine(golden.Lm(), Tokenizer, new EngineOptions { KvBlocks = 128, BlockSize = 4 });
         var prompt = Tokenizer.Encode("User: Hello there, how are you today?\nBot:").ToList();
-        var turn = await Run(engine, new EngineRequest("t", prompt, Greedy) { KeepSequence = true });
-        var snapshot = await engine.ExportKeptAsync(turn.Kept!.Value);
+        var turn = await Run(engine, new EngineRequest("t", prompt, Greedy) { Owner = "s" });
+        var snapshot = await engine.ExportKeptAsync("s");
         Assert.NotNull(snapshot);
         string path = Path.Combine(_folder, "conversation.kv");
         KvSnapshotFile.Write(path, snapshot, "model-a");
@@ -48,12 +48,12 @@ public sealed class EngineKvSpillTests(GoldenData golden) : IDisposable
         Assert.True(snapshot is not null, reason);
 
         using var engine = new GenerationEngine(golden.Lm(), Tokenizer, new EngineOptions { KvBlocks = 128, BlockSize = 4 });
-        long? restored = await engine.ImportKeptAsync("t", snapshot);
-        Assert.NotNull(restored);
+        Assert.True(await engine.ImportKeptAsync("s", "t", snapshot));
         List<int> next = [.. history, .. Tokenizer.Encode("\nUser: Tell me more.\nBot:")];
-        var turn = await Run(engine, new EngineRequest("t", next, Greedy) { ContinueSequence = restored });
+        var turn = await Run(engine, new EngineRequest("t", next, Greedy) { Owner = "s" });
+        engine.Release("s");
 
-        Assert.Equal(new TextGenerator(golden.Lm(), Tokenizer).Generate([next], Greedy)[0].Ids, turn.Ids);
+        Assert.Equal(DenseReference.Generate(golden.Lm(), next, Greedy)[0], turn.Ids);
         Assert.Equal(history.Count - 1, turn.Usage.CachedPromptTokens); // all but the last generated token came from disk
         await Eventually.True(() => engine.Stats.BlocksUsed == 0);
     }
@@ -107,7 +107,7 @@ public sealed class EngineKvSpillTests(GoldenData golden) : IDisposable
         using var engine = new GenerationEngine(golden.Lm(), Tokenizer, new EngineOptions { KvBlocks = 128, BlockSize = 4 });
         using var wrong = new KvSnapshot(snapshot.Tokens, snapshot.Computed,
             TorchSharp.torch.zeros(KvSnapshot.ShapeOf(snapshot.Layers, snapshot.Computed, snapshot.Heads * 2, snapshot.HeadDim)));
-        await Assert.ThrowsAsync<ArgumentException>(() => engine.ImportKeptAsync("t", wrong));
+        await Assert.ThrowsAsync<ArgumentException>(() => engine.ImportKeptAsync("s", "t", wrong));
         await Eventually.True(() => engine.Stats.BlocksUsed == 0, "a refused import frees what it took");
     }
 }

@@ -21,9 +21,9 @@ public sealed class GenerationEngineTests(GoldenData golden)
     private GenerationEngine NewEngine(EngineOptions? options = null) =>
         new(golden.Lm(), Tokenizer, options ?? new EngineOptions { ModelName = "golden-lm", KvBlocks = 256, BlockSize = 4, MaxBatchTokens = 64 });
 
-    /// <summary>What TextGenerator (the reference, one request alone) produces.</summary>
-    private IReadOnlyList<GeneratedSequence> Alone(string prompt, GenerationConfig config) =>
-        new TextGenerator(golden.Lm(), Tokenizer).Generate([prompt], config);
+    /// <summary>What the dense reference (one request alone, no cache) produces.</summary>
+    private IReadOnlyList<IReadOnlyList<int>> Alone(string prompt, GenerationConfig config) =>
+        DenseReference.Generate(golden.Lm(), Tokenizer.Encode(prompt), config);
 
     private static async Task<List<int>[]> Collect(IAsyncEnumerable<TokenEvent> events, int sequences = 1)
     {
@@ -42,7 +42,7 @@ public sealed class GenerationEngineTests(GoldenData golden)
         var configs = Prompts.Select((_, i) => new GenerationConfig { MaxNewTokens = 6 + i % 4 }).ToArray();
         var results = await Task.WhenAll(Prompts.Select((p, i) => Collect(engine.SubmitAsync(Request(p, configs[i])))));
         for (int i = 0; i < Prompts.Length; i++)
-            Assert.Equal(Alone(Prompts[i], configs[i])[0].Ids, results[i][0]);
+            Assert.Equal(Alone(Prompts[i], configs[i])[0], results[i][0]);
         await Eventually.True(() => engine.Stats.BlocksUsed == 0);
     }
 
@@ -62,7 +62,7 @@ public sealed class GenerationEngineTests(GoldenData golden)
                 Thread.Sleep(delay);
             }
             foreach (var (prompt, config, result) in runs)
-                Assert.Equal(Alone(prompt, config)[0].Ids, result.GetAwaiter().GetResult()[0]);
+                Assert.Equal(Alone(prompt, config)[0], result.GetAwaiter().GetResult()[0]);
             Assert.True(SpinWait.SpinUntil(() => engine.Stats.BlocksUsed == 0, TimeSpan.FromSeconds(10)), "blocks not returned");
         }, iter: 8, threads: 1);
     }
@@ -77,7 +77,7 @@ public sealed class GenerationEngineTests(GoldenData golden)
         var batched = Collect(engine.SubmitAsync(Request(Prompts[0], config)), 3);
         await Task.WhenAll(others);
         Assert.Equal(alone.Select(a => a.ToArray()), (await batched).Select(b => b.ToArray()));
-        Assert.Equal(Alone(Prompts[0], config).Select(s => s.Ids.ToArray()), alone.Select(a => a.ToArray()));
+        Assert.Equal(Alone(Prompts[0], config).Select(s => s.ToArray()), alone.Select(a => a.ToArray()));
     }
 
     [Fact]
@@ -87,7 +87,7 @@ public sealed class GenerationEngineTests(GoldenData golden)
         var config = new GenerationConfig { MaxNewTokens = 12 };
         var prompts = Prompts.Where(p => Tokenizer.Encode(p).Count + 12 <= 8 * 4).Take(5).ToArray();
         var results = await Task.WhenAll(prompts.Select(p => Collect(engine.SubmitAsync(Request(p, config)))));
-        for (int i = 0; i < prompts.Length; i++) Assert.Equal(Alone(prompts[i], config)[0].Ids, results[i][0]);
+        for (int i = 0; i < prompts.Length; i++) Assert.Equal(Alone(prompts[i], config)[0], results[i][0]);
         Assert.True(engine.Stats.Preemptions > 0, "the pool was meant to be too small for all at once");
         await Eventually.True(() => engine.Stats.BlocksUsed == 0);
     }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Generation;
 using Gpt2Orleans.Inference.Tests.Support;
 using Gpt2Orleans.Inference.Tokenization;
@@ -12,17 +13,50 @@ public sealed class GenerateGoldenTests(GoldenData golden)
         [.. JsonDocument.Parse(File.ReadAllText(Path.Combine(GoldenData.Root, "cases.json"))).RootElement.GetProperty("cases")
             .EnumerateArray().Where(c => c.GetProperty("kind").GetString() == "generate").Select(c => c.GetProperty("id").GetString()!)];
 
+    /// <summary>
+    /// Every golden generation through the engine, alone and in a busy engine (another tenant's stream decoding beside
+    /// it, prefill in chunks). HF's left-padded batch rows are the engine's separate requests: the padding is masked
+    /// out in HF and absent here, so each row's tokens must be the same.
+    /// </summary>
     [Theory]
     [MemberData(nameof(GenerateCases))]
-    public void Generate_matches_hf_ids_and_beam_scores(string id)
+    public async Task Generate_matches_hf_ids_and_beam_scores_alone_and_in_a_busy_engine(string id)
+    {
+        foreach (bool busy in new[] { false, true })
+            Check(id, await Generate(id, busy));
+    }
+
+    private async Task<IReadOnlyList<GeneratedSequence>> Generate(string id, bool busy)
     {
         var c = golden.Case(id);
         var inputs = c.GetProperty("inputs");
-        var batch = new BatchEncoding(Json.Matrix(inputs.GetProperty("input_ids"))!, Json.Matrix(inputs.GetProperty("attention_mask"))!);
-        var config = ToConfig(c.GetProperty("params"));
-        var generator = new TextGenerator(golden.Lm(), Gpt2Tokenizer.Default);
+        var ids = Json.Matrix(inputs.GetProperty("input_ids"))!;
+        var mask = Json.Matrix(inputs.GetProperty("attention_mask"))!;
+        var prompts = ids.Select((row, r) => (IReadOnlyList<int>)row.Where((_, t) => mask[r][t] == 1).Select(t => (int)t).ToList()).ToList();
+        using var engine = new GenerationEngine(golden.Lm(), Gpt2Tokenizer.Default, new EngineOptions { KvBlocks = 512, BlockSize = 4, MaxBatchTokens = 16 });
+        using var stop = new CancellationTokenSource();
+        var noise = busy ? Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                    await foreach (var _ in engine.SubmitAsync(new EngineRequest("other", Gpt2Tokenizer.Default.Encode("Meanwhile, elsewhere in the town"),
+                                       new GenerationConfig { MaxNewTokens = 30, EosTokenIds = [] }), stop.Token)) { }
+            }
+            catch (OperationCanceledException) { }
+        }) : Task.CompletedTask;
+        if (busy) await Eventually.True(() => engine.Stats.Running > 0, "the other tenant's stream is running");
+        var sequences = await engine.GenerateAsync(prompts, ToConfig(c.GetProperty("params")));
+        stop.Cancel();
+        await noise;
+        await Eventually.True(() => engine.Stats.BlocksUsed == 0, "blocks returned");
+        return sequences;
+    }
 
-        var sequences = generator.Generate(batch, config);
+    private void Check(string id, IReadOnlyList<GeneratedSequence> sequences)
+    {
+        var c = golden.Case(id);
+        var config = ToConfig(c.GetProperty("params"));
 
         var expected = c.GetProperty("expected");
         var expectedNew = Json.Matrix(expected.GetProperty("new_tokens"))!;

@@ -1,5 +1,5 @@
 using Gpt2Orleans.Inference.Generation;
-using Gpt2Orleans.Inference.Scoring;
+using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Tests.Support;
 using Gpt2Orleans.Inference.Tokenization;
 
@@ -9,19 +9,29 @@ namespace Gpt2Orleans.Inference.Tests.Generation;
 [Collection(GoldenCollection.Name)]
 public sealed class GenerationBehaviourTests(GoldenData golden)
 {
-    private TextGenerator Generator => new(golden.Lm(), Gpt2Tokenizer.Default);
+    private IReadOnlyList<GeneratedSequence> Generate(IReadOnlyList<string> prompts, GenerationConfig config,
+        Action<TokenEvent>? onEvent = null, CancellationToken cancellationToken = default) =>
+        Generate(prompts.Select(p => Gpt2Tokenizer.Default.Encode(p)).ToList(), config, onEvent, cancellationToken);
+
+    /// <summary>One engine per call, as the CLI runs one; the prompts batched together.</summary>
+    private IReadOnlyList<GeneratedSequence> Generate(IReadOnlyList<IReadOnlyList<int>> prompts, GenerationConfig config,
+        Action<TokenEvent>? onEvent = null, CancellationToken cancellationToken = default, Inference.Model.Gpt2LMHeadModel? model = null)
+    {
+        using var engine = new GenerationEngine(model ?? golden.Lm(), Gpt2Tokenizer.Default, new EngineOptions { KvBlocks = 256, BlockSize = 4 });
+        return engine.GenerateAsync(prompts, config, onEvent: onEvent is null ? null : (_, e) => onEvent(e), cancellationToken: cancellationToken).GetAwaiter().GetResult();
+    }
     private static readonly string[] Prompt = ["The meaning of life is"];
 
     [Fact]
     public void Seeded_sampling_is_reproducible_and_each_returned_sequence_draws_its_own()
     {
         var config = new GenerationConfig { DoSample = true, Seed = 1234, MaxNewTokens = 16, NumReturnSequences = 3, TopK = 0 };
-        var first = Generator.Generate(Prompt, config);
-        var second = Generator.Generate(Prompt, config);
+        var first = Generate(Prompt, config);
+        var second = Generate(Prompt, config);
         Assert.Equal(3, first.Count);
         Assert.Equal(first.Select(s => s.Ids), second.Select(s => s.Ids));
         Assert.True(first.Select(s => string.Join(",", s.Ids)).Distinct().Count() > 1, "three samples should not all be equal");
-        var other = Generator.Generate(Prompt, config with { Seed = 99 });
+        var other = Generate(Prompt, config with { Seed = 99 });
         Assert.NotEqual(first.Select(s => s.Ids), other.Select(s => s.Ids));
     }
 
@@ -29,29 +39,31 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     public void Beam_sampling_is_seeded_and_returns_ranked_hypotheses()
     {
         var config = new GenerationConfig { DoSample = true, NumBeams = 3, NumReturnSequences = 2, MaxNewTokens = 8, Seed = 21, TopK = 0 };
-        var first = Generator.Generate(Prompt, config);
-        Assert.Equal(first.Select(s => s.Ids), Generator.Generate(Prompt, config).Select(s => s.Ids));
+        var first = Generate(Prompt, config);
+        Assert.Equal(first.Select(s => s.Ids), Generate(Prompt, config).Select(s => s.Ids));
         Assert.True(first[0].Score >= first[1].Score);
-        var seeds = Enumerable.Range(0, 4).Select(seed => string.Join(",", Generator.Generate(Prompt, config with { Seed = seed })[0].Ids));
+        var seeds = Enumerable.Range(0, 4).Select(seed => string.Join(",", Generate(Prompt, config with { Seed = seed })[0].Ids));
         Assert.True(seeds.Distinct().Count() > 1, "different seeds should explore different beams");
     }
 
     [Fact]
     public void Sampling_with_top_k_1_is_greedy()
     {
-        var greedy = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 12 });
-        var sampled = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 12, DoSample = true, TopK = 1, Seed = 5 });
+        var greedy = Generate(Prompt, new GenerationConfig { MaxNewTokens = 12 });
+        var sampled = Generate(Prompt, new GenerationConfig { MaxNewTokens = 12, DoSample = true, TopK = 1, Seed = 5 });
         Assert.Equal(greedy[0].Ids, sampled[0].Ids);
     }
 
     [Fact]
     public void A_stop_string_ends_the_sequence_once_it_appears()
     {
-        var full = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 24 })[0];
+        var full = Generate(Prompt, new GenerationConfig { MaxNewTokens = 24 })[0];
         string stop = full.Text.Substring(full.Text.Length / 2, 3);
-        var stopped = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 24, StopStrings = [stop] })[0];
+        var stopped = Generate(Prompt, new GenerationConfig { MaxNewTokens = 24, StopStrings = [stop] })[0];
         Assert.Equal(FinishReason.StopString, stopped.FinishReason);
-        Assert.Contains(stop, stopped.Text);
+        Assert.Equal(stop, stopped.StopString);
+        Assert.Equal(full.Text[..full.Text.IndexOf(stop, StringComparison.Ordinal)], stopped.Text); // cut out, with all after it
+        Assert.Contains(stop, Gpt2Tokenizer.Default.Decode(stopped.Ids));
         Assert.DoesNotContain(stop, Gpt2Tokenizer.Default.Decode(stopped.Ids.Take(stopped.Ids.Count - 1)));
         Assert.Equal(full.Ids.Take(stopped.Ids.Count), stopped.Ids);
     }
@@ -59,12 +71,12 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     [Fact]
     public void Bad_words_are_never_generated()
     {
-        var full = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 10 })[0];
+        var full = Generate(Prompt, new GenerationConfig { MaxNewTokens = 10 })[0];
         int banned = full.Ids[0];
-        var result = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 10, BadWordsIds = [[banned]] })[0];
+        var result = Generate(Prompt, new GenerationConfig { MaxNewTokens = 10, BadWordsIds = [[banned]] })[0];
         Assert.DoesNotContain(banned, result.Ids);
         // A two-token bad word bans its second token only right after its first.
-        var pair = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 10, BadWordsIds = [[full.Ids[0], full.Ids[1]]] })[0];
+        var pair = Generate(Prompt, new GenerationConfig { MaxNewTokens = 10, BadWordsIds = [[full.Ids[0], full.Ids[1]]] })[0];
         Assert.Equal(full.Ids[0], pair.Ids[0]);
         Assert.NotEqual(full.Ids[1], pair.Ids[1]);
     }
@@ -73,8 +85,8 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     public void Log_probabilities_agree_with_scoring_the_text()
     {
         var tokenizer = Gpt2Tokenizer.Default;
-        var result = Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 8, Logprobs = 3 })[0];
-        var score = new TextScorer(golden.Lm(), tokenizer).Score([.. tokenizer.Encode(Prompt[0]), .. result.Ids]);
+        var result = Generate(Prompt, new GenerationConfig { MaxNewTokens = 8, Logprobs = 3 })[0];
+        var score = DenseReference.Score(golden.Lm(), [.. tokenizer.Encode(Prompt[0]), .. result.Ids]);
         var scored = score.TokenLogprobs.TakeLast(result.Ids.Count).Select(v => v!.Value).ToArray();
         for (int i = 0; i < result.Ids.Count; i++)
         {
@@ -88,10 +100,10 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     public void Beam_search_log_probabilities_agree_with_scoring_the_text()
     {
         var tokenizer = Gpt2Tokenizer.Default;
-        var results = Generator.Generate(Prompt, new GenerationConfig { NumBeams = 3, NumReturnSequences = 2, MaxNewTokens = 6, Logprobs = 2 });
+        var results = Generate(Prompt, new GenerationConfig { NumBeams = 3, NumReturnSequences = 2, MaxNewTokens = 6, Logprobs = 2 });
         foreach (var result in results)
         {
-            var score = new TextScorer(golden.Lm(), tokenizer).Score([.. tokenizer.Encode(Prompt[0]), .. result.Ids]);
+            var score = DenseReference.Score(golden.Lm(), [.. tokenizer.Encode(Prompt[0]), .. result.Ids]);
             var scored = score.TokenLogprobs.TakeLast(result.Ids.Count).Select(v => v!.Value).ToArray();
             Assert.Equal(result.Ids.Count, result.Logprobs!.Count);
             for (int i = 0; i < scored.Length; i++)
@@ -109,7 +121,7 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
         using var model = Inference.Model.Gpt2LMHeadModel.CreateRandom(
             golden.Lm().Config with { BosTokenId = null, NEmbd = 16, NHead = 2, NLayer = 1 }, seed: 1);
         var error = Assert.ThrowsAny<ArgumentException>(() =>
-            new TextGenerator(model, Gpt2Tokenizer.Default).Generate([(IReadOnlyList<int>)[]], new GenerationConfig { MaxNewTokens = 2 }));
+            Generate([(IReadOnlyList<int>)[]], new GenerationConfig { MaxNewTokens = 2 }, model: model));
         Assert.Contains("bos_token_id", error.Message);
     }
 
@@ -117,11 +129,11 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     public void Diverse_beam_search_returns_distinct_groups_and_scores_in_order()
     {
         var config = new GenerationConfig { NumBeams = 4, NumBeamGroups = 2, DiversityPenalty = 5.0, NumReturnSequences = 4, MaxNewTokens = 8 };
-        var results = Generator.Generate(Prompt, config);
+        var results = Generate(Prompt, config);
         Assert.Equal(4, results.Count);
         Assert.Equal(4, results.Select(r => string.Join(",", r.Ids)).Distinct().Count());
         Assert.True(results.Zip(results.Skip(1)).All(p => p.First.Score >= p.Second.Score));
-        var plain = Generator.Generate(Prompt, config with { NumBeamGroups = 1, DiversityPenalty = 0 });
+        var plain = Generate(Prompt, config with { NumBeamGroups = 1, DiversityPenalty = 0 });
         Assert.NotEqual(plain.Select(r => r.Ids), results.Select(r => r.Ids));
     }
 
@@ -134,7 +146,7 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
                      new GenerationConfig { DoSample = true, TypicalP = 0.5, Seed = 3, MaxNewTokens = 6 },
                  })
         {
-            var result = Generator.Generate(Prompt, config)[0];
+            var result = Generate(Prompt, config)[0];
             Assert.Equal(6, result.Ids.Count);
         }
     }
@@ -142,8 +154,8 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     [Fact]
     public void An_empty_prompt_starts_from_bos()
     {
-        var result = Generator.Generate([(IReadOnlyList<int>)[]], new GenerationConfig { MaxNewTokens = 3 });
-        var fromBos = Generator.Generate([(IReadOnlyList<int>)[50256]], new GenerationConfig { MaxNewTokens = 3 });
+        var result = Generate([(IReadOnlyList<int>)[]], new GenerationConfig { MaxNewTokens = 3 });
+        var fromBos = Generate([(IReadOnlyList<int>)[50256]], new GenerationConfig { MaxNewTokens = 3 });
         Assert.Equal(fromBos[0].Ids, result[0].Ids);
     }
 
@@ -158,7 +170,7 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
         {
             NumBeams = beams, NumReturnSequences = sequences, MaxNewTokens = maxNewTokens > 0 ? maxNewTokens : 4, TopP = maxNewTokens < 0 ? 1.5 : 1.0,
         };
-        var error = Assert.ThrowsAny<ArgumentException>(() => Generator.Generate(Prompt, config));
+        var error = Assert.ThrowsAny<ArgumentException>(() => Generate(Prompt, config));
         Assert.Contains(parameter, error.Message);
     }
 
@@ -166,10 +178,10 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     public void Out_of_vocabulary_ids_and_long_prompts_are_rejected_or_truncated_on_request()
     {
         Assert.Contains("outside the vocabulary", Assert.ThrowsAny<ArgumentException>(() =>
-            Generator.Generate([(IReadOnlyList<int>)[1, 60000]], new GenerationConfig { MaxNewTokens = 2 })).Message);
+            Generate([(IReadOnlyList<int>)[1, 60000]], new GenerationConfig { MaxNewTokens = 2 })).Message);
         var longPrompt = Enumerable.Range(0, 126).Select(i => 100 + i).ToArray();
-        Assert.ThrowsAny<ArgumentException>(() => Generator.Generate([longPrompt], new GenerationConfig { MaxNewTokens = 5 }));
-        var truncated = Generator.Generate([longPrompt], new GenerationConfig { MaxNewTokens = 5, TruncatePrompt = true, EosTokenIds = [] });
+        Assert.ThrowsAny<ArgumentException>(() => Generate([longPrompt], new GenerationConfig { MaxNewTokens = 5 }));
+        var truncated = Generate([longPrompt], new GenerationConfig { MaxNewTokens = 5, TruncatePrompt = true, EosTokenIds = [] });
         Assert.Equal(5, truncated[0].Ids.Count);
     }
 
@@ -178,7 +190,7 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     {
         using var cancel = new CancellationTokenSource();
         int produced = 0;
-        Assert.Throws<OperationCanceledException>(() => Generator.Generate(Prompt, new GenerationConfig { MaxNewTokens = 50, EosTokenIds = [] },
+        Assert.ThrowsAny<OperationCanceledException>(() => Generate(Prompt, new GenerationConfig { MaxNewTokens = 50, EosTokenIds = [] },
             _ => { if (++produced == 3) cancel.Cancel(); }, cancel.Token));
         Assert.Equal(3, produced);
     }

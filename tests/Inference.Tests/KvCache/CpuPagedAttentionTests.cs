@@ -8,7 +8,7 @@ namespace Gpt2Orleans.Inference.Tests.KvCache;
 /// <summary>The in-place decode kernel equals softmax(q·Kᵀ·scale)·V over the same slots, computed by libtorch.</summary>
 public sealed class CpuPagedAttentionTests
 {
-    [Theory]
+    [SkippableTheory]
     [InlineData(1, 12, 64, 200)]  // one sequence: heads split across cores
     [InlineData(5, 4, 16, 37)]    // head size below one 64-wide pass
     [InlineData(3, 2, 80, 17)]    // a 64-wide pass plus a 16-wide tail
@@ -29,7 +29,7 @@ public sealed class CpuPagedAttentionTests
         if (!CpuPagedAttention.Applies(query, keys))
         {
             Assert.False(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, "the kernel should apply to float32 on an AVX-512 CPU");
-            return; // without AVX-512 the engine uses the gather path, covered by the paged forward tests
+            Skip.If(true, "no AVX-512 here: the engine uses the gather path, covered by the paged forward tests");
         }
         var output = CpuPagedAttention.Decode(query, keys, values, slots, scale);
 

@@ -13,7 +13,16 @@ public sealed class PagedForwardTests(GoldenData golden)
     private const int BlockSize = 4;
     private Gpt2LMHeadModel Model => golden.Lm();
 
-    private KvBlockPool NewPool(int blocks = 64) => new(Model.Config, blocks, BlockSize, Model.DType, Model.Device);
+    /// <summary>The pool's tensors and the allocator's bookkeeping of them (the engine's KV-cache manager owns the latter).</summary>
+    private sealed class Pool(KvBlockPool tensors, BlockAllocator allocator) : IDisposable
+    {
+        public KvBlockPool Tensors { get; } = tensors;
+        public BlockAllocator Allocator { get; } = allocator;
+        public void CopyBlock(int source, int destination) => Tensors.CopyBlock(source, destination);
+        public void Dispose() => Tensors.Dispose();
+    }
+
+    private Pool NewPool(int blocks = 64) => new(new KvBlockPool(Model.Config, blocks, BlockSize, Model.DType, Model.Device), new BlockAllocator(blocks, BlockSize));
 
     /// <summary>Logits of the plain forward pass at every position of <paramref name="tokens"/> (T, V).</summary>
     private Tensor Reference(IReadOnlyList<int> tokens)
@@ -23,7 +32,7 @@ public sealed class PagedForwardTests(GoldenData golden)
     }
 
     /// <summary>Runs one paged step: each (sequence, new tokens) pair contributes its tokens; returns each one's last logits.</summary>
-    private Tensor Step(KvBlockPool pool, params (long Id, int[] NewTokens, int Context)[] parts)
+    private Tensor Step(Pool pool, params (long Id, int[] NewTokens, int Context)[] parts)
     {
         var sequences = new List<PagedSequence>();
         var ids = new List<long>();
@@ -32,9 +41,9 @@ public sealed class PagedForwardTests(GoldenData golden)
             sequences.Add(new PagedSequence(id, ids.Count, tokens.Length, context));
             ids.AddRange(tokens.Select(t => (long)t));
         }
-        using var batch = new PagedBatch(pool, sequences);
+        using var batch = new PagedBatch(pool.Tensors, pool.Allocator, sequences);
         var rows = sequences.Select(s => (long)(s.QueryStart + s.QueryLength - 1)).ToArray();
-        var logits = Model.forwardPaged(torch.tensor(ids.ToArray()), batch, pool, rows);
+        var logits = Model.forwardPaged(torch.tensor(ids.ToArray()), batch, pool.Tensors, rows);
         foreach (var (id, tokens, context) in parts) pool.Allocator.MarkComputed(id, context + tokens.Length);
         return logits;
     }

@@ -49,4 +49,48 @@ public sealed class BatchInvarianceTests
         Assert.Equal([1L, 1, 50257], alone.shape);
         Assert.True(Same(alone, together.narrow(0, 0, 1)));
     }
+
+    /// <summary>
+    /// The whole paged forward, decode included: a sequence's next-token logits are the same bit for bit alone and
+    /// beside 1 to 63 other decoding sequences of other lengths, at any position in the batch (on CPUs without
+    /// AVX-512 too, where attention takes libtorch's path instead of our kernel).
+    /// </summary>
+    [Fact]
+    public void A_decoding_sequence_gets_the_same_logits_alone_and_beside_others()
+    {
+        using var lm = Gpt2LMHeadModel.FromPretrained(Support.GoldenData.ModelDir("lm"));
+        lm.MakeBatchInvariant();
+        int[] target = [464, 1266, 835, 284, 2681, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25];
+        Tensor Decode(int others, int position)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var pool = new Inference.KvCache.KvBlockPool(lm.Config, 512, 16, lm.DType, lm.Device);
+            var allocator = new Inference.KvCache.BlockAllocator(512, 16);
+            var all = Enumerable.Range(0, others + 1)
+                .Select(s => s == position ? target : Enumerable.Range(0, 5 + s % 17).Select(i => 1000 + 31 * s + i).ToArray()).ToArray();
+            for (int s = 0; s <= others; s++) // every prompt but its last token, each prefilled alone
+            {
+                var prompt = all[s][..^1];
+                allocator.TryAllocate(s, prompt, "t");
+                using var prefill = new Inference.KvCache.PagedBatch(pool, allocator, [new Inference.KvCache.PagedSequence(s, 0, prompt.Length, 0)]);
+                lm.forwardPaged(torch.tensor(prompt.Select(t => (long)t).ToArray()), prefill, pool, [prompt.Length - 1L]).Dispose();
+            }
+            var parts = new List<Inference.KvCache.PagedSequence>();
+            for (int s = 0; s <= others; s++)
+            {
+                allocator.TryAppend(s, all[s][^1], out _);
+                parts.Add(new Inference.KvCache.PagedSequence(s, s, 1, all[s].Length - 1));
+            }
+            using var decode = new Inference.KvCache.PagedBatch(pool, allocator, parts);
+            var logits = lm.forwardPaged(torch.tensor(all.Select(a => (long)a[^1]).ToArray()), decode, pool, Enumerable.Range(0, others + 1).Select(i => (long)i).ToArray());
+            return logits.narrow(0, position, 1).clone().MoveToOuterDisposeScope();
+        }
+        using var alone = Decode(0, 0);
+        foreach (int others in new[] { 1, 3, 15, 16, 63 })
+            foreach (int position in new[] { 0, others / 2, others })
+            {
+                using var batched = Decode(others, position);
+                Assert.True(Same(alone, batched), $"alone vs beside {others} others at position {position}");
+            }
+    }
 }
