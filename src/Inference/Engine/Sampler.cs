@@ -19,49 +19,41 @@ internal static class Sampler
     {
         if (rows.Count == 0) return [];
         using var scope = torch.NewDisposeScope();
-        int vocab = (int)logits.shape[1];
-        var raw = logits.index_select(0, torch.tensor(rows.Select(r => (long)r.Row).ToArray(), device: logits.device)); // (N, V), a copy
-        var scores = raw;
-        if (rows.Any(r => r.Sequence.Sampler is null && !r.Sequence.Processors.ProcessesNothing)) scores = raw.clone();
-        for (int i = 0; i < rows.Count; i++)
-        {
-            var sequence = rows[i].Sequence;
-            if (sequence.Sampler is not null || sequence.Processors.ProcessesNothing) continue; // greedy rows are processed in place here
-            var row = scores.narrow(0, i, 1);
-            var processed = sequence.Processors.Process([sequence.Tokens], row);
-            if (!ReferenceEquals(processed, row)) row.copy_(processed);
-        }
-        var greedy = Enumerable.Range(0, rows.Count).Where(i => rows[i].Sequence.Sampler is null).ToArray();
+        int vocab = (int)logits.shape[1], width = (int)logits.shape[0];
+        // Greedy rows without processors take the argmax of their logits in place: one pass over all rows, no copy.
+        var plain = Enumerable.Range(0, rows.Count).Where(i => rows[i].Sequence.Sampler is null && rows[i].Sequence.Processors.ProcessesNothing).ToArray();
+        var processed = Enumerable.Range(0, rows.Count).Where(i => rows[i].Sequence.Sampler is null && !rows[i].Sequence.Processors.ProcessesNothing).ToArray();
         var sampling = Enumerable.Range(0, rows.Count).Where(i => rows[i].Sequence.Sampler is not null).ToArray();
         var parts = new List<Tensor>();
-        if (greedy.Length > 0) parts.Add(Select(scores, greedy).argmax(-1).to(ScalarType.Float32));
-        foreach (int i in sampling)
+        if (plain.Length > 0) parts.Add(logits.argmax(-1).to(ScalarType.Float32));
+        foreach (int i in processed.Concat(sampling))
         {
-            // Each row is warped and softmaxed in its own allocation: libtorch's vectorised reductions round by the
-            // row's memory alignment, and a row of a batch sits at another offset than the same row alone, so the
-            // probabilities (and a seeded draw) would differ in the last bit with what else is batched.
+            // Each processed row gets an allocation of its own: libtorch's vectorised reductions round by the row's
+            // memory alignment, and a row of a batch sits at another offset than the same row alone, so probabilities
+            // (and a seeded draw) would differ in the last bit with what else is batched.
             var sequence = rows[i].Sequence;
             var own = sequence.Processors.Process([sequence.Tokens], logits.narrow(0, rows[i].Row, 1).clone());
-            parts.Add(sequence.Processors.Warp([sequence.Tokens], own).softmax(-1).flatten());
+            parts.Add(sequence.Sampler is null ? own.argmax(-1).to(ScalarType.Float32) : sequence.Processors.Warp([sequence.Tokens], own).softmax(-1).flatten());
         }
         var host = torch.cat(parts, 0).cpu().data<float>().ToArray();
 
         var tokens = new int[rows.Count];
-        for (int k = 0; k < greedy.Length; k++) tokens[greedy[k]] = (int)host[k];
+        int offset = plain.Length > 0 ? width : 0;
+        foreach (int i in plain) tokens[i] = (int)host[rows[i].Row];
+        for (int k = 0; k < processed.Length; k++) tokens[processed[k]] = (int)host[offset + k];
+        offset += processed.Length;
         for (int k = 0; k < sampling.Length; k++)
-            tokens[sampling[k]] = rows[sampling[k]].Sequence.Sampler!.Sample(host.AsSpan(greedy.Length + k * vocab, vocab));
+            tokens[sampling[k]] = rows[sampling[k]].Sequence.Sampler!.Sample(host.AsSpan(offset + k * vocab, vocab));
 
         var logprobs = new TokenLogprob?[rows.Count];
         var asking = Enumerable.Range(0, rows.Count).Where(i => rows[i].Sequence.Request.Config.Logprobs is not null).ToArray();
         if (asking.Length > 0)
         {
             var tops = asking.Select(i => rows[i].Sequence.Request.Config.Logprobs!.Value).ToArray();
-            var computed = LogprobCalculator.Compute(Select(raw, asking), asking.Select(i => tokens[i]).ToArray(), tops.Max(), tops);
+            var selected = logits.index_select(0, torch.tensor(asking.Select(i => (long)rows[i].Row).ToArray(), device: logits.device));
+            var computed = LogprobCalculator.Compute(selected, asking.Select(i => tokens[i]).ToArray(), tops.Max(), tops);
             for (int k = 0; k < asking.Length; k++) logprobs[asking[k]] = computed[k];
         }
         return rows.Select((r, i) => new SampledToken(r.Sequence, tokens[i], logprobs[i])).ToList();
     }
-
-    private static Tensor Select(Tensor rows, int[] indices) =>
-        indices.Length == rows.shape[0] ? rows : rows.index_select(0, torch.tensor(indices.Select(i => (long)i).ToArray(), device: rows.device));
 }
