@@ -45,6 +45,7 @@ public sealed class ClusterFixture : IAsyncLifetime
             });
             silo.AddGpt2Orleans(new ModelHostOptions { Models = models, KvCacheBytes = 16L << 20, SpillDirectory = Path.Combine(StorageRoot, "spill", options.SiloName) });
             silo.AddGpt2OrleansFileStorage(StorageRoot);
+            silo.AddOutgoingGrainCallFilter(GrainCallCounter.Filter);
         });
         Cluster = builder.Build();
         await Cluster.DeployAsync();
