@@ -137,7 +137,7 @@ public sealed class GenerationEngine : IDisposable
             if (id < 0 || id >= _model.Config.VocabSize)
                 throw new ArgumentOutOfRangeException("prompt", $"token id {id} is outside the vocabulary (0..{_model.Config.VocabSize - 1})");
         if (prompt.Count == 0) throw new ArgumentException("prompt: at least one token is needed", "prompt");
-        int maxNew = config.MaxNewTokens ?? Math.Max(0, config.MaxLength - prompt.Count);
+        int maxNew = config.MaxNewTokensFor(prompt.Count);
         int limit = _model.Config.NPositions;
         if (prompt.Count + maxNew > limit && config.TruncatePrompt && maxNew < limit) prompt = prompt.Skip(prompt.Count + maxNew - limit).ToArray();
         if (prompt.Count + maxNew > limit)

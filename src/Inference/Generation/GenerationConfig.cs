@@ -65,6 +65,9 @@ public sealed record GenerationConfig
         _ => null,
     };
 
+    /// <summary>New tokens for a prompt of <paramref name="promptLength"/> tokens: max_new_tokens, else what max_length leaves (HF's rule).</summary>
+    public int MaxNewTokensFor(int promptLength) => MaxNewTokens ?? Math.Max(0, MaxLength - promptLength);
+
     /// <summary>The eos ids in force: this config's, else the model's (config.json).</summary>
     public IReadOnlyList<int> ResolveEos(Gpt2Config model) => EosTokenIds ?? model.EosTokenIds;
 
