@@ -27,20 +27,22 @@ public sealed record MachineBounds(double TriadGBps, double ReadGBps, IReadOnlyD
     /// <summary>STREAM triad a = b + s·c, bytes counted as STREAM does (three arrays × 4 bytes).</summary>
     private static void Triad(float[] a, float[] b, float[] c, int lo, int hi)
     {
-        var s = Vector512.Create(3f);
-        for (int i = lo; i < hi; i += 16)
-            (Vector512.Create(b.AsSpan(i, 16)) + s * Vector512.Create(c.AsSpan(i, 16))).CopyTo(a.AsSpan(i, 16));
+        var s = Vector256.Create(3f);
+        for (int i = lo; i < hi; i += 8)
+            (Vector256.Create(b.AsSpan(i, 8)) + s * Vector256.Create(c.AsSpan(i, 8))).CopyTo(a.AsSpan(i, 8));
     }
 
     private static float Sum(float[] x, int lo, int hi)
     {
-        Vector512<float> s0 = default, s1 = default;
+        Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default; // four chains: loads, not adds, set the pace
         for (int i = lo; i < hi; i += 32)
         {
-            s0 += Vector512.Create(x.AsSpan(i, 16));
-            s1 += Vector512.Create(x.AsSpan(i + 16, 16));
+            s0 += Vector256.Create(x.AsSpan(i, 8));
+            s1 += Vector256.Create(x.AsSpan(i + 8, 8));
+            s2 += Vector256.Create(x.AsSpan(i + 16, 8));
+            s3 += Vector256.Create(x.AsSpan(i + 24, 8));
         }
-        return Vector512.Sum(s0 + s1);
+        return Vector256.Sum(s0 + s1 + s2 + s3);
     }
 
     /// <summary>Runs <paramref name="work"/> on every core over an equal share of [0, n) (multiples of 32).</summary>

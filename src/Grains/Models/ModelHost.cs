@@ -123,13 +123,13 @@ public sealed class ModelHost : IDisposable
         {
             var model = folder is null ? DefaultModel.Create(loadOptions) : Gpt2LMHeadModel.FromPretrained(folder, loadOptions);
             var defaults = folder is null ? new GenerationConfig() : GenerationConfig.FromDirectory(folder);
-            if (_options.BatchInvariant) model.MakeBatchInvariant();
             var engine = new GenerationEngine(model, tokenizer, new EngineOptions
             {
                 ModelName = name,
                 KvCacheBytes = _options.KvCacheBytes,
                 MaxRunningSequences = _options.MaxRunningSequences,
                 MaxWaitingRequests = _options.MaxWaitingRequests,
+                BatchInvariant = _options.BatchInvariant,
             });
             hosted = new HostedModel(name, source, model, tokenizer, defaults, engine, null);
         }

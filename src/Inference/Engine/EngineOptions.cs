@@ -20,6 +20,13 @@ public sealed record EngineOptions
     public int? MaxSequencesPerTenant { get; init; }
     /// <summary>libtorch intra-op threads for this engine's steps (null: one per core).</summary>
     public int? Threads { get; init; }
+    /// <summary>
+    /// Every sequence's logits the same bit for bit whatever else shares its step (so a seeded sample is the same alone
+    /// or under load), at the cost of padding small steps to 16 rows of libtorch GEMM (<see cref="Model.BatchInvariantMatmul"/>).
+    /// </summary>
+    public bool BatchInvariant { get; init; }
+    /// <summary>Whether our CPU mat-vec kernel serves steps of few tokens (<see cref="Model.CpuMatVec"/>); off: libtorch does.</summary>
+    public bool MatVecKernel { get; init; } = true;
 
     public void Validate()
     {

@@ -56,7 +56,7 @@ public sealed class GenerationEngine : IDisposable
         _pool = new KvBlockPool(model.Config, blocks, _options.BlockSize, model.DType, model.Device);
         _kv = new KvCacheManager(blocks, _options.BlockSize, _options.ModelName);
         _scheduler = new Scheduler(_options, _kv, model.Config.NPositions);
-        _runner = new ModelRunner(model, _pool, _kv.Allocator, _options.Threads);
+        _runner = new ModelRunner(model, _pool, _kv.Allocator, new KernelPolicy(_options.BatchInvariant, _options.MatVecKernel), _options.Threads);
         _stats = Snapshot();
         _metrics = new EngineMetrics(_options.ModelName, () => _stats);
         _loop = new Thread(Run) { IsBackground = true, Name = $"engine {_options.ModelName}" };

@@ -13,14 +13,14 @@ namespace Gpt2Orleans.Inference.KvCache;
 /// slower than the weights themselves at 16 streams. For each sequence and head, scores over its slots 16 at a
 /// time with the query held in registers, a vectorised softmax, then the weighted sum of V with the output held in
 /// registers (both passes measured ~1.5× faster than one slot at a time); sequences (or, for a single one, heads)
-/// are split across the cores. Float32 pools only; others use the gather path.
+/// are split across the cores. AVX2 + FMA (256-bit vectors); float32 pools only; others use the gather path.
 /// </summary>
 public static unsafe class CpuPagedAttention
 {
     public static bool Applies(Tensor query, Tensor keyStorage) =>
-        Vector512.IsHardwareAccelerated && query.device_type == DeviceType.CPU
+        Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported && query.device_type == DeviceType.CPU
         && query.dtype == ScalarType.Float32 && keyStorage.dtype == ScalarType.Float32
-        && keyStorage.is_contiguous() && query.shape[^1] % 16 == 0;
+        && keyStorage.is_contiguous() && query.shape[^1] % 8 == 0;
 
     /// <param name="query">(S, nh, hs): one query per decoding sequence</param>
     /// <param name="slots">per sequence, the slots of all its positions</param>
@@ -85,26 +85,26 @@ public static unsafe class CpuPagedAttention
         }
     }
 
-    /// <summary>row[l] += q · k(l) for slots [l0, l1): 64 dims at a time with the query's four vectors held in registers, then 16.</summary>
+    /// <summary>row[l] += q · k(l) for slots [l0, l1): 32 dims at a time with the query's four vectors held in registers, then 8.</summary>
     private static void Scores(float* keys, float* q, long[] offsets, int l0, int l1, int headDim, Span<float> row)
     {
         int d = 0;
-        for (; d + 64 <= headDim; d += 64)
+        for (; d + 32 <= headDim; d += 32)
         {
-            var q0 = Vector512.Load(q + d); var q1 = Vector512.Load(q + d + 16);
-            var q2 = Vector512.Load(q + d + 32); var q3 = Vector512.Load(q + d + 48);
+            var q0 = Vector256.Load(q + d); var q1 = Vector256.Load(q + d + 8);
+            var q2 = Vector256.Load(q + d + 16); var q3 = Vector256.Load(q + d + 24);
             for (int l = l0; l < l1; l++)
             {
                 float* k = keys + offsets[l] + d;
-                var a = Vector512.FusedMultiplyAdd(q0, Vector512.Load(k), q1 * Vector512.Load(k + 16));
-                var b = Vector512.FusedMultiplyAdd(q2, Vector512.Load(k + 32), q3 * Vector512.Load(k + 48));
-                row[l] += Vector512.Sum(a + b);
+                var a = Vector256.FusedMultiplyAdd(q0, Vector256.Load(k), q1 * Vector256.Load(k + 8));
+                var b = Vector256.FusedMultiplyAdd(q2, Vector256.Load(k + 16), q3 * Vector256.Load(k + 24));
+                row[l] += Vector256.Sum(a + b);
             }
         }
-        for (; d < headDim; d += 16)
+        for (; d < headDim; d += 8)
         {
-            var q0 = Vector512.Load(q + d);
-            for (int l = l0; l < l1; l++) row[l] += Vector512.Sum(q0 * Vector512.Load(keys + offsets[l] + d));
+            var q0 = Vector256.Load(q + d);
+            for (int l = l0; l < l1; l++) row[l] += Vector256.Sum(q0 * Vector256.Load(keys + offsets[l] + d));
         }
     }
 
@@ -113,26 +113,26 @@ public static unsafe class CpuPagedAttention
         float* output, bool first)
     {
         int d = 0;
-        for (; d + 64 <= headDim; d += 64)
+        for (; d + 32 <= headDim; d += 32)
         {
             float* o = output + d;
-            Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default;
-            if (!first) { o0 = Vector512.Load(o); o1 = Vector512.Load(o + 16); o2 = Vector512.Load(o + 32); o3 = Vector512.Load(o + 48); }
+            Vector256<float> o0 = default, o1 = default, o2 = default, o3 = default;
+            if (!first) { o0 = Vector256.Load(o); o1 = Vector256.Load(o + 8); o2 = Vector256.Load(o + 16); o3 = Vector256.Load(o + 24); }
             for (int l = l0; l < l1; l++)
             {
-                var p = Vector512.Create(row[l] * inverse);
+                var p = Vector256.Create(row[l] * inverse);
                 float* v = values + offsets[l] + d;
-                o0 = Vector512.FusedMultiplyAdd(p, Vector512.Load(v), o0);
-                o1 = Vector512.FusedMultiplyAdd(p, Vector512.Load(v + 16), o1);
-                o2 = Vector512.FusedMultiplyAdd(p, Vector512.Load(v + 32), o2);
-                o3 = Vector512.FusedMultiplyAdd(p, Vector512.Load(v + 48), o3);
+                o0 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v), o0);
+                o1 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v + 8), o1);
+                o2 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v + 16), o2);
+                o3 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v + 24), o3);
             }
-            o0.Store(o); o1.Store(o + 16); o2.Store(o + 32); o3.Store(o + 48);
+            o0.Store(o); o1.Store(o + 8); o2.Store(o + 16); o3.Store(o + 24);
         }
-        for (; d < headDim; d += 16)
+        for (; d < headDim; d += 8)
         {
-            var o0 = first ? default : Vector512.Load(output + d);
-            for (int l = l0; l < l1; l++) o0 = Vector512.FusedMultiplyAdd(Vector512.Create(row[l] * inverse), Vector512.Load(values + offsets[l] + d), o0);
+            var o0 = first ? default : Vector256.Load(output + d);
+            for (int l = l0; l < l1; l++) o0 = Vector256.FusedMultiplyAdd(Vector256.Create(row[l] * inverse), Vector256.Load(values + offsets[l] + d), o0);
             o0.Store(output + d);
         }
     }
@@ -140,23 +140,23 @@ public static unsafe class CpuPagedAttention
     /// <summary>Replaces each score x by exp(x − max) (vectorised) and returns their sum: softmax's numerators and denominator.</summary>
     private static float ExpMinusMax(Span<float> row)
     {
-        int n = row.Length, full = n - n % 16;
+        int n = row.Length, full = n - n % 8;
         float max = float.NegativeInfinity;
         fixed (float* r = row)
         {
-            var maxes = Vector512.Create(float.NegativeInfinity);
-            for (int i = 0; i < full; i += 16) maxes = Vector512.Max(maxes, Vector512.Load(r + i));
-            for (int i = 0; i < 16; i++) max = Math.Max(max, maxes[i]);
+            var maxes = Vector256.Create(float.NegativeInfinity);
+            for (int i = 0; i < full; i += 8) maxes = Vector256.Max(maxes, Vector256.Load(r + i));
+            for (int i = 0; i < 8; i++) max = Math.Max(max, maxes[i]);
             for (int i = full; i < n; i++) max = Math.Max(max, r[i]);
-            var m = Vector512.Create(max);
-            var sums = Vector512<float>.Zero;
-            for (int i = 0; i < full; i += 16)
+            var m = Vector256.Create(max);
+            var sums = Vector256<float>.Zero;
+            for (int i = 0; i < full; i += 8)
             {
-                var e = Vector512.Exp(Vector512.Load(r + i) - m);
+                var e = Vector256.Exp(Vector256.Load(r + i) - m);
                 e.Store(r + i);
                 sums += e;
             }
-            float sum = Vector512.Sum(sums);
+            float sum = Vector256.Sum(sums);
             for (int i = full; i < n; i++) { r[i] = MathF.Exp(r[i] - max); sum += r[i]; }
             return sum;
         }

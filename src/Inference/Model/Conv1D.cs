@@ -16,8 +16,6 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>
     private readonly Tensor _weightOutIn; // [nf, nx] contiguous
     public readonly Parameter bias;   // [nf]
     private readonly long _nf;
-    /// <summary>Fewest rows multiplied at once: 1, or <see cref="BatchInvariantMatmul.KernelRows"/> for batch-invariant results.</summary>
-    public int MinRows { get; set; } = 1;
 
     public Conv1D(long nf, long nx, ScalarType dtype, Device device) : base(nameof(Conv1D))
     {
@@ -28,14 +26,20 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    /// <summary>The dense forward: libtorch's addmm, differentiable.</summary>
+    public override Tensor forward(Tensor x) => forward(x, minRows: 1);
+
+    /// <summary>The paged forward's product, as the engine's <paramref name="policy"/> says.</summary>
+    internal Tensor forward(Tensor x, KernelPolicy policy) =>
+        policy.UsesMatVec(x, _weightOutIn) ? CpuMatVec.Apply(x, _weightOutIn, bias) : forward(x, policy.MinRows);
+
+    private Tensor forward(Tensor x, int minRows)
     {
-        if (MinRows == 1 && CpuMatVec.Applies(x, _weightOutIn)) return CpuMatVec.Apply(x, _weightOutIn, bias);
         var shape = x.shape;
         var outShape = shape.ToArray();
         outShape[^1] = _nf;
         using var flat = x.reshape(-1, shape[^1]);
-        using var result = BatchInvariantMatmul.Addmm(bias, flat, weight, MinRows);
+        using var result = BatchInvariantMatmul.Addmm(bias, flat, weight, minRows);
         return result.view(outShape); // (..., nf)
     }
 }

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -8,135 +7,177 @@ using static TorchSharp.torch;
 namespace Gpt2Orleans.Inference.Model;
 
 /// <summary>
-/// y = x · Wᵀ for a few rows of x (a decode step) on the CPU, with W a bfloat16 [out, in] row-major matrix.
-/// Why our own kernel: decoding one token reads every weight once, so it is bound by memory bandwidth, and
-/// libtorch's CPU bf16 matrix-vector path is no faster than its float32 one (measured: 20–21 ms per GPT-2 small
-/// step for both), wasting the halved bytes. This kernel streams bf16 weights, converting with a shift/mask (a
-/// bf16 is the top half of a float32) and accumulating in float32, split across the cores with prefetching.
-/// In float32 libtorch's own path was as fast or faster, so it is left to libtorch.
-/// While it runs, libtorch should be held to one thread (the engine's model runner does so for decode steps): its
-/// OpenMP workers busy-wait after each op and would otherwise take the core the kernel's second half runs on.
+/// y = x · Wᵀ for a few rows of x (a decode step) on the CPU, with W a float32 or bfloat16 [out, in] row-major matrix.
+/// Why our own kernel: decoding reads every weight once per step, so it is bound by memory bandwidth, and libtorch's
+/// CPU path does not reach it: measured on this 2-core machine with GPT-2 small's matrices, one row of fp32 ran at
+/// 15–16 GB/s (one core; its GEMV is not split) and 2–8 rows at 5–7 GB/s, against 25–30 GB/s for this kernel; its bf16
+/// path is no faster than fp32, wasting the halved bytes. Each pass streams four weight rows against two input rows
+/// (AVX2 + FMA, 256-bit: Zen 3 and 4 and recent Intel), accumulating in float32; bf16 weights are widened with a
+/// shift/mask (a bf16 is the top half of a float32). Output rows are split across the cores.
+/// Every output is one fixed sum over its own input row and weight row, so a row's result does not depend on how
+/// many rows share the call (up to <see cref="MaxRows"/>). While it runs libtorch should be held to one thread (the
+/// engine's model runner does so for such steps): its OpenMP workers busy-wait after each op and would take the core
+/// the kernel's second half runs on.
 /// </summary>
-public static unsafe class CpuMatVec
+internal static unsafe class CpuMatVec
 {
-    public const int MaxRows = 4;
+    /// <summary>Most rows per call: beyond it libtorch's blocked GEMM does better (measured crossover at 8–16 rows).</summary>
+    public const int MaxRows = 8;
+    private const int Unit = 16; // inputs per step of the inner loop: two float32 vectors, or one vector of bf16 pairs
 
-    private static readonly bool Supported = Vector512.IsHardwareAccelerated && Sse.IsSupported
-        && Environment.GetEnvironmentVariable("GPT2O_CPU_MATVEC") != "0";
+    public static bool Supported => Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported;
 
-    /// <summary>Whether a forward pass of <paramref name="rows"/> tokens in <paramref name="dtype"/> is a step the kernel serves.</summary>
-    public static bool IsDecodeStep(ScalarType dtype, Device device, long rows) =>
-        Supported && dtype == ScalarType.BFloat16 && device.type == DeviceType.CPU && rows <= MaxRows;
+    /// <summary>Whether a step of <paramref name="rows"/> tokens in <paramref name="dtype"/> on <paramref name="device"/> is one the kernel serves.</summary>
+    public static bool Serves(ScalarType dtype, Device device, long rows) =>
+        Supported && device.type == DeviceType.CPU && rows <= MaxRows && dtype is ScalarType.Float32 or ScalarType.BFloat16;
 
-    /// <summary>Whether the kernel applies: CPU, a bfloat16 [out, in] contiguous weight, few rows, in a multiple of 32.</summary>
+    /// <summary>Whether the kernel applies: CPU, a contiguous [out, in] weight in x's dtype, few rows, in a multiple of 16.</summary>
     public static bool Applies(Tensor x, Tensor weightOutIn) =>
-        Supported
-        && x.device_type == DeviceType.CPU
+        Serves(weightOutIn.dtype, x.device, x.numel() / Math.Max(1, x.shape[^1]))
+        && weightOutIn.device_type == DeviceType.CPU
         && weightOutIn.is_contiguous()
         && weightOutIn.dim() == 2
-        && weightOutIn.shape[1] % 32 == 0 // 16 floats per vector; 32 so bf16 pairs fill whole vectors
+        && weightOutIn.shape[1] % Unit == 0
         && x.shape[^1] == weightOutIn.shape[1]
-        && x.numel() / x.shape[^1] <= MaxRows
-        && weightOutIn.dtype == ScalarType.BFloat16
         && x.dtype == weightOutIn.dtype
-        && weightOutIn.numel() * weightOutIn.ElementSize <= int.MaxValue;
+        && weightOutIn.shape[0] * weightOutIn.shape[1] <= int.MaxValue;
 
     /// <summary>(..., in) → (..., out) in x's dtype; <paramref name="bias"/> (out) is added when given.</summary>
     public static Tensor Apply(Tensor x, Tensor weightOutIn, Tensor? bias)
     {
         int inFeatures = (int)weightOutIn.shape[1], outFeatures = (int)weightOutIn.shape[0];
         int rows = (int)(x.numel() / inFeatures);
-        var input = new float[rows * inFeatures];
-        using (var xf = x.to(ScalarType.Float32).contiguous()) MemoryMarshal.Cast<byte, float>(xf.bytes).CopyTo(input);
+        var input = Inputs(x, rows, inFeatures);
         var output = torch.empty([rows, outFeatures], ScalarType.Float32);
-        var outSpan = MemoryMarshal.Cast<byte, float>(output.bytes);
-        fixed (float* y = outSpan)
-        fixed (byte* w = weightOutIn.bytes)
-            BFloat16((uint*)w, Deinterleave(input, rows, inFeatures), y, rows, inFeatures, outFeatures);
+        fixed (float* xp = input)
+        fixed (float* yp = MemoryMarshal.Cast<byte, float>(output.bytes))
+        fixed (byte* wp = weightOutIn.bytes)
+        {
+            var call = new Call((nint)wp, (nint)xp, (nint)yp, rows, inFeatures, outFeatures);
+            if (weightOutIn.dtype == ScalarType.Float32) ForEachChunk(outFeatures, (lo, hi) => Rows<Float32Weights>(call, lo, hi));
+            else ForEachChunk(outFeatures, (lo, hi) => Rows<BFloat16Weights>(call, lo, hi));
+        }
         var shape = x.shape.ToArray();
         shape[^1] = outFeatures;
+        Tensor result;
         using (output)
+        using (var view = output.view(shape))
+            result = x.dtype == ScalarType.Float32 ? view.alias() : view.to(x.dtype); // the alias keeps the storage
+        return bias is null ? result : result.add_(bias);
+    }
+
+    private readonly record struct Call(nint Weights, nint Inputs, nint Outputs, int Rows, int In, int Out);
+
+    /// <summary>
+    /// x as float32 rows, each 16-input unit laid out as the weights' loader returns it: as is for float32; for bf16
+    /// the unit's 8 even inputs, then its 8 odd ones (a vector of bf16 pairs widens into evens and odds).
+    /// </summary>
+    private static float[] Inputs(Tensor x, int rows, int inFeatures)
+    {
+        var input = new float[rows * inFeatures];
+        using (var xf = x.to(ScalarType.Float32).contiguous()) MemoryMarshal.Cast<byte, float>(xf.bytes).CopyTo(input);
+        if (x.dtype == ScalarType.Float32) return input;
+        var unit = new float[Unit];
+        for (int start = 0; start < input.Length; start += Unit)
         {
-            var result = output.view(shape).to(x.dtype);
-            return bias is null ? result : result.add_(bias);
+            for (int k = 0; k < Unit / 2; k++)
+            {
+                unit[k] = input[start + 2 * k];
+                unit[Unit / 2 + k] = input[start + 2 * k + 1];
+            }
+            unit.CopyTo(input, start);
+        }
+        return input;
+    }
+
+    /// <summary>How one 16-input unit of a weight row is read into two float32 vectors.</summary>
+    private interface IWeights
+    {
+        static abstract int UnitBytes { get; }
+        static abstract (Vector256<float> First, Vector256<float> Second) Load(byte* unit);
+    }
+
+    private readonly struct Float32Weights : IWeights
+    {
+        public static int UnitBytes => Unit * sizeof(float);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float>, Vector256<float>) Load(byte* unit) =>
+            (Vector256.Load((float*)unit), Vector256.Load((float*)unit + 8));
+    }
+
+    /// <summary>Each uint holds two bf16: element 2k in the low half (→ evens), 2k+1 in the high half (→ odds).</summary>
+    private readonly struct BFloat16Weights : IWeights
+    {
+        public static int UnitBytes => Unit * sizeof(ushort);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float>, Vector256<float>) Load(byte* unit)
+        {
+            var pairs = Vector256.Load((uint*)unit);
+            return ((pairs << 16).AsSingle(), (pairs & Vector256.Create(0xFFFF0000u)).AsSingle());
         }
     }
 
-    /// <summary>Each uint holds two bf16: element 2k in the low half, 2k+1 in the high half.</summary>
-    private static void BFloat16(uint* w, float[] evenOdd, float* y, int rows, int inFeatures, int outFeatures)
-    {
-        nint wp = (nint)w, yp = (nint)y;
-        ForEachChunk(outFeatures, (lo, hi) =>
-        {
-            fixed (float* x = evenOdd) BFloat16Range((uint*)wp, x, (float*)yp, rows, inFeatures, outFeatures, lo, hi);
-        });
-    }
-
-    /// <summary>Outputs [lo, hi): two weight rows at a time; low halves × even inputs, high halves × odd inputs.</summary>
+    /// <summary>Outputs [lo, hi) for every input row: four weight rows at a time against two input rows, then one weight row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BFloat16Range(uint* w, float* x, float* y, int rows, int inFeatures, int outFeatures, int lo, int hi)
+    private static void Rows<TWeights>(Call call, int lo, int hi) where TWeights : struct, IWeights
     {
-        int pairs = inFeatures / 2;
-        var highHalf = Vector512.Create(0xFFFF0000u);
+        byte* w = (byte*)call.Weights;
+        float* x = (float*)call.Inputs, y = (float*)call.Outputs;
+        int n = call.In, units = n / Unit;
+        long rowBytes = (long)units * TWeights.UnitBytes;
         int o = lo;
-        for (; o + 2 <= hi; o += 2)
-        {
-            uint* r0 = w + (long)o * pairs, r1 = r0 + pairs;
-            for (int m = 0; m < rows; m++)
+        for (; o + 4 <= hi; o += 4)
+            for (int m = 0; m < call.Rows; m += 2)
             {
-                float* even = x + m * inFeatures, odd = even + pairs;
-                var a0 = Vector512<float>.Zero; var b0 = a0; var a1 = a0; var b1 = a0;
-                for (int j = 0; j < pairs; j += 16)
+                int m2 = Math.Min(m + 1, call.Rows - 1); // an odd last row pairs with itself
+                float* xa = x + (long)m * n, xb = x + (long)m2 * n;
+                byte* r0 = w + o * rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+                for (int u = 0; u < units; u++)
                 {
-                    Sse.Prefetch0(r0 + j + 4 * pairs);
-                    Sse.Prefetch0(r1 + j + 4 * pairs);
-                    var xe = Vector512.Load(even + j);
-                    var xo = Vector512.Load(odd + j);
-                    var p0 = Vector512.Load(r0 + j);
-                    var p1 = Vector512.Load(r1 + j);
-                    a0 = Vector512.FusedMultiplyAdd((p0 << 16).AsSingle(), xe, a0);
-                    b0 = Vector512.FusedMultiplyAdd((p0 & highHalf).AsSingle(), xo, b0);
-                    a1 = Vector512.FusedMultiplyAdd((p1 << 16).AsSingle(), xe, a1);
-                    b1 = Vector512.FusedMultiplyAdd((p1 & highHalf).AsSingle(), xo, b1);
+                    var xa0 = Vector256.Load(xa + u * Unit); var xa1 = Vector256.Load(xa + u * Unit + 8);
+                    var xb0 = Vector256.Load(xb + u * Unit); var xb1 = Vector256.Load(xb + u * Unit + 8);
+                    var (w0, w1) = TWeights.Load(r0 + u * TWeights.UnitBytes);
+                    a0 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a0));
+                    b0 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b0));
+                    (w0, w1) = TWeights.Load(r1 + u * TWeights.UnitBytes);
+                    a1 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a1));
+                    b1 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b1));
+                    (w0, w1) = TWeights.Load(r2 + u * TWeights.UnitBytes);
+                    a2 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a2));
+                    b2 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b2));
+                    (w0, w1) = TWeights.Load(r3 + u * TWeights.UnitBytes);
+                    a3 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a3));
+                    b3 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b3));
                 }
-                y[m * outFeatures + o] = Vector512.Sum(a0 + b0);
-                y[m * outFeatures + o + 1] = Vector512.Sum(a1 + b1);
+                float* ya = y + (long)m * call.Out + o, yb = y + (long)m2 * call.Out + o;
+                ya[0] = Vector256.Sum(a0); ya[1] = Vector256.Sum(a1); ya[2] = Vector256.Sum(a2); ya[3] = Vector256.Sum(a3);
+                yb[0] = Vector256.Sum(b0); yb[1] = Vector256.Sum(b1); yb[2] = Vector256.Sum(b2); yb[3] = Vector256.Sum(b3);
             }
-        }
         for (; o < hi; o++)
-            for (int m = 0; m < rows; m++)
+            for (int m = 0; m < call.Rows; m++)
             {
-                float* even = x + m * inFeatures, odd = even + pairs;
-                var a = Vector512<float>.Zero;
-                for (int j = 0; j < pairs; j += 16)
+                float* xa = x + (long)m * n;
+                byte* r = w + o * rowBytes;
+                Vector256<float> a = default;
+                for (int u = 0; u < units; u++)
                 {
-                    var p = Vector512.Load(w + (long)o * pairs + j);
-                    a = Vector512.FusedMultiplyAdd((p << 16).AsSingle(), Vector512.Load(even + j), a);
-                    a = Vector512.FusedMultiplyAdd((p & highHalf).AsSingle(), Vector512.Load(odd + j), a);
+                    var (w0, w1) = TWeights.Load(r + u * TWeights.UnitBytes);
+                    a = Vector256.FusedMultiplyAdd(w1, Vector256.Load(xa + u * Unit + 8), Vector256.FusedMultiplyAdd(w0, Vector256.Load(xa + u * Unit), a));
                 }
-                y[m * outFeatures + o] = Vector512.Sum(a);
+                y[(long)m * call.Out + o] = Vector256.Sum(a);
             }
     }
 
-    /// <summary>Per row: the even-indexed inputs, then the odd-indexed ones (matching the bf16 pair layout).</summary>
-    private static float[] Deinterleave(float[] input, int rows, int inFeatures)
-    {
-        var result = new float[input.Length];
-        int pairs = inFeatures / 2;
-        for (int m = 0; m < rows; m++)
-            for (int k = 0; k < pairs; k++)
-            {
-                result[m * inFeatures + k] = input[m * inFeatures + 2 * k];
-                result[m * inFeatures + pairs + k] = input[m * inFeatures + 2 * k + 1];
-            }
-        return result;
-    }
-
+    /// <summary>Splits [0, outFeatures) into one range per core, in multiples of four rows.</summary>
     private static void ForEachChunk(int outFeatures, Action<int, int> work)
     {
         int chunks = Environment.ProcessorCount;
         if (chunks == 1 || outFeatures < 256) { work(0, outFeatures); return; }
         Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks },
-            c => work((int)((long)c * outFeatures / chunks), (int)((long)(c + 1) * outFeatures / chunks)));
+            c => work(Boundary(c, chunks, outFeatures), Boundary(c + 1, chunks, outFeatures)));
     }
+
+    private static int Boundary(int chunk, int chunks, int outFeatures) =>
+        chunk == chunks ? outFeatures : (int)((long)chunk * outFeatures / chunks) / 4 * 4;
 }

@@ -60,17 +60,17 @@ public sealed class Gpt2Attention : nn.Module
     /// Paged attention over a flat batch (N, E) of new tokens from several sequences: their K/V are written to the
     /// pool, and each sequence attends over all its positions, read through its block table.
     /// </summary>
-    internal Tensor forwardPaged(Tensor hidden, PagedBatch batch, KvBlockPool pool)
+    internal Tensor forwardPaged(Tensor hidden, PagedBatch batch, KvBlockPool pool, KernelPolicy policy)
     {
         long n = hidden.shape[0];
-        var parts = c_attn.forward(hidden).split(_embed, 1);                   // 3 × (N, E)
+        var parts = c_attn.forward(hidden, policy).split(_embed, 1);                // 3 × (N, E)
         var query = parts[0].view(n, _nHead, _headDim);                         // (N, nh, hs)
         pool.Write(_layerIdx, batch.WriteSlots, parts[1].view(n, _nHead, _headDim), parts[2].view(n, _nHead, _headDim));
         var output = torch.empty([n, _nHead, _headDim], hidden.dtype, hidden.device);
         bool kernel = !_reorderAndUpcast && CpuPagedAttention.Applies(query, pool.KeyStorage(_layerIdx));
-        // The padded group's fused attention rounds by the group's longest context, so a batch-invariant model
-        // (MinRows > 1) attends each decoding sequence over its own positions instead, as a prefill chunk does.
-        bool together = batch.Decode is not null && (kernel || c_attn.MinRows == 1);
+        // The padded group's fused attention rounds by the group's longest context, so under a batch-invariant
+        // policy each decoding sequence attends over its own positions instead, as a prefill chunk does.
+        bool together = batch.Decode is not null && (kernel || !policy.BatchInvariant);
         if (together && batch.Decode is { } decode)
         {
             if (kernel)
@@ -102,7 +102,7 @@ public sealed class Gpt2Attention : nn.Module
             var attended = Attend(q, key.permute(1, 0, 2).unsqueeze(0), value.permute(1, 0, 2).unsqueeze(0), mask, false, out _);
             output.narrow(0, s.QueryStart, s.QueryLength).copy_(attended.squeeze(0).permute(1, 0, 2));
         }
-        return c_proj.forward(output.view(n, _embed));
+        return c_proj.forward(output.view(n, _embed), policy);
     }
 
     /// <summary>The fused kernel, or HF's eager math when weights are requested or reorder_and_upcast_attn is set.</summary>

@@ -33,16 +33,17 @@ public sealed class Gpt2Block : nn.Module
     }
 
     /// <summary>The same block over a flat batch of tokens whose K/V live in a block pool.</summary>
-    internal Tensor forwardPaged(Tensor hidden, PagedBatch batch, KvBlockPool pool)
+    internal Tensor forwardPaged(Tensor hidden, PagedBatch batch, KvBlockPool pool, KernelPolicy policy)
     {
         using var scope = torch.NewDisposeScope();
-        return Residuals(hidden, normed => attn.forwardPaged(normed, batch, pool)).MoveToOuterDisposeScope();
+        return Residuals(hidden, normed => attn.forwardPaged(normed, batch, pool, policy), normed => mlp.forward(normed, policy))
+            .MoveToOuterDisposeScope();
     }
 
     /// <summary>x + attn(ln_1(x)), then + mlp(ln_2(·)).</summary>
-    private Tensor Residuals(Tensor hidden, Func<Tensor, Tensor> attention)
+    private Tensor Residuals(Tensor hidden, Func<Tensor, Tensor> attention, Func<Tensor, Tensor>? feedForward = null)
     {
         var residual = attention(ln_1.forward(hidden)).add_(hidden);
-        return mlp.forward(ln_2.forward(residual)).add_(residual);
+        return (feedForward ?? mlp.forward)(ln_2.forward(residual)).add_(residual);
     }
 }

@@ -44,13 +44,14 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
     public Tensor LmHeadWeight => lm_head?.weight ?? transformer.wte.weight;
 
     /// <summary>Paged forward pass; logits (R, V) for the flat-batch rows in <paramref name="logitRows"/> (each sequence's last new token, say).</summary>
-    internal Tensor forwardPaged(Tensor tokenIds, PagedBatch batch, KvBlockPool pool, long[] logitRows)
+    internal Tensor forwardPaged(Tensor tokenIds, PagedBatch batch, KvBlockPool pool, long[] logitRows, KernelPolicy? policy = null)
     {
-        using var hidden = transformer.forwardPaged(tokenIds, batch, pool);
+        policy ??= KernelPolicy.Fast;
+        using var hidden = transformer.forwardPaged(tokenIds, batch, pool, policy);
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
         var rows = hidden.index_select(0, torch.tensor(logitRows, device: hidden.device));
-        return Project(rows).MoveToOuterDisposeScope();
+        return Project(rows, policy).MoveToOuterDisposeScope();
     }
 
     /// <param name="lastPositionOnly">compute logits for the last position only (what generation needs; saves T−1 vocab projections).</param>
@@ -61,12 +62,14 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
         var hidden = lastPositionOnly ? output.LastHiddenState.narrow(1, output.LastHiddenState.shape[1] - 1, 1) : output.LastHiddenState;
-        var logits = Project(hidden);                                             // (B, T, V)
+        var logits = Project(hidden, null);                                          // (B, T, V)
         var loss = labels is null ? null : Losses.ShiftedCrossEntropy(logits, labels);
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), output);
     }
 
-    /// <summary>Hidden states (…, E) to vocabulary logits (…, V) through the (tied) LM head.</summary>
-    private Tensor Project(Tensor hidden) =>
-        MinRows == 1 && CpuMatVec.Applies(hidden, LmHeadWeight) ? CpuMatVec.Apply(hidden, LmHeadWeight, null) : BatchInvariantMatmul.Linear(hidden, LmHeadWeight, MinRows);
+    /// <summary>Hidden states (…, E) to vocabulary logits (…, V) through the (tied) LM head; libtorch's linear in the dense forward (no policy).</summary>
+    private Tensor Project(Tensor hidden, KernelPolicy? policy) =>
+        policy is not null && policy.UsesMatVec(hidden, LmHeadWeight)
+            ? CpuMatVec.Apply(hidden, LmHeadWeight, null)
+            : BatchInvariantMatmul.Linear(hidden, LmHeadWeight, policy?.MinRows ?? 1);
 }

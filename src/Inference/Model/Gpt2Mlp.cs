@@ -20,4 +20,6 @@ public sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) => c_proj.forward(_act(c_fc.forward(x)));
+
+    internal Tensor forward(Tensor x, KernelPolicy policy) => c_proj.forward(_act(c_fc.forward(x, policy)), policy);
 }

@@ -88,7 +88,7 @@ public sealed class Gpt2Model : nn.Module
     /// as single matrix products over all of them; attention reads and writes K/V in <paramref name="pool"/>.
     /// Returns the final hidden states (N, E).
     /// </summary>
-    internal Tensor forwardPaged(Tensor tokenIds, PagedBatch batch, KvBlockPool pool)
+    internal Tensor forwardPaged(Tensor tokenIds, PagedBatch batch, KvBlockPool pool, KernelPolicy policy)
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
@@ -98,7 +98,7 @@ public sealed class Gpt2Model : nn.Module
             throw new ArgumentException($"a sequence exceeds the model's n_positions ({Config.NPositions})");
         CheckRange(tokenIds, Config.VocabSize, "input_ids", "token id", "vocabulary");
         var hidden = wte.forward(tokenIds.to(Device)).add_(wpe.forward(batch.Positions)); // (N, E)
-        foreach (var block in h) hidden = block.forwardPaged(hidden, batch, pool);
+        foreach (var block in h) hidden = block.forwardPaged(hidden, batch, pool, policy);
         return ln_f.forward(hidden).MoveToOuterDisposeScope();
     }
 

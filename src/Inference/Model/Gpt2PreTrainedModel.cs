@@ -12,18 +12,6 @@ public abstract class Gpt2PreTrainedModel : nn.Module
     public Gpt2Config Config => transformer.Config;
     public ScalarType DType => transformer.DType;
 
-    /// <summary>Fewest rows each matrix multiply works on (see <see cref="BatchInvariantMatmul"/>).</summary>
-    public int MinRows { get; private set; } = 1;
-
-    /// <summary>
-    /// From now on every row's result is the same bit for bit whatever else is batched with it (on CPU): small
-    /// batches are padded to <see cref="BatchInvariantMatmul.KernelRows"/> rows, at the cost of that compute.
-    /// </summary>
-    public void MakeBatchInvariant()
-    {
-        MinRows = BatchInvariantMatmul.KernelRows;
-        foreach (var module in modules().OfType<Conv1D>()) module.MinRows = MinRows;
-    }
     public Device Device => transformer.Device;
 
     /// <summary>Checkpoint keys that are the same weights as another parameter (tied), so may be absent.</summary>

@@ -21,7 +21,8 @@ public sealed class BatchInvarianceTests
     public void A_row_alone_equals_the_same_row_in_a_batch_bit_for_bit(int nx, int nf)
     {
         using var scope = torch.NewDisposeScope();
-        using var layer = new Conv1D(nf, nx, ScalarType.Float32, torch.CPU) { MinRows = BatchInvariantMatmul.KernelRows };
+        using var layer = new Conv1D(nf, nx, ScalarType.Float32, torch.CPU);
+        var policy = new KernelPolicy(BatchInvariant: true, MatVecKernel: true);
         torch.manual_seed(7);
         using (torch.no_grad())
         {
@@ -29,10 +30,10 @@ public sealed class BatchInvarianceTests
             layer.bias.copy_(torch.randn(nf) * 0.02);
         }
         var batch = torch.randn(64, nx);
-        var together = layer.forward(batch);
+        var together = layer.forward(batch, policy);
         foreach (int rows in new[] { 1, 2, 5, 15, 16, 17, 40 })
         {
-            var alone = layer.forward(batch.narrow(0, 0, rows));
+            var alone = layer.forward(batch.narrow(0, 0, rows), policy);
             Assert.True(Same(alone, together.narrow(0, 0, rows)), $"{rows} row(s) differ from the same rows among 64 (max |Δ| {(alone - together.narrow(0, 0, rows)).abs().max().item<float>()})");
         }
     }
@@ -53,13 +54,13 @@ public sealed class BatchInvarianceTests
     /// <summary>
     /// The whole paged forward, decode included: a sequence's next-token logits are the same bit for bit alone and
     /// beside 1 to 63 other decoding sequences of other lengths, at any position in the batch (on CPUs without
-    /// AVX-512 too, where attention takes libtorch's path instead of our kernel).
+    /// AVX2 too, where attention takes libtorch's path instead of our kernel).
     /// </summary>
     [Fact]
     public void A_decoding_sequence_gets_the_same_logits_alone_and_beside_others()
     {
         using var lm = Gpt2LMHeadModel.FromPretrained(Support.GoldenData.ModelDir("lm"));
-        lm.MakeBatchInvariant();
+        var policy = new KernelPolicy(BatchInvariant: true, MatVecKernel: true);
         int[] target = [464, 1266, 835, 284, 2681, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25];
         Tensor Decode(int others, int position)
         {
@@ -73,7 +74,7 @@ public sealed class BatchInvarianceTests
                 var prompt = all[s][..^1];
                 allocator.TryAllocate(s, prompt, "t");
                 using var prefill = new Inference.KvCache.PagedBatch(pool, allocator, [new Inference.KvCache.PagedSequence(s, 0, prompt.Length, 0)]);
-                lm.forwardPaged(torch.tensor(prompt.Select(t => (long)t).ToArray()), prefill, pool, [prompt.Length - 1L]).Dispose();
+                lm.forwardPaged(torch.tensor(prompt.Select(t => (long)t).ToArray()), prefill, pool, [prompt.Length - 1L], policy).Dispose();
             }
             var parts = new List<Inference.KvCache.PagedSequence>();
             for (int s = 0; s <= others; s++)
@@ -82,7 +83,7 @@ public sealed class BatchInvarianceTests
                 parts.Add(new Inference.KvCache.PagedSequence(s, s, 1, all[s].Length - 1));
             }
             using var decode = new Inference.KvCache.PagedBatch(pool, allocator, parts);
-            var logits = lm.forwardPaged(torch.tensor(all.Select(a => (long)a[^1]).ToArray()), decode, pool, Enumerable.Range(0, others + 1).Select(i => (long)i).ToArray());
+            var logits = lm.forwardPaged(torch.tensor(all.Select(a => (long)a[^1]).ToArray()), decode, pool, Enumerable.Range(0, others + 1).Select(i => (long)i).ToArray(), policy);
             return logits.narrow(0, position, 1).clone().MoveToOuterDisposeScope();
         }
         using var alone = Decode(0, 0);

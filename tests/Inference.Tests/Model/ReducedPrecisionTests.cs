@@ -27,27 +27,48 @@ public sealed class ReducedPrecisionTests(GoldenData golden, ITestOutputHelper o
         double mean = (result.Logits.to(ScalarType.Float32) - expected).abs().mean().item<float>();
         output.WriteLine($"{dtype}: max |Δlogit| {diff:E2}, mean {mean:E2} (logits up to {scale:F1})");
         Assert.True(diff < maxAbs, $"{dtype}: max |Δ| {diff}");
-        // The decode step (the bf16 matrix-vector kernel on CPU) agrees with the full forward pass.
+        // A decode step through the dense cache agrees with the full forward pass.
         using var cache = new KeyValueCache(model.Config, ids.shape[0], 16, dtype, model.Device);
         using (model.forward(ids.narrow(1, 0, 7), cache: cache)) { }
         using var step = model.forward(ids.narrow(1, 7, 1), cache: cache);
         Assert.True(TensorAssert.MaxDiff(result.Logits.narrow(1, 7, 1), step.Logits) < maxAbs);
     }
 
-    [SkippableFact]
-    public void The_bf16_decode_kernel_matches_libtorch_linear()
+    [SkippableTheory]
+    [InlineData(ScalarType.BFloat16, 2e-2, 1e-2)] // bf16 keeps 8 bits of mantissa
+    [InlineData(ScalarType.Float32, 1e-5, 1e-5)]
+    public void The_decode_kernel_matches_libtorch_linear(ScalarType dtype, double atol, double rtol)
     {
         using var scope = torch.NewDisposeScope();
-        var weight = torch.randn(300, 96).to(ScalarType.BFloat16);
-        var bias = torch.randn(300).to(ScalarType.BFloat16);
-        foreach (int rows in new[] { 1, 3 })
+        var weight = torch.randn(301, 96).to(dtype); // 301: four-row passes and a one-row tail
+        var bias = torch.randn(301).to(dtype);
+        foreach (int rows in new[] { 1, 2, 3, CpuMatVec.MaxRows })
         {
-            var x = torch.randn(rows, 1, 96).to(ScalarType.BFloat16);
-            Skip.IfNot(CpuMatVec.Applies(x, weight), "no AVX-512 here: libtorch serves these steps");
+            var x = torch.randn(rows, 1, 96).to(dtype);
+            Skip.IfNot(CpuMatVec.Applies(x, weight), "no AVX2 + FMA here: libtorch serves these steps");
             var expected = nn.functional.linear(x.to(ScalarType.Float32), weight.to(ScalarType.Float32), bias.to(ScalarType.Float32));
             var actual = CpuMatVec.Apply(x, weight, bias);
             Assert.Equal(expected.shape, actual.shape);
-            TensorAssert.Close(expected, actual, atol: 2e-2, rtol: 1e-2, what: $"rows {rows}"); // bf16 keeps 8 bits of mantissa
+            Assert.Equal(dtype, actual.dtype);
+            TensorAssert.Close(expected, actual.to(ScalarType.Float32), atol: atol, rtol: rtol, what: $"rows {rows}");
+        }
+    }
+
+    /// <summary>Each output is one fixed sum of its own row: a row's result is the same bit for bit alone or among up to MaxRows rows.</summary>
+    [SkippableTheory]
+    [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float32)]
+    public void The_decode_kernel_gives_a_row_the_same_bits_alone_and_among_others(ScalarType dtype)
+    {
+        using var scope = torch.NewDisposeScope();
+        var weight = torch.randn(2304, 768).to(dtype);
+        var batch = torch.randn(CpuMatVec.MaxRows, 768).to(dtype);
+        Skip.IfNot(CpuMatVec.Applies(batch, weight), "no AVX2 + FMA here: libtorch serves these steps");
+        var together = CpuMatVec.Apply(batch, weight, null);
+        for (int rows = 1; rows < CpuMatVec.MaxRows; rows++)
+        {
+            var alone = CpuMatVec.Apply(batch.narrow(0, 0, rows), weight, null);
+            Assert.True(torch.equal(alone, together.narrow(0, 0, rows)).all().item<bool>(), $"{rows} row(s) differ from the same rows among {CpuMatVec.MaxRows}");
         }
     }
 }
