@@ -52,10 +52,12 @@ public sealed record MachineBounds(double TriadGBps, double ReadGBps, IReadOnlyD
         Parallel.For(0, workers, w => work((int)((long)n * w / workers) / 32 * 32, (int)((long)n * (w + 1) / workers) / 32 * 32));
     }
 
+    /// <summary>Best of <paramref name="repeats"/> timed runs after a warm-up, fewer once 5 s are spent (libtorch's bf16 GEMM on a CPU without AVX-512 runs at ~1 GFLOP/s).</summary>
     private static double Best(int repeats, Action action)
     {
         double best = double.MaxValue;
-        for (int r = 0; r <= repeats; r++)
+        var total = Stopwatch.StartNew();
+        for (int r = 0; r <= repeats && (r < 2 || total.Elapsed.TotalSeconds < 5); r++)
         {
             var watch = Stopwatch.StartNew();
             action();

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -13,29 +14,27 @@ namespace Gpt2Orleans.Inference.KvCache;
 /// slower than the weights themselves at 16 streams. For each sequence and head, scores over its slots 16 at a
 /// time with the query held in registers, a vectorised softmax, then the weighted sum of V with the output held in
 /// registers (both passes measured ~1.5× faster than one slot at a time); sequences (or, for a single one, heads)
-/// are split across the cores. AVX2 + FMA (256-bit vectors); float32 pools only; others use the gather path.
+/// are split across the cores. AVX2 + FMA (256-bit vectors); float32 or bf16 pools (bf16 widened as read, float32
+/// sums); others use the gather path.
 /// </summary>
 public static unsafe class CpuPagedAttention
 {
     public static bool Applies(Tensor query, Tensor keyStorage) =>
-        Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported && query.device_type == DeviceType.CPU
-        && query.dtype == ScalarType.Float32 && keyStorage.dtype == ScalarType.Float32
+        Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported && query.device_type == DeviceType.CPU
+        && query.dtype == keyStorage.dtype && query.dtype is ScalarType.Float32 or ScalarType.BFloat16
         && keyStorage.is_contiguous() && query.shape[^1] % 8 == 0;
 
     /// <param name="query">(S, nh, hs): one query per decoding sequence</param>
     /// <param name="slots">per sequence, the slots of all its positions</param>
     /// <param name="scale">the factor applied to q·k (1/√hs, and 1/(layer+1) where the config asks)</param>
-    /// <returns>(S, nh, hs)</returns>
+    /// <returns>(S, nh, hs) in the query's dtype</returns>
     public static Tensor Decode(Tensor query, Tensor keyStorage, Tensor valueStorage, IReadOnlyList<long[]> slots, double scale)
     {
         int sequences = (int)query.shape[0], heads = (int)query.shape[1], headDim = (int)query.shape[2];
-        var q = query.contiguous();
+        using var q = query.to(ScalarType.Float32).contiguous();
         var output = torch.empty([sequences, heads, headDim], ScalarType.Float32);
-        using var keys = keyStorage.storage<float>();
-        using var values = valueStorage.storage<float>();
-        nint kp = keys.data_ptr(), vp = values.data_ptr();
-        nint qp = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, float>(q.bytes)));
-        nint op = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, float>(output.bytes)));
+        nint kp = Address(keyStorage), vp = Address(valueStorage), qp = Address(q), op = Address(output);
+        bool bf16 = keyStorage.dtype == ScalarType.BFloat16;
         int workers = Environment.ProcessorCount;
         bool byHead = sequences < workers; // one or few sequences: split their heads instead
         int items = byHead ? sequences * heads : sequences;
@@ -45,33 +44,65 @@ public static unsafe class CpuPagedAttention
             {
                 int s = byHead ? item / heads : item;
                 int h0 = byHead ? item % heads : 0, h1 = byHead ? h0 + 1 : heads;
-                Sequence((float*)kp, (float*)vp, (float*)qp, (float*)op, slots[s], s, h0, h1, heads, headDim, (float)scale);
+                var work = new Work((byte*)kp, (byte*)vp, (float*)qp, (float*)op, slots[s], s, h0, h1, heads, headDim, (float)scale);
+                if (bf16) Sequence<BFloat16Elements>(work); else Sequence<Float32Elements>(work);
             }
         });
-        if (!ReferenceEquals(q, query)) q.Dispose();
-        return output;
+        if (query.dtype == ScalarType.Float32) return output;
+        using (output) return output.to(query.dtype);
+    }
+
+    private static nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
+
+    /// <summary>Heads [h0, h1) of sequence s, over pools at <see cref="Keys"/> and <see cref="Values"/>.</summary>
+    private readonly struct Work(byte* keys, byte* values, float* query, float* output, long[] slots, int s, int h0, int h1,
+        int heads, int headDim, float scale)
+    {
+        public readonly byte* Keys = keys, Values = values;
+        public readonly float* Query = query, Output = output;
+        public readonly long[] Slots = slots;
+        public readonly int S = s, H0 = h0, H1 = h1, Heads = heads, HeadDim = headDim;
+        public readonly float Scale = scale;
+    }
+
+    /// <summary>How eight consecutive cached elements are read as float32: as is, or bf16 widened (a bf16 is a float32's top half).</summary>
+    private interface IElements
+    {
+        static abstract Vector256<float> Load(byte* storage, long index);
+    }
+
+    private readonly struct Float32Elements : IElements
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load(byte* storage, long index) => Vector256.Load((float*)storage + index);
+    }
+
+    private readonly struct BFloat16Elements : IElements
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load(byte* storage, long index) =>
+            Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32((ushort*)storage + index), 16).AsSingle();
     }
 
     private const int SlotChunk = 16; // slots per pass over a head: its query (or output) stays in registers meanwhile
 
     /// <summary>Heads [h0, h1) of sequence s: scores, softmax, weighted sum of V.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Sequence(float* keys, float* values, float* query, float* output, long[] slots, int s, int h0, int h1,
-        int heads, int headDim, float scale)
+    private static void Sequence<T>(Work w) where T : struct, IElements
     {
-        int length = slots.Length, stride = heads * headDim, width = h1 - h0;
+        int length = w.Slots.Length, stride = w.Heads * w.HeadDim, width = w.H1 - w.H0;
         var scores = new float[width * length];
         var offsets = new long[length];
-        for (int l = 0; l < length; l++) offsets[l] = slots[l] * stride;
+        for (int l = 0; l < length; l++) offsets[l] = w.Slots[l] * stride;
         for (int l0 = 0; l0 < length; l0 += SlotChunk)
         {
             int l1 = Math.Min(length, l0 + SlotChunk);
-            for (int h = h0; h < h1; h++)
+            for (int h = w.H0; h < w.H1; h++)
             {
-                var row = scores.AsSpan((h - h0) * length, length);
-                float* q = query + ((long)s * heads + h) * headDim;
-                Scores(keys + h * headDim, q, offsets, l0, l1, headDim, row);
-                for (int l = l0; l < l1; l++) row[l] *= scale;
+                var row = scores.AsSpan((h - w.H0) * length, length);
+                float* q = w.Query + ((long)w.S * w.Heads + h) * w.HeadDim;
+                Scores<T>(w.Keys, h * w.HeadDim, q, offsets, l0, l1, w.HeadDim, row);
+                for (int l = l0; l < l1; l++) row[l] *= w.Scale;
             }
         }
         var inverse = new float[width];
@@ -79,14 +110,15 @@ public static unsafe class CpuPagedAttention
         for (int l0 = 0; l0 < length; l0 += SlotChunk)
         {
             int l1 = Math.Min(length, l0 + SlotChunk);
-            for (int h = h0; h < h1; h++)
-                WeightedValues(values + h * headDim, scores.AsSpan((h - h0) * length, length), inverse[h - h0], offsets, l0, l1,
-                    headDim, output + ((long)s * heads + h) * headDim, first: l0 == 0);
+            for (int h = w.H0; h < w.H1; h++)
+                WeightedValues<T>(w.Values, h * w.HeadDim, scores.AsSpan((h - w.H0) * length, length), inverse[h - w.H0], offsets, l0, l1,
+                    w.HeadDim, w.Output + ((long)w.S * w.Heads + h) * w.HeadDim, first: l0 == 0);
         }
     }
 
     /// <summary>row[l] += q · k(l) for slots [l0, l1): 32 dims at a time with the query's four vectors held in registers, then 8.</summary>
-    private static void Scores(float* keys, float* q, long[] offsets, int l0, int l1, int headDim, Span<float> row)
+    private static void Scores<T>(byte* keys, long head, float* q, long[] offsets, int l0, int l1, int headDim, Span<float> row)
+        where T : struct, IElements
     {
         int d = 0;
         for (; d + 32 <= headDim; d += 32)
@@ -95,22 +127,22 @@ public static unsafe class CpuPagedAttention
             var q2 = Vector256.Load(q + d + 16); var q3 = Vector256.Load(q + d + 24);
             for (int l = l0; l < l1; l++)
             {
-                float* k = keys + offsets[l] + d;
-                var a = Vector256.FusedMultiplyAdd(q0, Vector256.Load(k), q1 * Vector256.Load(k + 8));
-                var b = Vector256.FusedMultiplyAdd(q2, Vector256.Load(k + 16), q3 * Vector256.Load(k + 24));
+                long k = offsets[l] + head + d;
+                var a = Vector256.FusedMultiplyAdd(q0, T.Load(keys, k), q1 * T.Load(keys, k + 8));
+                var b = Vector256.FusedMultiplyAdd(q2, T.Load(keys, k + 16), q3 * T.Load(keys, k + 24));
                 row[l] += Vector256.Sum(a + b);
             }
         }
         for (; d < headDim; d += 8)
         {
             var q0 = Vector256.Load(q + d);
-            for (int l = l0; l < l1; l++) row[l] += Vector256.Sum(q0 * Vector256.Load(keys + offsets[l] + d));
+            for (int l = l0; l < l1; l++) row[l] += Vector256.Sum(q0 * T.Load(keys, offsets[l] + head + d));
         }
     }
 
     /// <summary>output (+)= Σ p(l)·v(l) over slots [l0, l1), p = row[l]·inverse; the output's vectors held in registers.</summary>
-    private static void WeightedValues(float* values, Span<float> row, float inverse, long[] offsets, int l0, int l1, int headDim,
-        float* output, bool first)
+    private static void WeightedValues<T>(byte* values, long head, Span<float> row, float inverse, long[] offsets, int l0, int l1, int headDim,
+        float* output, bool first) where T : struct, IElements
     {
         int d = 0;
         for (; d + 32 <= headDim; d += 32)
@@ -121,18 +153,18 @@ public static unsafe class CpuPagedAttention
             for (int l = l0; l < l1; l++)
             {
                 var p = Vector256.Create(row[l] * inverse);
-                float* v = values + offsets[l] + d;
-                o0 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v), o0);
-                o1 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v + 8), o1);
-                o2 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v + 16), o2);
-                o3 = Vector256.FusedMultiplyAdd(p, Vector256.Load(v + 24), o3);
+                long v = offsets[l] + head + d;
+                o0 = Vector256.FusedMultiplyAdd(p, T.Load(values, v), o0);
+                o1 = Vector256.FusedMultiplyAdd(p, T.Load(values, v + 8), o1);
+                o2 = Vector256.FusedMultiplyAdd(p, T.Load(values, v + 16), o2);
+                o3 = Vector256.FusedMultiplyAdd(p, T.Load(values, v + 24), o3);
             }
             o0.Store(o); o1.Store(o + 8); o2.Store(o + 16); o3.Store(o + 24);
         }
         for (; d < headDim; d += 8)
         {
             var o0 = first ? default : Vector256.Load(output + d);
-            for (int l = l0; l < l1; l++) o0 = Vector256.FusedMultiplyAdd(Vector256.Create(row[l] * inverse), Vector256.Load(values + offsets[l] + d), o0);
+            for (int l = l0; l < l1; l++) o0 = Vector256.FusedMultiplyAdd(Vector256.Create(row[l] * inverse), T.Load(values, offsets[l] + head + d), o0);
             o0.Store(output + d);
         }
     }

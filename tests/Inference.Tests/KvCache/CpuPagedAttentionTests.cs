@@ -13,14 +13,24 @@ public sealed class CpuPagedAttentionTests
     [InlineData(5, 4, 16, 37)]    // head size below one 64-wide pass
     [InlineData(3, 2, 80, 17)]    // a 64-wide pass plus a 16-wide tail
     [InlineData(4, 3, 128, 1)]    // a single position
-    public void Decode_equals_the_reference_attention(int sequences, int heads, int headDim, int maxLength)
+    public void Decode_equals_the_reference_attention(int sequences, int heads, int headDim, int maxLength) =>
+        Check(sequences, heads, headDim, maxLength, ScalarType.Float32, 1e-5);
+
+    /// <summary>A bf16 pool is widened as it is read and summed in float32: it equals float32 attention over the same bf16 values.</summary>
+    [SkippableTheory]
+    [InlineData(1, 12, 64, 200)]
+    [InlineData(3, 2, 80, 17)]
+    public void Decode_over_a_bf16_pool_equals_the_reference_attention(int sequences, int heads, int headDim, int maxLength) =>
+        Check(sequences, heads, headDim, maxLength, ScalarType.BFloat16, 1e-2);
+
+    private static void Check(int sequences, int heads, int headDim, int maxLength, ScalarType dtype, double tolerance)
     {
         using var scope = torch.NewDisposeScope();
         var random = new Random(sequences * 1000 + headDim);
         const int poolSlots = 512;
-        var keys = torch.randn([poolSlots, heads, headDim]);
-        var values = torch.randn([poolSlots, heads, headDim]);
-        var query = torch.randn([sequences, heads, headDim]);
+        var keys = torch.randn([poolSlots, heads, headDim]).to(dtype);
+        var values = torch.randn([poolSlots, heads, headDim]).to(dtype);
+        var query = torch.randn([sequences, heads, headDim]).to(dtype);
         // Scattered slots, as a block table gives after forks and evictions; lengths differ per sequence.
         var slots = Enumerable.Range(0, sequences)
             .Select(s => Enumerable.Range(0, Math.Max(1, maxLength - 3 * s)).Select(_ => (long)random.Next(poolSlots)).ToArray()).ToList();
@@ -33,6 +43,8 @@ public sealed class CpuPagedAttentionTests
             Skip.If(true, "no AVX2 + FMA here: the engine uses the gather path, covered by the paged forward tests");
         }
         var output = CpuPagedAttention.Decode(query, keys, values, slots, scale);
+        Assert.Equal(dtype, output.dtype);
+        (keys, values, query, output) = (keys.to(ScalarType.Float32), values.to(ScalarType.Float32), query.to(ScalarType.Float32), output.to(ScalarType.Float32));
 
         for (int s = 0; s < sequences; s++)
         {
@@ -41,7 +53,7 @@ public sealed class CpuPagedAttentionTests
             var v = values.index_select(0, index).permute(1, 0, 2);
             var weights = (torch.matmul(k, query[s].unsqueeze(-1)).squeeze(-1) * scale).softmax(-1); // (nh, L)
             var expected = torch.matmul(weights.unsqueeze(1), v).squeeze(1);           // (nh, hs)
-            TensorAssert.Close(expected, output[s], 1e-5, 1e-5, what: $"sequence {s}");
+            TensorAssert.Close(expected, output[s], tolerance, tolerance, what: $"sequence {s}");
         }
     }
 }

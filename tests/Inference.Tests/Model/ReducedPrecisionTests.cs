@@ -32,6 +32,18 @@ public sealed class ReducedPrecisionTests(GoldenData golden, ITestOutputHelper o
         using (model.forward(ids.narrow(1, 0, 7), cache: cache)) { }
         using var step = model.forward(ids.narrow(1, 7, 1), cache: cache);
         Assert.True(TensorAssert.MaxDiff(result.Logits.narrow(1, 7, 1), step.Logits) < maxAbs);
+        // So does the engine's paged decode step (our mat-vec and paged-attention kernels where the CPU has them).
+        using var pool = new Inference.KvCache.KvBlockPool(model.Config, 8, 16, dtype, model.Device);
+        var allocator = new Inference.KvCache.BlockAllocator(8, 16);
+        var tokens = Enumerable.Range(0, 8).Select(i => ids[0, i].item<long>()).ToArray();
+        allocator.TryAllocate(1, tokens[..7].Select(t => (int)t).ToArray(), "t");
+        using (var prefill = new Inference.KvCache.PagedBatch(pool, allocator, [new Inference.KvCache.PagedSequence(1, 0, 7, 0)]))
+            model.forwardPaged(torch.tensor(tokens[..7]), prefill, pool, [6L]).Dispose();
+        allocator.MarkComputed(1, 7);
+        allocator.TryAppend(1, (int)tokens[7], out _);
+        using var decode = new Inference.KvCache.PagedBatch(pool, allocator, [new Inference.KvCache.PagedSequence(1, 0, 1, 7)]);
+        using var paged = model.forwardPaged(torch.tensor(tokens[7..]), decode, pool, [0L]);
+        Assert.True(TensorAssert.MaxDiff(result.Logits[0, 7].unsqueeze(0), paged) < maxAbs, $"{dtype}: paged decode step");
     }
 
     [SkippableTheory]
