@@ -57,48 +57,45 @@ public static class GenerateCommand
     }
 
     /// <summary>The options given on the command line over <paramref name="defaults"/> (the model's generation_config.json).</summary>
-    public static GenerationConfig ToConfig(ParseResult p, GenerationConfig defaults)
+    public static GenerationConfig ToConfig(ParseResult p, GenerationConfig defaults) => new GenerationOverrides
     {
-        return new GenerationConfig
-        {
-            MaxNewTokens = p.GetValue(MaxNewTokens) ?? defaults.MaxNewTokens,
-            MaxLength = p.GetValue(MaxLength) ?? defaults.MaxLength,
-            MinLength = p.GetValue(MinLength) ?? defaults.MinLength,
-            MinNewTokens = p.GetValue(MinNewTokens) ?? defaults.MinNewTokens,
-            DoSample = p.GetValue(DoSample) || defaults.DoSample,
-            Temperature = p.GetValue(Temperature) ?? defaults.Temperature,
-            TopK = p.GetValue(TopK) ?? defaults.TopK,
-            TopP = p.GetValue(TopP) ?? defaults.TopP,
-            MinP = p.GetValue(MinP) ?? defaults.MinP,
-            TypicalP = p.GetValue(TypicalP) ?? defaults.TypicalP,
-            RepetitionPenalty = p.GetValue(RepetitionPenalty) ?? defaults.RepetitionPenalty,
-            NoRepeatNgramSize = p.GetValue(NoRepeatNgramSize) ?? defaults.NoRepeatNgramSize,
-            BadWordsIds = p.GetValue(BadWordsIds) is { Length: > 0 } words ? words.Select(ParseIds).ToArray() : defaults.BadWordsIds,
-            NumReturnSequences = p.GetValue(NumReturnSequences) ?? defaults.NumReturnSequences,
-            NumBeams = p.GetValue(NumBeams) ?? defaults.NumBeams,
-            NumBeamGroups = p.GetValue(NumBeamGroups) ?? defaults.NumBeamGroups,
-            DiversityPenalty = p.GetValue(DiversityPenalty) ?? defaults.DiversityPenalty,
-            LengthPenalty = p.GetValue(LengthPenalty) ?? defaults.LengthPenalty,
-            EarlyStopping = p.GetValue(EarlyStoppingOption) is { } early
-                ? GenerationConfig.ParseEarlyStopping(early) ?? throw new ArgumentException($"--early-stopping: '{early}' is not one of true, false, never")
-                : defaults.EarlyStopping,
-            EosTokenIds = p.GetValue(EosTokenId) is { Length: > 0 } eos ? eos : defaults.EosTokenIds,
-            PadTokenId = p.GetValue(PadTokenId) ?? defaults.PadTokenId,
-            BosTokenId = p.GetValue(BosTokenId) ?? defaults.BosTokenId,
-            StopStrings = p.GetValue(StopStrings) is { Length: > 0 } stops ? stops : defaults.StopStrings,
-            Seed = p.GetValue(Seed) ?? defaults.Seed,
-            Logprobs = p.GetValue(Logprobs) ?? 0,
-            TruncatePrompt = p.GetValue(TruncatePrompt),
-            SequenceBias = p.GetValue(SequenceBias) is { Length: > 0 } biases ? biases.Select(ParseBias).ToArray() : defaults.SequenceBias,
-            SuppressTokens = p.GetValue(SuppressTokens) is { Length: > 0 } suppress ? suppress : defaults.SuppressTokens,
-            BeginSuppressTokens = p.GetValue(BeginSuppressTokens) is { Length: > 0 } begin ? begin : defaults.BeginSuppressTokens,
-            ForcedBosTokenId = p.GetValue(ForcedBosTokenId) ?? defaults.ForcedBosTokenId,
-            ForcedEosTokenId = p.GetValue(ForcedEosTokenId) ?? defaults.ForcedEosTokenId,
-            EpsilonCutoff = p.GetValue(EpsilonCutoff) ?? defaults.EpsilonCutoff,
-            EtaCutoff = p.GetValue(EtaCutoff) ?? defaults.EtaCutoff,
-            RenormalizeLogits = p.GetValue(RenormalizeLogits) || defaults.RenormalizeLogits,
-        };
-    }
+        MaxNewTokens = p.GetValue(MaxNewTokens),
+        MaxLength = p.GetValue(MaxLength),
+        MinLength = p.GetValue(MinLength),
+        MinNewTokens = p.GetValue(MinNewTokens),
+        DoSample = p.GetValue(DoSample) ? true : null,
+        Temperature = p.GetValue(Temperature),
+        TopK = p.GetValue(TopK),
+        TopP = p.GetValue(TopP),
+        MinP = p.GetValue(MinP),
+        TypicalP = p.GetValue(TypicalP),
+        RepetitionPenalty = p.GetValue(RepetitionPenalty),
+        NoRepeatNgramSize = p.GetValue(NoRepeatNgramSize),
+        BadWordsIds = p.GetValue(BadWordsIds) is { Length: > 0 } words ? words.Select(ParseIds).ToArray() : null,
+        NumReturnSequences = p.GetValue(NumReturnSequences),
+        NumBeams = p.GetValue(NumBeams),
+        NumBeamGroups = p.GetValue(NumBeamGroups),
+        DiversityPenalty = p.GetValue(DiversityPenalty),
+        LengthPenalty = p.GetValue(LengthPenalty),
+        EarlyStopping = p.GetValue(EarlyStoppingOption) is { } early
+            ? GenerationConfig.ParseEarlyStopping(early) ?? throw new ArgumentException($"--early-stopping: '{early}' is not one of true, false, never")
+            : null,
+        EosTokenIds = p.GetValue(EosTokenId) is { Length: > 0 } eos ? eos : null,
+        PadTokenId = p.GetValue(PadTokenId),
+        BosTokenId = p.GetValue(BosTokenId),
+        StopStrings = p.GetValue(StopStrings) is { Length: > 0 } stops ? stops : null,
+        Seed = p.GetValue(Seed),
+        Logprobs = p.GetValue(Logprobs) ?? 0,
+        TruncatePrompt = p.GetValue(TruncatePrompt),
+        SequenceBias = p.GetValue(SequenceBias) is { Length: > 0 } biases ? biases.Select(ParseBias).ToArray() : null,
+        SuppressTokens = p.GetValue(SuppressTokens) is { Length: > 0 } suppress ? suppress : null,
+        BeginSuppressTokens = p.GetValue(BeginSuppressTokens) is { Length: > 0 } begin ? begin : null,
+        ForcedBosTokenId = p.GetValue(ForcedBosTokenId),
+        ForcedEosTokenId = p.GetValue(ForcedEosTokenId),
+        EpsilonCutoff = p.GetValue(EpsilonCutoff),
+        EtaCutoff = p.GetValue(EtaCutoff),
+        RenormalizeLogits = p.GetValue(RenormalizeLogits) ? true : null,
+    }.ApplyTo(defaults);
 
     private static (IReadOnlyList<int>, double) ParseBias(string text)
     {

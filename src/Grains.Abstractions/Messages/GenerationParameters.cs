@@ -2,7 +2,8 @@ namespace Gpt2Orleans.Grains;
 
 /// <summary>
 /// Sampling and stopping parameters as they cross the cluster (HF generate's names). Null means "not set": a
-/// session's defaults fill it, then the model's generation_config.json, then HF's defaults.
+/// session's defaults fill it, then the model's generation_config.json, then HF's defaults (layered in one place, on
+/// the model's silo: GenerationOverrides.ApplyTo).
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record GenerationParameters
@@ -28,29 +29,4 @@ public sealed record GenerationParameters
     [Id(18)] public double? FrequencyPenalty { get; init; }
     /// <summary>OpenAI's logit_bias: token id → bias added to its logit.</summary>
     [Id(19)] public IReadOnlyDictionary<int, double>? LogitBias { get; init; }
-
-    /// <summary>These parameters with every unset one taken from <paramref name="defaults"/>.</summary>
-    public GenerationParameters WithDefaults(GenerationParameters? defaults) => defaults is null ? this : new()
-    {
-        MaxNewTokens = MaxNewTokens ?? defaults.MaxNewTokens,
-        DoSample = DoSample ?? defaults.DoSample,
-        Temperature = Temperature ?? defaults.Temperature,
-        TopK = TopK ?? defaults.TopK,
-        TopP = TopP ?? defaults.TopP,
-        MinP = MinP ?? defaults.MinP,
-        TypicalP = TypicalP ?? defaults.TypicalP,
-        RepetitionPenalty = RepetitionPenalty ?? defaults.RepetitionPenalty,
-        NoRepeatNgramSize = NoRepeatNgramSize ?? defaults.NoRepeatNgramSize,
-        MinNewTokens = MinNewTokens ?? defaults.MinNewTokens,
-        NumBeams = NumBeams ?? defaults.NumBeams,
-        LengthPenalty = LengthPenalty ?? defaults.LengthPenalty,
-        NumReturnSequences = NumReturnSequences ?? defaults.NumReturnSequences,
-        Seed = Seed ?? defaults.Seed,
-        StopStrings = StopStrings ?? defaults.StopStrings,
-        Logprobs = Logprobs ?? defaults.Logprobs,
-        EosTokenIds = EosTokenIds ?? defaults.EosTokenIds,
-        PresencePenalty = PresencePenalty ?? defaults.PresencePenalty,
-        FrequencyPenalty = FrequencyPenalty ?? defaults.FrequencyPenalty,
-        LogitBias = LogitBias ?? defaults.LogitBias,
-    };
 }

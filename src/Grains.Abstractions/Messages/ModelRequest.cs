@@ -15,4 +15,6 @@ public sealed record ModelRequest
     [Id(2)] public GenerationParameters Parameters { get; init; } = new();
     [Id(3)] public string? Owner { get; init; }
     [Id(4)] public string? ForkFrom { get; init; }
+    /// <summary>A session's defaults, under <see cref="Parameters"/> and over the model's generation_config.json.</summary>
+    [Id(5)] public GenerationParameters? SessionDefaults { get; init; }
 }

@@ -6,31 +6,36 @@ namespace Gpt2Orleans.Grains.Models;
 /// <summary>Between the cluster's messages and the engine's types.</summary>
 public static class GenerationParametersMapper
 {
-    /// <summary>The model's generation_config.json defaults with every parameter that is set taken from <paramref name="p"/>.</summary>
-    public static GenerationConfig ToConfig(GenerationParameters p, GenerationConfig defaults) => defaults with
+    /// <summary>
+    /// The config a request runs with: its parameters over the session's defaults (when it has a session) over the
+    /// model's generation_config.json, layered by <see cref="GenerationOverrides.ApplyTo"/>.
+    /// </summary>
+    public static GenerationConfig ToConfig(GenerationParameters p, GenerationParameters? sessionDefaults, GenerationConfig modelDefaults) =>
+        ToOverrides(p).ApplyTo(sessionDefaults is null ? modelDefaults : ToOverrides(sessionDefaults).ApplyTo(modelDefaults));
+
+    /// <summary>The cluster's message as the engine's overrides, field by field (OpenAI's logit_bias is a one-token sequence_bias).</summary>
+    public static GenerationOverrides ToOverrides(GenerationParameters p) => new()
     {
-        MaxNewTokens = p.MaxNewTokens ?? defaults.MaxNewTokens,
-        DoSample = p.DoSample ?? defaults.DoSample,
-        Temperature = p.Temperature ?? defaults.Temperature,
-        TopK = p.TopK ?? defaults.TopK,
-        TopP = p.TopP ?? defaults.TopP,
-        MinP = p.MinP ?? defaults.MinP,
-        TypicalP = p.TypicalP ?? defaults.TypicalP,
-        RepetitionPenalty = p.RepetitionPenalty ?? defaults.RepetitionPenalty,
-        NoRepeatNgramSize = p.NoRepeatNgramSize ?? defaults.NoRepeatNgramSize,
-        MinNewTokens = p.MinNewTokens ?? defaults.MinNewTokens,
-        NumBeams = p.NumBeams ?? defaults.NumBeams,
-        LengthPenalty = p.LengthPenalty ?? defaults.LengthPenalty,
-        NumReturnSequences = p.NumReturnSequences ?? defaults.NumReturnSequences,
-        Seed = p.Seed ?? defaults.Seed,
-        StopStrings = p.StopStrings ?? defaults.StopStrings,
-        Logprobs = p.Logprobs ?? defaults.Logprobs,
-        EosTokenIds = p.EosTokenIds ?? defaults.EosTokenIds,
-        PresencePenalty = p.PresencePenalty ?? defaults.PresencePenalty,
-        FrequencyPenalty = p.FrequencyPenalty ?? defaults.FrequencyPenalty,
-        SequenceBias = p.LogitBias is { Count: > 0 } bias
-            ? bias.Select(b => ((IReadOnlyList<int>)[b.Key], b.Value)).ToList()
-            : defaults.SequenceBias,
+        MaxNewTokens = p.MaxNewTokens,
+        DoSample = p.DoSample,
+        Temperature = p.Temperature,
+        TopK = p.TopK,
+        TopP = p.TopP,
+        MinP = p.MinP,
+        TypicalP = p.TypicalP,
+        RepetitionPenalty = p.RepetitionPenalty,
+        NoRepeatNgramSize = p.NoRepeatNgramSize,
+        MinNewTokens = p.MinNewTokens,
+        NumBeams = p.NumBeams,
+        LengthPenalty = p.LengthPenalty,
+        NumReturnSequences = p.NumReturnSequences,
+        Seed = p.Seed,
+        StopStrings = p.StopStrings,
+        Logprobs = p.Logprobs,
+        EosTokenIds = p.EosTokenIds,
+        PresencePenalty = p.PresencePenalty,
+        FrequencyPenalty = p.FrequencyPenalty,
+        SequenceBias = p.LogitBias is { Count: > 0 } bias ? bias.Select(b => ((IReadOnlyList<int>)[b.Key], b.Value)).ToList() : null,
     };
 
     public static GeneratedToken ToMessage(TokenEvent e, Func<int, string> tokenText) => new(

@@ -42,7 +42,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         IAsyncEnumerable<TokenEvent> events;
         try
         {
-            var config = GenerationParametersMapper.ToConfig(request.Parameters, _model.Defaults);
+            var config = GenerationParametersMapper.ToConfig(request.Parameters, request.SessionDefaults, _model.Defaults);
             events = _model.RequireGeneration().SubmitAsync(
                 new EngineRequest(request.Tenant, request.PromptIds, config) { Owner = request.Owner, ForkFrom = request.ForkFrom }, cancellationToken);
         }

@@ -77,9 +77,14 @@ public sealed class SessionGrain(
             int contextLength = _contextLength ??= _workerIsLocal
                 ? (await host.GetAsync(state.State.Model)).Model.Config.NPositions
                 : (await worker.GetStatus()).ContextLength;
-            var merged = (parameters ?? new()).WithDefaults(state.State.Defaults);
+            // The model's silo layers these over the session's defaults; the two the turn plans with are settled here.
+            var defaults = state.State.Defaults;
             var template = state.State.ChatTemplate ?? ChatTemplate.Default;
-            merged = merged with { StopStrings = template.StopsWith(merged.StopStrings), MaxNewTokens = merged.MaxNewTokens ?? ChatTemplate.DefaultReplyTokens };
+            var merged = (parameters ?? new()) with
+            {
+                StopStrings = template.StopsWith(parameters?.StopStrings ?? defaults?.StopStrings),
+                MaxNewTokens = parameters?.MaxNewTokens ?? defaults?.MaxNewTokens ?? ChatTemplate.DefaultReplyTokens,
+            };
             var turnTokens = await Tokenize(worker, state.State.Model, template.UserTurnText(userText, first: state.State.TurnStarts.Count == 0, state.State.OpenedBy));
             var plan = ConversationWindow.Plan(state.State, turnTokens, merged.MaxNewTokens!.Value, contextLength);
             if (!_restoreTried && _forkFrom is null && plan.DroppedTurns == 0 && state.State.Tokens.Count > 0)
@@ -92,7 +97,7 @@ public sealed class SessionGrain(
             var stream = await tenant.BeginStream(state.State.Model); // the tenant's stream and token quotas
             var generated = new List<int>();
             var text = new System.Text.StringBuilder();
-            var request = new ModelRequest { Tenant = Tenant, PromptIds = plan.Prompt, Parameters = merged, Owner = Key, ForkFrom = _forkFrom };
+            var request = new ModelRequest { Tenant = Tenant, PromptIds = plan.Prompt, Parameters = merged, SessionDefaults = defaults, Owner = Key, ForkFrom = _forkFrom };
             _forkFrom = null;
             TokenUsage? usage = null;
             string? stop = null;
