@@ -91,17 +91,15 @@ internal sealed class BeamSearch
     private List<TokenLogprob> Extend(int source, int token, Func<int, int, TokenLogprob> raw) =>
         [.. _logprobs?[source] ?? [], raw(source, token)];
 
-    /// <summary>Every beam's raw distribution on the host (one copy), for the log-probability of any token it chooses.</summary>
+    /// <summary>Every beam's raw distribution and its top tokens on the host (one copy), for the log-probability of any token it chooses.</summary>
     private Func<int, int, TokenLogprob> RawLogprobs(Tensor logp)
     {
-        int top = _config.Logprobs!.Value, vocab = (int)logp.shape[1];
-        var all = logp.cpu().data<float>().ToArray();
-        var (values, indices) = logp.topk(Math.Max(1, top), 1);
-        var topValues = values.cpu().data<float>().ToArray();
-        var topIds = indices.cpu().data<long>().ToArray();
-        int width = Math.Max(1, top);
-        return (row, token) => new TokenLogprob(token, all[row * vocab + token],
-            Enumerable.Range(row * width, top).Select(k => new TopLogprob((int)topIds[k], topValues[k])).ToArray());
+        int top = _config.Logprobs!.Value, vocab = (int)logp.shape[1], width = Math.Max(1, top);
+        var (values, indices) = logp.topk(width, 1);
+        var host = HostCopy.Float64(logp, values, indices); // all, then the top values, then their ids
+        long topValues = logp.numel(), topIds = topValues + values.numel();
+        return (row, token) => new TokenLogprob(token, (float)host[(long)row * vocab + token],
+            Enumerable.Range(row * width, top).Select(k => new TopLogprob((int)host[topIds + k], (float)host[topValues + k])).ToArray());
     }
 
     /// <summary>Beam sampling: <paramref name="keep"/> distinct (beam, token) pairs drawn from softmax of the running
@@ -110,10 +108,11 @@ internal sealed class BeamSearch
     {
         int vocab = (int)scores.shape[1];
         var flat = scores.view(1, -1);
-        var probs = flat.softmax(-1).cpu().data<float>().ToArray();
-        var values = flat.cpu().data<float>().ToArray();
+        var host = HostCopy.Float64(flat.softmax(-1), flat); // probabilities, then scores
+        int n = (int)flat.numel();
+        var probs = host.Take(n).Select(p => (float)p).ToArray();
         return _sampler!.SampleDistinct(probs, keep)
-            .Select(i => new BeamSearchScorer.Candidate(values[i], i % vocab, i / vocab))
+            .Select(i => new BeamSearchScorer.Candidate((float)host[n + i], i % vocab, i / vocab))
             .OrderByDescending(c => c.Score).ToList();
     }
 }

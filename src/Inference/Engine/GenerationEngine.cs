@@ -386,19 +386,13 @@ public sealed class GenerationEngine : IDisposable
         request.Events.Writer.TryComplete();
     }
 
-    /// <summary>Scoring sequences: the log-probability of each next prompt token.</summary>
+    /// <summary>Scoring sequences: the log-probability of each next prompt token, every scored row of the step in one call (one host copy).</summary>
     private static void RecordPromptLogprobs(Tensor logits, IReadOnlyList<(EngineSequence Sequence, int Position)> scored)
     {
-        foreach (var group in scored.Select((s, i) => (s, i)).GroupBy(x => x.s.Sequence))
-        {
-            var sequence = group.Key;
-            var indices = group.Select(x => (long)x.i).ToArray();
-            var next = group.Select(x => sequence.Tokens[x.s.Position + 1]).ToArray();
-            using var rows = logits.index_select(0, torch.tensor(indices, device: logits.device));
-            var values = LogprobCalculator.Compute(rows, next, sequence.Request.ScoreTopLogprobs);
-            int k = 0;
-            foreach (var (s, _) in group) sequence.PromptLogprobs![s.Position + 1] = values[k++];
-        }
+        var next = scored.Select(s => s.Sequence.Tokens[s.Position + 1]).ToArray();
+        var tops = scored.Select(s => s.Sequence.Request.ScoreTopLogprobs).ToArray();
+        var values = LogprobCalculator.Compute(logits, next, tops.Max(), tops);
+        for (int i = 0; i < scored.Count; i++) scored[i].Sequence.PromptLogprobs![scored[i].Position + 1] = values[i];
     }
 
     /// <summary>Ends a request early (cancelled or failed): all its sequences leave and their blocks are freed.</summary>

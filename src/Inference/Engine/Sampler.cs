@@ -25,7 +25,7 @@ internal static class Sampler
         var processed = Enumerable.Range(0, rows.Count).Where(i => rows[i].Sequence.Sampler is null && !rows[i].Sequence.Processors.ProcessesNothing).ToArray();
         var sampling = Enumerable.Range(0, rows.Count).Where(i => rows[i].Sequence.Sampler is not null).ToArray();
         var parts = new List<Tensor>();
-        if (plain.Length > 0) parts.Add(logits.argmax(-1).to(ScalarType.Float32));
+        if (plain.Length > 0) parts.Add(logits.argmax(-1));
         foreach (int i in processed.Concat(sampling))
         {
             // Each processed row gets an allocation of its own: libtorch's vectorised reductions round by the row's
@@ -33,9 +33,9 @@ internal static class Sampler
             // (and a seeded draw) would differ in the last bit with what else is batched.
             var sequence = rows[i].Sequence;
             var own = sequence.Processors.Process([sequence.Tokens], logits.narrow(0, rows[i].Row, 1).clone());
-            parts.Add(sequence.Sampler is null ? own.argmax(-1).to(ScalarType.Float32) : sequence.Processors.Warp([sequence.Tokens], own).softmax(-1).flatten());
+            parts.Add(sequence.Sampler is null ? own.argmax(-1) : sequence.Processors.Warp([sequence.Tokens], own).softmax(-1));
         }
-        var host = torch.cat(parts, 0).cpu().data<float>().ToArray();
+        var host = HostCopy.Float32([.. parts]); // the one copy of the sampled tokens (ids as exact floats) and distributions
 
         var tokens = new int[rows.Count];
         int offset = plain.Length > 0 ? width : 0;

@@ -34,10 +34,10 @@ public sealed class BeamSearchScorer
         using var scope = TorchSharp.torch.NewDisposeScope();
         long vocab = scores.shape[1];
         var (values, indices) = scores.view(prompts, groupSize * vocab).topk(keep, 1, largest: true, sorted: true);
-        var valuesHost = values.cpu().data<float>().ToArray();
-        var indicesHost = indices.cpu().data<long>().ToArray();
+        var host = HostCopy.Float64(values, indices); // values, then indices
+        int offset = prompts * keep;
         return Enumerable.Range(0, prompts).Select(p => Enumerable.Range(p * keep, keep)
-            .Select(k => new Candidate(valuesHost[k], (int)(indicesHost[k] % vocab), (int)(indicesHost[k] / vocab)))
+            .Select(k => new Candidate((float)host[k], (int)((long)host[offset + k] % vocab), (int)((long)host[offset + k] / vocab)))
             .ToList()).ToList();
     }
 

@@ -15,14 +15,14 @@ public static class LogprobCalculator
         int rows = chosen.Count;
         var logp = logits.log_softmax(-1);
         var index = torch.tensor(chosen.Select(c => (long)c).ToArray(), device: logp.device).unsqueeze(1);
-        var parts = new List<Tensor> { logp.gather(1, index).flatten() };
+        var parts = new List<Tensor> { logp.gather(1, index) };
         if (top > 0)
         {
             var (values, indices) = logp.topk(top, 1);
-            parts.Add(values.flatten());
-            parts.Add(indices.to(ScalarType.Float32).flatten());
+            parts.Add(values);
+            parts.Add(indices);
         }
-        var host = torch.cat(parts, 0).cpu().data<float>().ToArray();
+        var host = HostCopy.Float32([.. parts]);
         return chosen.Select((c, r) => new TokenLogprob(c, host[r],
             Enumerable.Range(0, topPerRow?[r] ?? top).Select(k => new TopLogprob((int)host[rows + rows * top + r * top + k], host[rows + r * top + k])).ToArray())).ToArray();
     }
