@@ -107,9 +107,8 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         if (host.Spills is not { } spills) return false;
         var engine = _model.RequireGeneration();
         using var snapshot = await engine.ExportKeptAsync(owner);
-        engine.Release(owner);
-        if (snapshot is null) return false;
-        await Task.Run(() => spills.Spill(owner, snapshot, _model.Fingerprint));
+        if (snapshot is null) return false; // nothing kept for this owner
+        await ModelHost.SpillAsync(spills, _model, engine, owner, snapshot);
         return true;
     }
 

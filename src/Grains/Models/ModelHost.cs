@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Gpt2Orleans.Inference.Checkpoints;
 using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Generation;
+using Gpt2Orleans.Inference.KvCache;
 using Gpt2Orleans.Inference.Model;
 using Gpt2Orleans.Inference.Tokenization;
 using Microsoft.Extensions.Logging;
@@ -79,12 +80,18 @@ public sealed class ModelHost : IDisposable
             foreach (var (owner, snapshot) in await engine.ExportAllKeptAsync())
                 using (snapshot)
                 {
-                    await Task.Run(() => spills.Spill(owner, snapshot, model.Fingerprint));
-                    engine.Release(owner);
+                    await SpillAsync(spills, model, engine, owner, snapshot);
                     spilled++;
                 }
         }
         return spilled;
+    }
+
+    /// <summary>One kept conversation's KV written to this silo's disk, then freed in its engine (in that order: a failed write loses nothing).</summary>
+    internal static async Task SpillAsync(KvSpillStore spills, HostedModel model, GenerationEngine engine, string owner, KvSnapshot snapshot)
+    {
+        await Task.Run(() => spills.Spill(owner, snapshot, model.Fingerprint));
+        engine.Release(owner);
     }
 
     /// <summary>Starts loading every served model (the silo calls this at start-up).</summary>
