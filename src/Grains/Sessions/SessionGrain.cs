@@ -82,8 +82,8 @@ public sealed class SessionGrain(
             var template = state.State.ChatTemplate ?? ChatTemplate.Default;
             var merged = (parameters ?? new()) with
             {
-                StopStrings = template.StopsWith(parameters?.StopStrings ?? defaults?.StopStrings),
-                MaxNewTokens = parameters?.MaxNewTokens ?? defaults?.MaxNewTokens ?? ChatTemplate.DefaultReplyTokens,
+                StopStrings = template.StopsWith(parameters?.StopStrings ?? defaults.StopStrings),
+                MaxNewTokens = parameters?.MaxNewTokens ?? defaults.MaxNewTokens ?? ChatTemplate.DefaultReplyTokens,
             };
             var turnTokens = await Tokenize(worker, state.State.Model, template.UserTurnText(userText, first: state.State.TurnStarts.Count == 0, state.State.OpenedBy));
             var plan = ConversationWindow.Plan(state.State, turnTokens, merged.MaxNewTokens!.Value, contextLength);

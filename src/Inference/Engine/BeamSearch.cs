@@ -96,10 +96,10 @@ internal sealed class BeamSearch
     {
         int top = _config.Logprobs!.Value, vocab = (int)logp.shape[1], width = Math.Max(1, top);
         var (values, indices) = logp.topk(width, 1);
-        var host = HostCopy.Float64(logp, values, indices); // all, then the top values, then their ids
+        var host = HostCopy.Float32(logp, values, indices); // all, then the top values, then their ids
         long topValues = logp.numel(), topIds = topValues + values.numel();
-        return (row, token) => new TokenLogprob(token, (float)host[(long)row * vocab + token],
-            Enumerable.Range(row * width, top).Select(k => new TopLogprob((int)host[topIds + k], (float)host[topValues + k])).ToArray());
+        return (row, token) => new TokenLogprob(token, host[(long)row * vocab + token],
+            Enumerable.Range(row * width, top).Select(k => new TopLogprob((int)host[topIds + k], host[topValues + k])).ToArray());
     }
 
     /// <summary>Beam sampling: <paramref name="keep"/> distinct (beam, token) pairs drawn from softmax of the running
@@ -108,11 +108,10 @@ internal sealed class BeamSearch
     {
         int vocab = (int)scores.shape[1];
         var flat = scores.view(1, -1);
-        var host = HostCopy.Float64(flat.softmax(-1), flat); // probabilities, then scores
+        var host = HostCopy.Float32(flat.softmax(-1), flat); // probabilities, then scores
         int n = (int)flat.numel();
-        var probs = host.Take(n).Select(p => (float)p).ToArray();
-        return _sampler!.SampleDistinct(probs, keep)
-            .Select(i => new BeamSearchScorer.Candidate((float)host[n + i], i % vocab, i / vocab))
+        return _sampler!.SampleDistinct(host.AsSpan(0, n), keep)
+            .Select(i => new BeamSearchScorer.Candidate(host[n + i], i % vocab, i / vocab))
             .OrderByDescending(c => c.Score).ToList();
     }
 }

@@ -27,19 +27,17 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The dense forward: libtorch's addmm, differentiable.</summary>
-    public override Tensor forward(Tensor x) => forward(x, minRows: 1);
+    public override Tensor forward(Tensor x) => forward(x, KernelPolicy.Dense);
 
-    /// <summary>The paged forward's product, as the engine's <paramref name="policy"/> says.</summary>
-    internal Tensor forward(Tensor x, KernelPolicy policy) =>
-        policy.UsesMatVec(x, _weightOutIn) ? CpuMatVec.Apply(x, _weightOutIn, bias) : forward(x, policy.MinRows);
-
-    private Tensor forward(Tensor x, int minRows)
+    /// <summary>The product as <paramref name="policy"/> says (the paged forward passes its engine's).</summary>
+    internal Tensor forward(Tensor x, KernelPolicy policy)
     {
+        if (policy.UsesMatVec(x, _weightOutIn)) return CpuMatVec.Apply(x, _weightOutIn, bias);
         var shape = x.shape;
         var outShape = shape.ToArray();
         outShape[^1] = _nf;
         using var flat = x.reshape(-1, shape[^1]);
-        using var result = BatchInvariantMatmul.Addmm(bias, flat, weight, minRows);
+        using var result = BatchInvariantMatmul.Addmm(bias, flat, weight, policy.MinRows);
         return result.view(outShape); // (..., nf)
     }
 }

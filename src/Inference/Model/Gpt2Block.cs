@@ -27,7 +27,7 @@ public sealed class Gpt2Block : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         Tensor? attentionWeights = null;
-        var output = Residuals(hidden, normed => attn.forward(normed, mask, cache, outputAttentions, out attentionWeights));
+        var output = Residuals(hidden, normed => attn.forward(normed, mask, cache, outputAttentions, out attentionWeights), mlp.forward);
         weights = attentionWeights?.MoveToOuterDisposeScope();
         return output.MoveToOuterDisposeScope();
     }
@@ -41,9 +41,9 @@ public sealed class Gpt2Block : nn.Module
     }
 
     /// <summary>x + attn(ln_1(x)), then + mlp(ln_2(·)).</summary>
-    private Tensor Residuals(Tensor hidden, Func<Tensor, Tensor> attention, Func<Tensor, Tensor>? feedForward = null)
+    private Tensor Residuals(Tensor hidden, Func<Tensor, Tensor> attention, Func<Tensor, Tensor> feedForward)
     {
         var residual = attention(ln_1.forward(hidden)).add_(hidden);
-        return (feedForward ?? mlp.forward)(ln_2.forward(residual)).add_(residual);
+        return feedForward(ln_2.forward(residual)).add_(residual);
     }
 }

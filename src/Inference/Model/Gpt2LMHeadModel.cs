@@ -62,14 +62,14 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
         var hidden = lastPositionOnly ? output.LastHiddenState.narrow(1, output.LastHiddenState.shape[1] - 1, 1) : output.LastHiddenState;
-        var logits = Project(hidden, null);                                          // (B, T, V)
+        var logits = Project(hidden, KernelPolicy.Dense);                                        // (B, T, V)
         var loss = labels is null ? null : Losses.ShiftedCrossEntropy(logits, labels);
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), output);
     }
 
-    /// <summary>Hidden states (…, E) to vocabulary logits (…, V) through the (tied) LM head; libtorch's linear in the dense forward (no policy).</summary>
-    private Tensor Project(Tensor hidden, KernelPolicy? policy) =>
-        policy is not null && policy.UsesMatVec(hidden, LmHeadWeight)
+    /// <summary>Hidden states (…, E) to vocabulary logits (…, V) through the (tied) LM head, as <paramref name="policy"/> says.</summary>
+    private Tensor Project(Tensor hidden, KernelPolicy policy) =>
+        policy.UsesMatVec(hidden, LmHeadWeight)
             ? CpuMatVec.Apply(hidden, LmHeadWeight, null)
-            : BatchInvariantMatmul.Linear(hidden, LmHeadWeight, policy?.MinRows ?? 1);
+            : BatchInvariantMatmul.Linear(hidden, LmHeadWeight, policy.MinRows);
 }

@@ -19,7 +19,7 @@ public sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => c_proj.forward(_act(c_fc.forward(x)));
+    public override Tensor forward(Tensor x) => forward(x, KernelPolicy.Dense);
 
     internal Tensor forward(Tensor x, KernelPolicy policy) => c_proj.forward(_act(c_fc.forward(x, policy)), policy);
 }

@@ -11,6 +11,8 @@ namespace Gpt2Orleans.Inference.Model;
 internal sealed record KernelPolicy(bool BatchInvariant, bool MatVecKernel)
 {
     public static readonly KernelPolicy Fast = new(BatchInvariant: false, MatVecKernel: true);
+    /// <summary>The dense forward's: libtorch alone, one row at a time.</summary>
+    public static readonly KernelPolicy Dense = new(BatchInvariant: false, MatVecKernel: false);
 
     /// <summary>Fewest rows each libtorch multiply works on.</summary>
     public int MinRows => BatchInvariant ? BatchInvariantMatmul.KernelRows : 1;
