@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using System.Runtime.InteropServices;
+using Gpt2Orleans.Inference.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -14,7 +15,7 @@ namespace Gpt2Orleans.Inference.KvCache;
 /// slower than the weights themselves at 16 streams. For each sequence and head, scores over its slots 16 at a
 /// time with the query held in registers, a vectorised softmax, then the weighted sum of V with the output held in
 /// registers (both passes measured ~1.5× faster than one slot at a time); sequences (or, for a single one, heads)
-/// are split across the cores. AVX2 + FMA (256-bit vectors); float32 or bf16 pools (bf16 widened as read, float32
+/// are split across the cores (<see cref="KernelThreads"/>). AVX2 + FMA (256-bit vectors); float32 or bf16 pools (bf16 widened as read, float32
 /// sums); others use the gather path.
 /// </summary>
 public static unsafe class CpuPagedAttention
@@ -35,10 +36,10 @@ public static unsafe class CpuPagedAttention
         var output = torch.empty([sequences, heads, headDim], ScalarType.Float32);
         nint kp = Address(keyStorage), vp = Address(valueStorage), qp = Address(q), op = Address(output);
         bool bf16 = keyStorage.dtype == ScalarType.BFloat16;
-        int workers = Environment.ProcessorCount;
+        int workers = KernelThreads.Count;
         bool byHead = sequences < workers; // one or few sequences: split their heads instead
         int items = byHead ? sequences * heads : sequences;
-        Parallel.For(0, Math.Min(workers, items), new ParallelOptions { MaxDegreeOfParallelism = workers }, worker =>
+        KernelThreads.Run(Math.Min(workers, items), worker =>
         {
             for (int item = worker; item < items; item += workers)
             {

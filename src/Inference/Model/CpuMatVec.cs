@@ -15,7 +15,7 @@ namespace Gpt2Orleans.Inference.Model;
 /// 15–16 GB/s (one core; its GEMV is not split) and 2–16 rows at 4–7 GB/s, against 25–30 GB/s for this kernel; its bf16
 /// path is no faster than fp32, wasting the halved bytes. Each pass streams four weight rows against two input rows
 /// (or one; AVX2 + FMA, 256-bit: Zen 3 and 4 and recent Intel), accumulating in float32; bf16 weights are widened with a
-/// shift/mask (a bf16 is the top half of a float32). Output rows are split across the cores.
+/// shift/mask (a bf16 is the top half of a float32). Output rows are split across the cores (<see cref="KernelThreads"/>).
 /// Every output is one fixed sum over its own input row and weight row, so a row's result does not depend on how
 /// many rows share the call (up to <see cref="MaxRows"/>). While it runs libtorch should be held to one thread (the
 /// engine's model runner does so for such steps): its OpenMP workers busy-wait after each op and would take the core
@@ -213,10 +213,8 @@ internal static unsafe class CpuMatVec
     /// <summary>Splits [0, outFeatures) into one range per core, in multiples of four rows.</summary>
     private static void ForEachChunk(int outFeatures, Action<int, int> work)
     {
-        int chunks = Environment.ProcessorCount;
-        if (chunks == 1 || outFeatures < 256) { work(0, outFeatures); return; }
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks },
-            c => work(Boundary(c, chunks, outFeatures), Boundary(c + 1, chunks, outFeatures)));
+        int chunks = outFeatures < 256 ? 1 : KernelThreads.Count;
+        KernelThreads.Run(chunks, c => work(Boundary(c, chunks, outFeatures), Boundary(c + 1, chunks, outFeatures)));
     }
 
     private static int Boundary(int chunk, int chunks, int outFeatures) =>
