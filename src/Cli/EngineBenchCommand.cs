@@ -49,7 +49,9 @@ public static class EngineBenchCommand
         using var engine = new GenerationEngine(model, Gpt2Tokenizer.Default, new EngineOptions { ModelName = DefaultModel.Name, KvCacheBytes = 4L << 30, MaxRunningSequences = 64 });
 
         // Warm-up: JIT, libtorch's first calls and the first touch of the KV pool's pages are not part of any figure.
-        await Load(engine, 2, promptTokens, 8);
+        // Long enough for .NET's tiered JIT to promote the per-step code (30 calls, then a background recompile):
+        // with 8 steps, a one-stream run still showed a dozen 50–160 ms steps in its first hundred.
+        await Load(engine, 2, promptTokens, 128);
         var rows = new List<object>();
         // Output tokens/s is the headline (as vLLM's "output token throughput"); prompt + output tokens/s (its "total
         // token throughput") is what the compute bound limits: every prompt token costs a generated token's FLOPs.

@@ -34,7 +34,16 @@ public static unsafe class CpuPagedAttention
         int sequences = (int)query.shape[0], heads = (int)query.shape[1], headDim = (int)query.shape[2];
         using var q = query.to(ScalarType.Float32).contiguous();
         var output = torch.empty([sequences, heads, headDim], ScalarType.Float32);
-        nint kp = Address(keyStorage), vp = Address(valueStorage), qp = Address(q), op = Address(output);
+        Decode((float*)Address(q), (float*)Address(output), sequences, heads, headDim, keyStorage, valueStorage, slots, scale);
+        if (query.dtype == ScalarType.Float32) return output;
+        using (output) return output.to(query.dtype);
+    }
+
+    /// <summary>The same over float32 memory: <paramref name="query"/> and <paramref name="output"/> (S, nh, hs) contiguous (the fused decode step).</summary>
+    internal static void Decode(float* query, float* output, int sequences, int heads, int headDim, Tensor keyStorage, Tensor valueStorage,
+        IReadOnlyList<long[]> slots, double scale)
+    {
+        nint kp = Address(keyStorage), vp = Address(valueStorage), qp = (nint)query, op = (nint)output;
         bool bf16 = keyStorage.dtype == ScalarType.BFloat16;
         int workers = KernelThreads.Count;
         bool byHead = sequences < workers; // one or few sequences: split their heads instead
@@ -49,8 +58,6 @@ public static unsafe class CpuPagedAttention
                 if (bf16) Sequence<BFloat16Elements>(work); else Sequence<Float32Elements>(work);
             }
         });
-        if (query.dtype == ScalarType.Float32) return output;
-        using (output) return output.to(query.dtype);
     }
 
     private static nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
@@ -118,6 +125,7 @@ public static unsafe class CpuPagedAttention
     }
 
     /// <summary>row[l] += q · k(l) for slots [l0, l1): 32 dims at a time with the query's four vectors held in registers, then 8.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Scores<T>(byte* keys, long head, float* q, long[] offsets, int l0, int l1, int headDim, Span<float> row)
         where T : struct, IElements
     {
@@ -142,6 +150,7 @@ public static unsafe class CpuPagedAttention
     }
 
     /// <summary>output (+)= Σ p(l)·v(l) over slots [l0, l1), p = row[l]·inverse; the output's vectors held in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WeightedValues<T>(byte* values, long head, Span<float> row, float inverse, long[] offsets, int l0, int l1, int headDim,
         float* output, bool first) where T : struct, IElements
     {
@@ -171,6 +180,7 @@ public static unsafe class CpuPagedAttention
     }
 
     /// <summary>Replaces each score x by exp(x − max) (vectorised) and returns their sum: softmax's numerators and denominator.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float ExpMinusMax(Span<float> row)
     {
         int n = row.Length, full = n - n % 8;

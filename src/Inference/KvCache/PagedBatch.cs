@@ -22,6 +22,7 @@ internal sealed class PagedBatch : IDisposable
     public IReadOnlyList<PagedSequence> Sequences { get; }
     public Tensor Positions { get; }       // (N)
     public Tensor WriteSlots { get; }      // (N)
+    public long[] HostWriteSlots { get; }  // the same, on the host
     public IReadOnlyList<Tensor> ContextSlots { get; } // per sequence (TotalLength)
     public int TokenCount { get; }
     /// <summary>The sequences with one new token (decoding), attended to together; null when there are none.</summary>
@@ -53,6 +54,7 @@ internal sealed class PagedBatch : IDisposable
         Decode = CreateDecodeGroup(pool, allocator, sequences);
         Positions = torch.tensor(positions, device: pool.Device).DetachFromDisposeScope();
         WriteSlots = torch.tensor(writes, device: pool.Device).DetachFromDisposeScope();
+        HostWriteSlots = writes;
         ContextSlots = contexts;
     }
 

@@ -26,6 +26,9 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>The weight's memory as [out, in], contiguous (what the CPU kernels stream).</summary>
+    internal Tensor WeightOutIn => _weightOutIn;
+
     /// <summary>The dense forward: libtorch's addmm, differentiable.</summary>
     public override Tensor forward(Tensor x) => forward(x, KernelPolicy.Dense);
 

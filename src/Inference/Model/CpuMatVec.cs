@@ -33,7 +33,7 @@ internal static unsafe class CpuMatVec
     private const int PrefetchBlocks = 4;
     private const int Unit = 16; // inputs per step of the inner loop: two float32 vectors, or one vector of bf16 pairs
 
-    public static bool Supported => Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported;
+    public static bool Supported => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported;
 
     /// <summary>Whether a step of <paramref name="rows"/> tokens in <paramref name="dtype"/> on <paramref name="device"/> is one the kernel serves.</summary>
     public static bool Serves(ScalarType dtype, Device device, long rows) =>
@@ -56,18 +56,13 @@ internal static unsafe class CpuMatVec
         int inFeatures = (int)weightOutIn.shape[1], outFeatures = (int)weightOutIn.shape[0];
         int rows = (int)(x.numel() / inFeatures);
         using var contiguous = x.contiguous();
-        var input = Inputs(contiguous, rows * inFeatures);
+        var input = Inputs(contiguous, rows * inFeatures, weightOutIn.dtype);
         var output = torch.empty([rows, outFeatures], ScalarType.Float32);
         try
         {
             fixed (float* xp = input)
             fixed (float* yp = MemoryMarshal.Cast<byte, float>(output.bytes))
-            fixed (byte* wp = weightOutIn.bytes)
-            {
-                var call = new Call((nint)wp, (nint)xp, (nint)yp, rows, inFeatures, outFeatures);
-                if (weightOutIn.dtype == ScalarType.Float32) ForEachChunk(outFeatures, (lo, hi) => Rows<Float32Weights>(call, lo, hi));
-                else ForEachChunk(outFeatures, (lo, hi) => Rows<BFloat16Weights>(call, lo, hi));
-            }
+                Multiply(xp, rows, weightOutIn, yp);
         }
         finally { ArrayPool<float>.Shared.Return(input); }
         var shape = x.shape.ToArray();
@@ -79,29 +74,64 @@ internal static unsafe class CpuMatVec
         return bias is null ? result : result.add_(bias);
     }
 
+    /// <summary>
+    /// y (rows, out) = x · Wᵀ in float32, x being <paramref name="rows"/> rows already laid out by
+    /// <see cref="Arrange"/> for W's dtype. For callers that keep their activations in their own memory (the fused decode step).
+    /// </summary>
+    internal static void Multiply(float* arranged, int rows, Tensor weightOutIn, float* output)
+    {
+        int inFeatures = (int)weightOutIn.shape[1], outFeatures = (int)weightOutIn.shape[0];
+        fixed (byte* wp = weightOutIn.bytes)
+        {
+            var call = new Call((nint)wp, (nint)arranged, (nint)output, rows, inFeatures, outFeatures);
+            if (weightOutIn.dtype == ScalarType.Float32) ForEachChunk(outFeatures, (lo, hi) => Rows<Float32Weights>(call, lo, hi));
+            else ForEachChunk(outFeatures, (lo, hi) => Rows<BFloat16Weights>(call, lo, hi));
+        }
+    }
+
     private readonly record struct Call(nint Weights, nint Inputs, nint Outputs, int Rows, int In, int Out);
 
-    /// <summary>
-    /// x's <paramref name="count"/> values as float32 (a pooled array), each 16-input unit laid out as the weights'
-    /// loader returns it: as is for float32; for bf16 the unit's 8 even inputs, then its 8 odd ones (a vector of bf16
-    /// pairs widens into evens and odds). Read straight from x's memory: no libtorch op per call.
-    /// </summary>
-    private static float[] Inputs(Tensor x, int count)
+    /// <summary>x's <paramref name="count"/> values as float32 (a pooled array) laid out by <see cref="Arrange"/>; read straight from x's memory, no libtorch op per call.</summary>
+    private static float[] Inputs(Tensor x, int count, ScalarType weights)
     {
         var input = ArrayPool<float>.Shared.Rent(count);
         if (x.dtype == ScalarType.Float32)
         {
-            MemoryMarshal.Cast<byte, float>(x.bytes)[..count].CopyTo(input);
+            fixed (float* source = MemoryMarshal.Cast<byte, float>(x.bytes), destination = input) Arrange(source, count, weights, destination);
             return input;
         }
-        var bits = MemoryMarshal.Cast<byte, ushort>(x.bytes);
+        var widened = ArrayPool<float>.Shared.Rent(count);
+        try
+        {
+            var bits = MemoryMarshal.Cast<byte, ushort>(x.bytes);
+            for (int i = 0; i < count; i++) widened[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
+            fixed (float* source = widened, destination = input) Arrange(source, count, weights, destination);
+            return input;
+        }
+        finally { ArrayPool<float>.Shared.Return(widened); }
+    }
+
+    /// <summary>
+    /// Lays out <paramref name="count"/> float32 inputs (whole rows, a multiple of 16) as the weights' loader reads
+    /// them: as they are for float32 weights; for bf16 each 16-input unit's 8 even inputs, then its 8 odd ones (a vector
+    /// of bf16 pairs widens into evens and odds).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Arrange(float* values, int count, ScalarType weights, float* arranged)
+    {
+        if (weights == ScalarType.Float32)
+        {
+            if (values != arranged) new ReadOnlySpan<float>(values, count).CopyTo(new Span<float>(arranged, count));
+            return;
+        }
+        var evens = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7); // in each 8-input half: its evens, then its odds
         for (int start = 0; start < count; start += Unit)
-            for (int k = 0; k < Unit / 2; k++)
-            {
-                input[start + k] = BitConverter.Int32BitsToSingle(bits[start + 2 * k] << 16);
-                input[start + Unit / 2 + k] = BitConverter.Int32BitsToSingle(bits[start + 2 * k + 1] << 16);
-            }
-        return input;
+        {
+            var low = Avx2.PermuteVar8x32(Vector256.Load(values + start), evens);
+            var high = Avx2.PermuteVar8x32(Vector256.Load(values + start + 8), evens);
+            Avx2.Permute2x128(low, high, 0x20).Store(arranged + start);     // evens of both halves
+            Avx2.Permute2x128(low, high, 0x31).Store(arranged + start + 8); // odds of both halves
+        }
     }
 
     /// <summary>How one 16-input unit of a weight row is read into two float32 vectors (no tuple: the JIT keeps these in registers).</summary>

@@ -39,6 +39,9 @@ public sealed class Gpt2Attention : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>The factor applied to q·k.</summary>
+    internal double Scale => _scale;
+
     /// <param name="hidden">(B, T, E)</param>
     /// <param name="weights">post-softmax attention (B, nh, T, past+T) when <paramref name="outputAttentions"/>.</param>
     public Tensor forward(Tensor hidden, AttentionMask mask, KeyValueCache? cache, bool outputAttentions, out Tensor? weights)

@@ -10,12 +10,15 @@ public sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
     public readonly Conv1D c_fc;
     public readonly Conv1D c_proj;
     private readonly Func<Tensor, Tensor> _act;
+    /// <summary>The config's <c>activation_function</c>.</summary>
+    internal string Activation { get; }
 
     public Gpt2Mlp(Gpt2Config config, ScalarType dtype, Device device) : base("GPT2MLP")
     {
         c_fc = new Conv1D(config.InnerDim, config.NEmbd, dtype, device);
         c_proj = new Conv1D(config.NEmbd, config.InnerDim, dtype, device);
         _act = Activations.Get(config.ActivationFunction);
+        Activation = config.ActivationFunction;
         RegisterComponents();
     }
 

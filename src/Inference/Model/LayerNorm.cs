@@ -21,5 +21,7 @@ public sealed class LayerNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    internal double Eps => _eps;
+
     public override Tensor forward(Tensor x) => nn.functional.layer_norm(x, _shape, weight, bias, _eps);
 }

@@ -1,0 +1,221 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.InteropServices;
+using Gpt2Orleans.Inference.KvCache;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Gpt2Orleans.Inference.Model;
+
+/// <summary>
+/// Every block of a decode-only paged step (each sequence adds one token, at most <see cref="CpuMatVec.MaxRows"/>) on
+/// the CPU, with the activations in our own float32 memory from the embeddings to the final LayerNorm: ln_1, c_attn,
+/// the K/V write, paged attention, c_proj and the residual, ln_2, c_fc and the activation, c_proj and the residual,
+/// in HF's <c>GPT2Block</c> order, the products in <see cref="CpuMatVec"/> and attention in <see cref="CpuPagedAttention"/>.
+/// Why: run through libtorch, the same step made ~30 small ops per layer (layer norms, bias adds, views, copies,
+/// conversions) at 5–20 µs each, measured 3–4 ms of a 25 ms GPT-2 small step on 2 cores, where the weights alone
+/// take ~18 ms to stream. The per-block forward stays the reference; the tests hold this path to it. bf16 models keep
+/// bf16 weights and KV, with float32 activations in between (libtorch rounds them to bf16 after every op).
+/// </summary>
+internal static unsafe class CpuDecodeStep
+{
+    /// <summary>Whether this step is one the fused path serves: decode only, few rows, the mat-vec policy, a config it knows.</summary>
+    public static bool Applies(Gpt2Model model, PagedBatch batch, KvBlockPool pool, KernelPolicy policy)
+    {
+        var config = model.Config;
+        return policy.MatVecStep(model.DType, model.Device, batch.TokenCount)
+            && batch.Decode is { } decode && decode.SequenceIndices.Length == batch.Sequences.Count
+            && !config.ReorderAndUpcastAttn
+            && config.NEmbd % 16 == 0 && config.InnerDim % 16 == 0 && config.HeadDim % 8 == 0
+            && ActivationOf(config.ActivationFunction) is not null
+            && pool.DType == model.DType && pool.KeyStorage(0).is_contiguous();
+    }
+
+    /// <summary>The blocks over <paramref name="hidden"/> (N, E), the embeddings; returns the last block's output (N, E) in the model's dtype.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
+    public static Tensor Blocks(Gpt2Model model, Tensor hidden, PagedBatch batch, KvBlockPool pool)
+    {
+        var config = model.Config;
+        int n = batch.TokenCount, e = (int)config.NEmbd, inner = (int)config.InnerDim;
+        var activation = ActivationOf(config.ActivationFunction)!.Value;
+        var decode = batch.Decode!;
+        var rowOf = decode.SequenceIndices.Select(i => batch.Sequences[i].QueryStart).ToArray(); // decode order → batch row
+        var buffers = ArrayPool<float>.Shared;
+        float[] x = buffers.Rent(n * e), normed = buffers.Rent(n * e), qkv = buffers.Rent(n * 3 * e), query = buffers.Rent(n * e),
+            attended = buffers.Rent(n * e), feedForward = buffers.Rent(n * inner), projected = buffers.Rent(n * e),
+            parameters = buffers.Rent(4 * e + 3 * e + e + inner + e);
+        try
+        {
+            using (var contiguous = hidden.contiguous()) ReadFloats(contiguous, x);
+            fixed (float* xp = x, np = normed, qkvp = qkv, qp = query, ap = attended, fp = feedForward, pp = projected, wp = parameters)
+            {
+                // Per block: ln_1 γ, β | ln_2 γ, β | c_attn b | attn.c_proj b | c_fc b | mlp.c_proj b, widened to float32.
+                float* ln1Weight = wp, ln1Bias = wp + e, ln2Weight = wp + 2 * e, ln2Bias = wp + 3 * e;
+                float* attnBias = wp + 4 * e, attnProjBias = attnBias + 3 * e, fcBias = attnProjBias + e, mlpProjBias = fcBias + inner;
+                for (int layer = 0; layer < config.NLayer; layer++)
+                {
+                    var block = model.h[layer];
+                    ReadFloats(block.ln_1.weight, ln1Weight); ReadFloats(block.ln_1.bias, ln1Bias);
+                    ReadFloats(block.ln_2.weight, ln2Weight); ReadFloats(block.ln_2.bias, ln2Bias);
+                    ReadFloats(block.attn.c_attn.bias, attnBias); ReadFloats(block.attn.c_proj.bias, attnProjBias);
+                    ReadFloats(block.mlp.c_fc.bias, fcBias); ReadFloats(block.mlp.c_proj.bias, mlpProjBias);
+
+                    // x + attn(ln_1(x))
+                    LayerNormRows(xp, np, n, e, ln1Weight, ln1Bias, (float)block.ln_1.Eps);
+                    Linear(np, n, e, block.attn.c_attn.WeightOutIn, qkvp, 3 * e, attnBias);
+                    WriteKeyValues(qkvp, n, e, batch.HostWriteSlots, pool, layer);
+                    for (int j = 0; j < rowOf.Length; j++) Copy(qkvp + (long)rowOf[j] * 3 * e, qp + (long)j * e, e);
+                    float* inDecodeOrder = pp; // free until c_proj: attention's output in decode order
+                    CpuPagedAttention.Decode(qp, inDecodeOrder, rowOf.Length, config.NHead, config.HeadDim,
+                        pool.KeyStorage(layer), pool.ValueStorage(layer), decode.HostSlots, block.attn.Scale);
+                    for (int j = 0; j < rowOf.Length; j++) Copy(inDecodeOrder + (long)j * e, ap + (long)rowOf[j] * e, e);
+                    LinearResidual(ap, n, e, block.attn.c_proj.WeightOutIn, pp, attnProjBias, xp);
+
+                    // x + mlp(ln_2(x))
+                    LayerNormRows(xp, np, n, e, ln2Weight, ln2Bias, (float)block.ln_2.Eps);
+                    Linear(np, n, e, block.mlp.c_fc.WeightOutIn, fp, inner, fcBias);
+                    Activate(fp, n * inner, activation);
+                    LinearResidual(fp, n, inner, block.mlp.c_proj.WeightOutIn, pp, mlpProjBias, xp);
+                }
+            }
+            var result = torch.empty([n, e], ScalarType.Float32);
+            x.AsSpan(0, n * e).CopyTo(MemoryMarshal.Cast<byte, float>(result.bytes));
+            if (model.DType == ScalarType.Float32) return result;
+            using (result) return result.to(model.DType);
+        }
+        finally
+        {
+            foreach (var b in new[] { x, normed, qkv, query, attended, feedForward, projected, parameters }) buffers.Return(b);
+        }
+    }
+
+    /// <summary>y (rows, out) = x · Wᵀ + b; x is consumed (laid out in place for W's dtype).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
+    private static void Linear(float* x, int rows, int inFeatures, Tensor weightOutIn, float* y, int outFeatures, float* bias)
+    {
+        CpuMatVec.Arrange(x, rows * inFeatures, weightOutIn.dtype, x);
+        CpuMatVec.Multiply(x, rows, weightOutIn, y);
+        for (int r = 0; r < rows; r++) AddInPlace(y + (long)r * outFeatures, bias, outFeatures);
+    }
+
+    /// <summary>residual (rows, E) += x · Wᵀ + b, through <paramref name="scratch"/>; x is consumed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
+    private static void LinearResidual(float* x, int rows, int inFeatures, Tensor weightOutIn, float* scratch, float* bias, float* residual)
+    {
+        int outFeatures = (int)weightOutIn.shape[0];
+        Linear(x, rows, inFeatures, weightOutIn, scratch, outFeatures, bias);
+        AddInPlace(residual, scratch, rows * outFeatures);
+    }
+
+    /// <summary>This layer's K and V (the second and third thirds of each qkv row) into their slots in the pool, in its dtype.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
+    private static void WriteKeyValues(float* qkv, int rows, int e, long[] slots, KvBlockPool pool, int layer)
+    {
+        var keys = pool.KeyStorage(layer);
+        var values = pool.ValueStorage(layer);
+        bool bf16 = keys.dtype == ScalarType.BFloat16;
+        fixed (byte* kp = keys.bytes, vp = values.bytes)
+            for (int r = 0; r < rows; r++)
+            {
+                float* key = qkv + (long)r * 3 * e + e, value = key + e;
+                long at = slots[r] * e;
+                if (bf16) { ToBFloat16(key, (ushort*)kp + at, e); ToBFloat16(value, (ushort*)vp + at, e); }
+                else { Copy(key, (float*)kp + at, e); Copy(value, (float*)vp + at, e); }
+            }
+    }
+
+    /// <summary>float32 → bf16, rounding to nearest even as libtorch does (NaN stays NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
+    private static void ToBFloat16(float* source, ushort* destination, int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            uint bits = BitConverter.SingleToUInt32Bits(source[i]);
+            destination[i] = float.IsNaN(source[i]) ? (ushort)0x7FC0 : (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+        }
+    }
+
+    /// <summary>A float32 or bf16 tensor's values (contiguous) as float32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
+    private static void ReadFloats(Tensor t, Span<float> destination)
+    {
+        int count = (int)t.numel();
+        if (t.dtype == ScalarType.Float32) { MemoryMarshal.Cast<byte, float>(t.bytes)[..count].CopyTo(destination); return; }
+        var bits = MemoryMarshal.Cast<byte, ushort>(t.bytes);
+        for (int i = 0; i < count; i++) destination[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
+    }
+
+    private static void ReadFloats(Tensor t, float* destination) => ReadFloats(t, new Span<float>(destination, (int)t.numel()));
+
+    /// <summary>HF's LayerNorm over each row: (x − mean) / √(var + eps) · γ + β, the variance biased, in float32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
+    private static void LayerNormRows(float* x, float* y, int rows, int e, float* weight, float* bias, float eps)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* row = x + (long)r * e, output = y + (long)r * e;
+            float mean = Sum(row, e) / e;
+            var m = Vector256.Create(mean);
+            Vector256<float> squares = default;
+            for (int i = 0; i < e; i += 8) { var d = Vector256.Load(row + i) - m; squares = Vector256.FusedMultiplyAdd(d, d, squares); }
+            var inverse = Vector256.Create(1f / MathF.Sqrt(Vector256.Sum(squares) / e + eps));
+            for (int i = 0; i < e; i += 8)
+                Vector256.FusedMultiplyAdd((Vector256.Load(row + i) - m) * inverse, Vector256.Load(weight + i), Vector256.Load(bias + i)).Store(output + i);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
+    private static float Sum(float* x, int count)
+    {
+        Vector256<float> s0 = default, s1 = default;
+        int i = 0;
+        for (; i + 16 <= count; i += 16) { s0 += Vector256.Load(x + i); s1 += Vector256.Load(x + i + 8); }
+        for (; i < count; i += 8) s0 += Vector256.Load(x + i);
+        return Vector256.Sum(s0 + s1);
+    }
+
+    /// <summary>x += y over <paramref name="count"/> values (a multiple of 8).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
+    private static void AddInPlace(float* x, float* y, int count)
+    {
+        for (int i = 0; i < count; i += 8) (Vector256.Load(x + i) + Vector256.Load(y + i)).Store(x + i);
+    }
+
+    private static void Copy(float* source, float* destination, int count) =>
+        new ReadOnlySpan<float>(source, count).CopyTo(new Span<float>(destination, count));
+
+    /// <summary>The activations this path computes itself, each the formula <see cref="Activations"/> names.</summary>
+    private enum Activation { TanhGelu, Relu, Identity }
+
+    private static Activation? ActivationOf(string name) => name switch
+    {
+        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => Activation.TanhGelu, // the same tanh approximation
+        "relu" => Activation.Relu,
+        "linear" => Activation.Identity,
+        _ => null, // the per-block forward serves the others
+    };
+
+    /// <summary>The activation in place over <paramref name="count"/> values (a multiple of 8).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
+    private static void Activate(float* x, int count, Activation activation)
+    {
+        if (activation == Activation.Identity) return;
+        for (int i = 0; i < count; i += 8)
+        {
+            var v = Vector256.Load(x + i);
+            (activation == Activation.Relu ? Vector256.Max(v, Vector256<float>.Zero) : TanhGelu(v)).Store(x + i);
+        }
+    }
+
+    /// <summary>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), tanh as (1 − e^(−2|u|)) / (1 + e^(−2|u|)) with u's sign (no overflow).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> TanhGelu(Vector256<float> x)
+    {
+        var u = Vector256.Create(0.7978845608028654f) * Vector256.FusedMultiplyAdd(Vector256.Create(0.044715f) * x * x, x, x);
+        var exp = Vector256.Exp(Vector256.Create(-2f) * Vector256.Abs(u));
+        var magnitude = (Vector256<float>.One - exp) / (Vector256<float>.One + exp);
+        var tanh = Vector256.ConditionalSelect(Vector256.LessThan(u, Vector256<float>.Zero), -magnitude, magnitude);
+        return Vector256.Create(0.5f) * x * (Vector256<float>.One + tanh);
+    }
+}

@@ -1,0 +1,129 @@
+using Gpt2Orleans.Inference.Checkpoints;
+using Gpt2Orleans.Inference.KvCache;
+using Gpt2Orleans.Inference.Model;
+using Gpt2Orleans.Inference.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Gpt2Orleans.Inference.Tests.Model;
+
+/// <summary>
+/// The fused decode step (every block of a decode-only step in our own kernels) equals the per-block libtorch forward:
+/// the logits and the K/V it leaves in the pool, for several sequences of different lengths, over several steps.
+/// </summary>
+public sealed class CpuDecodeStepTests
+{
+    private static readonly Gpt2Config Small = Gpt2Config.Default with
+    {
+        NEmbd = 64, NHead = 4, NLayer = 3, NPositions = 64, VocabSize = 300, BosTokenId = 0, EosTokenIds = [0],
+    };
+
+    private const int BlockSize = 4, Blocks = 48;
+
+    /// <summary>A pool and its allocator holding three sequences of 5, 9 and 2 prompt tokens, prefilled through the per-block path.</summary>
+    private sealed class Run : IDisposable
+    {
+        public readonly KvBlockPool Pool;
+        public readonly BlockAllocator Allocator = new(Blocks, BlockSize);
+        public readonly List<List<int>> Tokens = [[5, 17, 3, 99, 42], [1, 2, 3, 4, 5, 6, 7, 8, 9], [250, 251]];
+
+        public Run(Gpt2LMHeadModel model)
+        {
+            Pool = new KvBlockPool(model.Config, Blocks, BlockSize, model.DType, model.Device);
+            var parts = new List<PagedSequence>();
+            var ids = new List<long>();
+            for (int s = 0; s < Tokens.Count; s++)
+            {
+                Allocator.TryAllocate(s, [.. Tokens[s]], "t");
+                parts.Add(new PagedSequence(s, ids.Count, Tokens[s].Count, 0));
+                ids.AddRange(Tokens[s].Select(t => (long)t));
+            }
+            using var batch = new PagedBatch(Pool, Allocator, parts);
+            model.forwardPaged(torch.tensor(ids.ToArray()), batch, Pool, [0L], KernelPolicy.Dense).Dispose();
+            for (int s = 0; s < Tokens.Count; s++) Allocator.MarkComputed(s, Tokens[s].Count);
+        }
+
+        /// <summary>One decode step of every sequence; returns its logits (S, V) and whether the fused path served it.</summary>
+        public (Tensor Logits, bool Fused) Decode(Gpt2LMHeadModel model, int step, KernelPolicy policy)
+        {
+            var parts = new List<PagedSequence>();
+            var ids = new List<long>();
+            for (int s = 0; s < Tokens.Count; s++)
+            {
+                int token = (37 * step + 11 * s) % 300;
+                Allocator.TryAppend(s, token, out _);
+                parts.Add(new PagedSequence(s, s, 1, Tokens[s].Count));
+                ids.Add(token);
+            }
+            using var batch = new PagedBatch(Pool, Allocator, parts);
+            bool fused = CpuDecodeStep.Applies(model.transformer, batch, Pool, policy);
+            var logits = model.forwardPaged(torch.tensor(ids.ToArray()), batch, Pool, [.. Enumerable.Range(0, parts.Count).Select(i => (long)i)], policy);
+            for (int s = 0; s < Tokens.Count; s++) { Tokens[s].Add((int)ids[s]); Allocator.MarkComputed(s, Tokens[s].Count); }
+            return (logits, fused);
+        }
+
+        public void Dispose() => Pool.Dispose();
+    }
+
+    [SkippableTheory]
+    [InlineData("gelu_new", 1e-4)]
+    [InlineData("gelu_fast", 1e-4)]
+    [InlineData("relu", 1e-4)]
+    public void Fused_decode_steps_equal_the_per_block_forward_in_float32(string activation, double tolerance)
+    {
+        Skip.IfNot(CpuMatVec.Supported, "the fused decode step needs AVX2 + FMA");
+        using var scope = torch.NewDisposeScope();
+        using var model = Gpt2LMHeadModel.CreateRandom(Small with { ActivationFunction = activation }, seed: 3);
+        using var fused = new Run(model);
+        using var reference = new Run(model);
+        for (int step = 0; step < 4; step++)
+        {
+            var (actual, wasFused) = fused.Decode(model, step, KernelPolicy.Fast);
+            var (expected, referenceFused) = reference.Decode(model, step, KernelPolicy.Dense);
+            Assert.True(wasFused, "the fused path did not serve a decode-only step");
+            Assert.False(referenceFused);
+            TensorAssert.Close(expected, actual, tolerance, tolerance, what: $"{activation} logits, step {step}");
+        }
+        for (int layer = 0; layer < Small.NLayer; layer++)
+        {
+            TensorAssert.Close(reference.Pool.KeyStorage(layer), fused.Pool.KeyStorage(layer), 1e-5, 1e-5, what: $"keys of layer {layer}");
+            TensorAssert.Close(reference.Pool.ValueStorage(layer), fused.Pool.ValueStorage(layer), 1e-5, 1e-5, what: $"values of layer {layer}");
+        }
+    }
+
+    [SkippableFact]
+    public void Fused_bf16_decode_stays_as_close_to_float32_as_the_per_block_bf16_forward()
+    {
+        Skip.IfNot(CpuMatVec.Supported, "the fused decode step needs AVX2 + FMA");
+        using var scope = torch.NewDisposeScope();
+        using var exact = Gpt2LMHeadModel.CreateRandom(Small, seed: 3);
+        using var bf16 = Gpt2LMHeadModel.CreateRandom(Small, 3, new ModelLoadOptions { DType = ScalarType.BFloat16 });
+        using var expected = new Run(exact);
+        using var fused = new Run(bf16);
+        using var perBlock = new Run(bf16);
+        for (int step = 0; step < 4; step++)
+        {
+            var reference = expected.Decode(exact, step, KernelPolicy.Dense).Logits;
+            var (actual, wasFused) = fused.Decode(bf16, step, KernelPolicy.Fast);
+            var libtorch = perBlock.Decode(bf16, step, KernelPolicy.Dense).Logits;
+            Assert.True(wasFused);
+            Assert.Equal(ScalarType.BFloat16, actual.dtype);
+            double fusedError = TensorAssert.MaxDiff(reference, actual.to(ScalarType.Float32));
+            double libtorchError = TensorAssert.MaxDiff(reference, libtorch.to(ScalarType.Float32));
+            Assert.True(fusedError <= Math.Max(2 * libtorchError, 0.05), $"step {step}: fused bf16 |Δ| {fusedError} against libtorch bf16's {libtorchError}");
+        }
+    }
+
+    [Fact]
+    public void Steps_it_does_not_serve_take_the_per_block_forward()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var exact = Gpt2LMHeadModel.CreateRandom(Small with { ActivationFunction = "gelu" }, seed: 3);
+        using var run = new Run(exact);
+        Assert.False(run.Decode(exact, 0, KernelPolicy.Fast).Fused); // an activation it does not compute
+        using var model = Gpt2LMHeadModel.CreateRandom(Small, seed: 3);
+        using var other = new Run(model);
+        Assert.False(other.Decode(model, 0, new KernelPolicy(BatchInvariant: true, MatVecKernel: true)).Fused);
+        Assert.False(other.Decode(model, 1, new KernelPolicy(BatchInvariant: false, MatVecKernel: false)).Fused);
+    }
+}
