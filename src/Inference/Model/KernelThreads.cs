@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
+using TorchSharp;
 
 namespace Gpt2Orleans.Inference.Model;
 
@@ -9,7 +10,9 @@ namespace Gpt2Orleans.Inference.Model;
 /// hundred µs each, one per product and per layer's attention); the thread pool's workers sleep between them and
 /// measured 23–41 µs to join one, during which the caller streams weights alone. These workers spin for a while
 /// after each section (<see cref="SpinTime"/>), so the next one starts at once, then sleep, so an idle engine burns no
-/// core. One team per process: a caller that finds it busy (two engines stepping at once) gets <c>Parallel.For</c>.
+/// core. They do not spin when the calling thread runs libtorch on several threads: its OpenMP workers need those cores
+/// between our sections (measured: a 32-row step's GEMMs slowed while a spinning worker held one of two cores).
+/// One team per process: a caller that finds it busy (two engines stepping at once) gets <c>Parallel.For</c>.
 /// </summary>
 internal static class KernelThreads
 {
@@ -26,7 +29,7 @@ internal static class KernelThreads
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(parts, Count);
         if (parts <= 1) { if (parts == 1) part(0); return; }
-        if (!Shared.Value.TryRun(parts, part))
+        if (!Shared.Value.TryRun(parts, part, spinAfter: torch.get_num_threads() == 1))
             try { Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part); }
             catch (AggregateException e) when (e.InnerExceptions.Count > 0)
             {
@@ -43,6 +46,7 @@ internal static class KernelThreads
         private int _parts;
         private long _section;   // bumped to start a section
         private int _pending;    // workers still in the current section
+        private bool _spinAfter; // whether workers spin for the next section after this one
         private int _sleeping;
         private Exception? _error;
 
@@ -56,7 +60,7 @@ internal static class KernelThreads
             _workers = workers;
         }
 
-        public bool TryRun(int parts, Action<int> part)
+        public bool TryRun(int parts, Action<int> part, bool spinAfter)
         {
             if (!_busy.TryEnter()) return false;
             try
@@ -64,6 +68,7 @@ internal static class KernelThreads
                 _part = part;
                 _parts = parts;
                 _error = null;
+                _spinAfter = spinAfter;
                 Volatile.Write(ref _pending, _workers);
                 Interlocked.Increment(ref _section);
                 if (Volatile.Read(ref _sleeping) > 0) lock (_wake) Monitor.PulseAll(_wake);
@@ -100,7 +105,7 @@ internal static class KernelThreads
             long section;
             while ((section = Volatile.Read(ref _section)) == seen)
             {
-                if (Stopwatch.GetElapsedTime(started) < SpinTime) { Thread.SpinWait(16); continue; }
+                if (Volatile.Read(ref _spinAfter) && Stopwatch.GetElapsedTime(started) < SpinTime) { Thread.SpinWait(16); continue; }
                 lock (_wake)
                 {
                     Interlocked.Increment(ref _sleeping); // a full fence: the caller bumps _section, then reads _sleeping
