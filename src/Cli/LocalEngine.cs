@@ -18,7 +18,7 @@ public static class LocalEngine
         int width = config.IsBeamSearch ? config.NumBeams : config.NumReturnSequences;
         int context = model.Config.NPositions;
         // Each sequence at most fills the context; one more block each for a copy-on-write of a shared last block.
-        long blocks = prompts.Sum(p => (long)width * (Blocks(Math.Min(context, Math.Max(1, p.Count) + config.MaxNewTokensFor(p.Count))) + 1));
+        long blocks = prompts.Sum(p => (long)width * (Blocks(Math.Min(context, Math.Max(1, p.Count) + config.MaxNewTokensFor(p.Count, context))) + 1));
         return new GenerationEngine(model, tokenizer, new EngineOptions
         {
             ModelName = "local",

@@ -6,7 +6,9 @@ namespace Gpt2Orleans.Gateway.Errors;
 /// <summary>
 /// Turns every failure into OpenAI's error object with the right status: the cluster's errors by kind, bad JSON as
 /// 400, an oversized body as 413, and anything unexpected as a 500 that says nothing of the internals (never a
-/// stack trace). Client mistakes never become a 500.
+/// stack trace). Client mistakes never become a 500. Requests are admitted before a stream starts (see
+/// <c>AdmittedStream</c>); a failure after its first byte ends the stream with the same error object as a last
+/// <c>data:</c> event, which OpenAI's clients raise, rather than a cut connection.
 /// </summary>
 public sealed class ErrorHandling(RequestDelegate next, ILogger<ErrorHandling> logger)
 {
@@ -19,7 +21,16 @@ public sealed class ErrorHandling(RequestDelegate next, ILogger<ErrorHandling> l
             if (error.Status >= 500 && e is not ApiException) logger.LogError(e, "Request {Path} failed", context.Request.Path);
             await WriteAsync(context, error);
         }
+        catch (Exception e) when (context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested
+                                  && context.Response.ContentType == "text/event-stream")
+        {
+            var error = ToApiError(e);
+            logger.LogWarning(e, "Stream {Path} failed after it began", context.Request.Path);
+            await context.Response.WriteAsync("data: " + JsonSerializer.Serialize(ErrorObject(error)) + "\n\n");
+        }
     }
+
+    private static object ErrorObject(ApiException error) => new { error = new { message = error.Message, type = error.Type, param = error.Param, code = error.Code } };
 
     public static ApiException ToApiError(Exception e) => e switch
     {
@@ -38,6 +49,6 @@ public sealed class ErrorHandling(RequestDelegate next, ILogger<ErrorHandling> l
     {
         context.Response.StatusCode = error.Status;
         if (error.RetryAfterSeconds is { } seconds) context.Response.Headers.RetryAfter = ((int)Math.Ceiling(seconds)).ToString();
-        await context.Response.WriteAsJsonAsync(new { error = new { message = error.Message, type = error.Type, param = error.Param, code = error.Code } });
+        await context.Response.WriteAsJsonAsync(ErrorObject(error));
     }
 }

@@ -22,22 +22,33 @@ public static class ChatCompletionsEndpoint
         var template = model.Definition.Chat;
         var ids = await worker.Tokenize(template.Render(request.Messages));
         var stops = template.StopsWith(request.Parameters.StopStrings);
-        var parameters = request.Parameters with { StopStrings = stops, MaxNewTokens = request.Parameters.MaxNewTokens ?? ChatTemplate.DefaultReplyTokens };
+        // Without max_tokens the reply is bounded by the room left in the context, as OpenAI's is (HF's max_length,
+        // which the engine bounds by the model's context), here at most ChatTemplate.DefaultReplyTokens.
+        var parameters = request.Parameters with
+        {
+            StopStrings = stops,
+            MaxLength = request.Parameters.MaxNewTokens is null ? ids.Count + ChatTemplate.DefaultReplyTokens : null,
+        };
 
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var choices = Enumerable.Range(0, request.N).Select(k => new CompletionChoice(k, "", trimLeadingWhitespace: true)).ToList();
         await using var metered = await MeteredGeneration.BeginAsync(cluster, tenant, request.Model);
+        // Admitted (or refused, as a 4xx) before the first byte of the answer.
+        await using var generation = parameters.MaxNewTokens is null or > 0
+            ? await AdmittedStream<GeneratedToken>.StartAsync(metered.Run(
+                worker.Generate(new ModelRequest { Tenant = tenant, PromptIds = ids, Parameters = parameters }, context.RequestAborted), ids.Count, context.RequestAborted),
+                context.RequestAborted)
+            : null;
         if (request.Stream)
         {
             ServerSentEvents.Start(context.Response);
             foreach (var choice in choices)
                 await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice.Index, new { role = "assistant", content = "" }, null, null), context.RequestAborted);
         }
-        if (parameters.MaxNewTokens > 0)
+        if (generation is not null)
         {
-            var generation = worker.Generate(new ModelRequest { Tenant = tenant, PromptIds = ids, Parameters = parameters }, context.RequestAborted);
-            await foreach (var token in metered.Run(generation, ids.Count, context.RequestAborted))
+            await foreach (var token in generation.ReadAllAsync())
             {
                 var choice = choices[token.Index];
                 string delta = choice.Add(token);

@@ -32,33 +32,51 @@ public static class CompletionsEndpoint
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var choices = new List<CompletionChoice>();
         await using var metered = await MeteredGeneration.BeginAsync(cluster, tenant, request.Model);
-        if (request.Stream) ServerSentEvents.Start(context.Response);
-        for (int p = 0; p < prompts.Count; p++)
+        // Every prompt's generation is admitted (or refused, as a 4xx) before the first byte of the answer; they then
+        // run side by side in the engine and are answered prompt by prompt.
+        var runs = new List<(List<CompletionChoice> Candidates, AdmittedStream<GeneratedToken>? Generation)>();
+        try
         {
-            var (ids, text) = prompts[p];
-            var candidates = Enumerable.Range(0, request.BestOf)
-                .Select(k => new CompletionChoice(p * request.N + k, request.Echo ? text : "")).ToList();
-            if (request.Echo && request.Logprobs is { } top) await AddPromptLogprobs(worker, tenant, ids, top, candidates);
-            if (request.Stream && request.Echo)
-                foreach (var choice in candidates) await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, choice.Text, null), context.RequestAborted);
-            if (request.Parameters.MaxNewTokens == 0)
+            for (int p = 0; p < prompts.Count; p++)
             {
-                metered.AddPrompt(ids.Count);
-                foreach (var choice in candidates) choice.Finish("length");
-                choices.AddRange(candidates.Take(request.N));
-                continue;
+                var (ids, text) = prompts[p];
+                var candidates = Enumerable.Range(0, request.BestOf)
+                    .Select(k => new CompletionChoice(p * request.N + k, request.Echo ? text : "")).ToList();
+                if (request.Echo && request.Logprobs is { } top) await AddPromptLogprobs(worker, tenant, ids, top, candidates);
+                if (request.Parameters.MaxNewTokens == 0)
+                {
+                    metered.AddPrompt(ids.Count);
+                    foreach (var choice in candidates) choice.Finish("length");
+                    runs.Add((candidates, null));
+                    continue;
+                }
+                var generation = worker.Generate(new ModelRequest { Tenant = tenant, PromptIds = ids, Parameters = parameters }, context.RequestAborted);
+                runs.Add((candidates, await AdmittedStream<GeneratedToken>.StartAsync(metered.Run(generation, ids.Count, context.RequestAborted), context.RequestAborted)));
             }
-            var generation = worker.Generate(new ModelRequest { Tenant = tenant, PromptIds = ids, Parameters = parameters }, context.RequestAborted);
-            await foreach (var token in metered.Run(generation, ids.Count, context.RequestAborted))
+            if (request.Stream) ServerSentEvents.Start(context.Response);
+            for (int p = 0; p < runs.Count; p++)
             {
-                var choice = candidates[token.Index];
-                string delta = choice.Add(token);
-                if (request.Stream && (delta.Length > 0 || token.FinishReason is not null || request.Logprobs is not null))
-                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, delta, token), context.RequestAborted);
+                var (candidates, generation) = runs[p];
+                if (request.Stream && request.Echo)
+                    foreach (var choice in candidates) await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, choice.Text, null), context.RequestAborted);
+                if (generation is not null)
+                    await foreach (var token in generation.ReadAllAsync())
+                    {
+                        var choice = candidates[token.Index];
+                        string delta = choice.Add(token);
+                        if (request.Stream && (delta.Length > 0 || token.FinishReason is not null || request.Logprobs is not null))
+                            await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, delta, token), context.RequestAborted);
+                    }
+                var best = generation is not null && request.BestOf > request.N
+                    ? candidates.OrderByDescending(c => c.CumulativeLogprob).Take(request.N).ToList()
+                    : candidates.Take(request.N).ToList();
+                for (int k = 0; k < best.Count; k++) best[k].Index = p * request.N + k;
+                choices.AddRange(best);
             }
-            var best = request.BestOf > request.N ? candidates.OrderByDescending(c => c.CumulativeLogprob).Take(request.N).ToList() : candidates;
-            for (int k = 0; k < best.Count; k++) best[k].Index = p * request.N + k;
-            choices.AddRange(best);
+        }
+        finally
+        {
+            foreach (var (_, generation) in runs) if (generation is not null) await generation.DisposeAsync();
         }
 
         if (request.Stream)

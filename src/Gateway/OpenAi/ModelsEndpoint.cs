@@ -18,7 +18,7 @@ public static class ModelsEndpoint
     public static async Task<IResult> Get(HttpContext context, string id, TenantAuthentication auth, ModelWorkers workers)
     {
         await auth.AuthenticateAsync(context);
-        var model = await workers.FindAsync(id) ?? throw ApiException.NotFound($"model '{id}' does not exist", "model");
+        var model = await workers.FindAsync(id) ?? throw ApiException.ModelNotFound(id);
         return Results.Json(ToObject(model));
     }
 

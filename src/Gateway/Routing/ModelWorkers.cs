@@ -19,8 +19,8 @@ public sealed class ModelWorkers(IClusterClient cluster, TimeProvider clock)
     /// <param name="checkTenant">false where the caller's <see cref="ITenantGrain.BeginStream"/> checks the model anyway (saving a grain call).</param>
     public async Task<(IModelGrain Worker, ModelInfo Model)> PickAsync(string model, string tenant, bool checkTenant = true)
     {
-        if (!GrainKeys.IsValidId(model)) throw ApiException.BadRequest($"model '{model}' does not exist", "model", "model_not_found");
-        var info = await FindAsync(model) ?? throw ApiException.BadRequest($"model '{model}' does not exist", "model", "model_not_found");
+        if (!GrainKeys.IsValidId(model)) throw ApiException.ModelNotFound(model);
+        var info = await FindAsync(model) ?? throw ApiException.ModelNotFound(model);
         if (checkTenant) await cluster.GetGrain<ITenantGrain>(tenant).CheckModel(model);
         if (info.Silos.Count == 0) throw new ModelUnavailableException(model, "no live silo serves it");
         string silo = info.Silos[Random.Shared.Next(info.Silos.Count)];

@@ -82,8 +82,15 @@ public static class SessionsEndpoint
 
         // The session grain admits the turn under the tenant's quotas and meters it; here it is only counted and timed.
         var metered = new TokenCounter(tenant, model);
-        if (stream) ServerSentEvents.Start(context.Response);
-        await foreach (var token in metered.Run(session.Send(content, overrides, context.RequestAborted), null, context.RequestAborted))
+        // Admitted (or refused, as a 4xx) before the first byte of the answer.
+        await using var reply = await AdmittedStream<GeneratedToken>.StartAsync(
+            metered.Run(session.Send(content, overrides, context.RequestAborted), null, context.RequestAborted), context.RequestAborted);
+        if (stream)
+        {
+            ServerSentEvents.Start(context.Response);
+            await ServerSentEvents.WriteAsync(context.Response, Chunk(messageId, created, model, id, new { role = "assistant", content = "" }, null), context.RequestAborted);
+        }
+        await foreach (var token in reply.ReadAllAsync())
         {
             string delta = choice.Add(token);
             if (!stream) continue;

@@ -29,4 +29,6 @@ public sealed record GenerationParameters
     [Id(18)] public double? FrequencyPenalty { get; init; }
     /// <summary>OpenAI's logit_bias: token id → bias added to its logit.</summary>
     [Id(19)] public IReadOnlyDictionary<int, double>? LogitBias { get; init; }
+    /// <summary>HF's max_length: prompt plus new tokens, bounded by the model's context; <see cref="MaxNewTokens"/> wins when set.</summary>
+    [Id(20)] public int? MaxLength { get; init; }
 }

@@ -17,6 +17,7 @@ public static class GenerationParametersMapper
     public static GenerationOverrides ToOverrides(GenerationParameters p) => new()
     {
         MaxNewTokens = p.MaxNewTokens,
+        MaxLength = p.MaxLength,
         DoSample = p.DoSample,
         Temperature = p.Temperature,
         TopK = p.TopK,

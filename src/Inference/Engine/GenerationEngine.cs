@@ -137,8 +137,10 @@ public sealed class GenerationEngine : IDisposable
             if (id < 0 || id >= _model.Config.VocabSize)
                 throw new ArgumentOutOfRangeException("prompt", $"token id {id} is outside the vocabulary (0..{_model.Config.VocabSize - 1})");
         if (prompt.Count == 0) throw new ArgumentException("prompt: at least one token is needed", "prompt");
-        int maxNew = config.MaxNewTokensFor(prompt.Count);
         int limit = _model.Config.NPositions;
+        int maxNew = config.MaxNewTokensFor(prompt.Count, limit);
+        if (config.MaxNewTokens is null && maxNew == 0 && prompt.Count >= limit)
+            throw new ArgumentException($"prompt: the prompt ({prompt.Count} tokens) fills the model's context of {limit} positions, leaving no room for a reply", "prompt");
         if (prompt.Count + maxNew > limit && config.TruncatePrompt && maxNew < limit) prompt = prompt.Skip(prompt.Count + maxNew - limit).ToArray();
         if (prompt.Count + maxNew > limit)
             throw new ArgumentException($"max_new_tokens: the prompt ({prompt.Count} tokens) plus {maxNew} new tokens exceeds the model's context of {limit} positions" +

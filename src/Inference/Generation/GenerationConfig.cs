@@ -66,7 +66,8 @@ public sealed record GenerationConfig
     };
 
     /// <summary>New tokens for a prompt of <paramref name="promptLength"/> tokens: max_new_tokens, else what max_length leaves (HF's rule).</summary>
-    public int MaxNewTokensFor(int promptLength) => MaxNewTokens ?? Math.Max(0, MaxLength - promptLength);
+    /// <summary>New tokens for a prompt: <see cref="MaxNewTokens"/>, or what <see cref="MaxLength"/> leaves, bounded by the model's <paramref name="context"/>.</summary>
+    public int MaxNewTokensFor(int promptLength, int context) => MaxNewTokens ?? Math.Max(0, Math.Min(MaxLength, context) - promptLength);
 
     /// <summary>The eos ids in force: this config's, else the model's (config.json).</summary>
     public IReadOnlyList<int> ResolveEos(Gpt2Config model) => EosTokenIds ?? model.EosTokenIds;

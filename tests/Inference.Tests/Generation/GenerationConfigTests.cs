@@ -40,4 +40,13 @@ public sealed class GenerationConfigTests
         var error = Assert.Throws<CheckpointException>(() => GenerationConfig.FromJson(json));
         Assert.Contains(field, error.Message);
     }
+
+    [Fact]
+    public void Max_length_is_bounded_by_the_context_and_max_new_tokens_wins_when_set()
+    {
+        Assert.Equal(28, new GenerationConfig { MaxLength = 228 }.MaxNewTokensFor(100, context: 128));
+        Assert.Equal(10, new GenerationConfig { MaxLength = 110 }.MaxNewTokensFor(100, context: 128));
+        Assert.Equal(0, new GenerationConfig { MaxLength = 228 }.MaxNewTokensFor(130, context: 128));
+        Assert.Equal(50, new GenerationConfig { MaxLength = 110, MaxNewTokens = 50 }.MaxNewTokensFor(100, context: 128)); // the engine refuses what does not fit
+    }
 }

@@ -17,7 +17,7 @@ public static class DenseReference
     public static IReadOnlyList<IReadOnlyList<int>> Generate(Gpt2LMHeadModel model, IReadOnlyList<int> prompt, GenerationConfig config)
     {
         var eos = config.ResolveEos(model.Config);
-        int maxNew = config.MaxNewTokensFor(prompt.Count);
+        int maxNew = config.MaxNewTokensFor(prompt.Count, model.Config.NPositions);
         var results = new List<IReadOnlyList<int>>();
         for (int row = 0; row < config.NumReturnSequences; row++)
         {
