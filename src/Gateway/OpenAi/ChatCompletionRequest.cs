@@ -60,7 +60,8 @@ public sealed record ChatCompletionRequest(string Model, IReadOnlyList<(string R
                 var texts = new List<string>();
                 foreach (var part in parts.EnumerateArray())
                 {
-                    if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || type.GetString() != "text"
+                    if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type)
+                        || type.ValueKind != JsonValueKind.String || type.GetString() != "text"
                         || !part.TryGetProperty("text", out var partText) || partText.ValueKind != JsonValueKind.String)
                         throw ApiException.BadRequest($"'{at}.content' parts must be {{\"type\":\"text\",\"text\":…}}: this model reads text only", "messages");
                     texts.Add(partText.GetString()!);

@@ -9,9 +9,49 @@ namespace Gpt2Orleans.Gateway.OpenAi;
 /// </summary>
 public sealed class RequestFields(JsonElement body)
 {
-    /// <summary>The request's JSON body (bad JSON becomes a 400 in <see cref="Errors.ErrorHandling"/>).</summary>
-    public static async Task<JsonElement> ReadBodyAsync(HttpContext context) =>
-        await JsonSerializer.DeserializeAsync<JsonElement>(context.Request.Body, cancellationToken: context.RequestAborted);
+    /// <summary>
+    /// The request's JSON body (bad JSON becomes a 400 in <see cref="Errors.ErrorHandling"/>), every string in it
+    /// checked to be valid Unicode: System.Text.Json parses a lone surrogate (<c>"\ud800"</c>) or invalid UTF-8 and
+    /// fails only when the string is read, deep inside a handler, which made such requests 500s.
+    /// </summary>
+    public static async Task<JsonElement> ReadBodyAsync(HttpContext context)
+    {
+        var body = await JsonSerializer.DeserializeAsync<JsonElement>(context.Request.Body, cancellationToken: context.RequestAborted);
+        RequireValidText(body, "", null);
+        return body;
+    }
+
+    /// <summary>Throws a 400 naming the first string (value or property name) that does not decode, and its top-level field.</summary>
+    private static void RequireValidText(JsonElement element, string path, string? field)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String:
+                if (!Decodes(() => element.GetString())) throw InvalidText(path, field);
+                break;
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    string? name = null;
+                    if (!Decodes(() => name = property.Name)) throw InvalidText(path + ".<name>", field);
+                    RequireValidText(property.Value, $"{path}.{name}", field ?? name);
+                }
+                break;
+            case JsonValueKind.Array:
+                int index = 0;
+                foreach (var item in element.EnumerateArray()) RequireValidText(item, $"{path}[{index++}]", field);
+                break;
+        }
+    }
+
+    private static bool Decodes(Func<string?> read)
+    {
+        try { read(); return true; }
+        catch (InvalidOperationException) { return false; } // System.Text.Json's answer to text it cannot transcode
+    }
+
+    private static ApiException InvalidText(string path, string? field) =>
+        ApiException.BadRequest($"the string at ${path} is not valid Unicode (a lone surrogate or invalid UTF-8)", field, "invalid_text");
 
     public static RequestFields Parse(JsonElement body) =>
         body.ValueKind == JsonValueKind.Object ? new RequestFields(body) : throw ApiException.BadRequest("the request body must be a JSON object", null);

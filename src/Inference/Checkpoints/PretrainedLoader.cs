@@ -82,6 +82,11 @@ public static partial class PretrainedLoader
         foreach (var (name, key) in keyFor)
         {
             using var source = weights.FileOf(key).ReadTensor(key, model.DType, model.Device);
+            // A NaN or infinite weight makes every logit NaN: refuse the file here, naming the tensor, rather than
+            // serve a model whose every request fails.
+            if (source.is_floating_point())
+                using (var finite = torch.isfinite(source).all())
+                    if (!finite.item<bool>()) throw new CheckpointException($"{directory}: tensor '{key}' holds NaN or infinite values");
             parameters[name].copy_(source);
         }
         if (missing.Count > 0) Gpt2Initializer.Initialize(model, missing.ToHashSet(), seed: 0);

@@ -36,7 +36,7 @@ internal sealed class BeamSearch
         _groupSize = config.NumBeams / config.NumBeamGroups;
         _scorer = new BeamSearchScorer(1, config, maxNewTokens);
         _diversity = new HammingDiversityLogitsProcessor(config.DiversityPenalty, config.NumBeams, config.NumBeamGroups);
-        _sampler = config.DoSample ? new SequenceSampler(SequenceSampler.SeedFor(config.Seed, 0)) : null;
+        _sampler = config.Samples ? new SequenceSampler(SequenceSampler.SeedFor(config.Seed, 0)) : null;
     }
 
     public bool IsDone => _scorer.IsDone || _steps >= _maxNewTokens;

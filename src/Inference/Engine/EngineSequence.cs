@@ -25,7 +25,7 @@ internal sealed class EngineSequence(long id, int index, EngineRequestState requ
 
     public LogitsProcessorList Processors { get; } = LogitsProcessorList.Create(request.Config, request.Eos,
         promptLength ?? tokens.Count, (promptLength ?? tokens.Count) + request.MaxNewTokens);
-    public SequenceSampler? Sampler { get; } = request.Config.DoSample && request.Beams is null
+    public SequenceSampler? Sampler { get; } = request.Config.Samples && request.Beams is null
         ? new SequenceSampler(SequenceSampler.SeedFor(request.Config.Seed, index)) : null;
     /// <summary>Detokenizing and stop strings (the output processor's state for this sequence).</summary>
     public SequenceOutput Output { get; } = new(request.Tokenizer, request.Config.StopStrings ?? []);

@@ -56,6 +56,13 @@ public sealed record GenerationConfig
 
     public bool IsBeamSearch => NumBeams > 1;
 
+    /// <summary>Temperatures below this sample as greedy search does (vLLM's rule): dividing logits by, say, 1e-38
+    /// overflows them to ±∞, and greedy is the limit of sampling as the temperature goes to 0.</summary>
+    public const double MinSamplingTemperature = 1e-5;
+
+    /// <summary>Whether tokens are drawn (HF's do_sample), or chosen greedily (also at a temperature under <see cref="MinSamplingTemperature"/>).</summary>
+    public bool Samples => DoSample && Temperature >= MinSamplingTemperature;
+
     /// <summary>HF's early_stopping values: true, false or "never"; null for anything else.</summary>
     public static EarlyStopping? ParseEarlyStopping(string text) => text.ToLowerInvariant() switch
     {

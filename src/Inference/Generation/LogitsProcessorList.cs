@@ -36,7 +36,7 @@ public sealed class LogitsProcessorList(ILogitsProcessor? sequenceBias, IReadOnl
         if (config.RenormalizeLogits) processors.Add(new LogitNormalization());
 
         var warpers = new List<ILogitsProcessor>();
-        if (config.DoSample)
+        if (config.Samples)
         {
             int keep = config.IsBeamSearch ? 2 : 1; // HF keeps 2 so beam sampling always has a non-eos candidate
             if (config.Temperature != 1.0) warpers.Add(new TemperatureLogitsWarper(config.Temperature));
@@ -60,9 +60,14 @@ public sealed class LogitsProcessorList(ILogitsProcessor? sequenceBias, IReadOnl
         return scores;
     }
 
+    /// <summary>
+    /// The warpers, then scores a softmax can always turn into a distribution: +∞ (a tiny repetition penalty divides
+    /// a logit past float's range) becomes the largest float, so the overflowed tokens share the mass, as they would in
+    /// the limit; NaN becomes −∞ (never drawn). Filtered tokens keep their −∞.
+    /// </summary>
     public Tensor Warp(IReadOnlyList<IReadOnlyList<int>> inputIds, Tensor scores)
     {
         foreach (var warper in Warpers) scores = warper.Process(inputIds, scores);
-        return scores;
+        return nan_to_num(scores, nan: double.NegativeInfinity, posinf: float.MaxValue, neginf: double.NegativeInfinity);
     }
 }

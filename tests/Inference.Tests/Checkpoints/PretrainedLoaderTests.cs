@@ -61,6 +61,20 @@ public sealed class PretrainedLoaderTests : IDisposable
         Assert.Contains("size mismatch: transformer.ln_f.bias: checkpoint [33], model [32]", shape.Message);
     }
 
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    public void A_checkpoint_with_non_finite_weights_is_refused_naming_the_tensor(float value)
+    {
+        var error = Assert.Throws<CheckpointException>(() => Gpt2LMHeadModel.FromPretrained(SaveTiny(t =>
+        {
+            var weight = t["transformer.h.1.attn.c_proj.weight"].clone();
+            weight[3, 5] = value;
+            t["transformer.h.1.attn.c_proj.weight"] = weight;
+        })));
+        Assert.Contains("'transformer.h.1.attn.c_proj.weight' holds NaN or infinite values", error.Message);
+    }
+
     [Fact]
     public void Non_strict_loading_initialises_missing_heads_and_says_so()
     {

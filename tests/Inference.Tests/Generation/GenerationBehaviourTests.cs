@@ -36,6 +36,23 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     }
 
     [Fact]
+    public void Degenerate_sampling_parameters_inside_their_ranges_still_generate()
+    {
+        var greedy = Generate(Prompt, new GenerationConfig { MaxNewTokens = 8 })[0].Ids;
+        // Below MinSamplingTemperature sampling is greedy search, its limit (1e-38 overflowed every logit to ±∞).
+        Assert.Equal(greedy, Generate(Prompt, new GenerationConfig { DoSample = true, Temperature = 1e-38, Seed = 5, MaxNewTokens = 8 })[0].Ids);
+        // A vanishing repetition penalty divides repeated tokens' logits past float's range: they share the mass.
+        // (The bias, applied first as HF does, makes one prompt token's logit positive, so at least one overflows.)
+        var repeated = Gpt2Tokenizer.Default.Encode(Prompt[0]);
+        var penalised = Generate(Prompt, new GenerationConfig
+        {
+            DoSample = true, RepetitionPenalty = 1e-39, Seed = 5, MaxNewTokens = 8, TopK = 0, SequenceBias = [([repeated[0]], 50.0)],
+        })[0];
+        Assert.Equal(8, penalised.Ids.Count);
+        Assert.Contains(penalised.Ids[0], repeated); // an overflowed prompt token, infinitely favoured
+    }
+
+    [Fact]
     public void Beam_sampling_is_seeded_and_returns_ranked_hypotheses()
     {
         var config = new GenerationConfig { DoSample = true, NumBeams = 3, NumReturnSequences = 2, MaxNewTokens = 8, Seed = 21, TopK = 0 };

@@ -1,0 +1,60 @@
+using System.Net;
+using System.Text;
+using Gpt2Orleans.Gateway.Tests.Support;
+using static Gpt2Orleans.Gateway.Tests.Support.Http;
+
+namespace Gpt2Orleans.Gateway.Tests;
+
+/// <summary>Client input that used to be answered with a 500: each is now a 400 naming the problem, or a normal answer.</summary>
+[Collection(GatewayCollection.Name)]
+public sealed class HostileInputTests(GatewayFixture fixture)
+{
+    private const string Chat = "/v1/chat/completions";
+
+    private static ByteArrayContent Raw(byte[] body) => new(body) { Headers = { ContentType = new("application/json") } };
+
+    [Theory]
+    [InlineData(Chat, """{"model":"alpha","messages":[{"role":"user","content":"hi \ud800 there"}]}""", "messages")]
+    [InlineData("/v1/completions", """{"model":"alpha","prompt":"\udfff"}""", "prompt")]
+    [InlineData("/v1/completions", """{"model":"alpha","prompt":"ok","stop":["\ud83d"]}""", "stop")]
+    [InlineData("/v1/completions", """{"model":"alpha","\ud800":1}""", null)]
+    public async Task A_lone_surrogate_in_any_string_is_a_400_naming_its_field(string path, string body, string? field)
+    {
+        using var client = fixture.Client();
+        var error = await ReadError(await client.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json")), HttpStatusCode.BadRequest);
+        Assert.Equal("invalid_text", error.GetProperty("code").GetString());
+        Assert.Equal(field, error.GetProperty("param").GetString());
+    }
+
+    [Fact]
+    public async Task Invalid_utf8_in_a_string_is_a_400()
+    {
+        using var client = fixture.Client();
+        var body = Encoding.UTF8.GetBytes("""{"model":"alpha","prompt":"ab__cd"}""");
+        body[Array.IndexOf(body, (byte)'_')] = 0xC3; // a lead byte followed by '_': not UTF-8
+        body[Array.IndexOf(body, (byte)'_')] = 0x28;
+        var response = await client.PostAsync("/v1/completions", Raw(body));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_content_part_whose_type_is_not_a_string_is_a_400()
+    {
+        using var client = fixture.Client();
+        var response = await client.PostAsync(Chat, new StringContent("""{"model":"alpha","messages":[{"role":"user","content":[{"type":5,"text":"hi"}]}]}""",
+            Encoding.UTF8, "application/json"));
+        Assert.Equal("messages", (await ReadError(response, HttpStatusCode.BadRequest)).GetProperty("param").GetString());
+    }
+
+    [Theory]
+    [InlineData("temperature", 1e-38)]
+    [InlineData("repetition_penalty", 1e-39)]
+    public async Task Tiny_values_inside_the_accepted_ranges_generate(string field, double value)
+    {
+        using var client = fixture.Client();
+        var body = new Dictionary<string, object> { ["model"] = GatewayFixture.Model, ["prompt"] = "Once upon a time", ["max_tokens"] = 5, ["seed"] = 3, [field] = value };
+        var response = await client.PostAsync("/v1/completions", Json(body));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(5, (await ReadJson(response)).GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+    }
+}
