@@ -2,8 +2,11 @@ namespace Gpt2Orleans.Silo;
 
 /// <summary>
 /// The command line as configuration: <c>--model NAME=SOURCE</c> may repeat (it becomes Gpt2Orleans:Models:0, :1, …),
-/// the other switches map to one setting each; anything else (e.g. <c>--urls</c>) passes through to the host.
-/// Written here because Microsoft.Extensions.Configuration's command-line provider keeps only the last of a repeated switch.
+/// the other switches map to one setting each; the host's own (<see cref="HostSwitches"/>, e.g. <c>--urls</c>) and any
+/// configuration key written as a path (<c>--Logging:LogLevel:Default Warning</c>) pass through to the host. Anything
+/// else is an error naming it: a typo such as <c>--quantise</c> must not start a silo that does something else than asked.
+/// Written here because Microsoft.Extensions.Configuration's command-line provider keeps only the last of a repeated
+/// switch, and accepts any switch at all.
 /// </summary>
 public static class SiloCommandLine
 {
@@ -32,7 +35,13 @@ public static class SiloCommandLine
         ["--batch-invariant"] = nameof(SiloSettings.BatchInvariant),
     };
 
-    /// <summary>Splits the arguments into settings (configuration keys) and the rest.</summary>
+    /// <summary>Switches the host reads itself: ASP.NET Core's, and the keys the gateway reads from configuration.</summary>
+    public static readonly IReadOnlySet<string> HostSwitches = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+    {
+        "--urls", "--environment", "--contentRoot", "--applicationName", "--GPT2O_API_KEY", "--GPT2O_ADMIN_KEY",
+    };
+
+    /// <summary>Splits the arguments into settings (configuration keys) and the host's; throws on anything else.</summary>
     public static (Dictionary<string, string?> Settings, string[] Others) Parse(IReadOnlyList<string> args)
     {
         var settings = new Dictionary<string, string?>();
@@ -49,7 +58,18 @@ public static class SiloCommandLine
                 arg = arg[..equals];
             }
             bool known = arg == "--model" || Switches.ContainsKey(arg);
-            if (!known) { rest.Add(args[i]); continue; }
+            if (!known)
+            {
+                string name = equals > 0 ? arg[..equals] : arg;
+                if (!name.StartsWith("--", StringComparison.Ordinal))
+                    throw new ArgumentException($"unexpected argument '{arg}': settings are switches (--name value)");
+                if (!HostSwitches.Contains(name) && !name.Contains(':'))
+                    throw new ArgumentException($"unknown switch '{name}'; the silo's switches are --model, {string.Join(", ", Switches.Keys)}, " +
+                        $"{string.Join(", ", HostSwitches)} and configuration keys as --Section:Key value");
+                rest.Add(args[i]);
+                if (equals < 0 && i + 1 < args.Count) rest.Add(args[++i]); // its value
+                continue;
+            }
             string value = inline ?? (i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{arg} needs a value"));
             string key = arg == "--model" ? $"{nameof(SiloSettings.Models)}:{models++}" : Switches[arg];
             settings[$"{SiloSettings.Section}:{key}"] = value;

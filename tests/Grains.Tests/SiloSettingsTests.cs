@@ -46,6 +46,35 @@ public sealed class SiloSettingsTests
     }
 
     [Fact]
+    public void Host_switches_and_configuration_paths_pass_through_and_anything_else_is_refused_by_name()
+    {
+        var (_, others) = SiloCommandLine.Parse(["--GPT2O_API_KEY", "k", "--Logging:LogLevel:Default", "Warning", "--environment=Production"]);
+        Assert.Equal(["--GPT2O_API_KEY", "k", "--Logging:LogLevel:Default", "Warning", "--environment=Production"], others);
+        var typo = Assert.Throws<ArgumentException>(() => SiloCommandLine.Parse(["--model", "a=./a", "--quantise", "int8"]));
+        Assert.StartsWith("unknown switch '--quantise'", typo.Message);
+        Assert.Contains("--dtype", typo.Message); // it lists what exists
+        Assert.Contains("unknown switch '--kv-cache'", Assert.Throws<ArgumentException>(() => SiloCommandLine.Parse(["--kv-cache=64"])).Message);
+        Assert.Contains("unexpected argument 'serve'", Assert.Throws<ArgumentException>(() => SiloCommandLine.Parse(["serve"])).Message);
+    }
+
+    /// <summary>The real binary: a typo stops it before anything starts, with <c>error: …</c> and exit code 2.</summary>
+    [Fact]
+    public async Task The_silo_process_stops_on_an_unknown_switch_with_exit_code_2()
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpt2o-silo.dll"), "--quantise", "int8"])
+        {
+            RedirectStandardError = true, RedirectStandardOutput = true, WorkingDirectory = AppContext.BaseDirectory,
+        };
+        using var process = System.Diagnostics.Process.Start(start)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+        try { await process.WaitForExitAsync(timeout.Token); }
+        finally { if (!process.HasExited) process.Kill(entireProcessTree: true); }
+        Assert.Equal(2, process.ExitCode);
+        Assert.StartsWith("error: unknown switch '--quantise'", await stderr);
+    }
+
+    [Fact]
     public void A_switch_without_its_value_is_refused()
     {
         Assert.Contains("--redis needs a value", Assert.Throws<ArgumentException>(() => SiloCommandLine.Parse(["--redis"])).Message);
