@@ -4,13 +4,40 @@ using static Gpt2Orleans.Gateway.Tests.Support.Http;
 
 namespace Gpt2Orleans.Gateway.Tests;
 
-/// <summary>A silo whose second model cannot load: a model that works plus one whose folder does not exist.</summary>
+/// <summary>
+/// A silo whose other models cannot load: a model that works, plus one whose folder does not exist, one whose
+/// config.json is not valid JSON and one whose weights hold a NaN.
+/// </summary>
 public sealed class BrokenModelFixture : GatewayFixture
 {
-    public const string Broken = "broken";
+    public const string Broken = "broken", BadConfig = "badconfig", NanWeights = "nanweights";
+    private readonly string _folders = Directory.CreateTempSubdirectory("gpt2o-broken-").FullName;
 
     protected override IEnumerable<string> SiloArguments =>
-        ["--model", $"{Model}={ModelFolder}", "--model", $"{Broken}={Path.Combine(Path.GetTempPath(), "gpt2o-no-such-model-" + Guid.NewGuid().ToString("N"))}"];
+        ["--model", $"{Model}={ModelFolder}", "--model", $"{Broken}={Path.Combine(Path.GetTempPath(), "gpt2o-no-such-model-" + Guid.NewGuid().ToString("N"))}",
+         "--model", $"{BadConfig}={BadConfigFolder()}", "--model", $"{NanWeights}={NanWeightsFolder()}"];
+
+    private string BadConfigFolder()
+    {
+        string folder = Directory.CreateDirectory(Path.Combine(_folders, BadConfig)).FullName;
+        File.WriteAllText(Path.Combine(folder, "config.json"), "{\"n_embd\": \"wide\", ");
+        return folder;
+    }
+
+    private string NanWeightsFolder()
+    {
+        string folder = Path.Combine(_folders, NanWeights);
+        using var model = Inference.Model.Gpt2LMHeadModel.FromPretrained(ModelFolder);
+        using (TorchSharp.torch.no_grad()) model.transformer.h[0].mlp.c_fc.weight[0, 0] = float.NaN;
+        model.SavePretrained(folder);
+        return folder;
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(_folders, recursive: true);
+    }
 }
 
 /// <summary>A model that fails to load keeps the silo not ready and is a 503 that says why, while the other model serves.</summary>
@@ -29,6 +56,19 @@ public sealed class BrokenModelTests(BrokenModelFixture fixture) : IClassFixture
         var error = await ReadError(await client.PostAsync("/v1/completions", Json(new { model = BrokenModelFixture.Broken, prompt = "Hi", max_tokens = 2 })),
             HttpStatusCode.ServiceUnavailable);
         Assert.Contains("failed to load", error.GetProperty("message").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, prompt = "Hi", max_tokens = 2 }))).StatusCode);
+    }
+
+    /// <summary>An invalid config.json or a NaN weight is that model's failure only: the silo starts and serves the others.</summary>
+    [Theory]
+    [InlineData(BrokenModelFixture.BadConfig, "config.json")]
+    [InlineData(BrokenModelFixture.NanWeights, "holds NaN or infinite values")]
+    public async Task A_model_with_a_bad_file_answers_503_naming_it_while_the_silo_serves_the_rest(string model, string reason)
+    {
+        using var client = fixture.Client();
+        var error = await ReadError(await client.PostAsync("/v1/completions", Json(new { model, prompt = "Hi", max_tokens = 2 })), HttpStatusCode.ServiceUnavailable);
+        Assert.Contains("failed to load", error.GetProperty("message").GetString());
+        Assert.Contains(reason, error.GetProperty("message").GetString());
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, prompt = "Hi", max_tokens = 2 }))).StatusCode);
     }
 }

@@ -28,12 +28,18 @@ public static class SiloModels
         return metadata;
     }
 
-    /// <summary>The head a local checkpoint folder declares in config.json's architectures; "lm" otherwise (or until a download says more).</summary>
+    /// <summary>
+    /// The head a local checkpoint folder declares in config.json's architectures; "lm" otherwise (or until a download
+    /// says more). A config.json that does not parse is that model's load failure (a 503 naming it), read again when
+    /// it loads: here, at the silo's start, it must not stop the silo and the models it serves.
+    /// </summary>
     public static string HeadOf(string source)
     {
         string config = Path.Combine(source, "config.json");
         if (!File.Exists(config)) return Models.HostedModel.LanguageModelHead;
-        var architectures = Inference.Checkpoints.Gpt2Config.FromFile(config).Architectures;
+        IReadOnlyList<string> architectures;
+        try { architectures = Inference.Checkpoints.Gpt2Config.FromFile(config).Architectures; }
+        catch (Inference.Checkpoints.CheckpointException) { return Models.HostedModel.LanguageModelHead; }
         return architectures.Contains("GPT2ForSequenceClassification") ? Models.HostedModel.SequenceClassificationHead
             : architectures.Contains("GPT2ForTokenClassification") ? Models.HostedModel.TokenClassificationHead
             : Models.HostedModel.LanguageModelHead;

@@ -64,7 +64,7 @@ public class GatewayFixture : IAsyncLifetime
         }
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
