@@ -64,7 +64,8 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         return Task.FromResult<IReadOnlyList<string>>(tokenIds.Select(TokenText).ToList());
     }
 
-    private string TokenText(int id) => _model.Tokenizer.Decode([id]);
+    /// <summary>A token's text; none for an id past the tokenizer (a padded vocabulary's), as HF's tokenizers decode it.</summary>
+    private string TokenText(int id) => id < _model.Tokenizer.VocabSize ? _model.Tokenizer.Decode([id]) : "";
 
     public async Task<IReadOnlyList<TextClassificationResult>> Classify(string tenant, IReadOnlyList<string> texts)
     {

@@ -148,9 +148,13 @@ public sealed class GenerationEngine : IDisposable
         int blocksNeeded = _kv.Allocator.BlocksFor(prompt.Count + maxNew);
         if (blocksNeeded > _kv.Allocator.TotalBlocks)
             throw new ArgumentException($"max_new_tokens: {prompt.Count + maxNew} tokens need {blocksNeeded} KV blocks; this engine's pool holds {_kv.Allocator.TotalBlocks}", "max_new_tokens");
+        // A vocabulary padded past the tokenizer's (for speed, as nanoGPT pads 50257 to 50304) has ids with no text:
+        // they are never generated, so every token of an answer decodes.
+        if (_tokenizer.VocabSize < _model.Config.VocabSize)
+            config = config with { SuppressTokens = [.. config.SuppressTokens ?? [], .. Enumerable.Range(_tokenizer.VocabSize, _model.Config.VocabSize - _tokenizer.VocabSize)] };
         var eos = config.ResolveEos(_model.Config);
         int pad = config.ResolvePad(_model.Config, _tokenizer.EndOfTextId);
-        return new EngineRequestState(request with { PromptIds = prompt }, eos, pad, maxNew, _tokenizer)
+        return new EngineRequestState(request with { PromptIds = prompt, Config = config }, eos, pad, maxNew, _tokenizer)
         {
             Beams = config.IsBeamSearch && scoreTopLogprobs is null ? new BeamSearch(config, eos, pad, maxNew) : null,
             Score = scoreTopLogprobs is null ? null : new TaskCompletionSource<IReadOnlyList<TokenLogprob?>>(TaskCreationOptions.RunContinuationsAsynchronously),

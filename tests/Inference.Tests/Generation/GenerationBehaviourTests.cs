@@ -53,6 +53,24 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
     }
 
     [Fact]
+    public void Ids_past_the_tokenizers_vocabulary_are_never_generated()
+    {
+        // vocab_size padded past the tokenizer's 50257 ids (as nanoGPT pads to 50304), and a bias that would make the model pick a padded id.
+        using var model = Inference.Model.Gpt2LMHeadModel.CreateRandom(golden.Lm().Config with { VocabSize = 50304, NEmbd = 16, NHead = 2, NLayer = 1 }, seed: 1);
+        foreach (var config in new[]
+        {
+            new GenerationConfig { MaxNewTokens = 3, SequenceBias = [([50300], 100.0)], EosTokenIds = [] },
+            new GenerationConfig { MaxNewTokens = 3, SequenceBias = [([50300], 100.0)], EosTokenIds = [], DoSample = true, Seed = 2, NumReturnSequences = 2 },
+            new GenerationConfig { MaxNewTokens = 3, SequenceBias = [([50300], 100.0)], EosTokenIds = [], NumBeams = 2 },
+        })
+            foreach (var result in Generate([Gpt2Tokenizer.Default.Encode(Prompt[0])], config, model: model))
+            {
+                Assert.Equal(3, result.Ids.Count);
+                Assert.All(result.Ids, id => Assert.InRange(id, 0, Gpt2Tokenizer.Default.VocabSize - 1));
+            }
+    }
+
+    [Fact]
     public void Beam_sampling_is_seeded_and_returns_ranked_hypotheses()
     {
         var config = new GenerationConfig { DoSample = true, NumBeams = 3, NumReturnSequences = 2, MaxNewTokens = 8, Seed = 21, TopK = 0 };
