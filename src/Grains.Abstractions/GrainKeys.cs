@@ -14,7 +14,7 @@ public static partial class GrainKeys
     /// <summary>RequestContext entry naming the model of the session being called, so placement can choose a serving silo.</summary>
     public const string ModelContextKey = "gpt2o.model";
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\z")] // \z, not $: "$" also matches before a final newline
     private static partial Regex IdPattern();
 
     public static bool IsValidId(string? id) => id is not null && IdPattern().IsMatch(id);

@@ -109,4 +109,22 @@ public sealed class ChatCompletionsTests(GatewayFixture fixture)
         var response = await client.PostAsync("/v1/chat/completions", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
         Assert.Equal(parameter, (await ReadError(response, HttpStatusCode.BadRequest)).GetProperty("param").GetString());
     }
+
+    [Fact]
+    public async Task Replies_carry_openais_fingerprint_service_tier_and_usage_fields_whole_and_streamed()
+    {
+        using var client = fixture.Client();
+        var whole = await ReadJson(await client.PostAsync("/v1/chat/completions", Json(new { model = GatewayFixture.Model, messages = Messages, max_tokens = 3 })));
+        string fingerprint = whole.GetProperty("system_fingerprint").GetString()!;
+        Assert.StartsWith("fp_", fingerprint);
+        Assert.Equal("default", whole.GetProperty("service_tier").GetString());
+        Assert.Equal(0, whole.GetProperty("usage").GetProperty("completion_tokens_details").GetProperty("reasoning_tokens").GetInt32());
+        var events = await ReadEvents(await client.PostAsync("/v1/chat/completions", Json(new
+        {
+            model = GatewayFixture.Model, messages = Messages, max_tokens = 3, stream = true, stream_options = new { include_usage = true },
+        })));
+        Assert.All(events, e => Assert.Equal(fingerprint, e.GetProperty("system_fingerprint").GetString()));
+        Assert.All(events[..^1], e => Assert.Equal(JsonValueKind.Null, e.GetProperty("usage").ValueKind));
+        Assert.Equal(3, events[^1].GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+    }
 }

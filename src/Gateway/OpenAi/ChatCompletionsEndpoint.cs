@@ -31,6 +31,7 @@ public static class ChatCompletionsEndpoint
         };
 
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
+        string fingerprint = SystemFingerprint.Of(model.Definition);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var choices = Enumerable.Range(0, request.N).Select(k => new CompletionChoice(k, "", trimLeadingWhitespace: true)).ToList();
         await using var metered = await MeteredGeneration.BeginAsync(cluster, tenant, request.Model);
@@ -44,7 +45,7 @@ public static class ChatCompletionsEndpoint
         {
             ServerSentEvents.Start(context.Response);
             foreach (var choice in choices)
-                await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice.Index, new { role = "assistant", content = "" }, null, null), context.RequestAborted);
+                await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, model.Definition, choice.Index, new { role = "assistant", content = "" }, null, null), context.RequestAborted);
         }
         if (generation is not null)
         {
@@ -54,10 +55,10 @@ public static class ChatCompletionsEndpoint
                 string delta = choice.Add(token);
                 if (!request.Stream) continue;
                 if (delta.Length > 0 || (request.Logprobs && token.Logprobs is not null))
-                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice.Index, new { content = delta },
+                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, model.Definition, choice.Index, new { content = delta },
                         choice.ChatLogprobs(request.Logprobs && token.Logprobs is not null, request.TopLogprobs, from: choice.LogprobCount - 1), null), context.RequestAborted);
                 if (token.FinishReason is { } finish)
-                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice.Index, new { }, null, finish), context.RequestAborted);
+                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, model.Definition, choice.Index, new { }, null, finish), context.RequestAborted);
             }
         }
         else
@@ -69,13 +70,13 @@ public static class ChatCompletionsEndpoint
         if (request.Stream)
         {
             if (request.IncludeUsage)
-                await ServerSentEvents.WriteAsync(context.Response, new { id, @object = "chat.completion.chunk", created, model = request.Model, system_fingerprint = (string?)null, choices = Array.Empty<object>(), usage = metered.Usage }, context.RequestAborted);
+                await ServerSentEvents.WriteAsync(context.Response, new { id, @object = "chat.completion.chunk", created, model = request.Model, system_fingerprint = fingerprint, service_tier = "default", choices = Array.Empty<object>(), usage = metered.Usage }, context.RequestAborted);
             await ServerSentEvents.DoneAsync(context.Response, context.RequestAborted);
             return;
         }
         await context.Response.WriteAsJsonAsync(new
         {
-            id, @object = "chat.completion", created, model = request.Model, system_fingerprint = (string?)null,
+            id, @object = "chat.completion", created, model = request.Model, system_fingerprint = fingerprint, service_tier = "default",
             choices = choices.Select(c => new
             {
                 index = c.Index,
@@ -87,9 +88,10 @@ public static class ChatCompletionsEndpoint
         });
     }
 
-    private static object Chunk(string id, long created, ChatCompletionRequest request, int index, object delta, object? logprobs, string? finishReason) => new
+    private static object Chunk(string id, long created, ChatCompletionRequest request, ModelDefinition model, int index, object delta, object? logprobs, string? finishReason) => new
     {
-        id, @object = "chat.completion.chunk", created, model = request.Model, system_fingerprint = (string?)null,
+        id, @object = "chat.completion.chunk", created, model = request.Model, system_fingerprint = SystemFingerprint.Of(model), service_tier = "default",
         choices = new[] { new { index, delta, logprobs, finish_reason = finishReason } },
+        usage = (object?)null, // only the last chunk of an include_usage stream has one, as OpenAI sends
     };
 }

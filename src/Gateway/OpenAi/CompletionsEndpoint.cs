@@ -19,7 +19,8 @@ public static class CompletionsEndpoint
         string tenant = await auth.AuthenticateAsync(context);
         var body = await RequestFields.ReadBodyAsync(context);
         var request = CompletionRequest.Parse(body);
-        var (worker, _) = await workers.PickAsync(request.Model, tenant, checkTenant: false); // BeginStream checks it
+        var (worker, model) = await workers.PickAsync(request.Model, tenant, checkTenant: false); // BeginStream checks it
+        string fingerprint = SystemFingerprint.Of(model.Definition);
         var prompts = new List<(IReadOnlyList<int> Ids, string Text)>();
         foreach (var prompt in request.Prompts)
             prompts.Add(prompt.TokenIds is { } ids ? (ids, "") : (await worker.Tokenize(prompt.Text!), prompt.Text!));
@@ -58,14 +59,14 @@ public static class CompletionsEndpoint
             {
                 var (candidates, generation) = runs[p];
                 if (request.Stream && request.Echo)
-                    foreach (var choice in candidates) await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, choice.Text, null), context.RequestAborted);
+                    foreach (var choice in candidates) await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice, choice.Text, null), context.RequestAborted);
                 if (generation is not null)
                     await foreach (var token in generation.ReadAllAsync())
                     {
                         var choice = candidates[token.Index];
                         string delta = choice.Add(token);
                         if (request.Stream && (delta.Length > 0 || token.FinishReason is not null || request.Logprobs is not null))
-                            await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, choice, delta, token), context.RequestAborted);
+                            await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice, delta, token), context.RequestAborted);
                     }
                 var best = generation is not null && request.BestOf > request.N
                     ? candidates.OrderByDescending(c => c.CumulativeLogprob).Take(request.N).ToList()
@@ -82,21 +83,22 @@ public static class CompletionsEndpoint
         if (request.Stream)
         {
             if (request.IncludeUsage)
-                await ServerSentEvents.WriteAsync(context.Response, new { id, @object = "text_completion", created, model = request.Model, choices = Array.Empty<object>(), usage = metered.Usage }, context.RequestAborted);
+                await ServerSentEvents.WriteAsync(context.Response, new { id, @object = "text_completion", created, model = request.Model, system_fingerprint = fingerprint, choices = Array.Empty<object>(), usage = metered.Usage }, context.RequestAborted);
             await ServerSentEvents.DoneAsync(context.Response, context.RequestAborted);
             return;
         }
         await context.Response.WriteAsJsonAsync(new
         {
-            id, @object = "text_completion", created, model = request.Model,
+            id, @object = "text_completion", created, model = request.Model, system_fingerprint = fingerprint,
             choices = choices.Select(c => new { text = c.Text, index = c.Index, logprobs = c.LegacyLogprobs(request.Logprobs is not null), finish_reason = c.FinishReason }),
             usage = metered.Usage,
         });
     }
 
-    private static object Chunk(string id, long created, CompletionRequest request, CompletionChoice choice, string delta, GeneratedToken? token) => new
+    private static object Chunk(string id, long created, CompletionRequest request, string fingerprint, CompletionChoice choice, string delta, GeneratedToken? token) => new
     {
-        id, @object = "text_completion", created, model = request.Model,
+        id, @object = "text_completion", created, model = request.Model, system_fingerprint = fingerprint,
+        usage = (object?)null, // only the last chunk of an include_usage stream has one, as OpenAI sends
         choices = new[]
         {
             new

@@ -53,6 +53,7 @@ public class TokenCounter(string tenant, string model)
     public object Usage => new
     {
         prompt_tokens = PromptTokens, completion_tokens = CompletionTokens, total_tokens = PromptTokens + CompletionTokens,
-        prompt_tokens_details = new { cached_tokens = CachedPromptTokens },
+        prompt_tokens_details = new { cached_tokens = CachedPromptTokens, audio_tokens = 0 },
+        completion_tokens_details = new { reasoning_tokens = 0, audio_tokens = 0, accepted_prediction_tokens = 0, rejected_prediction_tokens = 0 },
     };
 }
