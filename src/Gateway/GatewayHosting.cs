@@ -33,9 +33,11 @@ public static class GatewayHosting
 
     public static WebApplication MapGpt2OrleansGateway(this WebApplication app)
     {
-        app.UseMiddleware<ErrorHandling>();
+        // Responses without a body (no route: 404; a route with other methods: 405 with Allow, from routing) get the error object.
+        app.UseStatusCodePages(context => ErrorHandling.WriteAsync(context.HttpContext, ErrorHandling.ForStatus(context.HttpContext)));
         app.UseRouting();
-        app.UseHttpMetrics(); // request counts and durations by route and status code
+        app.UseHttpMetrics(); // request counts and durations by route and status code, errors included (they are answered inside it)
+        app.UseMiddleware<ErrorHandling>();
         app.MapPost("/v1/completions", CompletionsEndpoint.Handle);
         app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.Handle);
         app.MapPost("/v1/classifications", ClassificationsEndpoint.Handle);
@@ -53,7 +55,6 @@ public static class GatewayHosting
         app.MapGet("/readyz", HealthEndpoints.Ready);
         app.MapOpenApi(); // /openapi/v1.json
         PlaygroundEndpoints.Map(app);
-        app.MapFallback(context => throw ApiException.NotFound($"no route {context.Request.Method} {context.Request.Path}"));
         return app;
     }
 }

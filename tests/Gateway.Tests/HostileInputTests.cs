@@ -57,4 +57,25 @@ public sealed class HostileInputTests(GatewayFixture fixture)
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(5, (await ReadJson(response)).GetProperty("usage").GetProperty("completion_tokens").GetInt32());
     }
+
+    [Fact]
+    public async Task A_wrong_method_is_405_with_allow_and_an_unknown_route_404_both_with_the_error_object()
+    {
+        using var client = fixture.Client();
+        var wrongMethod = await client.GetAsync("/v1/completions");
+        var error = await ReadError(wrongMethod, HttpStatusCode.MethodNotAllowed);
+        Assert.Equal("method_not_allowed", error.GetProperty("code").GetString());
+        Assert.Contains("POST", wrongMethod.Content.Headers.Allow);
+        Assert.Equal("not_found", (await ReadError(await client.DeleteAsync("/v1/no-such-route"), HttpStatusCode.NotFound)).GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task Error_responses_are_counted_in_the_http_metrics()
+    {
+        using var client = fixture.Client();
+        await client.PostAsync("/v1/completions", new StringContent("{not json", Encoding.UTF8, "application/json"));
+        string metrics = await (await client.GetAsync("/metrics")).Content.ReadAsStringAsync();
+        Assert.Contains(metrics.Split('\n'), line => line.StartsWith("http_requests_received_total{code=\"400\",method=\"POST\"", StringComparison.Ordinal)
+            && line.Contains("endpoint=\"/v1/completions\""));
+    }
 }

@@ -134,7 +134,7 @@ public sealed class GatewayLoad(Uri baseAddress, string apiKey, string model, in
             string data = line["data: ".Length..];
             if (data == "[DONE]") break;
             using var chunk = JsonDocument.Parse(data);
-            if (chunk.RootElement.TryGetProperty("usage", out var usage)) count = usage.GetProperty("completion_tokens").GetInt32();
+            if (chunk.RootElement.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object) count = usage.GetProperty("completion_tokens").GetInt32();
             foreach (var choice in chunk.RootElement.GetProperty("choices").EnumerateArray())
             {
                 first ??= watch.Elapsed.TotalSeconds;

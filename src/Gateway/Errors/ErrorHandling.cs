@@ -45,6 +45,19 @@ public sealed class ErrorHandling(RequestDelegate next, ILogger<ErrorHandling> l
         _ => new ApiException(500, "the server failed to handle the request", "server_error"),
     };
 
+    /// <summary>The error object for a response that has a status but no body (no route, or a method the route does not take).</summary>
+    public static ApiException ForStatus(HttpContext context)
+    {
+        var request = context.Request;
+        return context.Response.StatusCode switch
+        {
+            StatusCodes.Status404NotFound => ApiException.NotFound($"no route {request.Method} {request.Path}"),
+            StatusCodes.Status405MethodNotAllowed => new ApiException(405, $"{request.Path} does not take {request.Method}" +
+                (context.Response.Headers.Allow.Count > 0 ? $"; it takes {context.Response.Headers.Allow}" : ""), "invalid_request_error", null, "method_not_allowed"),
+            int status => new ApiException(status, $"the request failed with status {status}", status >= 500 ? "server_error" : "invalid_request_error"),
+        };
+    }
+
     public static async Task WriteAsync(HttpContext context, ApiException error)
     {
         context.Response.StatusCode = error.Status;

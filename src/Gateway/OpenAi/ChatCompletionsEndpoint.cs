@@ -43,7 +43,7 @@ public static class ChatCompletionsEndpoint
             : null;
         if (request.Stream)
         {
-            ServerSentEvents.Start(context.Response);
+            ServerSentEvents.Start(context.Response, request.IncludeUsage);
             foreach (var choice in choices)
                 await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, model.Definition, choice.Index, new { role = "assistant", content = "" }, null, null), context.RequestAborted);
         }
@@ -92,6 +92,5 @@ public static class ChatCompletionsEndpoint
     {
         id, @object = "chat.completion.chunk", created, model = request.Model, system_fingerprint = SystemFingerprint.Of(model), service_tier = "default",
         choices = new[] { new { index, delta, logprobs, finish_reason = finishReason } },
-        usage = (object?)null, // only the last chunk of an include_usage stream has one, as OpenAI sends
     };
 }

@@ -54,7 +54,7 @@ public static class CompletionsEndpoint
                 var generation = worker.Generate(new ModelRequest { Tenant = tenant, PromptIds = ids, Parameters = parameters }, context.RequestAborted);
                 runs.Add((candidates, await AdmittedStream<GeneratedToken>.StartAsync(metered.Run(generation, ids.Count, context.RequestAborted), context.RequestAborted)));
             }
-            if (request.Stream) ServerSentEvents.Start(context.Response);
+            if (request.Stream) ServerSentEvents.Start(context.Response, request.IncludeUsage);
             for (int p = 0; p < runs.Count; p++)
             {
                 var (candidates, generation) = runs[p];
@@ -98,7 +98,6 @@ public static class CompletionsEndpoint
     private static object Chunk(string id, long created, CompletionRequest request, string fingerprint, CompletionChoice choice, string delta, GeneratedToken? token) => new
     {
         id, @object = "text_completion", created, model = request.Model, system_fingerprint = fingerprint,
-        usage = (object?)null, // only the last chunk of an include_usage stream has one, as OpenAI sends
         choices = new[]
         {
             new

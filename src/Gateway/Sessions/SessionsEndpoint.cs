@@ -87,7 +87,7 @@ public static class SessionsEndpoint
             metered.Run(session.Send(content, overrides, context.RequestAborted), null, context.RequestAborted), context.RequestAborted);
         if (stream)
         {
-            ServerSentEvents.Start(context.Response);
+            ServerSentEvents.Start(context.Response, fields.IncludeUsage());
             await ServerSentEvents.WriteAsync(context.Response, Chunk(messageId, created, model, id, new { role = "assistant", content = "" }, null), context.RequestAborted);
         }
         await foreach (var token in reply.ReadAllAsync())
