@@ -99,4 +99,16 @@ public sealed class SessionsTests(GatewayFixture fixture)
         var response = await client.PostAsync("/v1/sessions", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
         Assert.Equal(parameter, (await ReadError(response, HttpStatusCode.BadRequest)).GetProperty("param").GetString());
     }
+
+    [Fact]
+    public async Task The_session_quota_is_a_403_without_retry_after_since_waiting_does_not_lift_it()
+    {
+        using var client = await fixture.NewTenantClient(new { max_sessions = 1 });
+        Assert.Equal(HttpStatusCode.Created, (await client.PostAsync("/v1/sessions", Json(new { model = GatewayFixture.Model }))).StatusCode);
+        var refused = await client.PostAsync("/v1/sessions", Json(new { model = GatewayFixture.Model }));
+        var error = await ReadError(refused, HttpStatusCode.Forbidden);
+        Assert.Equal("quota_exceeded", error.GetProperty("code").GetString());
+        Assert.Equal("max_sessions", error.GetProperty("param").GetString());
+        Assert.Null(refused.Headers.RetryAfter);
+    }
 }

@@ -40,7 +40,8 @@ public sealed class TenantTests(ClusterFixture fixture)
 
         await SessionCalls.Get(Client, tenant, "one", ClusterFixture.Alpha).Create(new SessionSettings { Model = ClusterFixture.Alpha });
         await SessionCalls.Get(Client, tenant, "two", ClusterFixture.Alpha).Create(new SessionSettings { Model = ClusterFixture.Alpha });
-        var full = await Assert.ThrowsAsync<RetryLaterException>(() =>
+        // A limit that time does not lift: not a "retry later" (the API answers 403 quota_exceeded, without Retry-After).
+        var full = await Assert.ThrowsAsync<QuotaExceededException>(() =>
             SessionCalls.Get(Client, tenant, "three", ClusterFixture.Alpha).Create(new SessionSettings { Model = ClusterFixture.Alpha }));
         Assert.Contains("2 sessions", full.Message);
 

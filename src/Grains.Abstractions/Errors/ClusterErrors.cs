@@ -30,6 +30,10 @@ public sealed class ModelUnavailableException(string model, string reason) : Gpt
     [Id(0)] public string Model { get; init; } = model;
 }
 
+/// <summary>A limit that waiting does not lift (a tenant's most sessions): the client must free something first.</summary>
+[GenerateSerializer]
+public sealed class QuotaExceededException(string message, string? parameter = null) : Gpt2OrleansException(message, parameter);
+
 /// <summary>A quota or a full engine queue: retry after <see cref="RetryAfterSeconds"/>.</summary>
 [GenerateSerializer]
 public sealed class RetryLaterException(string message, double retryAfterSeconds) : Gpt2OrleansException(message)

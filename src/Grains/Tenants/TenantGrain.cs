@@ -90,7 +90,7 @@ public sealed class TenantGrain([PersistentState("tenant", StorageNames.Tenants)
     {
         RequireExists();
         if (state.State.Quota.MaxSessions is { } max && state.State.Sessions.Count >= max && !state.State.Sessions.ContainsKey(sessionId))
-            throw new RetryLaterException($"this tenant already has {max} sessions (its quota); delete one first", 60);
+            throw new QuotaExceededException($"this tenant already has {max} sessions (its quota); delete one first", "max_sessions");
         state.State.Sessions[sessionId] = model;
         await state.WriteStateAsync();
     }
