@@ -22,6 +22,8 @@ public interface ITenantGrain : IGrainWithStringKey
     Task SetAllowedModels(IReadOnlyList<string>? models);
     /// <summary>Throws <see cref="InvalidRequestException"/> when the tenant may not use the model.</summary>
     Task CheckModel(string model);
+    /// <summary>The models the tenant may use; null when it may use all.</summary>
+    Task<IReadOnlyList<string>?> GetAllowedModels();
 
     /// <summary>Counts a new session against the quota; throws <see cref="RetryLaterException"/> when it is full.</summary>
     Task RegisterSession(string sessionId, string model);

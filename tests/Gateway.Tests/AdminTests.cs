@@ -75,4 +75,19 @@ public sealed class AdminTests(GatewayFixture fixture)
             await Task.Delay(50); // the slot is given back when the first request's handler ends, just after its last byte
         Assert.Equal(HttpStatusCode.OK, again.StatusCode);
     }
+
+    [Fact]
+    public async Task A_tenant_sees_only_the_models_it_may_use_and_no_server_paths()
+    {
+        using var admin = fixture.Client(GatewayFixture.AdminKey);
+        string tenant = "only-alpha-" + Guid.NewGuid().ToString("N")[..8];
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsync("/admin/tenants", Json(new { id = tenant, allowed_models = new[] { GatewayFixture.Model } }))).StatusCode);
+        using var client = fixture.Client((await ReadJson(await admin.PostAsync($"/admin/tenants/{tenant}/keys", null))).GetProperty("key").GetString());
+        var listed = (await ReadJson(await client.GetAsync("/v1/models"))).GetProperty("data").EnumerateArray().ToList();
+        Assert.Equal([GatewayFixture.Model], listed.Select(m => m.GetProperty("id").GetString()));
+        Assert.False(listed[0].TryGetProperty("source", out _), "the model's source (a server path) is not shown");
+        Assert.Equal("model_not_found", (await ReadError(await client.GetAsync($"/v1/models/{GatewayFixture.Sentiment}"), HttpStatusCode.NotFound)).GetProperty("code").GetString());
+        using var everyone = fixture.Client();
+        Assert.True((await ReadJson(await everyone.GetAsync("/v1/models"))).GetProperty("data").GetArrayLength() >= 3);
+    }
 }

@@ -5,27 +5,33 @@ using Gpt2Orleans.Grains;
 
 namespace Gpt2Orleans.Gateway.OpenAi;
 
-/// <summary><c>GET /v1/models</c> and <c>/v1/models/{id}</c>: OpenAI's model objects, plus which silos serve each, its heads and its chat template.</summary>
+/// <summary>
+/// <c>GET /v1/models</c> and <c>/v1/models/{id}</c>: OpenAI's model objects, plus which silos serve each, its heads and
+/// its chat template; only the models the tenant may use (another is a 404, as a model that does not exist), and
+/// never where the silo reads it from (a server's file path is nobody else's business).
+/// </summary>
 public static class ModelsEndpoint
 {
     public static async Task<IResult> List(HttpContext context, TenantAuthentication auth, IClusterClient cluster)
     {
-        await auth.AuthenticateAsync(context);
+        string tenant = await auth.AuthenticateAsync(context);
+        var allowed = await cluster.GetGrain<ITenantGrain>(tenant).GetAllowedModels();
         var models = await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels();
-        return Results.Json(new { @object = "list", data = models.Select(ToObject) });
+        return Results.Json(new { @object = "list", data = models.Where(m => allowed is null || allowed.Contains(m.Definition.Name)).Select(ToObject) });
     }
 
-    public static async Task<IResult> Get(HttpContext context, string id, TenantAuthentication auth, ModelWorkers workers)
+    public static async Task<IResult> Get(HttpContext context, string id, TenantAuthentication auth, ModelWorkers workers, IClusterClient cluster)
     {
-        await auth.AuthenticateAsync(context);
+        string tenant = await auth.AuthenticateAsync(context);
         var model = await workers.FindAsync(id) ?? throw ApiException.ModelNotFound(id);
+        if (await cluster.GetGrain<ITenantGrain>(tenant).GetAllowedModels() is { } allowed && !allowed.Contains(id)) throw ApiException.ModelNotFound(id);
         return Results.Json(ToObject(model));
     }
 
     private static object ToObject(ModelInfo m) => new
     {
         id = m.Definition.Name, @object = "model", created = 0, owned_by = "gpt2orleans",
-        source = m.Definition.Source, heads = m.Definition.Heads, device = m.Definition.Device, silos = m.Silos,
+        heads = m.Definition.Heads, device = m.Definition.Device, silos = m.Silos,
         chat_template = new
         {
             system = m.Definition.Chat.System, user = m.Definition.Chat.User, assistant_prefix = m.Definition.Chat.AssistantPrefix,

@@ -78,6 +78,12 @@ public sealed class TenantGrain([PersistentState("tenant", StorageNames.Tenants)
         await state.WriteStateAsync();
     }
 
+    public Task<IReadOnlyList<string>?> GetAllowedModels()
+    {
+        RequireExists();
+        return Task.FromResult<IReadOnlyList<string>?>(state.State.AllowedModels?.ToList());
+    }
+
     public Task CheckModel(string model)
     {
         RequireExists();
