@@ -179,4 +179,22 @@ public sealed class CompletionsTests(GatewayFixture fixture)
         Assert.Equal("stream", (await ReadError(await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, best_of = 2, stream = true })),
             HttpStatusCode.BadRequest)).GetProperty("param").GetString());
     }
+
+    [Fact]
+    public async Task Echoed_logprobs_have_offsets_into_the_returned_text_and_name_split_characters_by_their_bytes()
+    {
+        using var client = fixture.Client();
+        const string prompt = "Hello world, I 😀 you";
+        var logprobs = (await ReadJson(await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, prompt, echo = true, logprobs = 1, max_tokens = 0 }))))
+            .GetProperty("choices")[0].GetProperty("logprobs");
+        var tokens = logprobs.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!).ToList();
+        var offsets = logprobs.GetProperty("text_offset").EnumerateArray().Select(o => o.GetInt32()).ToList();
+        Assert.Equal(["Hello", " world"], tokens.Take(2));
+        Assert.Equal([0, 5], offsets.Take(2)); // from the start of the returned text, which begins with the prompt
+        Assert.Equal(offsets.Order(), offsets);
+        Assert.All(offsets, o => Assert.InRange(o, 0, prompt.Length - 1));
+        // GPT-2 splits the emoji's four bytes over tokens: those are named by their bytes, not by U+FFFD.
+        Assert.Contains(tokens, t => t.StartsWith("bytes:\\x", StringComparison.Ordinal));
+        Assert.DoesNotContain(tokens, t => t.Contains('\uFFFD'));
+    }
 }

@@ -116,6 +116,6 @@ public static class CompletionsEndpoint
         var texts = await worker.DecodeTokens(ids);
         foreach (var choice in choices)
             for (int i = 0; i < ids.Count; i++)
-                choice.AddLogprob(texts[i], scores[i]?.Logprob, scores[i]?.Top ?? []);
+                choice.AddLogprob(scores[i]?.Bytes ?? System.Text.Encoding.UTF8.GetBytes(texts[i]), scores[i]?.Logprob, scores[i]?.Top ?? []);
     }
 }

@@ -12,14 +12,19 @@ public sealed record GeneratedToken(
     [property: Id(5)] TokenUsage? Usage,
     [property: Id(7)] string? StopString = null);
 
-/// <summary>The chosen token's log-probability and the most likely alternatives (token id, text, log-probability).</summary>
+/// <summary>
+/// The chosen token's log-probability, its own UTF-8 bytes (a token may hold part of a character, so its bytes, not
+/// the streamed text, say what it is) and the most likely alternatives (token id, text, log-probability, bytes).
+/// </summary>
 [GenerateSerializer, Immutable]
 public sealed record TokenLogprobs(
     [property: Id(0)] double Logprob,
-    [property: Id(1)] IReadOnlyList<TopLogprob> Top);
+    [property: Id(1)] IReadOnlyList<TopLogprob> Top,
+    [property: Id(2)] byte[]? Bytes = null);
 
 [GenerateSerializer, Immutable]
-public sealed record TopLogprob([property: Id(0)] int TokenId, [property: Id(1)] string Text, [property: Id(2)] double Logprob);
+public sealed record TopLogprob([property: Id(0)] int TokenId, [property: Id(1)] string Text, [property: Id(2)] double Logprob,
+    [property: Id(3)] byte[]? Bytes = null);
 
 /// <summary>Prompt and completion tokens of one request; cached prompt tokens were not recomputed (kept KV or prefix cache).</summary>
 [GenerateSerializer, Immutable]

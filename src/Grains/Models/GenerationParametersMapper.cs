@@ -39,18 +39,19 @@ public static class GenerationParametersMapper
         SequenceBias = p.LogitBias is { Count: > 0 } bias ? bias.Select(b => ((IReadOnlyList<int>)[b.Key], b.Value)).ToList() : null,
     };
 
-    public static GeneratedToken ToMessage(TokenEvent e, Func<int, string> tokenText) => new(
+    public static GeneratedToken ToMessage(TokenEvent e, Func<int, string> tokenText, Func<int, byte[]> tokenBytes) => new(
         e.SequenceIndex,
         e.TokenId,
         e.TextDelta,
-        e.Logprob is { } l ? ToMessage(l, tokenText) : null,
+        e.Logprob is { } l ? ToMessage(l, tokenText, tokenBytes) : null,
         e.Finish?.Name(),
         e.Usage is { } u ? new TokenUsage(u.PromptTokens, u.CompletionTokens, u.CachedPromptTokens) : null,
         e.StopString);
 
-    /// <summary>A token's log-probability and its alternatives, each alternative with its text.</summary>
-    public static TokenLogprobs ToMessage(TokenLogprob logprob, Func<int, string> tokenText) =>
-        new(logprob.Logprob, logprob.Top.Select(t => new TopLogprob(t.TokenId, tokenText(t.TokenId), t.Logprob)).ToList());
+    /// <summary>A token's log-probability and bytes, and its alternatives, each with its text and bytes.</summary>
+    public static TokenLogprobs ToMessage(TokenLogprob logprob, Func<int, string> tokenText, Func<int, byte[]> tokenBytes) =>
+        new(logprob.Logprob, logprob.Top.Select(t => new TopLogprob(t.TokenId, tokenText(t.TokenId), t.Logprob, tokenBytes(t.TokenId))).ToList(),
+            tokenBytes(logprob.TokenId));
 
     /// <summary>Runs <paramref name="work"/> with its engine errors turned into the cluster's (<see cref="ToClusterError"/>).</summary>
     public static async Task<T> WithClusterErrors<T>(Func<Task<T>> work)

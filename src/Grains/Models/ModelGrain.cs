@@ -47,13 +47,13 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
                 new EngineRequest(request.Tenant, request.PromptIds, config) { Owner = request.Owner, ForkFrom = request.ForkFrom }, cancellationToken);
         }
         catch (Exception e) { throw GenerationParametersMapper.ToClusterError(e); }
-        await foreach (var e in events) yield return GenerationParametersMapper.ToMessage(e, TokenText);
+        await foreach (var e in events) yield return GenerationParametersMapper.ToMessage(e, TokenText, TokenBytes);
     }
 
     public Task<IReadOnlyList<TokenLogprobs?>> Score(string tenant, IReadOnlyList<int> tokenIds, int topLogprobs = 0) =>
         GenerationParametersMapper.WithClusterErrors<IReadOnlyList<TokenLogprobs?>>(async () =>
             (await _model.RequireGeneration().ScoreAsync(tenant, tokenIds, topLogprobs))
-                .Select(s => s is null ? null : GenerationParametersMapper.ToMessage(s, TokenText)).ToList());
+                .Select(s => s is null ? null : GenerationParametersMapper.ToMessage(s, TokenText, TokenBytes)).ToList());
 
     public Task<IReadOnlyList<int>> Tokenize(string text) => Task.FromResult(_model.Tokenizer.Encode(text));
 
@@ -66,6 +66,8 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
 
     /// <summary>A token's text; none for an id past the tokenizer (a padded vocabulary's), as HF's tokenizers decode it.</summary>
     private string TokenText(int id) => id < _model.Tokenizer.VocabSize ? _model.Tokenizer.Decode([id]) : "";
+
+    private byte[] TokenBytes(int id) => id < _model.Tokenizer.VocabSize ? _model.Tokenizer.TokenBytes(id) : [];
 
     public async Task<IReadOnlyList<TextClassificationResult>> Classify(string tenant, IReadOnlyList<string> texts)
     {
