@@ -78,4 +78,21 @@ public sealed class HostileInputTests(GatewayFixture fixture)
         Assert.Contains(metrics.Split('\n'), line => line.StartsWith("http_requests_received_total{code=\"400\",method=\"POST\"", StringComparison.Ordinal)
             && line.Contains("endpoint=\"/v1/completions\""));
     }
+
+    [Fact]
+    public async Task A_malformed_chunked_body_is_a_400_and_the_server_keeps_answering()
+    {
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(fixture.BaseAddress.Host, fixture.BaseAddress.Port);
+        var stream = tcp.GetStream();
+        string request = $"POST /v1/completions HTTP/1.1\r\nHost: {fixture.BaseAddress.Authority}\r\nAuthorization: Bearer {GatewayFixture.Key}\r\n" +
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"mod\r\nZZ\r\nel\":1}\r\n0\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
+        using var reader = new StreamReader(stream, Encoding.ASCII);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        string status = (await reader.ReadLineAsync(timeout.Token))!;
+        Assert.StartsWith("HTTP/1.1 400", status);
+        using var client = fixture.Client();
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/models")).StatusCode);
+    }
 }

@@ -38,6 +38,7 @@ public sealed class ErrorHandling(RequestDelegate next, ILogger<ErrorHandling> l
         InvalidRequestException invalid => ApiException.BadRequest(ApiNames.InMessage(invalid.Message), ApiNames.Of(invalid.Parameter)),
         SessionNotFoundException missing => ApiException.NotFound(missing.Message, "session_id"),
         ModelUnavailableException unavailable => new ApiException(503, unavailable.Message, "service_unavailable", "model", "model_unavailable", 5),
+        ConflictException conflict => new ApiException(409, conflict.Message, "invalid_request_error", conflict.Parameter, "conflict"),
         QuotaExceededException quota => new ApiException(403, quota.Message, "insufficient_quota", quota.Parameter, "quota_exceeded"),
         RetryLaterException retry => new ApiException(429, retry.Message, "rate_limit_exceeded", null, "rate_limit_exceeded", Math.Max(1, retry.RetryAfterSeconds)),
         BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => new ApiException(413, "the request body is too large", "invalid_request_error", null, "request_too_large"),

@@ -30,6 +30,10 @@ public sealed class ModelUnavailableException(string model, string reason) : Gpt
     [Id(0)] public string Model { get; init; } = model;
 }
 
+/// <summary>The resource is busy with another request that must end first (a session answering a turn).</summary>
+[GenerateSerializer]
+public sealed class ConflictException(string message, string? parameter = null) : Gpt2OrleansException(message, parameter);
+
 /// <summary>A limit that waiting does not lift (a tenant's most sessions): the client must free something first.</summary>
 [GenerateSerializer]
 public sealed class QuotaExceededException(string message, string? parameter = null) : Gpt2OrleansException(message, parameter);

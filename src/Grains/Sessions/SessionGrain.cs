@@ -31,7 +31,10 @@ public sealed class SessionGrain(
     private int? _contextLength; // the model's, asked once per activation
     private bool _restoreTried; // the first turn of an activation looks for KV spilled by the last one
     private string? _forkFrom;  // a fork's source session, whose kept KV its first turn shares copy-on-write
-    private bool _turnInProgress;
+    /// <summary>Turns run one at a time. A turn that comes while another ends (its client hung up: the cancellation takes
+    /// a moment to reach the grain) waits for it, up to <see cref="TurnWait"/>, rather than being refused.</summary>
+    private readonly SemaphoreSlim _turn = new(1, 1);
+    private static readonly TimeSpan TurnWait = TimeSpan.FromSeconds(5);
 
     public async Task<SessionTranscript> Create(SessionSettings settings)
     {
@@ -69,8 +72,8 @@ public sealed class SessionGrain(
     {
         RequireExists();
         if (string.IsNullOrWhiteSpace(userText)) throw new InvalidRequestException("the message is empty", "content");
-        if (_turnInProgress) throw new InvalidRequestException($"session '{SessionId}' is already answering a turn", "session");
-        _turnInProgress = true;
+        if (!await _turn.WaitAsync(TurnWait, cancellationToken))
+            throw new ConflictException($"session '{SessionId}' is still answering another turn; send the next one when it ends", "session");
         try
         {
             var worker = Worker(state.State.Model);
@@ -123,7 +126,7 @@ public sealed class SessionGrain(
             state.State.OpenedBy = template.OpenedBy(stop);
             await state.WriteStateAsync();
         }
-        finally { _turnInProgress = false; }
+        finally { _turn.Release(); }
     }
 
     public Task<SessionTranscript> GetTranscript()
