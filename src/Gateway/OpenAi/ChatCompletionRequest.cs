@@ -17,6 +17,7 @@ public sealed record ChatCompletionRequest(string Model, IReadOnlyList<(string R
     public static ChatCompletionRequest Parse(JsonElement body)
     {
         var fields = RequestFields.Parse(body);
+        fields.RefuseUnsupported();
         string model = fields.RequiredString("model");
         var messages = ParseMessages(fields.Get("messages"));
         int n = fields.Integer("n", 1, CompletionRequest.MaxChoices) ?? 1;

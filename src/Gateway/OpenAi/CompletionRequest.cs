@@ -21,6 +21,7 @@ public sealed record CompletionRequest(string Model, IReadOnlyList<Prompt> Promp
     public static CompletionRequest Parse(JsonElement body)
     {
         var fields = RequestFields.Parse(body);
+        fields.RefuseUnsupported();
         string model = fields.RequiredString("model");
         var prompts = ParsePrompts(fields.Get("prompt"));
         int n = fields.Integer("n", 1, MaxChoices) ?? 1;
