@@ -84,4 +84,21 @@ public sealed class TenantTests(ClusterFixture fixture)
         Assert.True(await running.MoveNextAsync()); // the first stream is open
         await Assert.ThrowsAsync<RetryLaterException>(() => SessionCalls.Reply(second, "Hi"));
     }
+
+    [Fact]
+    public async Task Deleting_a_tenant_deletes_its_sessions_so_the_ids_can_be_used_again()
+    {
+        string tenant = await SessionCalls.NewTenant(Client);
+        var session = SessionCalls.Get(Client, tenant, "again", ClusterFixture.Alpha);
+        await session.Create(new SessionSettings { Model = ClusterFixture.Alpha });
+        await SessionCalls.Reply(session, "Hello there", maxNewTokens: 2);
+        await Client.GetGrain<ITenantGrain>(tenant).Delete();
+        await Assert.ThrowsAsync<SessionNotFoundException>(() => SessionCalls.Get(Client, tenant, "again", ClusterFixture.Alpha).GetTranscript());
+
+        await Client.GetGrain<ITenantGrain>(tenant).Create();
+        var reborn = SessionCalls.Get(Client, tenant, "again", ClusterFixture.Alpha);
+        await reborn.Create(new SessionSettings { Model = ClusterFixture.Alpha });
+        Assert.DoesNotContain((await reborn.GetTranscript()).Turns, t => t.Role != "system");
+        Assert.Equal(["again"], await Client.GetGrain<ITenantGrain>(tenant).ListSessions());
+    }
 }

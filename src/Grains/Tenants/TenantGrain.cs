@@ -19,8 +19,19 @@ public sealed class TenantGrain([PersistentState("tenant", StorageNames.Tenants)
 
     public Task<bool> Exists() => Task.FromResult(state.State.Exists);
 
+    /// <summary>
+    /// Deletes the tenant's sessions (transcripts, kept and spilled KV) first, then its keys and itself: a tenant created
+    /// again under the same id starts empty and may reuse its session ids. A failure midway leaves the tenant to delete again.
+    /// </summary>
     public async Task Delete()
     {
+        foreach (var (sessionId, model) in state.State.Sessions.ToList())
+        {
+            RequestContext.Set(GrainKeys.ModelContextKey, model); // the session's placement reads its model
+            using (RequestContext.AllowCallChainReentrancy()) // the session unregisters itself here, in this call's chain
+                try { await GrainFactory.GetGrain<ISessionGrain>(GrainKeys.Session(TenantId, sessionId)).Delete(); }
+                catch (SessionNotFoundException) { state.State.Sessions.Remove(sessionId); } // listed but never stored: nothing to delete
+        }
         foreach (var stored in state.State.Keys.Values) await GrainFactory.GetGrain<IApiKeyGrain>(stored.Hash).Revoke();
         await state.ClearStateAsync();
         state.State = new TenantState();
