@@ -45,7 +45,7 @@ public static class ChatCompletionsEndpoint
         {
             ServerSentEvents.Start(context.Response, request.IncludeUsage);
             foreach (var choice in choices)
-                await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, model.Definition, choice.Index, new { role = "assistant", content = "" }, null, null), context.RequestAborted);
+                await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice.Index, new { role = "assistant", content = "" }, null, null), context.RequestAborted);
         }
         if (generation is not null)
         {
@@ -55,10 +55,10 @@ public static class ChatCompletionsEndpoint
                 string delta = choice.Add(token);
                 if (!request.Stream) continue;
                 if (delta.Length > 0 || (request.Logprobs && token.Logprobs is not null))
-                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, model.Definition, choice.Index, new { content = delta },
+                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice.Index, new { content = delta },
                         choice.ChatLogprobs(request.Logprobs && token.Logprobs is not null, request.TopLogprobs, from: choice.LogprobCount - 1), null), context.RequestAborted);
                 if (token.FinishReason is { } finish)
-                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, model.Definition, choice.Index, new { }, null, finish), context.RequestAborted);
+                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice.Index, new { }, null, finish), context.RequestAborted);
             }
         }
         else
@@ -88,9 +88,9 @@ public static class ChatCompletionsEndpoint
         });
     }
 
-    private static object Chunk(string id, long created, ChatCompletionRequest request, ModelDefinition model, int index, object delta, object? logprobs, string? finishReason) => new
+    private static object Chunk(string id, long created, ChatCompletionRequest request, string fingerprint, int index, object delta, object? logprobs, string? finishReason) => new
     {
-        id, @object = "chat.completion.chunk", created, model = request.Model, system_fingerprint = SystemFingerprint.Of(model), service_tier = "default",
+        id, @object = "chat.completion.chunk", created, model = request.Model, system_fingerprint = fingerprint, service_tier = "default",
         choices = new[] { new { index, delta, logprobs, finish_reason = finishReason } },
     };
 }

@@ -22,9 +22,15 @@ public static class ServerSentEvents
 
     public static async Task WriteAsync(HttpResponse response, object chunk, CancellationToken cancellationToken)
     {
-        var node = JsonSerializer.SerializeToNode(chunk, Json)!.AsObject();
-        if (response.HttpContext.Items[NullUsageKey] is true && !node.ContainsKey("usage")) node["usage"] = null;
-        await response.WriteAsync("data: " + node.ToJsonString(Json) + "\n\n", cancellationToken);
+        string json;
+        if (response.HttpContext.Items[NullUsageKey] is true)
+        {
+            var node = JsonSerializer.SerializeToNode(chunk, Json)!.AsObject();
+            if (!node.ContainsKey("usage")) node["usage"] = null;
+            json = node.ToJsonString(Json);
+        }
+        else json = JsonSerializer.Serialize(chunk, Json);
+        await response.WriteAsync("data: " + json + "\n\n", cancellationToken);
         await response.Body.FlushAsync(cancellationToken);
     }
 

@@ -30,7 +30,7 @@ public sealed class TenantGrain([PersistentState("tenant", StorageNames.Tenants)
             RequestContext.Set(GrainKeys.ModelContextKey, model); // the session's placement reads its model
             using (RequestContext.AllowCallChainReentrancy()) // the session unregisters itself here, in this call's chain
                 try { await GrainFactory.GetGrain<ISessionGrain>(GrainKeys.Session(TenantId, sessionId)).Delete(); }
-                catch (SessionNotFoundException) { state.State.Sessions.Remove(sessionId); } // listed but never stored: nothing to delete
+                catch (SessionNotFoundException) { } // listed but never stored: nothing to delete (the list goes with the tenant)
         }
         foreach (var stored in state.State.Keys.Values) await GrainFactory.GetGrain<IApiKeyGrain>(stored.Hash).Revoke();
         await state.ClearStateAsync();

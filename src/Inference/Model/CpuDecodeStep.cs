@@ -47,7 +47,7 @@ internal static unsafe class CpuDecodeStep
             parameters = buffers.Rent(4 * e + 3 * e + e + inner + e);
         try
         {
-            using (var contiguous = hidden.contiguous()) ReadFloats(contiguous, x);
+            using (var contiguous = hidden.contiguous()) CpuMatVec.ReadFloat32(contiguous, x);
             fixed (float* xp = x, np = normed, qkvp = qkv, qp = query, ap = attended, fp = feedForward, pp = projected, wp = parameters)
             {
                 // Per block: ln_1 γ, β | ln_2 γ, β | c_attn b | attn.c_proj b | c_fc b | mlp.c_proj b, widened to float32.
@@ -136,17 +136,7 @@ internal static unsafe class CpuDecodeStep
         }
     }
 
-    /// <summary>A float32 or bf16 tensor's values (contiguous) as float32.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
-    private static void ReadFloats(Tensor t, Span<float> destination)
-    {
-        int count = (int)t.numel();
-        if (t.dtype == ScalarType.Float32) { MemoryMarshal.Cast<byte, float>(t.bytes)[..count].CopyTo(destination); return; }
-        var bits = MemoryMarshal.Cast<byte, ushort>(t.bytes);
-        for (int i = 0; i < count; i++) destination[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
-    }
-
-    private static void ReadFloats(Tensor t, float* destination) => ReadFloats(t, new Span<float>(destination, (int)t.numel()));
+    private static void ReadFloats(Tensor t, float* destination) => CpuMatVec.ReadFloat32(t, new Span<float>(destination, (int)t.numel()));
 
     /// <summary>HF's LayerNorm over each row: (x − mean) / √(var + eps) · γ + β, the variance biased, in float32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier

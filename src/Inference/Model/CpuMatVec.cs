@@ -97,20 +97,18 @@ internal static unsafe class CpuMatVec
     private static float[] Inputs(Tensor x, int count, ScalarType weights)
     {
         var input = ArrayPool<float>.Shared.Rent(count);
-        if (x.dtype == ScalarType.Float32)
-        {
-            fixed (float* source = MemoryMarshal.Cast<byte, float>(x.bytes), destination = input) Arrange(source, count, weights, destination);
-            return input;
-        }
-        var widened = ArrayPool<float>.Shared.Rent(count);
-        try
-        {
-            var bits = MemoryMarshal.Cast<byte, ushort>(x.bytes);
-            for (int i = 0; i < count; i++) widened[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
-            fixed (float* source = widened, destination = input) Arrange(source, count, weights, destination);
-            return input;
-        }
-        finally { ArrayPool<float>.Shared.Return(widened); }
+        ReadFloat32(x, input);
+        fixed (float* values = input) Arrange(values, count, weights, values);
+        return input;
+    }
+
+    /// <summary>A contiguous float32 or bf16 tensor's values as float32 (bf16 widened: it is a float32's top half), read from its memory.</summary>
+    internal static void ReadFloat32(Tensor t, Span<float> destination)
+    {
+        int count = (int)t.numel();
+        if (t.dtype == ScalarType.Float32) { MemoryMarshal.Cast<byte, float>(t.bytes)[..count].CopyTo(destination); return; }
+        var bits = MemoryMarshal.Cast<byte, ushort>(t.bytes);
+        for (int i = 0; i < count; i++) destination[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
     }
 
     /// <summary>
