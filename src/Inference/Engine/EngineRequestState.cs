@@ -1,3 +1,4 @@
+using Gpt2Orleans.Inference.Constraints;
 using System.Threading.Channels;
 using Gpt2Orleans.Inference.Generation;
 using Gpt2Orleans.Inference.Tokenization;
@@ -29,6 +30,9 @@ internal sealed class EngineRequestState(EngineRequest request, IReadOnlyList<in
     /// <summary>Prefill-only scoring: the prompt's log-probabilities are the result, nothing is generated.</summary>
     public TaskCompletionSource<IReadOnlyList<TokenLogprob?>>? Score { get; init; }
     public int ScoreTopLogprobs { get; init; }
+
+    /// <summary>Constrained decoding: the request's grammar run on this tokenizer's vocabulary.</summary>
+    public GrammarAutomaton? Grammar { get; init; }
 
     /// <summary>Beam search: the request-level policy that decides its beams.</summary>
     public BeamSearch? Beams { get; init; }

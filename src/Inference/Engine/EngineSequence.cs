@@ -24,7 +24,8 @@ internal sealed class EngineSequence(long id, int index, EngineRequestState requ
     public bool IsBeam => Request.Beams is not null;
 
     public LogitsProcessorList Processors { get; } = LogitsProcessorList.Create(request.Config, request.Eos,
-        promptLength ?? tokens.Count, (promptLength ?? tokens.Count) + request.MaxNewTokens);
+        promptLength ?? tokens.Count, (promptLength ?? tokens.Count) + request.MaxNewTokens,
+        request.Grammar is { } grammar ? (grammar, request.Tokenizer) : null);
     public SequenceSampler? Sampler { get; } = request.Config.Samples && request.Beams is null
         ? new SequenceSampler(SequenceSampler.SeedFor(request.Config.Seed, index)) : null;
     /// <summary>Detokenizing and stop strings (the output processor's state for this sequence).</summary>

@@ -1,3 +1,4 @@
+using Gpt2Orleans.Inference.Constraints;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Gpt2Orleans.Inference.Checkpoints;
@@ -154,9 +155,12 @@ public sealed class GenerationEngine : IDisposable
             config = config with { SuppressTokens = [.. config.SuppressTokens ?? [], .. Enumerable.Range(_tokenizer.VocabSize, _model.Config.VocabSize - _tokenizer.VocabSize)] };
         var eos = config.ResolveEos(_model.Config);
         int pad = config.ResolvePad(_model.Config, _tokenizer.EndOfTextId);
+        if (config.Constraint is { } constraint && eos.Count == 0)
+            throw new ArgumentException($"{constraint.Parameter}: a constrained output ends with an eos token, and this request has none", constraint.Parameter);
         return new EngineRequestState(request with { PromptIds = prompt, Config = config }, eos, pad, maxNew, _tokenizer)
         {
             Beams = config.IsBeamSearch && scoreTopLogprobs is null ? new BeamSearch(config, eos, pad, maxNew) : null,
+            Grammar = config.Constraint is { } c ? GrammarAutomaton.For(c.Compile(), _tokenizer) : null,
             Score = scoreTopLogprobs is null ? null : new TaskCompletionSource<IReadOnlyList<TokenLogprob?>>(TaskCreationOptions.RunContinuationsAsynchronously),
             ScoreTopLogprobs = scoreTopLogprobs ?? 0,
         };

@@ -1,3 +1,4 @@
+using Gpt2Orleans.Inference.Constraints;
 using Gpt2Orleans.Inference.Checkpoints;
 
 namespace Gpt2Orleans.Inference.Generation;
@@ -51,6 +52,8 @@ public sealed record GenerationConfig
     public long? Seed { get; init; }
     /// <summary>Null: no log-probabilities. 0: the chosen token's. N: also the N most likely tokens'.</summary>
     public int? Logprobs { get; init; }
+    /// <summary>What the output must be (a JSON schema, a regex, a choice): constrained decoding. Null: free text.</summary>
+    public OutputConstraint? Constraint { get; init; }
     /// <summary>Drop the oldest prompt tokens when prompt + new tokens would exceed n_positions (otherwise an error).</summary>
     public bool TruncatePrompt { get; init; }
 
@@ -178,6 +181,11 @@ public sealed record GenerationConfig
         {
             Require(word.Count > 0, "bad_words_ids", "contains an empty sequence");
             foreach (var id in word) InVocabulary("bad_words_ids", id);
+        }
+        if (Constraint is { } constraint)
+        {
+            try { constraint.Compile(); }
+            catch (GrammarException e) { Require(false, constraint.Parameter, e.Message); }
         }
         foreach (var stop in StopStrings ?? []) Require(!string.IsNullOrEmpty(stop), "stop_strings", "contains an empty string");
         Require(EpsilonCutoff is >= 0 and < 1, "epsilon_cutoff", $"must be in [0, 1), got {EpsilonCutoff}");

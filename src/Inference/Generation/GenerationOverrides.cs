@@ -1,3 +1,5 @@
+using Gpt2Orleans.Inference.Constraints;
+
 namespace Gpt2Orleans.Inference.Generation;
 
 /// <summary>
@@ -43,6 +45,7 @@ public sealed record GenerationOverrides
     public IReadOnlyList<string>? StopStrings { get; init; }
     public long? Seed { get; init; }
     public int? Logprobs { get; init; }
+    public OutputConstraint? Constraint { get; init; }
     public bool? TruncatePrompt { get; init; }
 
     /// <summary><paramref name="defaults"/> with every field given here taken from here.</summary>
@@ -83,6 +86,7 @@ public sealed record GenerationOverrides
         StopStrings = StopStrings ?? defaults.StopStrings,
         Seed = Seed ?? defaults.Seed,
         Logprobs = Logprobs ?? defaults.Logprobs,
+        Constraint = Constraint ?? defaults.Constraint,
         TruncatePrompt = TruncatePrompt ?? defaults.TruncatePrompt,
     };
 }

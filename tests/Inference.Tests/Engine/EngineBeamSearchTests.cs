@@ -25,7 +25,7 @@ public sealed class EngineBeamSearchTests(GoldenData golden)
             NoRepeatNgramSize = p.GetProperty("no_repeat_ngram_size").GetInt32(), MaxNewTokens = p.GetProperty("max_new_tokens").GetInt32(),
             PadTokenId = p.GetProperty("pad_token_id").GetInt32(), EosTokenIds = [p.GetProperty("eos_token_id").GetInt32()],
         };
-        var prompt = Json.Ints(c.GetProperty("inputs").GetProperty("input_ids")[0]);
+        var prompt = GoldenJson.Ints(c.GetProperty("inputs").GetProperty("input_ids")[0]);
         using var engine = new GenerationEngine(golden.Lm(), Gpt2Tokenizer.Default, new EngineOptions { KvBlocks = 256, BlockSize = 4, MaxBatchTokens = 16 });
         var noise = Task.Run(async () =>
         {
@@ -43,7 +43,7 @@ public sealed class EngineBeamSearchTests(GoldenData golden)
         await noise;
 
         var expected = c.GetProperty("expected");
-        var expectedNew = Json.Matrix(expected.GetProperty("new_tokens"))!;
+        var expectedNew = GoldenJson.Matrix(expected.GetProperty("new_tokens"))!;
         var expectedScores = expected.GetProperty("sequences_scores").EnumerateArray().Select(s => s.GetDouble()).ToArray();
         int pad = config.PadTokenId!.Value;
         for (int i = 0; i < sequences.Length; i++)

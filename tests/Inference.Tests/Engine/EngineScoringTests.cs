@@ -14,7 +14,7 @@ public sealed class EngineScoringTests(GoldenData golden)
     {
         using var engine = new GenerationEngine(golden.Lm(), Gpt2Tokenizer.Default, new EngineOptions { KvBlocks = 64, BlockSize = 4, MaxBatchTokens = 7 });
         var c = golden.Case("lm_loss");
-        var ids = Json.Ints(c.GetProperty("inputs").GetProperty("input_ids")[0]);
+        var ids = GoldenJson.Ints(c.GetProperty("inputs").GetProperty("input_ids")[0]);
         var busy = engine.SubmitAsync(new EngineRequest("t", ids[..5], new GenerationConfig { MaxNewTokens = 8, EosTokenIds = [] }));
         var generating = Task.Run(async () => { await foreach (var _ in busy) { } });
 

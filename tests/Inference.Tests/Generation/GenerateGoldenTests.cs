@@ -30,8 +30,8 @@ public sealed class GenerateGoldenTests(GoldenData golden)
     {
         var c = golden.Case(id);
         var inputs = c.GetProperty("inputs");
-        var ids = Json.Matrix(inputs.GetProperty("input_ids"))!;
-        var mask = Json.Matrix(inputs.GetProperty("attention_mask"))!;
+        var ids = GoldenJson.Matrix(inputs.GetProperty("input_ids"))!;
+        var mask = GoldenJson.Matrix(inputs.GetProperty("attention_mask"))!;
         var prompts = ids.Select((row, r) => (IReadOnlyList<int>)row.Where((_, t) => mask[r][t] == 1).Select(t => (int)t).ToList()).ToList();
         using var engine = new GenerationEngine(golden.Lm(), Gpt2Tokenizer.Default, new EngineOptions { KvBlocks = 512, BlockSize = 4, MaxBatchTokens = 16 });
         using var stop = new CancellationTokenSource();
@@ -59,7 +59,7 @@ public sealed class GenerateGoldenTests(GoldenData golden)
         var config = ToConfig(c.GetProperty("params"));
 
         var expected = c.GetProperty("expected");
-        var expectedNew = Json.Matrix(expected.GetProperty("new_tokens"))!;
+        var expectedNew = GoldenJson.Matrix(expected.GetProperty("new_tokens"))!;
         Assert.Equal(expectedNew.Length, sequences.Count);
         int pad = config.PadTokenId!.Value;
         for (int i = 0; i < sequences.Count; i++)

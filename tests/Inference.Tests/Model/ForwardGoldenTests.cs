@@ -16,7 +16,7 @@ public sealed class ForwardGoldenTests(GoldenData golden)
     {
         using var scope = torch.NewDisposeScope();
         var c = golden.Case("forward_nopad");
-        var ids = Json.Input(c, "input_ids")!;
+        var ids = GoldenJson.Input(c, "input_ids")!;
         var model = golden.Lm(layout);
         var config = model.Config;
         using var cache = new KeyValueCache(config, ids.shape[0], (int)ids.shape[1], model.DType, model.Device);
@@ -25,11 +25,11 @@ public sealed class ForwardGoldenTests(GoldenData golden)
         var expected = c.GetProperty("expected");
         TensorAssert.Close(golden.Expected(expected.GetProperty("logits").GetString()!), output.Logits, what: "logits");
         TensorAssert.Close(golden.Expected(expected.GetProperty("last_hidden_state").GetString()!), output.Transformer.LastHiddenState, what: "last_hidden_state");
-        var hidden = Json.Names(expected.GetProperty("hidden_states"));
+        var hidden = GoldenJson.Names(expected.GetProperty("hidden_states"));
         Assert.Equal(hidden.Length, output.Transformer.HiddenStates!.Count);
         for (int i = 0; i < hidden.Length; i++)
             TensorAssert.Close(golden.Expected(hidden[i]), output.Transformer.HiddenStates[i], what: hidden[i]);
-        var attentions = Json.Names(expected.GetProperty("attentions"));
+        var attentions = GoldenJson.Names(expected.GetProperty("attentions"));
         for (int i = 0; i < attentions.Length; i++)
             TensorAssert.Close(golden.Expected(attentions[i]), output.Transformer.Attentions![i], what: attentions[i]);
         int layer = 0;
@@ -50,9 +50,9 @@ public sealed class ForwardGoldenTests(GoldenData golden)
     {
         using var scope = torch.NewDisposeScope();
         var c = golden.Case(id);
-        using var output = golden.Lm(layout).forward(Json.Input(c, "input_ids")!, Json.Input(c, "attention_mask"), Json.Input(c, "position_ids"));
+        using var output = golden.Lm(layout).forward(GoldenJson.Input(c, "input_ids")!, GoldenJson.Input(c, "attention_mask"), GoldenJson.Input(c, "position_ids"));
         var expected = c.GetProperty("expected");
-        var valid = Json.Tensor(expected.GetProperty("valid_mask"))!.unsqueeze(-1).expand(output.Logits.shape);
+        var valid = GoldenJson.Tensor(expected.GetProperty("valid_mask"))!.unsqueeze(-1).expand(output.Logits.shape);
         TensorAssert.Close(golden.Expected(expected.GetProperty("logits").GetString()!), output.Logits, mask: valid, what: id);
     }
 
@@ -62,9 +62,9 @@ public sealed class ForwardGoldenTests(GoldenData golden)
         using var scope = torch.NewDisposeScope();
         var c = golden.Case("forward_left_pad");
         var model = golden.Lm();
-        var ids = Json.Input(c, "input_ids")!;
-        var mask = Json.Input(c, "attention_mask");
-        var positions = Json.Input(c, "position_ids");
+        var ids = GoldenJson.Input(c, "input_ids")!;
+        var mask = GoldenJson.Input(c, "attention_mask");
+        var positions = GoldenJson.Input(c, "position_ids");
         using var fused = model.forward(ids, mask, positions);
         using var eager = model.forward(ids, mask, positions, outputAttentions: true);
         var valid = mask!.unsqueeze(-1).expand(fused.Logits.shape);
@@ -77,12 +77,12 @@ public sealed class ForwardGoldenTests(GoldenData golden)
         using var scope = torch.NewDisposeScope();
         var c = golden.Case("incremental");
         var model = golden.Lm();
-        var prompt = Json.Input(c, "prompt_ids")!;
+        var prompt = GoldenJson.Input(c, "prompt_ids")!;
         using var cache = new KeyValueCache(model.Config, 1, 2, model.DType, model.Device); // small: forces growth
         using (var prefill = model.forward(prompt, cache: cache))
             TensorAssert.Close(golden.Expected(c.GetProperty("expected").GetProperty("prefill_logits").GetString()!), prefill.Logits, what: "prefill");
-        var steps = Json.Matrix(c.GetProperty("inputs").GetProperty("step_tokens"))!;
-        var names = Json.Names(c.GetProperty("expected").GetProperty("step_logits"));
+        var steps = GoldenJson.Matrix(c.GetProperty("inputs").GetProperty("step_tokens"))!;
+        var names = GoldenJson.Names(c.GetProperty("expected").GetProperty("step_logits"));
         for (int k = 0; k < steps.Length; k++)
         {
             using var step = model.forward(torch.tensor(steps[k], [1, 1]), cache: cache);
@@ -96,16 +96,16 @@ public sealed class ForwardGoldenTests(GoldenData golden)
         using var scope = torch.NewDisposeScope();
         var c = golden.Case("incremental_batch_left_pad");
         var model = golden.Lm();
-        var ids = Json.Input(c, "input_ids")!;
+        var ids = GoldenJson.Input(c, "input_ids")!;
         using var cache = new KeyValueCache(model.Config, ids.shape[0], 16, model.DType, model.Device);
-        using (var prefill = model.forward(ids, Json.Input(c, "attention_mask"), Json.Input(c, "position_ids"), cache, lastPositionOnly: true))
+        using (var prefill = model.forward(ids, GoldenJson.Input(c, "attention_mask"), GoldenJson.Input(c, "position_ids"), cache, lastPositionOnly: true))
             TensorAssert.Close(golden.Expected(c.GetProperty("expected").GetProperty("prefill_last_logits").GetString()!), prefill.Logits.squeeze(1), what: "prefill");
-        var names = Json.Names(c.GetProperty("expected").GetProperty("step_logits"));
+        var names = GoldenJson.Names(c.GetProperty("expected").GetProperty("step_logits"));
         int k = 0;
         foreach (var step in c.GetProperty("inputs").GetProperty("steps").EnumerateArray())
         {
-            using var output = model.forward(Json.Tensor(step.GetProperty("tokens"))!, Json.Tensor(step.GetProperty("attention_mask")),
-                Json.Tensor(step.GetProperty("position_ids")), cache);
+            using var output = model.forward(GoldenJson.Tensor(step.GetProperty("tokens"))!, GoldenJson.Tensor(step.GetProperty("attention_mask")),
+                GoldenJson.Tensor(step.GetProperty("position_ids")), cache);
             TensorAssert.Close(golden.Expected(names[k]), output.Logits.squeeze(1), what: names[k]);
             k++;
         }
@@ -119,7 +119,7 @@ public sealed class ForwardGoldenTests(GoldenData golden)
     {
         using var scope = torch.NewDisposeScope();
         var c = golden.Case(id);
-        using var output = golden.Lm().forward(Json.Input(c, "input_ids")!, Json.Input(c, "attention_mask"), labels: Json.Input(c, "labels"));
+        using var output = golden.Lm().forward(GoldenJson.Input(c, "input_ids")!, GoldenJson.Input(c, "attention_mask"), labels: GoldenJson.Input(c, "labels"));
         double loss = output.Loss!.item<float>();
         Assert.Equal(c.GetProperty("expected").GetProperty("loss").GetDouble(), loss, 1e-4);
         double perplexity = c.GetProperty("expected").GetProperty("perplexity").GetDouble();

@@ -15,9 +15,9 @@ public sealed class HeadsGoldenTests(GoldenData golden)
     {
         using var scope = torch.NewDisposeScope();
         var c = golden.Case(id);
-        using var output = golden.SeqCls.forward(Json.Input(c, "input_ids")!, Json.Input(c, "attention_mask"));
+        using var output = golden.SeqCls.forward(GoldenJson.Input(c, "input_ids")!, GoldenJson.Input(c, "attention_mask"));
         var expected = c.GetProperty("expected");
-        Assert.Equal(Json.Ints(expected.GetProperty("pooled_index")).Select(i => (long)i), output.PooledIndex);
+        Assert.Equal(GoldenJson.Ints(expected.GetProperty("pooled_index")).Select(i => (long)i), output.PooledIndex);
         TensorAssert.Close(golden.Expected(expected.GetProperty("logits").GetString()!), output.Logits, what: id);
     }
 
@@ -26,9 +26,9 @@ public sealed class HeadsGoldenTests(GoldenData golden)
     {
         using var scope = torch.NewDisposeScope();
         var c = golden.Case("token_cls_right_pad");
-        using var output = golden.TokenCls.forward(Json.Input(c, "input_ids")!, Json.Input(c, "attention_mask"));
+        using var output = golden.TokenCls.forward(GoldenJson.Input(c, "input_ids")!, GoldenJson.Input(c, "attention_mask"));
         var expected = c.GetProperty("expected");
-        var valid = Json.Tensor(expected.GetProperty("valid_mask"))!.unsqueeze(-1).expand(output.Logits.shape);
+        var valid = GoldenJson.Tensor(expected.GetProperty("valid_mask"))!.unsqueeze(-1).expand(output.Logits.shape);
         TensorAssert.Close(golden.Expected(expected.GetProperty("logits").GetString()!), output.Logits, mask: valid);
     }
 

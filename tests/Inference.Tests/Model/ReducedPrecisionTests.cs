@@ -19,7 +19,7 @@ public sealed class ReducedPrecisionTests(GoldenData golden, ITestOutputHelper o
         using var scope = torch.NewDisposeScope();
         var c = golden.Case("forward_nopad");
         using var model = Gpt2LMHeadModel.FromPretrained(GoldenData.ModelDir("lm"), new ModelLoadOptions { DType = dtype });
-        var ids = Json.Input(c, "input_ids")!;
+        var ids = GoldenJson.Input(c, "input_ids")!;
         var expected = golden.Expected(c.GetProperty("expected").GetProperty("logits").GetString()!);
         using var result = model.forward(ids);
         double diff = TensorAssert.MaxDiff(expected, result.Logits);

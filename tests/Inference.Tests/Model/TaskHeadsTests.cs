@@ -26,7 +26,7 @@ public sealed class TaskHeadsTests : IDisposable
         return model;
     }
 
-    private static Tensor Ids(params long[][] rows) => Support.Json.Tensor(System.Text.Json.JsonSerializer.SerializeToElement(rows))!;
+    private static Tensor Ids(params long[][] rows) => Support.GoldenJson.Tensor(System.Text.Json.JsonSerializer.SerializeToElement(rows))!;
 
     [Fact]
     public void Question_answering_gives_start_and_end_logits_per_token_and_hf_loss()

@@ -26,11 +26,11 @@ public sealed class Gpt2TokenizerTests
     {
         var c = Cases[index];
         string text = c.GetProperty("text").GetString()!;
-        var expectedIds = Json.Ints(c.GetProperty("ids"));
+        var expectedIds = GoldenJson.Ints(c.GetProperty("ids"));
 
         var ids = Tokenizer.Encode(text);
         Assert.Equal(expectedIds, ids);
-        Assert.Equal(Json.Names(c.GetProperty("tokens")), ids.Select(Tokenizer.IdToToken));
+        Assert.Equal(GoldenJson.Names(c.GetProperty("tokens")), ids.Select(Tokenizer.IdToToken));
         Assert.Equal(c.GetProperty("decoded").GetString(), Tokenizer.Decode(ids));
         Assert.Equal(c.GetProperty("decoded_clean_up_tokenization_spaces").GetString(), Tokenizer.Decode(ids, cleanUpTokenizationSpaces: true));
 

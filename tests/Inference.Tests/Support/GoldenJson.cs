@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Gpt2Orleans.Inference.Tests.Support;
 
 /// <summary>Reading ids and masks out of golden cases.</summary>
-public static class Json
+public static class GoldenJson
 {
     public static long[][]? Matrix(JsonElement element) => element.ValueKind == JsonValueKind.Null ? null
         : element.EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetInt64()).ToArray()).ToArray();
