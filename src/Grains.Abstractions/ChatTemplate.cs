@@ -33,6 +33,8 @@ public sealed record ChatTemplate
     [Id(3)] public string TurnEnd { get; init; } = "\n";
     /// <summary>Where generation stops by default; null: the start of the next user message.</summary>
     [Id(4)] public IReadOnlyList<string>? Stop { get; init; }
+    /// <summary>How a tool's result (a <c>tool</c> message) is written.</summary>
+    [Id(5)] public string Tool { get; init; } = "Tool: {content}\n";
 
     public IReadOnlyList<string> StopStrings => Stop ?? [TurnEnd + User[..Math.Max(0, User.IndexOf(Content, StringComparison.Ordinal))].TrimEnd()];
 
@@ -42,7 +44,7 @@ public sealed record ChatTemplate
     /// <summary>Throws <see cref="InvalidRequestException"/> naming the part that is wrong.</summary>
     public ChatTemplate Validate(string model)
     {
-        foreach (var (name, part) in new[] { ("System", System), ("User", User) })
+        foreach (var (name, part) in new[] { ("System", System), ("User", User), ("Tool", Tool) })
             if (part is null || !part.Contains(Content, StringComparison.Ordinal))
                 throw new InvalidRequestException($"the chat template of model '{model}': {name} must contain {Content}", "chat_template");
         if (AssistantPrefix is null || TurnEnd is null)
@@ -81,7 +83,8 @@ public sealed record ChatTemplate
                 "system" or "developer" => SystemText(content),
                 "user" => User.Replace(Content, content.Trim(), StringComparison.Ordinal),
                 "assistant" => AssistantPrefix + " " + content.Trim() + TurnEnd,
-                _ => throw new InvalidRequestException($"role '{role}' is not system, developer, user or assistant", "messages"),
+                "tool" => Tool.Replace(Content, content.Trim(), StringComparison.Ordinal),
+                _ => throw new InvalidRequestException($"role '{role}' is not system, developer, user, assistant or tool", "messages"),
             });
         return text.Append(AssistantPrefix).ToString();
     }

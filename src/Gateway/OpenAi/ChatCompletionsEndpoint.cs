@@ -21,7 +21,8 @@ public static class ChatCompletionsEndpoint
         var (worker, model) = await workers.PickAsync(request.Model, tenant, checkTenant: false); // BeginStream checks it
         var template = model.Definition.Chat;
         var ids = await worker.Tokenize(template.Render(request.Messages));
-        var stops = template.StopsWith(request.Parameters.StopStrings);
+        // A constrained reply ends where its grammar does; the template's stops (the next user turn) would only cut it.
+        var stops = request.Parameters.Constraint is null ? template.StopsWith(request.Parameters.StopStrings) : request.Parameters.StopStrings;
         // Without max_tokens the reply is bounded by the room left in the context, as OpenAI's is (HF's max_length,
         // which the engine bounds by the model's context), here at most ChatTemplate.DefaultReplyTokens.
         var parameters = request.Parameters with
@@ -34,6 +35,7 @@ public static class ChatCompletionsEndpoint
         string fingerprint = SystemFingerprint.Of(model.Definition);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var choices = Enumerable.Range(0, request.N).Select(k => new CompletionChoice(k, "", trimLeadingWhitespace: true)).ToList();
+        var calls = request.Tools is { } tools ? choices.Select(_ => new ToolCallReply(tools.Names)).ToList() : null;
         await using var metered = await MeteredGeneration.BeginAsync(cluster, tenant, request.Model);
         // Admitted (or refused, as a 4xx) before the first byte of the answer.
         await using var generation = parameters.MaxNewTokens is null or > 0
@@ -45,7 +47,8 @@ public static class ChatCompletionsEndpoint
         {
             ServerSentEvents.Start(context.Response, request.IncludeUsage);
             foreach (var choice in choices)
-                await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice.Index, new { role = "assistant", content = "" }, null, null), context.RequestAborted);
+                await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice.Index,
+                    new { role = "assistant", content = calls is null ? "" : null }, null, null), context.RequestAborted);
         }
         if (generation is not null)
         {
@@ -53,6 +56,14 @@ public static class ChatCompletionsEndpoint
             {
                 var choice = choices[token.Index];
                 string delta = choice.Add(token);
+                if (calls is not null)
+                {
+                    var (headNow, arguments) = calls[token.Index].Update(choice.Text, token.FinishReason is not null, token.FinishReason == "stop");
+                    if (request.Stream) await WriteToolCallDelta(context, calls[token.Index], headNow, arguments, id, created, request, fingerprint, choice.Index);
+                    if (request.Stream && token.FinishReason is { } ended)
+                        await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice.Index, new { }, null, ToolFinish(ended)), context.RequestAborted);
+                    continue;
+                }
                 if (!request.Stream) continue;
                 if (delta.Length > 0 || (request.Logprobs && token.Logprobs is not null))
                     await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice.Index, new { content = delta },
@@ -80,12 +91,28 @@ public static class ChatCompletionsEndpoint
             choices = choices.Select(c => new
             {
                 index = c.Index,
-                message = new { role = "assistant", content = c.Text, refusal = (string?)null },
+                message = calls is null
+                    ? (object)new { role = "assistant", content = c.Text, refusal = (string?)null }
+                    : new { role = "assistant", content = (string?)null, refusal = (string?)null, tool_calls = calls[c.Index].Message() is { } call ? new[] { call } : [] },
                 logprobs = c.ChatLogprobs(request.Logprobs, request.TopLogprobs),
-                finish_reason = c.FinishReason,
+                finish_reason = calls is null || c.FinishReason is null ? c.FinishReason : ToolFinish(c.FinishReason),
             }),
             usage = metered.Usage,
         });
+    }
+
+    /// <summary>A finished call ends with "tool_calls", as OpenAI's do; one cut by max_tokens stays "length".</summary>
+    private static string ToolFinish(string finish) => finish == "stop" ? "tool_calls" : finish;
+
+    /// <summary>OpenAI's streamed tool call: the call's id, type and name once, then pieces of its arguments.</summary>
+    private static async Task WriteToolCallDelta(HttpContext context, ToolCallReply call, bool headNow, string arguments, string id, long created, ChatCompletionRequest request, string fingerprint, int index)
+    {
+        if (headNow)
+            await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, index,
+                new { tool_calls = new[] { new { index = 0, id = call.Id, type = "function", function = new { name = call.Name, arguments = "" } } } }, null, null), context.RequestAborted);
+        if (arguments.Length > 0)
+            await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, index,
+                new { tool_calls = new[] { new { index = 0, function = new { arguments } } } }, null, null), context.RequestAborted);
     }
 
     private static object Chunk(string id, long created, ChatCompletionRequest request, string fingerprint, int index, object delta, object? logprobs, string? finishReason) => new

@@ -22,6 +22,8 @@ public sealed record CompletionRequest(string Model, IReadOnlyList<Prompt> Promp
     {
         var fields = RequestFields.Parse(body);
         fields.RefuseUnsupported();
+        if (fields.Get("tools") is not null || fields.Get("tool_choice") is not null)
+            throw ApiException.BadRequest("tool calls are a chat completions feature: 'tools' is not a completions field", fields.Get("tools") is not null ? "tools" : "tool_choice", "unsupported_parameter");
         string model = fields.RequiredString("model");
         var prompts = ParsePrompts(fields.Get("prompt"));
         int n = fields.Integer("n", 1, MaxChoices) ?? 1;
@@ -40,6 +42,7 @@ public sealed record CompletionRequest(string Model, IReadOnlyList<Prompt> Promp
             LengthPenalty = fields.Number("length_penalty", -100, 100),
             NumReturnSequences = n,
             Logprobs = fields.Integer("logprobs", 0, 20),
+            Constraint = StructuredOutputFields.Parse(fields),
         };
         if (beams > 1) bestOf = n; // the beam width plays best_of's part
         if (beams > 1 && stream) throw ApiException.BadRequest("beam search cannot stream: its sequences are chosen at the end", "stream");

@@ -114,24 +114,13 @@ public sealed class RequestFields(JsonElement body)
 
     /// <summary>
     /// OpenAI and vLLM fields this server does not honour are a 400 naming each (code <c>unsupported_parameter</c>),
-    /// never silently ignored: a client's structured-output or tool helper would then fail to parse the reply, or
-    /// get nothing without an error. Allowed: <c>response_format</c> of type text, and <c>tools</c> with
-    /// <c>tool_choice: "none"</c> (the tools are then not offered).
+    /// never silently ignored: a client's helper would otherwise get a reply that does not do what it asked.
+    /// (Structured outputs and tool calls are read by <see cref="StructuredOutputFields"/> and <see cref="ToolChoice"/>.)
     /// </summary>
     public void RefuseUnsupported()
     {
-        foreach (var name in new[] { "audio", "modalities", "prediction", "functions", "function_call", "web_search_options",
-                     "guided_json", "guided_regex", "guided_choice", "guided_grammar" })
+        foreach (var name in new[] { "audio", "modalities", "prediction", "functions", "function_call", "web_search_options", "guided_grammar" })
             if (Get(name) is not null) throw Unsupported(name, $"'{name}' is not supported by this server");
-        if (Get("response_format") is { } format
-            && !(format.ValueKind == JsonValueKind.Object && format.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "text"))
-            throw Unsupported("response_format", "'response_format' other than {\"type\":\"text\"} (structured outputs) is not supported by this server yet");
-        bool toolsOffered = Get("tools") is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0;
-        bool noTools = Get("tool_choice") is { ValueKind: JsonValueKind.String } choice && choice.GetString() == "none";
-        if (toolsOffered && !noTools)
-            throw Unsupported("tool_choice", "tool calls are not supported by this server yet: send 'tool_choice': \"none\" or no 'tools'");
-        if (!toolsOffered && Get("tool_choice") is { } forced && !(forced.ValueKind == JsonValueKind.String && forced.GetString() is "none" or "auto"))
-            throw Unsupported("tool_choice", "'tool_choice' names a tool, but no 'tools' are given");
     }
 
     private static ApiException Unsupported(string name, string message) => ApiException.BadRequest(message, name, "unsupported_parameter");

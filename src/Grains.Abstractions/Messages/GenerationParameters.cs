@@ -31,4 +31,6 @@ public sealed record GenerationParameters
     [Id(19)] public IReadOnlyDictionary<int, double>? LogitBias { get; init; }
     /// <summary>HF's max_length: prompt plus new tokens, bounded by the model's context; <see cref="MaxNewTokens"/> wins when set.</summary>
     [Id(20)] public int? MaxLength { get; init; }
+    /// <summary>What the reply must be (structured outputs, a tool call); null: free text.</summary>
+    [Id(21)] public ResponseConstraint? Constraint { get; init; }
 }

@@ -1,3 +1,6 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gpt2Orleans.Inference.Constraints;
 using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Generation;
 
@@ -37,7 +40,37 @@ public static class GenerationParametersMapper
         PresencePenalty = p.PresencePenalty,
         FrequencyPenalty = p.FrequencyPenalty,
         SequenceBias = p.LogitBias is { Count: > 0 } bias ? bias.Select(b => ((IReadOnlyList<int>)[b.Key], b.Value)).ToList() : null,
+        Constraint = p.Constraint is { } c ? ToConstraint(c) : null,
     };
+
+    /// <summary>The cluster's constraint as the engine's; a tool call is its functions' parameter schemas framed as <see cref="ToolCallText"/> writes them.</summary>
+    public static OutputConstraint ToConstraint(ResponseConstraint c) => c.Kind switch
+    {
+        "json_object" => new OutputConstraint(OutputConstraintKind.JsonObject, "", c.Parameter),
+        "json_schema" => new OutputConstraint(OutputConstraintKind.JsonSchema, c.Source, c.Parameter),
+        "regex" => new OutputConstraint(OutputConstraintKind.Regex, c.Source, c.Parameter),
+        "choice" => new OutputConstraint(OutputConstraintKind.Choice, c.Source, c.Parameter),
+        "tool_call" => new OutputConstraint(OutputConstraintKind.FramedSchemas, ToolFrames(c), c.Parameter),
+        _ => throw new InvalidRequestException($"'{c.Kind}' is not a kind of output constraint", c.Parameter),
+    };
+
+    private static string ToolFrames(ResponseConstraint c)
+    {
+        using var tools = JsonDocument.Parse(c.Source);
+        var frames = new JsonArray();
+        foreach (var tool in tools.RootElement.EnumerateArray())
+        {
+            string name = tool.GetProperty("name").GetString()!;
+            if (!ToolCallText.IsValidName(name)) throw new InvalidRequestException($"the function name '{name}' must be 1–64 letters, digits, '_' or '-'", c.Parameter);
+            frames.Add(new JsonObject
+            {
+                ["prefix"] = ToolCallText.Prefix(name),
+                ["schema"] = JsonNode.Parse(ToolCallText.ParametersOrEmpty(tool.TryGetProperty("parameters", out var p) ? p : null)),
+                ["suffix"] = ToolCallText.Suffix,
+            });
+        }
+        return frames.ToJsonString();
+    }
 
     public static GeneratedToken ToMessage(TokenEvent e, Func<int, string> tokenText, Func<int, byte[]> tokenBytes) => new(
         e.SequenceIndex,

@@ -3,12 +3,12 @@ namespace Gpt2Orleans.Inference.Constraints;
 /// <summary>
 /// JSON's own building blocks as grammar fragments, for one <see cref="GrammarBuilder"/>: bounded whitespace, string
 /// characters (raw UTF-8 or escapes), numbers with bounded digits, and any JSON value (recursive rules, built once).
-/// The bounds keep a model from running on forever inside one token class: at most <see cref="MaxWhitespace"/>
-/// whitespace characters between two tokens, 16 integer and 15 fraction digits, two exponent digits.
+/// The bounds keep a model from running on forever inside one token class: one optional space between two JSON
+/// tokens (outlines' default; a model that likes whitespace would otherwise fill its budget with it before the
+/// value closes), 16 integer and 15 fraction digits, two exponent digits.
 /// </summary>
 internal sealed class JsonGrammar(GrammarBuilder builder)
 {
-    public const int MaxWhitespace = 16;
     private static readonly CharSet Controls = CharSet.Range(0, 0x1F);
     private static readonly CharSet Raw = CharSet.Any.Subtract(Controls).Subtract(CharSet.Of(('"', '"'), ('\\', '\\')));
     private static readonly CharSet Hex = CharSet.Of(('0', '9'), ('a', 'f'), ('A', 'F'));
@@ -16,7 +16,7 @@ internal sealed class JsonGrammar(GrammarBuilder builder)
 
     public GrammarBuilder Builder => builder;
 
-    public Fragment Whitespace() => builder.Repeat(() => builder.Chars(CharSet.Of((' ', ' '), ('\t', '\t'), ('\n', '\n'), ('\r', '\r'))), 0, MaxWhitespace);
+    public Fragment Whitespace() => builder.Optional(builder.Literal(" "));
 
     public Fragment Token(string literal) => builder.Seq(Whitespace(), builder.Literal(literal));
 
