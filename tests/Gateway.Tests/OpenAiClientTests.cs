@@ -9,7 +9,9 @@ namespace Gpt2Orleans.Gateway.Tests;
 /// <summary>
 /// Compatibility with a client nobody here wrote: the official <c>openai</c> npm package (installed by ./test.sh in
 /// tests/tools) runs a completion, a streamed completion and a streamed chat completion against the gateway and
-/// gets the same text as the non-streamed calls (sampled, with a seed), and the same as this test's own HTTP call.
+/// gets the same text as the non-streamed calls (sampled, with a seed), and the same as this test's own HTTP call;
+/// its structured-output helpers get a json_schema reply that parses and fits, whole and streamed; and a required
+/// tool call comes back as tool_calls (whole and streamed alike), whose result it sends back for a final answer.
 /// </summary>
 [Collection(GatewayCollection.Name)]
 public sealed class OpenAiClientTests(GatewayFixture fixture)
