@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Gpt2Orleans.Cli.Benchmark;
 using Gpt2Orleans.Inference.Checkpoints;
+using Gpt2Orleans.Inference.Constraints;
 using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Generation;
 using Gpt2Orleans.Inference.KvCache;
@@ -15,7 +16,8 @@ namespace Gpt2Orleans.Cli;
 /// <c>gpt2o bench-engine</c>: the continuous-batching engine under load, GPT-2 small with random weights: aggregate
 /// output tokens/s at several concurrencies (each stream a distinct prompt), time to first token and inter-token
 /// latency percentiles, a follow-up turn of a long conversation with its KV kept, prefix-cached or recomputed,
-/// and KV memory per token and fragmentation. Printed beside the compute bound measured in the same run.
+/// KV memory per token and fragmentation, and what constrained decoding (a JSON Schema) adds to a step at 1 and 32
+/// streams. Printed beside the compute bound measured in the same run.
 /// </summary>
 public static class EngineBenchCommand
 {
@@ -77,16 +79,32 @@ public static class EngineBenchCommand
                 $"{ms.schedule:F2} / {ms.inputs:F2} / {ms.forward:F2} / {ms.sample:F2} / {ms.output:F2}");
         }
 
+        if (!json) Console.Error.WriteLine("constrained decoding…");
+        var constrained = new List<object>();
+        var constrainedTable = new Table().AddColumns("streams", "free: output tokens/s", "sample ms per step", "JSON Schema: output tokens/s", "sample ms per step", "grammar states");
+        foreach (int streams in new[] { 1, 32 })
+        {
+            var free = await Load(engine, streams, promptTokens, newTokens);
+            var constraint = new OutputConstraint(OutputConstraintKind.JsonSchema, BenchSchema);
+            var withGrammar = await Load(engine, streams, promptTokens, newTokens, constraint);
+            int states = GrammarAutomaton.For(constraint.Compile(), Gpt2Tokenizer.Default).InternedStates;
+            double freeSample = PerStep(free.Times).sample, grammarSample = PerStep(withGrammar.Times).sample;
+            constrained.Add(new { streams, free_tokens_per_second = free.TokensPerSecond, free_sample_ms = freeSample,
+                constrained_tokens_per_second = withGrammar.TokensPerSecond, constrained_sample_ms = grammarSample, grammar_states = states });
+            constrainedTable.AddRow($"{streams}", $"{free.TokensPerSecond:F1}", $"{freeSample:F2}", $"{withGrammar.TokensPerSecond:F1}", $"{grammarSample:F2}", $"{states}");
+        }
+
         if (!json) Console.Error.WriteLine("follow-up turn of a long conversation…");
         var followUp = await FollowUp(engine, parse.GetValue(ConversationTokens));
         if (json)
         {
             JsonOutput.Write(new { matmul_gflops = bounds.MatmulGflops[dtype], compute_bound_tokens_per_second = computeBound,
                 bandwidth_gbps = bounds.BandwidthGBps, bandwidth_bound_tokens_per_second = bandwidthBound,
-                kv_bytes_per_token = engine.KvBytesPerToken, rows, follow_up = followUp });
+                kv_bytes_per_token = engine.KvBytesPerToken, rows, constrained, follow_up = followUp });
             return 0;
         }
         AnsiConsole.Write(table);
+        AnsiConsole.Write(constrainedTable);
         var turns = new Table().AddColumns("follow-up turn", "time to first token", "× faster than recompute");
         foreach (var (name, seconds) in followUp)
             turns.AddRow(name, $"{seconds * 1000:F0} ms", $"{followUp["recomputed"] / seconds:F1}");
@@ -112,21 +130,32 @@ public static class EngineBenchCommand
         return (t.Schedule * 1000 / steps, t.Inputs * 1000 / steps, t.Forward * 1000 / steps, t.Sample * 1000 / steps, t.Output * 1000 / steps);
     }
 
-    private static async Task<LoadResult> Load(GenerationEngine engine, int streams, int promptTokens, int newTokens)
+    /// <summary>
+    /// A list of records (strings, bounded integers, enums), long enough (at least 200) that no stream closes it within
+    /// the run: each record's states are new to the automaton (another position in the list), so masks keep being
+    /// computed, not only looked up.
+    /// </summary>
+    private const string BenchSchema = "{\"type\":\"array\",\"minItems\":200,\"items\":{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"name\",\"age\",\"tags\"]," +
+        "\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},\"age\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":120},\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"red\",\"green\",\"blue\"]},\"maxItems\":3}}}}";
+
+    private static async Task<LoadResult> Load(GenerationEngine engine, int streams, int promptTokens, int newTokens, OutputConstraint? constraint = null)
     {
         var ttft = new List<double>();
         var itl = new List<double>();
         var fragmentation = new List<double>();
         var timesBefore = engine.Stats.Times ?? EngineStepTimes.Zero;
         var watch = Stopwatch.StartNew();
+        long generated = 0;
         var tasks = Enumerable.Range(0, streams).Select(async s =>
         {
             var prompt = Enumerable.Range(0, promptTokens).Select(i => 1000 + (s * 7919 + i * 104729) % 45000).ToArray(); // distinct per stream: no cache hits
-            var request = new EngineRequest($"bench{s}", prompt, new GenerationConfig { MaxNewTokens = newTokens, EosTokenIds = [] });
+            // No eos, so every stream runs its full length (a constraint ends with eos, but its schema does not close in time).
+            var request = new EngineRequest($"bench{s}", prompt, new GenerationConfig { MaxNewTokens = newTokens, EosTokenIds = constraint is null ? [] : null, Constraint = constraint });
             double start = watch.Elapsed.TotalSeconds, last = start;
             bool first = true;
             await foreach (var _ in engine.SubmitAsync(request))
             {
+                Interlocked.Increment(ref generated);
                 double now = watch.Elapsed.TotalSeconds;
                 lock (ttft) (first ? ttft : itl).Add(first ? now - start : now - last);
                 first = false;
@@ -144,7 +173,7 @@ public static class EngineBenchCommand
         await all;
         double elapsed = watch.Elapsed.TotalSeconds;
         await Task.Delay(50); // the stats refresh after the step that sent the last token
-        return new LoadResult(streams * newTokens / elapsed, Percentiles.Of(ttft), Percentiles.Of(itl), fragmentation.Count == 0 ? 0 : fragmentation.Average(),
+        return new LoadResult(generated / elapsed, Percentiles.Of(ttft), Percentiles.Of(itl), fragmentation.Count == 0 ? 0 : fragmentation.Average(),
             (engine.Stats.Times ?? EngineStepTimes.Zero).Since(timesBefore));
     }
 

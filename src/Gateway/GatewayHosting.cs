@@ -51,6 +51,7 @@ public static class GatewayHosting
         app.MapPost("/v1/sessions/{id}/fork", SessionsEndpoint.Fork);
         AdminEndpoints.Map(app);
         app.MapGet("/metrics", MetricsEndpoint.Handle);
+        app.MapGet("/admin/metrics", MetricsEndpoint.HandleTenants);
         app.MapGet("/healthz", HealthEndpoints.Health);
         app.MapGet("/readyz", HealthEndpoints.Ready);
         app.MapOpenApi(); // /openapi/v1.json

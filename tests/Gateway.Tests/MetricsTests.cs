@@ -20,7 +20,14 @@ public sealed class MetricsTests(GatewayFixture fixture)
             System.Globalization.CultureInfo.InvariantCulture);
 
         Assert.True(Value("http_requests_received_total{code=\"200\",method=\"POST\",controller=\"\",action=\"\",endpoint=\"/v1/completions\"}") >= 1);
-        Assert.True(Value("gpt2o_tokens_total{model=\"alpha\",tenant=\"dev\",kind=\"completion\"}") >= 3);
+        Assert.True(Value("gpt2o_tokens_total{model=\"alpha\",kind=\"completion\"}") >= 3);
+        // Anyone who reaches /metrics reads it: no tenant id there; per-tenant series go to the admin key.
+        Assert.DoesNotContain(lines, l => l.Contains("tenant=\"dev\"", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await fixture.Client(key: null).GetAsync("/admin/metrics")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await client.GetAsync("/admin/metrics")).StatusCode);
+        var tenantLines = (await (await fixture.Client(key: GatewayFixture.AdminKey).GetAsync("/admin/metrics")).Content.ReadAsStringAsync()).Split('\n');
+        Assert.True(double.Parse(Assert.Single(tenantLines, l => l.StartsWith("gpt2o_tenant_tokens_total{model=\"alpha\",tenant=\"dev\",kind=\"completion\"}", StringComparison.Ordinal)).Split(' ')[^1],
+            System.Globalization.CultureInfo.InvariantCulture) >= 3);
         Assert.True(Value("gpt2o_time_to_first_token_seconds_count{model=\"alpha\"}") >= 1);
         Assert.True(Value("gpt2o_inter_token_latency_seconds_count{model=\"alpha\"}") >= 2);
         Assert.Contains(lines, l => l.StartsWith("gpt2o_sequences{model=\"alpha\",silo=", StringComparison.Ordinal) && l.Contains("state=\"waiting\""));

@@ -13,6 +13,12 @@ public static class GatewayMetrics
     private static readonly double[] LatencyBuckets = Histogram.ExponentialBuckets(0.001, 2, 17);
 
     public static readonly Counter Tokens = Prometheus.Metrics.CreateCounter("gpt2o_tokens_total",
+        "Tokens by model and kind (prompt or completion)", "model", "kind");
+
+    /// <summary>Per-tenant series, exported only to the admin key (<c>/admin/metrics</c>): tenant ids are not for anyone who can reach /metrics.</summary>
+    public static readonly CollectorRegistry TenantRegistry = Prometheus.Metrics.NewCustomRegistry();
+
+    public static readonly Counter TenantTokens = Prometheus.Metrics.WithCustomRegistry(TenantRegistry).CreateCounter("gpt2o_tenant_tokens_total",
         "Tokens by model, tenant and kind (prompt or completion)", "model", "tenant", "kind");
 
     public static readonly Histogram TimeToFirstToken = Prometheus.Metrics.CreateHistogram("gpt2o_time_to_first_token_seconds",

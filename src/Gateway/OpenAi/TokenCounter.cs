@@ -33,7 +33,8 @@ public class TokenCounter(string tenant, string model)
             last = now;
             first = false;
             CompletionTokens++;
-            GatewayMetrics.Tokens.WithLabels(Model, Tenant, "completion").Inc();
+            GatewayMetrics.Tokens.WithLabels(Model, "completion").Inc();
+            GatewayMetrics.TenantTokens.WithLabels(Model, Tenant, "completion").Inc();
             if (token.Usage is { } usage && token.Index == 0)
             {
                 if (promptTokens is null) AddPrompt(usage.PromptTokens);
@@ -47,7 +48,8 @@ public class TokenCounter(string tenant, string model)
     public void AddPrompt(int tokens)
     {
         PromptTokens += tokens;
-        GatewayMetrics.Tokens.WithLabels(Model, Tenant, "prompt").Inc(tokens);
+        GatewayMetrics.Tokens.WithLabels(Model, "prompt").Inc(tokens);
+        GatewayMetrics.TenantTokens.WithLabels(Model, Tenant, "prompt").Inc(tokens);
     }
 
     public object Usage => new
