@@ -27,7 +27,8 @@ public interface ITenantGrain : IGrainWithStringKey
 
     /// <summary>Counts a new session against the quota; throws <see cref="RetryLaterException"/> when it is full.</summary>
     Task RegisterSession(string sessionId, string model);
-    Task UnregisterSession(string sessionId);
+    /// <summary>Drops a session from the tenant's list; says whether it was listed.</summary>
+    Task<bool> UnregisterSession(string sessionId);
     /// <summary>The model of one of this tenant's sessions, or null when it has no such session.</summary>
     Task<string?> GetSessionModel(string sessionId);
     Task<IReadOnlyList<string>> ListSessions();

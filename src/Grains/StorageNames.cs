@@ -6,4 +6,6 @@ public static class StorageNames
     public const string Sessions = "sessions";
     public const string Tenants = "tenants";
     public const string Catalog = "catalog";
+    /// <summary>The name of a session grain's state in <see cref="Sessions"/> (the tenant reads it to check its session list).</summary>
+    public const string SessionState = "session";
 }

@@ -1,3 +1,4 @@
+using Orleans.Runtime;
 using Gpt2Orleans.Grains.Tenants;
 using Gpt2Orleans.Grains.Tests.Support;
 
@@ -27,6 +28,32 @@ public sealed class TenantTests(ClusterFixture fixture)
         await Client.GetGrain<ITenantGrain>(tenant).RevokeKey(issued.KeyId);
         Assert.Null(await Client.GetGrain<IApiKeyGrain>(ApiKeys.Hash(issued.Key)).GetOwner());
         Assert.Empty(await Client.GetGrain<ITenantGrain>(tenant).ListKeys());
+    }
+
+    /// <summary>
+    /// A session listed but never stored (a crash between the tenant's write and the session's): deleting it finishes
+    /// the job, and a new activation of the tenant drops such entries before listing or counting them.
+    /// </summary>
+    [Fact]
+    public async Task A_listed_session_whose_state_is_missing_is_deletable_and_dropped_from_the_list()
+    {
+        string tenant = await SessionCalls.NewTenant(Client, new TenantQuota { MaxSessions = 2 });
+        var grain = Client.GetGrain<ITenantGrain>(tenant);
+        await grain.RegisterSession("ghost-a", ClusterFixture.Alpha); // what a crash after the tenant's write leaves
+        await grain.RegisterSession("ghost-b", ClusterFixture.Alpha);
+        Assert.Equal(["ghost-a", "ghost-b"], await grain.ListSessions());
+
+        await SessionCalls.Get(Client, tenant, "ghost-a", ClusterFixture.Alpha).Delete();
+        Assert.Equal(["ghost-b"], await grain.ListSessions());
+        await Assert.ThrowsAsync<SessionNotFoundException>(() => SessionCalls.Get(Client, tenant, "ghost-a", ClusterFixture.Alpha).Delete());
+
+        // As after a restart: the tenant's next activation checks what it inherited against the session store.
+        await Client.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+        Assert.Empty(await grain.ListSessions());
+        // The ghost no longer counts against max_sessions.
+        await SessionCalls.Get(Client, tenant, "real-1", ClusterFixture.Alpha).Create(new SessionSettings { Model = ClusterFixture.Alpha });
+        await SessionCalls.Get(Client, tenant, "real-2", ClusterFixture.Alpha).Create(new SessionSettings { Model = ClusterFixture.Alpha });
+        Assert.Equal(["real-1", "real-2"], await grain.ListSessions());
     }
 
     [Fact]

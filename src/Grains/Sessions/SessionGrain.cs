@@ -16,7 +16,7 @@ namespace Gpt2Orleans.Grains.Sessions;
 /// </summary>
 [ServingSiloPlacement, Reentrant]
 public sealed class SessionGrain(
-    [PersistentState("session", StorageNames.Sessions)] IPersistentState<SessionState> state,
+    [PersistentState(StorageNames.SessionState, StorageNames.Sessions)] IPersistentState<SessionState> state,
     ILocalSiloDetails silo,
     ISiloMetadataCache metadata,
     IClusterMembershipService membership,
@@ -145,6 +145,8 @@ public sealed class SessionGrain(
 
     public async Task Delete()
     {
+        // Listed but not stored (a create or delete cut short): deleting finishes what was cut short.
+        if (!state.State.Exists && await GrainFactory.GetGrain<ITenantGrain>(Tenant).UnregisterSession(SessionId)) return;
         RequireExists();
         await Release();
         await Worker(state.State.Model).DiscardSpill(Key);
@@ -211,9 +213,16 @@ public sealed class SessionGrain(
     /// <summary>Begins the session with <paramref name="first"/>: counted against the tenant's session quota, then persisted.</summary>
     private async Task<SessionTranscript> Start(SessionState first)
     {
-        await GrainFactory.GetGrain<ITenantGrain>(Tenant).RegisterSession(SessionId, first.Model);
+        var tenant = GrainFactory.GetGrain<ITenantGrain>(Tenant);
+        await tenant.RegisterSession(SessionId, first.Model); // listed first: a crash before the write leaves a listed session that does not exist, which the tenant drops
         state.State = first;
-        await state.WriteStateAsync();
+        try { await state.WriteStateAsync(); }
+        catch
+        {
+            state.State = new SessionState();
+            await tenant.UnregisterSession(SessionId);
+            throw;
+        }
         return Transcript();
     }
 

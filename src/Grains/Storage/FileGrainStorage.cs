@@ -8,11 +8,34 @@ namespace Gpt2Orleans.Grains.Storage;
 /// Grain state as files: one file per grain state under the root, named by <see cref="GrainStateNames"/> (no id
 /// can reach outside the folder). Writes go to a temporary file that is
 /// flushed to disk and then renamed over the old one (atomic replace). The ETag is the content's SHA-256: a write
-/// whose ETag does not match what is on disk fails with <see cref="InconsistentStateException"/>.
+/// whose ETag does not match what is on disk fails with <see cref="InconsistentStateException"/>. A write cut short by
+/// a crash leaves only its temporary file (the old state stands); a start removes those.
 /// </summary>
-public sealed class FileGrainStorage(string root, IGrainStorageSerializer serializer) : IGrainStorage
+public sealed class FileGrainStorage : IGrainStorage
 {
     private readonly SemaphoreSlim _lock = new(1, 1); // one writer at a time keeps compare-and-replace atomic within the silo
+    private readonly string root;
+    private readonly IGrainStorageSerializer serializer;
+
+    public FileGrainStorage(string root, IGrainStorageSerializer serializer)
+    {
+        this.root = root;
+        this.serializer = serializer;
+        RemoveUnfinishedWrites(root);
+    }
+
+    /// <summary>Temporary files of writes a crash interrupted: never renamed into place, so nothing refers to them.</summary>
+    public static int RemoveUnfinishedWrites(string root)
+    {
+        if (!Directory.Exists(root)) return 0;
+        int removed = 0;
+        foreach (var file in Directory.EnumerateFiles(root, "*.tmp", SearchOption.AllDirectories))
+        {
+            try { File.Delete(file); removed++; }
+            catch (IOException) { } // another process holds it: not ours to remove
+        }
+        return removed;
+    }
 
     public async Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {

@@ -1,10 +1,21 @@
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Runtime;
+using Orleans.Storage;
 
 namespace Gpt2Orleans.Grains.Tenants;
 
-/// <summary>A tenant's keys, models, quotas, sessions and usage. Concurrent streams and the token window are in memory (they reset with the activation, as rate limits do).</summary>
-public sealed class TenantGrain([PersistentState("tenant", StorageNames.Tenants)] IPersistentState<TenantState> state) : Grain, ITenantGrain
+/// <summary>
+/// A tenant's keys, models, quotas, sessions and usage. Concurrent streams and the token window are in memory (they
+/// reset with the activation, as rate limits do). The session list is an index of the sessions' own stored states,
+/// which are the truth: a session is listed before its state is first written and unlisted after its state is
+/// cleared, so a crash between the two leaves only listed sessions that do not exist. Each activation checks the
+/// entries it inherited against the session store once, before it lists sessions or counts them against the quota.
+/// </summary>
+public sealed class TenantGrain(
+    [PersistentState("tenant", StorageNames.Tenants)] IPersistentState<TenantState> state,
+    [FromKeyedServices(StorageNames.Sessions)] IGrainStorage sessionStore) : Grain, ITenantGrain
 {
+    private bool _indexChecked;
     private readonly HashSet<Guid> _streams = [];
     private readonly TokenRateWindow _window = new();
     private string TenantId => this.GetPrimaryKeyString();
@@ -106,20 +117,48 @@ public sealed class TenantGrain([PersistentState("tenant", StorageNames.Tenants)
     public async Task RegisterSession(string sessionId, string model)
     {
         RequireExists();
+        await CheckIndex();
         if (state.State.Quota.MaxSessions is { } max && state.State.Sessions.Count >= max && !state.State.Sessions.ContainsKey(sessionId))
             throw new QuotaExceededException($"this tenant already has {max} sessions (its quota); delete one first", "max_sessions");
         state.State.Sessions[sessionId] = model;
         await state.WriteStateAsync();
     }
 
-    public async Task UnregisterSession(string sessionId)
+    public async Task<bool> UnregisterSession(string sessionId)
     {
-        if (state.State.Sessions.Remove(sessionId)) await state.WriteStateAsync();
+        if (!state.State.Sessions.Remove(sessionId)) return false;
+        await state.WriteStateAsync();
+        return true;
     }
 
     public Task<string?> GetSessionModel(string sessionId) => Task.FromResult(state.State.Sessions.GetValueOrDefault(sessionId));
 
-    public Task<IReadOnlyList<string>> ListSessions() => Task.FromResult<IReadOnlyList<string>>(state.State.Sessions.Keys.Order().ToList());
+    public async Task<IReadOnlyList<string>> ListSessions()
+    {
+        await CheckIndex();
+        return state.State.Sessions.Keys.Order().ToList();
+    }
+
+    /// <summary>
+    /// Drops the listed sessions whose stored state does not exist (a create or delete cut short by a crash), read
+    /// straight from the session store: asking the session grains could deadlock with a session calling here.
+    /// Sessions listed by this activation are being created or exist, so only the inherited entries are checked.
+    /// </summary>
+    private async Task CheckIndex()
+    {
+        if (_indexChecked) return;
+        var missing = new List<string>();
+        foreach (var sessionId in state.State.Sessions.Keys.ToList())
+        {
+            var stored = new GrainState<SessionState>();
+            var grain = GrainFactory.GetGrain<ISessionGrain>(GrainKeys.Session(TenantId, sessionId)).GetGrainId();
+            await sessionStore.ReadStateAsync(StorageNames.SessionState, grain, stored);
+            if (!stored.RecordExists || stored.State is not { Exists: true }) missing.Add(sessionId);
+        }
+        foreach (var sessionId in missing) state.State.Sessions.Remove(sessionId);
+        if (missing.Count > 0 && state.State.Exists) await state.WriteStateAsync();
+        _indexChecked = true;
+    }
 
     public async Task<Guid> BeginStream(string model)
     {
