@@ -11,7 +11,7 @@ namespace Gpt2Orleans.Grains.Tests;
 /// can, then started again on the same data: every session it lists can be read and deleted, and no temporary file
 /// of an interrupted write is left.
 /// </summary>
-public sealed class SessionCrashTests : IAsyncDisposable
+public sealed class SessionCrashTests : IAsyncLifetime
 {
     private const string Key = "g2o-crash-test-key-0123";
     private readonly string _data = Path.Combine(Path.GetTempPath(), "gpt2o-crash-" + Guid.NewGuid().ToString("N"));
@@ -93,7 +93,10 @@ public sealed class SessionCrashTests : IAsyncDisposable
         Assert.Empty(await TryList(client) ?? ["no list"]);
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    /// <summary>IAsyncLifetime, not IAsyncDisposable: xUnit 2 calls only the former on a test class, and the restarted silo must end here.</summary>
+    public async Task DisposeAsync()
     {
         if (_silo is not null) await _silo.DisposeAsync();
         try { Directory.Delete(_data, recursive: true); } catch (IOException) { }
