@@ -89,8 +89,9 @@ public static class EngineBenchCommand
             var withGrammar = await Load(engine, streams, promptTokens, newTokens, constraint);
             int states = GrammarAutomaton.For(constraint.Compile(), Gpt2Tokenizer.Default).InternedStates;
             double freeSample = PerStep(free.Times).sample, grammarSample = PerStep(withGrammar.Times).sample;
-            constrained.Add(new { streams, free_tokens_per_second = free.TokensPerSecond, free_sample_ms = freeSample,
-                constrained_tokens_per_second = withGrammar.TokensPerSecond, constrained_sample_ms = grammarSample, grammar_states = states });
+            constrained.Add(new { streams, free_tokens_per_second = free.TokensPerSecond, free_sample_ms = freeSample, free_step_ms = StepJson(free.Times),
+                constrained_tokens_per_second = withGrammar.TokensPerSecond, constrained_sample_ms = grammarSample, constrained_step_ms = StepJson(withGrammar.Times),
+                grammar_states = states });
             constrainedTable.AddRow($"{streams}", $"{free.TokensPerSecond:F1}", $"{freeSample:F2}", $"{withGrammar.TokensPerSecond:F1}", $"{grammarSample:F2}", $"{states}");
         }
 

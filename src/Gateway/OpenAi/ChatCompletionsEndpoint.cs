@@ -60,16 +60,13 @@ public static class ChatCompletionsEndpoint
                 {
                     var (headNow, arguments) = calls[token.Index].Update(choice.Text, token.FinishReason is not null, token.FinishReason == "stop");
                     if (request.Stream) await WriteToolCallDelta(context, calls[token.Index], headNow, arguments, id, created, request, fingerprint, choice.Index);
-                    if (request.Stream && token.FinishReason is { } ended)
-                        await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice.Index, new { }, null, ToolFinish(ended)), context.RequestAborted);
-                    continue;
                 }
-                if (!request.Stream) continue;
-                if (delta.Length > 0 || (request.Logprobs && token.Logprobs is not null))
+                else if (request.Stream && (delta.Length > 0 || (request.Logprobs && token.Logprobs is not null)))
                     await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice.Index, new { content = delta },
                         choice.ChatLogprobs(request.Logprobs && token.Logprobs is not null, request.TopLogprobs, from: choice.LogprobCount - 1), null), context.RequestAborted);
-                if (token.FinishReason is { } finish)
-                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice.Index, new { }, null, finish), context.RequestAborted);
+                if (request.Stream && token.FinishReason is { } finish)
+                    await ServerSentEvents.WriteAsync(context.Response, Chunk(id, created, request, fingerprint, choice.Index, new { }, null,
+                        calls is null ? finish : ToolFinish(finish)), context.RequestAborted);
             }
         }
         else

@@ -21,41 +21,38 @@ public sealed record ToolChoice(IReadOnlyList<string> Names, ResponseConstraint 
         var choice = fields.Get("tool_choice");
         if (fields.Get("parallel_tool_calls") is { } parallel && parallel.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
             throw RequestFields.Wrong("parallel_tool_calls", "a boolean");
-        bool none = choice is { ValueKind: JsonValueKind.String } c && c.GetString() == "none";
+        string? mode = choice is { ValueKind: JsonValueKind.String } text ? text.GetString() : null;
         if (tools is null or { ValueKind: JsonValueKind.Null } || tools is { ValueKind: JsonValueKind.Array } empty && empty.GetArrayLength() == 0)
         {
-            if (choice is { } forced && !(forced.ValueKind == JsonValueKind.String && forced.GetString() is "none" or "auto"))
+            if (choice is not null && mode is not ("none" or "auto"))
                 throw ApiException.BadRequest("'tool_choice' names a tool, but no 'tools' are given", "tool_choice", "unsupported_parameter");
             return null;
         }
         var functions = ParseTools(tools.Value);
-        if (none) return null;
-        IEnumerable<(string Name, JsonElement? Parameters)> offered;
-        switch (choice)
+        if (mode == "none") return null;
+        if (choice is null || mode == "auto")
+            throw ApiException.BadRequest("'tool_choice' \"auto\" (the default with tools) lets the model decide whether to call a tool, and this model's chat template " +
+                "has no tool format to decide with: send \"required\", a named function, or \"none\"", "tool_choice", "unsupported_parameter");
+        List<(string Name, JsonElement? Parameters)> offered;
+        if (mode == "required") offered = functions;
+        else if (NamedFunction(choice.Value) is { } wanted)
         {
-            case { ValueKind: JsonValueKind.String } s when s.GetString() == "required":
-                offered = functions;
-                break;
-            case { ValueKind: JsonValueKind.Object } named when named.TryGetProperty("function", out var f) && f.ValueKind == JsonValueKind.Object
-                && f.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String:
-                string wanted = n.GetString()!;
-                offered = functions.Where(t => t.Name == wanted).ToList();
-                if (!offered.Any()) throw ApiException.BadRequest($"'tool_choice' names '{wanted}', which is not among the tools", "tool_choice");
-                break;
-            case null or { ValueKind: JsonValueKind.String } when choice is null || choice.Value.GetString() == "auto":
-                throw ApiException.BadRequest("'tool_choice' \"auto\" (the default with tools) lets the model decide whether to call a tool, and this model's chat template " +
-                    "has no tool format to decide with: send \"required\", a named function, or \"none\"", "tool_choice", "unsupported_parameter");
-            default:
-                throw RequestFields.Wrong("tool_choice", "\"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":…}}");
+            offered = functions.Where(t => t.Name == wanted).ToList();
+            if (offered.Count == 0) throw ApiException.BadRequest($"'tool_choice' names '{wanted}', which is not among the tools", "tool_choice");
         }
-        var list = offered.ToList();
-        var source = new JsonArray(list.Select(t => (JsonNode)new JsonObject
+        else throw RequestFields.Wrong("tool_choice", "\"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":…}}");
+        var source = new JsonArray(offered.Select(t => (JsonNode)new JsonObject
         {
             ["name"] = t.Name,
             ["parameters"] = JsonNode.Parse(ToolCallText.ParametersOrEmpty(t.Parameters)),
         }).ToArray());
-        return new ToolChoice(list.Select(t => t.Name).ToList(), new ResponseConstraint("tool_call", source.ToJsonString(), "tools"));
+        return new ToolChoice(offered.Select(t => t.Name).ToList(), new ResponseConstraint("tool_call", source.ToJsonString(), "tools"));
     }
+
+    /// <summary>The name in <c>{"type": "function", "function": {"name": …}}</c>, or null for any other shape.</summary>
+    private static string? NamedFunction(JsonElement choice) =>
+        choice.ValueKind == JsonValueKind.Object && choice.TryGetProperty("function", out var f) && f.ValueKind == JsonValueKind.Object
+        && f.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
 
     private static List<(string Name, JsonElement? Parameters)> ParseTools(JsonElement tools)
     {

@@ -14,27 +14,25 @@ namespace Gpt2Orleans.Grains.Storage;
 public sealed class FileGrainStorage : IGrainStorage
 {
     private readonly SemaphoreSlim _lock = new(1, 1); // one writer at a time keeps compare-and-replace atomic within the silo
-    private readonly string root;
-    private readonly IGrainStorageSerializer serializer;
+    private readonly string _root;
+    private readonly IGrainStorageSerializer _serializer;
 
     public FileGrainStorage(string root, IGrainStorageSerializer serializer)
     {
-        this.root = root;
-        this.serializer = serializer;
+        _root = root;
+        _serializer = serializer;
         RemoveUnfinishedWrites(root);
     }
 
     /// <summary>Temporary files of writes a crash interrupted: never renamed into place, so nothing refers to them.</summary>
-    public static int RemoveUnfinishedWrites(string root)
+    private static void RemoveUnfinishedWrites(string root)
     {
-        if (!Directory.Exists(root)) return 0;
-        int removed = 0;
+        if (!Directory.Exists(root)) return;
         foreach (var file in Directory.EnumerateFiles(root, "*.tmp", SearchOption.AllDirectories))
         {
-            try { File.Delete(file); removed++; }
+            try { File.Delete(file); }
             catch (IOException) { } // another process holds it: not ours to remove
         }
-        return removed;
     }
 
     public async Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
@@ -48,7 +46,7 @@ public sealed class FileGrainStorage : IGrainStorage
             return;
         }
         var bytes = await File.ReadAllBytesAsync(path);
-        grainState.State = serializer.Deserialize<T>(new BinaryData(bytes)) ?? Activator.CreateInstance<T>();
+        grainState.State = _serializer.Deserialize<T>(new BinaryData(bytes)) ?? Activator.CreateInstance<T>();
         grainState.RecordExists = true;
         grainState.ETag = ETagOf(bytes);
     }
@@ -56,7 +54,7 @@ public sealed class FileGrainStorage : IGrainStorage
     public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
         var path = PathOf(stateName, grainId);
-        var bytes = serializer.Serialize(grainState.State).ToArray();
+        var bytes = _serializer.Serialize(grainState.State).ToArray();
         await _lock.WaitAsync();
         try
         {
@@ -101,6 +99,6 @@ public sealed class FileGrainStorage : IGrainStorage
     private string PathOf(string stateName, GrainId grainId)
     {
         var (folder, name) = GrainStateNames.Of(stateName, grainId);
-        return Path.Combine(root, folder, name + ".bin");
+        return Path.Combine(_root, folder, name + ".bin");
     }
 }

@@ -39,9 +39,9 @@ public sealed class TenantGrain(
         foreach (var (sessionId, model) in state.State.Sessions.ToList())
         {
             RequestContext.Set(GrainKeys.ModelContextKey, model); // the session's placement reads its model
-            using (RequestContext.AllowCallChainReentrancy()) // the session unregisters itself here, in this call's chain
-                try { await GrainFactory.GetGrain<ISessionGrain>(GrainKeys.Session(TenantId, sessionId)).Delete(); }
-                catch (SessionNotFoundException) { } // listed but never stored: nothing to delete (the list goes with the tenant)
+            // The session unregisters itself here, in this call's chain; one listed but never stored just unregisters.
+            using (RequestContext.AllowCallChainReentrancy())
+                await GrainFactory.GetGrain<ISessionGrain>(GrainKeys.Session(TenantId, sessionId)).Delete();
         }
         foreach (var stored in state.State.Keys.Values) await GrainFactory.GetGrain<IApiKeyGrain>(stored.Hash).Revoke();
         await state.ClearStateAsync();

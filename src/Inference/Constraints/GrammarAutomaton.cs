@@ -39,6 +39,7 @@ public sealed class GrammarAutomaton
     private static readonly ConditionalWeakTable<Grammar, ConditionalWeakTable<Gpt2Tokenizer, GrammarAutomaton>> ByGrammar = new();
 
     private readonly Grammar _grammar;
+    private readonly Gpt2Tokenizer? _tokenizer;
     private readonly TokenTrie? _vocabulary;
     private readonly Dictionary<ConfigSet, State> _states = new();
     private readonly Dictionary<(int Return, int Parent), int> _stackIds = new();
@@ -47,19 +48,24 @@ public sealed class GrammarAutomaton
 
     public State Initial { get; }
 
-    private GrammarAutomaton(Grammar grammar, TokenTrie? vocabulary)
+    private GrammarAutomaton(Grammar grammar, Gpt2Tokenizer? tokenizer)
     {
         _grammar = grammar;
-        _vocabulary = vocabulary;
+        _tokenizer = tokenizer;
+        _vocabulary = tokenizer is null ? null : TokenTrie.For(tokenizer);
         Initial = Closure([((long)grammar.Start << 32) | 0]);
     }
 
     public static GrammarAutomaton For(Grammar grammar, Gpt2Tokenizer tokenizer) =>
-        ByGrammar.GetOrCreateValue(grammar).GetValue(tokenizer, t => new GrammarAutomaton(grammar, TokenTrie.For(t)));
+        ByGrammar.GetOrCreateValue(grammar).GetValue(tokenizer, t => new GrammarAutomaton(grammar, t));
 
+    /// <summary>An automaton over bytes only (no token masks): for matching whole texts.</summary>
     internal static GrammarAutomaton Untokenized(Grammar grammar) => new(grammar, null);
 
-    internal static GrammarAutomaton ForVocabulary(Grammar grammar, TokenTrie vocabulary) => new(grammar, vocabulary);
+    /// <summary>The tokenizer's ordinary vocabulary size: ids at or past it (a padded vocabulary) are never allowed.</summary>
+    public int VocabSize => Tokenizer.VocabSize;
+
+    private Gpt2Tokenizer Tokenizer => _tokenizer ?? throw new InvalidOperationException("this automaton has no vocabulary");
 
     public int InternedStates
     {
@@ -75,14 +81,14 @@ public sealed class GrammarAutomaton
     {
         lock (_lock)
         {
-            foreach (byte b in bytes)
-            {
-                if (!state.CanContinue) return Dead;
-                state = StepLocked(state, b);
-            }
+            foreach (byte b in bytes) state = StepLocked(state, b);
             return state;
         }
     }
+
+    /// <summary>The state after one token: its bytes, or <see cref="Dead"/> for a special token or an id past the vocabulary (never allowed).</summary>
+    public State AdvanceToken(State state, int token) =>
+        token < Tokenizer.VocabSize && !Tokenizer.IsSpecial(token) ? Advance(state, Tokenizer.TokenBytes(token)) : Dead;
 
     /// <summary>The tokens that can come next in <paramref name="state"/>: a bitset over the vocabulary (special tokens never; eos is the caller's, when <see cref="State.Accepting"/>).</summary>
     public ulong[] AllowedTokens(State state)

@@ -45,15 +45,7 @@ internal sealed class JsonGrammar(GrammarBuilder builder)
     public Fragment Quoted(Fragment content) => builder.Seq(builder.Literal("\""), content, builder.Literal("\""));
 
     /// <summary>Any JSON string (as a call of one shared rule).</summary>
-    public Fragment String()
-    {
-        if (_string is null)
-        {
-            _string = builder.DeclareRule();
-            builder.DefineRule(_string.Value, Quoted(builder.Star(StringChar())));
-        }
-        return builder.CallRule(_string.Value);
-    }
+    public Fragment String() => builder.CallRule(Shared(ref _string, () => Quoted(builder.Star(StringChar()))));
 
     public Fragment Integer() => builder.Seq(builder.Optional(builder.Literal("-")), NaturalDigits());
 
@@ -67,15 +59,21 @@ internal sealed class JsonGrammar(GrammarBuilder builder)
         builder.Seq(builder.Chars(CharSet.Range('1', '9')), builder.Repeat(() => builder.Chars(CharSet.Digit), 0, 15)));
 
     /// <summary>Any JSON value (a call of one shared recursive rule).</summary>
-    public Fragment Value()
+    public Fragment Value() => builder.CallRule(ValueRule());
+
+    /// <summary>The rule of any JSON value, for callers that call it themselves.</summary>
+    public int ValueRule() => Shared(ref _value, () => builder.Alt(AnyObject(null), AnyArray(), String(), Number(),
+        builder.Literal("true"), builder.Literal("false"), builder.Literal("null")));
+
+    /// <summary>A rule built once per grammar; declared before its body is built, so the body may call it (recursion).</summary>
+    private int Shared(ref int? rule, Func<Fragment> body)
     {
-        if (_value is null)
+        if (rule is null)
         {
-            _value = builder.DeclareRule();
-            builder.DefineRule(_value.Value, builder.Alt(AnyObject(null), AnyArray(), String(), Number(),
-                builder.Literal("true"), builder.Literal("false"), builder.Literal("null")));
+            rule = builder.DeclareRule();
+            builder.DefineRule(rule.Value, body());
         }
-        return builder.CallRule(_value.Value);
+        return rule.Value;
     }
 
     /// <summary>An object with any keys, each value made by <paramref name="value"/> (null: any value).</summary>

@@ -258,7 +258,7 @@ internal sealed class JsonSchemaCompiler
         for (int i = 0; i < properties.Count; i++)
         {
             var (name, propertySchema) = properties[i];
-            int valueRule = propertySchema.ValueKind == JsonValueKind.Undefined ? AnyRule() : Rule(propertySchema, $"{path}/properties/{name}");
+            int valueRule = propertySchema.ValueKind == JsonValueKind.Undefined ? _json.ValueRule() : Rule(propertySchema, $"{path}/properties/{name}");
             Fragment Member() => _builder.Seq(_json.Whitespace(), Literal(JsonSerializer.SerializeToElement(name)), _json.Token(":"),
                 _json.Whitespace(), _builder.CallRule(valueRule));
             var first = Member();
@@ -279,7 +279,7 @@ internal sealed class JsonSchemaCompiler
     {
         int? min = Count(schema, "minItems", path), max = Count(schema, "maxItems", path);
         if (min > max) throw Refuse("minItems", $"({min}) is larger than maxItems ({max}) at {path}");
-        int itemRule = schema.TryGetProperty("items", out var items) ? Rule(items, path + "/items") : AnyRule();
+        int itemRule = schema.TryGetProperty("items", out var items) ? Rule(items, path + "/items") : _json.ValueRule();
         return _json.AnyArray(() => _builder.CallRule(itemRule), min ?? 0, max);
     }
 
@@ -289,18 +289,6 @@ internal sealed class JsonSchemaCompiler
         int rule = _builder.DeclareRule();
         _builder.DefineRule(rule, Value(schema, path));
         return rule;
-    }
-
-    private int? _anyRule;
-
-    private int AnyRule()
-    {
-        if (_anyRule is null)
-        {
-            _anyRule = _builder.DeclareRule();
-            _builder.DefineRule(_anyRule.Value, _json.Value());
-        }
-        return _anyRule.Value;
     }
 
     private static int? Count(JsonElement schema, string keyword, string path)

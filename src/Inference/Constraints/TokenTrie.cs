@@ -32,7 +32,7 @@ internal sealed class TokenTrie
     public static TokenTrie For(Gpt2Tokenizer tokenizer) => ByTokenizer.GetValue(tokenizer, t =>
         Build(Enumerable.Range(0, t.VocabSize).Where(id => !t.IsSpecial(id)).Select(id => (id, t.TokenBytes(id))), t.VocabSize));
 
-    public static TokenTrie Build(IEnumerable<(int Id, byte[] Bytes)> tokens, int vocabSize)
+    private static TokenTrie Build(IEnumerable<(int Id, byte[] Bytes)> tokens, int vocabSize)
     {
         var children = new List<SortedDictionary<byte, int>> { new() };
         var ending = new List<List<int>> { new() };

@@ -1,5 +1,5 @@
-using Gpt2Orleans.Inference.Constraints;
 using System.Threading.Channels;
+using Gpt2Orleans.Inference.Constraints;
 using Gpt2Orleans.Inference.Generation;
 using Gpt2Orleans.Inference.Tokenization;
 

@@ -25,7 +25,7 @@ internal sealed class EngineSequence(long id, int index, EngineRequestState requ
 
     public LogitsProcessorList Processors { get; } = LogitsProcessorList.Create(request.Config, request.Eos,
         promptLength ?? tokens.Count, (promptLength ?? tokens.Count) + request.MaxNewTokens,
-        request.Grammar is { } grammar ? (grammar, request.Tokenizer) : null);
+        request.Grammar);
     public SequenceSampler? Sampler { get; } = request.Config.Samples && request.Beams is null
         ? new SequenceSampler(SequenceSampler.SeedFor(request.Config.Seed, index)) : null;
     /// <summary>Detokenizing and stop strings (the output processor's state for this sequence).</summary>

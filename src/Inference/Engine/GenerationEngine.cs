@@ -1,7 +1,7 @@
-using Gpt2Orleans.Inference.Constraints;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Gpt2Orleans.Inference.Checkpoints;
+using Gpt2Orleans.Inference.Constraints;
 using Gpt2Orleans.Inference.Generation;
 using Gpt2Orleans.Inference.KvCache;
 using Gpt2Orleans.Inference.Model;

@@ -1,5 +1,5 @@
-using Gpt2Orleans.Inference.Constraints;
 using Gpt2Orleans.Inference.Checkpoints;
+using Gpt2Orleans.Inference.Constraints;
 
 namespace Gpt2Orleans.Inference.Generation;
 
@@ -75,7 +75,6 @@ public sealed record GenerationConfig
         _ => null,
     };
 
-    /// <summary>New tokens for a prompt of <paramref name="promptLength"/> tokens: max_new_tokens, else what max_length leaves (HF's rule).</summary>
     /// <summary>New tokens for a prompt: <see cref="MaxNewTokens"/>, or what <see cref="MaxLength"/> leaves, bounded by the model's <paramref name="context"/>.</summary>
     public int MaxNewTokensFor(int promptLength, int context) => MaxNewTokens ?? Math.Max(0, Math.Min(MaxLength, context) - promptLength);
 

@@ -1,5 +1,4 @@
 using Gpt2Orleans.Inference.Constraints;
-using Gpt2Orleans.Inference.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -12,7 +11,7 @@ namespace Gpt2Orleans.Inference.Generation;
 /// grammar decides when a structured output ends. Each row's automaton state is found from its generated tokens
 /// through a memo keyed by a hash of them, so rows may be reordered or forked (beams) between steps.
 /// </summary>
-internal sealed class GrammarLogitsProcessor(GrammarAutomaton automaton, Gpt2Tokenizer tokenizer, IReadOnlyList<int> eosTokenIds, int promptLength) : ILogitsProcessor
+internal sealed class GrammarLogitsProcessor(GrammarAutomaton automaton, IReadOnlyList<int> eosTokenIds, int promptLength) : ILogitsProcessor
 {
     private const ulong Seed = 14695981039346656037UL;
     private readonly Dictionary<ulong, GrammarAutomaton.State> _states = new() { [Seed] = automaton.Initial };
@@ -30,7 +29,7 @@ internal sealed class GrammarLogitsProcessor(GrammarAutomaton automaton, Gpt2Tok
             if (state.CanContinue)
             {
                 var mask = automaton.AllowedTokens(state);
-                int limit = Math.Min(vocab, tokenizer.VocabSize);
+                int limit = Math.Min(vocab, automaton.VocabSize);
                 for (int word = 0; word < mask.Length; word++)
                     for (ulong bits = mask[word]; bits != 0; bits &= bits - 1)
                     {
@@ -61,8 +60,7 @@ internal sealed class GrammarLogitsProcessor(GrammarAutomaton automaton, Gpt2Tok
         var state = _states[hashes[known]];
         for (int i = known; i < generated; i++)
         {
-            int token = tokens[promptLength + i];
-            state = token < tokenizer.VocabSize && !tokenizer.IsSpecial(token) ? automaton.Advance(state, tokenizer.TokenBytes(token)) : GrammarAutomaton.Dead;
+            state = automaton.AdvanceToken(state, tokens[promptLength + i]);
             _states[hashes[i + 1]] = state;
         }
         return state;

@@ -1,5 +1,4 @@
 using Gpt2Orleans.Inference.Constraints;
-using Gpt2Orleans.Inference.Tokenization;
 using static TorchSharp.torch;
 
 namespace Gpt2Orleans.Inference.Generation;
@@ -21,7 +20,7 @@ public sealed class LogitsProcessorList(ILogitsProcessor? sequenceBias, IReadOnl
     /// <param name="maxLength">prompt + max new tokens: forced_eos_token_id applies at the last position</param>
     /// <param name="grammar">the request's constraint on the tokenizer's vocabulary: applied after the other processors, before renormalisation</param>
     public static LogitsProcessorList Create(GenerationConfig config, IReadOnlyList<int> eosTokenIds, int promptLength, int maxLength,
-        (GrammarAutomaton Automaton, Gpt2Tokenizer Tokenizer)? grammar = null)
+        GrammarAutomaton? grammar = null)
     {
         var sequenceBias = config.SequenceBias is { Count: > 0 } biases ? new SequenceBiasLogitsProcessor(biases) : null;
         var processors = new List<ILogitsProcessor>();
@@ -37,7 +36,7 @@ public sealed class LogitsProcessorList(ILogitsProcessor? sequenceBias, IReadOnl
         if (config.ForcedEosTokenId is { } forcedEos) processors.Add(new ForcedTokenLogitsProcessor(forcedEos, atLength: maxLength - 1));
         if (config.SuppressTokens is { Count: > 0 } suppress) processors.Add(new SuppressTokensLogitsProcessor(suppress.ToArray()));
         if (config.BeginSuppressTokens is { Count: > 0 } begin) processors.Add(new SuppressTokensLogitsProcessor(begin.ToArray(), atLength: promptLength));
-        if (grammar is var (automaton, tokenizer)) processors.Add(new GrammarLogitsProcessor(automaton, tokenizer, eosTokenIds, promptLength));
+        if (grammar is not null) processors.Add(new GrammarLogitsProcessor(grammar, eosTokenIds, promptLength));
         if (config.RenormalizeLogits) processors.Add(new LogitNormalization());
 
         var warpers = new List<ILogitsProcessor>();
