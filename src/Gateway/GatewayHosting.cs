@@ -27,12 +27,17 @@ public static class GatewayHosting
         // "gpt2orleans_engine_*" and Orleans' own); .NET's private QUIC internals are only noise.
         Prometheus.Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate =
             instrument => !instrument.Meter.Name.StartsWith("Private.InternalDiagnostics", StringComparison.Ordinal));
-        services.Configure<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>(o => o.Limits.MaxRequestBodySize = MaxBodyBytes);
+        services.Configure<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>(o =>
+        {
+            o.Limits.MaxRequestBodySize = MaxBodyBytes;
+            KestrelRejections.Configure(o);
+        });
         return services;
     }
 
     public static WebApplication MapGpt2OrleansGateway(this WebApplication app)
     {
+        app.UseKestrelRejectionBodies();
         // Responses without a body (no route: 404; a route with other methods: 405 with Allow, from routing) get the error object.
         app.UseStatusCodePages(context => ErrorHandling.WriteAsync(context.HttpContext, ErrorHandling.ForStatus(context.HttpContext)));
         app.UseRouting();

@@ -90,6 +90,36 @@ public sealed class StructuredOutputsTests(GatewayFixture fixture)
         Assert.Equal("length", cut.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
     }
 
+    [Fact]
+    public async Task A_session_message_takes_a_json_schema_whole_and_streamed_and_the_transcript_keeps_the_json()
+    {
+        using var client = fixture.Client();
+        var format = new { type = "json_schema", json_schema = new { name = "city", schema = CitySchema } };
+        string id = (await ReadJson(await client.PostAsync("/v1/sessions", Json(new { model = GatewayFixture.Model, temperature = 0.8, seed = 5 }))))
+            .GetProperty("id").GetString()!;
+        var whole = await ReadJson(await client.PostAsync($"/v1/sessions/{id}/messages", Json(new { content = "Describe a city as JSON.", max_tokens = 70, response_format = format })));
+        Assert.Equal("stop", whole.GetProperty("finish_reason").GetString());
+        string first = whole.GetProperty("message").GetProperty("content").GetString()!;
+        AssertCity(first);
+        var streamed = await ReadEvents(await client.PostAsync($"/v1/sessions/{id}/messages", Json(new { content = "Another one.", max_tokens = 70, response_format = format, stream = true })));
+        string second = string.Concat(streamed.Select(e => e.GetProperty("choices")[0].GetProperty("delta"))
+            .Where(d => d.TryGetProperty("content", out _)).Select(d => d.GetProperty("content").GetString()));
+        AssertCity(second);
+        var messages = (await ReadJson(await client.GetAsync($"/v1/sessions/{id}"))).GetProperty("messages").EnumerateArray().ToList();
+        Assert.Equal([first, second.Trim()], messages.Where(m => m.GetProperty("role").GetString() == "assistant").Select(m => m.GetProperty("content").GetString()));
+
+        var badSchema = await ReadError(await client.PostAsync($"/v1/sessions/{id}/messages", Json(new { content = "x", stream = true, max_tokens = 1,
+            response_format = new { type = "json_schema", json_schema = new { name = "x", schema = new { oneOf = new[] { new { type = "string" } } } } } })), HttpStatusCode.BadRequest);
+        Assert.Contains("oneOf", badSchema.GetProperty("message").GetString());
+        var tools = await ReadError(await client.PostAsync($"/v1/sessions/{id}/messages", Json(new { content = "x", tools = Tools, tool_choice = "required" })), HttpStatusCode.BadRequest);
+        Assert.Equal("tools", tools.GetProperty("param").GetString());
+        var asDefault = await ReadError(await client.PostAsync("/v1/sessions", Json(new { model = GatewayFixture.Model, response_format = format })), HttpStatusCode.BadRequest);
+        Assert.Equal("response_format", asDefault.GetProperty("param").GetString());
+        var audio = await ReadError(await client.PostAsync($"/v1/sessions/{id}/messages", Json(new { content = "x", audio = new { voice = "a" } })), HttpStatusCode.BadRequest);
+        Assert.Equal("audio", audio.GetProperty("param").GetString());
+        Assert.Equal(4, (await ReadJson(await client.GetAsync($"/v1/sessions/{id}"))).GetProperty("messages").GetArrayLength()); // refusals add no turn
+    }
+
     [Theory]
     [InlineData("{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{\"oneOf\":[{\"type\":\"string\"}]}}}", "response_format", "oneOf")]
     [InlineData("{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"object\",\"minProperties\":2}}}", "response_format", "minProperties")]

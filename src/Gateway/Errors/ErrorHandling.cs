@@ -32,6 +32,9 @@ public sealed class ErrorHandling(RequestDelegate next, ILogger<ErrorHandling> l
 
     private static object ErrorObject(ApiException error) => new { error = new { message = error.Message, type = error.Type, param = error.Param, code = error.Code } };
 
+    /// <summary>The error object as UTF-8 JSON, for a body written below ASP.NET Core (<see cref="RejectionRewritingWriter"/>).</summary>
+    public static byte[] ErrorBody(ApiException error) => JsonSerializer.SerializeToUtf8Bytes(ErrorObject(error));
+
     public static ApiException ToApiError(Exception e) => e switch
     {
         ApiException api => api,

@@ -21,6 +21,10 @@ public static class GatewayMetrics
     public static readonly Counter TenantTokens = Prometheus.Metrics.WithCustomRegistry(TenantRegistry).CreateCounter("gpt2o_tenant_tokens_total",
         "Tokens by model, tenant and kind (prompt or completion)", "model", "tenant", "kind");
 
+    /// <summary>Requests Kestrel itself refused before they reached the app (they are not in the HTTP request metrics).</summary>
+    public static readonly Counter ServerRejections = Prometheus.Metrics.CreateCounter("gpt2o_http_rejected_total",
+        "Requests the HTTP server refused before routing (malformed, too large, too slow), by status code", "code");
+
     public static readonly Histogram TimeToFirstToken = Prometheus.Metrics.CreateHistogram("gpt2o_time_to_first_token_seconds",
         "From sending a generation to its first token", new HistogramConfiguration { LabelNames = ["model"], Buckets = LatencyBuckets });
 

@@ -22,8 +22,7 @@ public sealed record CompletionRequest(string Model, IReadOnlyList<Prompt> Promp
     {
         var fields = RequestFields.Parse(body);
         fields.RefuseUnsupported();
-        if (fields.Get("tools") is not null || fields.Get("tool_choice") is not null)
-            throw ApiException.BadRequest("tool calls are a chat completions feature: 'tools' is not a completions field", fields.Get("tools") is not null ? "tools" : "tool_choice", "unsupported_parameter");
+        fields.RefuseTools("'tools' is not a completions field");
         string model = fields.RequiredString("model");
         var prompts = ParsePrompts(fields.Get("prompt"));
         int n = fields.Integer("n", 1, MaxChoices) ?? 1;

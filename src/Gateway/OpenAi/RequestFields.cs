@@ -123,6 +123,13 @@ public sealed class RequestFields(JsonElement body)
             if (Get(name) is not null) throw Unsupported(name, $"'{name}' is not supported by this server");
     }
 
+    /// <summary>Tool calls belong to chat completions; elsewhere <c>tools</c> or <c>tool_choice</c> is a 400 saying <paramref name="why"/>.</summary>
+    public void RefuseTools(string why)
+    {
+        foreach (var name in new[] { "tools", "tool_choice" })
+            if (Get(name) is not null) throw Unsupported(name, $"tool calls are a chat completions feature: {why}");
+    }
+
     private static ApiException Unsupported(string name, string message) => ApiException.BadRequest(message, name, "unsupported_parameter");
 
     public static ApiException Wrong(string name, string what) => ApiException.BadRequest($"'{name}' must be {what}", name);

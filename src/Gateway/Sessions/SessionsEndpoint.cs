@@ -19,6 +19,10 @@ public static class SessionsEndpoint
     {
         string tenant = await auth.AuthenticateAsync(context);
         var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
+        fields.RefuseUnsupported();
+        fields.RefuseTools("a session's turns are user messages and replies");
+        if (StructuredOutputFields.Parse(fields) is { } structured)
+            throw ApiException.BadRequest($"'{structured.Parameter}' constrains one reply: send it with the message, not as a session default", structured.Parameter, "unsupported_parameter");
         string model = fields.RequiredString("model");
         await workers.PickAsync(model, tenant); // an unknown model is a 400, one no silo serves a 503, before anything is stored
         string id = NewSessionId(fields);
@@ -67,14 +71,16 @@ public static class SessionsEndpoint
         return Results.Json(new { id, @object = "session.deleted", deleted = true });
     }
 
-    /// <summary>A user message and the reply: <c>{"content": "...", "stream": bool, ...sampling overrides}</c>.</summary>
+    /// <summary>A user message and the reply: <c>{"content": "...", "stream": bool, ...sampling overrides, response_format or guided_*}</c>.</summary>
     public static async Task Send(HttpContext context, string id, TenantAuthentication auth, IClusterClient cluster)
     {
         var (session, model) = await FindWithModel(context, id, auth, cluster); // the session's model, without reading its transcript
         var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
         string content = fields.String("content") ?? throw ApiException.BadRequest("'content' is required: the user's message", "content");
         bool stream = fields.Bool("stream") ?? false;
-        var overrides = SamplingFields.Parse(fields, SamplingFields.MaxTokens(fields), openAiDefaults: false);
+        fields.RefuseUnsupported();
+        fields.RefuseTools("a session's turns are user messages and replies");
+        var overrides = SamplingFields.Parse(fields, SamplingFields.MaxTokens(fields), openAiDefaults: false) with { Constraint = StructuredOutputFields.Parse(fields) };
         var choice = new CompletionChoice(0, "", trimLeadingWhitespace: true);
         string tenant = await auth.AuthenticateAsync(context);
         string messageId = "msg-" + Guid.NewGuid().ToString("N");

@@ -83,9 +83,11 @@ public sealed class SessionGrain(
             // The model's silo layers these over the session's defaults; the two the turn plans with are settled here.
             var defaults = state.State.Defaults;
             var template = state.State.ChatTemplate ?? ChatTemplate.Default;
+            // A constrained reply (structured output) ends where its grammar does; the template's stops would only cut it.
+            bool constrained = parameters?.Constraint is not null;
             var merged = (parameters ?? new()) with
             {
-                StopStrings = template.StopsWith(parameters?.StopStrings ?? defaults.StopStrings),
+                StopStrings = constrained ? parameters!.StopStrings ?? defaults.StopStrings : template.StopsWith(parameters?.StopStrings ?? defaults.StopStrings),
                 MaxNewTokens = parameters?.MaxNewTokens ?? defaults.MaxNewTokens ?? ChatTemplate.DefaultReplyTokens,
             };
             var turnTokens = await Tokenize(worker, state.State.Model, template.UserTurnText(userText, first: state.State.TurnStarts.Count == 0, state.State.OpenedBy));
@@ -122,7 +124,7 @@ public sealed class SessionGrain(
                 if (!completed) await ForgetAbandonedTurn(worker);
                 await tenant.EndStream(stream, state.State.Model, usage ?? new TokenUsage(plan.Prompt.Count, generated.Count, 0));
             }
-            ConversationWindow.Commit(state.State, plan, userText.Trim(), template.ReplyText(text.ToString()), generated);
+            ConversationWindow.Commit(state.State, plan, userText.Trim(), constrained ? text.ToString().Trim() : template.ReplyText(text.ToString()), generated);
             state.State.OpenedBy = template.OpenedBy(stop);
             await state.WriteStateAsync();
         }
