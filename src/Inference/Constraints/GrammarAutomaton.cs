@@ -45,6 +45,13 @@ public sealed class GrammarAutomaton
     private readonly Dictionary<(int Return, int Parent), int> _stackIds = new();
     private readonly List<(int Return, int Parent, int Depth)> _stacks = [(-1, -1, 0)]; // id 0: the empty stack
     private readonly Lock _lock = new();
+    // Scratch for StepLocked and Closure, reused under the lock: a mask's trie walk steps thousands of times, and
+    // fresh collections per step were measured to slow the forward pass beside it (gen0 collections pause the kernels' threads).
+    private readonly List<long> _seeds = [];
+    private readonly HashSet<long> _seen = [];
+    private readonly List<long> _consuming = [];
+    private readonly Stack<long> _pending = new();
+    private readonly Stack<(int Node, State State)> _walk = new();
 
     public State Initial { get; }
 
@@ -98,7 +105,8 @@ public sealed class GrammarAutomaton
         {
             if (state.Mask is { } cached) return cached;
             var mask = new ulong[(trie.VocabSize + 63) / 64];
-            var pending = new Stack<(int Node, State State)>();
+            var pending = _walk;
+            pending.Clear();
             if (state.CanContinue) pending.Push((0, state));
             while (pending.TryPop(out var at))
                 for (int c = trie.ChildStart[at.Node]; c < trie.ChildStart[at.Node + 1]; c++)
@@ -121,7 +129,8 @@ public sealed class GrammarAutomaton
     {
         if (!state.CanContinue) return Dead;
         if (state.Next?[b] is { } known) return known;
-        var seeds = new List<long>();
+        var seeds = _seeds;
+        seeds.Clear();
         foreach (long config in state.Configs)
         {
             int node = (int)(config >> 32);
@@ -136,9 +145,11 @@ public sealed class GrammarAutomaton
     /// <summary>Follows ε edges, calls (push the return node) and rule ends (pop) from the seeds; keeps the configurations that consume bytes.</summary>
     private State Closure(List<long> seeds)
     {
-        var seen = new HashSet<long>();
-        var consuming = new List<long>();
-        var pending = new Stack<long>(seeds);
+        var (seen, consuming, pending) = (_seen, _consuming, _pending);
+        seen.Clear();
+        consuming.Clear();
+        pending.Clear();
+        foreach (long seed in seeds) pending.Push(seed);
         bool accepting = false;
         while (pending.TryPop(out long config))
         {
@@ -154,6 +165,7 @@ public sealed class GrammarAutomaton
                 else pending.Push(((long)_stacks[stack].Return << 32) | (uint)_stacks[stack].Parent);
             }
         }
+        if (seen.Count > 4096) { seen.Clear(); seen.TrimExcess(); } // Clear costs its capacity: do not keep a rare huge closure's
         consuming.Sort();
         var key = new ConfigSet(consuming.ToArray(), accepting);
         if (_states.TryGetValue(key, out var interned)) return interned;
