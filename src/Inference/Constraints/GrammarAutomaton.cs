@@ -7,12 +7,17 @@ namespace Gpt2Orleans.Inference.Constraints;
 /// Runs a <see cref="Grammar"/> as a lazily built deterministic automaton: a state is the set of (node, call stack)
 /// configurations the output so far can be in, interned so each (state, byte) step is computed once and then read
 /// from an array, and each state's token mask (which vocabulary tokens can come next) is computed once by walking
-/// the <see cref="TokenTrie"/>. Beyond <see cref="MaxStates"/> interned states it keeps running without storing new
-/// ones (slower, never wrong). Shared by every request with the same constraint on the same tokenizer; thread-safe.
+/// the <see cref="TokenTrie"/>. Shared by every request with the same constraint on the same tokenizer; thread-safe.
+/// What it caches is bounded (a hostile schema or a long-lived popular one must not take the silo's memory): past
+/// <see cref="MaxBytes"/> for one automaton, or <see cref="MaxBytesAll"/> for all of them, it stops caching (slower,
+/// never wrong) and retires, so the next request with its grammar starts a fresh automaton and this one is collected
+/// after its last request.
 /// </summary>
 public sealed class GrammarAutomaton
 {
-    public const int MaxStates = 8192;
+    public const long MaxBytes = 64L << 20;
+    public const long MaxBytesAll = 512L << 20;
+    private static long s_bytesAll;
     /// <summary>Deeper nesting than this (calls inside calls) is refused: the output cannot nest past it.</summary>
     public const int MaxDepth = 1024;
 
@@ -34,6 +39,8 @@ public sealed class GrammarAutomaton
         public bool IsDead => !Accepting && !CanContinue;
         internal State?[]? Next;
         internal ulong[]? Mask;
+        /// <summary>Kept in the automaton's table, so its transitions and mask are worth caching.</summary>
+        internal bool Interned;
     }
 
     private static readonly ConditionalWeakTable<Grammar, ConditionalWeakTable<Gpt2Tokenizer, GrammarAutomaton>> ByGrammar = new();
@@ -45,6 +52,9 @@ public sealed class GrammarAutomaton
     private readonly Dictionary<(int Return, int Parent), int> _stackIds = new();
     private readonly List<(int Return, int Parent, int Depth)> _stacks = [(-1, -1, 0)]; // id 0: the empty stack
     private readonly Lock _lock = new();
+    private readonly long _budget;
+    private long _bytes;
+    private bool _retired;
     // Scratch for StepLocked and Closure, reused under the lock: a mask's trie walk steps thousands of times, and
     // fresh collections per step were measured to slow the forward pass beside it (gen0 collections pause the kernels' threads).
     private readonly List<long> _seeds = [];
@@ -55,19 +65,46 @@ public sealed class GrammarAutomaton
 
     public State Initial { get; }
 
-    private GrammarAutomaton(Grammar grammar, Gpt2Tokenizer? tokenizer)
+    private GrammarAutomaton(Grammar grammar, Gpt2Tokenizer? tokenizer, long budget)
     {
         _grammar = grammar;
         _tokenizer = tokenizer;
+        _budget = budget;
         _vocabulary = tokenizer is null ? null : TokenTrie.For(tokenizer);
         Initial = Closure([((long)grammar.Start << 32) | 0]);
     }
 
-    public static GrammarAutomaton For(Grammar grammar, Gpt2Tokenizer tokenizer) =>
-        ByGrammar.GetOrCreateValue(grammar).GetValue(tokenizer, t => new GrammarAutomaton(grammar, t));
+    /// <summary>The automaton requests with this grammar share (a fresh one once the last has retired).</summary>
+    public static GrammarAutomaton For(Grammar grammar, Gpt2Tokenizer tokenizer) => For(grammar, tokenizer, MaxBytes);
+
+    internal static GrammarAutomaton For(Grammar grammar, Gpt2Tokenizer tokenizer, long budget) =>
+        ByGrammar.GetOrCreateValue(grammar).GetValue(tokenizer, t => new GrammarAutomaton(grammar, t, budget));
 
     /// <summary>An automaton over bytes only (no token masks): for matching whole texts.</summary>
-    internal static GrammarAutomaton Untokenized(Grammar grammar) => new(grammar, null);
+    internal static GrammarAutomaton Untokenized(Grammar grammar) => new(grammar, null, MaxBytes);
+
+    ~GrammarAutomaton() => Interlocked.Add(ref s_bytesAll, -_bytes);
+
+    /// <summary>It has passed its budget: it caches nothing more, and <see cref="For"/> hands out a fresh one.</summary>
+    public bool Retired
+    {
+        get { lock (_lock) return _retired; }
+    }
+
+    /// <summary>Counts <paramref name="bytes"/> as held; past a budget the automaton retires. True while it still caches.</summary>
+    private bool Hold(long bytes)
+    {
+        if (_retired) return false;
+        _bytes += bytes;
+        if (_bytes > _budget | Interlocked.Add(ref s_bytesAll, bytes) > MaxBytesAll)
+        {
+            _retired = true;
+            if (_tokenizer is not null && ByGrammar.TryGetValue(_grammar, out var byTokenizer)
+                && byTokenizer.TryGetValue(_tokenizer, out var current) && ReferenceEquals(current, this))
+                byTokenizer.Remove(_tokenizer);
+        }
+        return !_retired;
+    }
 
     /// <summary>The tokenizer's ordinary vocabulary size: ids at or past it (a padded vocabulary) are never allowed.</summary>
     public int VocabSize => Tokenizer.VocabSize;
@@ -118,7 +155,8 @@ public sealed class GrammarAutomaton
                         mask[trie.Tokens[t] >> 6] |= 1UL << (trie.Tokens[t] & 63);
                     if (next.CanContinue) pending.Push((child, next));
                 }
-            return state.Mask = mask;
+            if (state.Interned && Hold(mask.Length * sizeof(ulong) + 32)) state.Mask = mask;
+            return mask;
         }
     }
 
@@ -138,7 +176,8 @@ public sealed class GrammarAutomaton
                 if (edge.Lo <= b && b <= edge.Hi) seeds.Add(((long)edge.Target << 32) | (uint)config);
         }
         var next = seeds.Count == 0 ? Dead : Closure(seeds);
-        (state.Next ??= new State?[256])[b] = next;
+        if (state.Next is null && state.Interned && Hold(256 * IntPtr.Size + 32)) state.Next = new State?[256];
+        if (state.Next is not null) state.Next[b] = next;
         return next;
     }
 
@@ -170,7 +209,7 @@ public sealed class GrammarAutomaton
         var key = new ConfigSet(consuming.ToArray(), accepting);
         if (_states.TryGetValue(key, out var interned)) return interned;
         var state = new State(key.Configs, accepting);
-        if (_states.Count < MaxStates) _states[key] = state;
+        if (Hold(key.Configs.Length * sizeof(long) + 128)) (_states[key] = state).Interned = true;
         return state;
     }
 
@@ -179,6 +218,7 @@ public sealed class GrammarAutomaton
         if (_stacks[stack].Depth >= MaxDepth) return null;
         if (_stackIds.TryGetValue((returnNode, stack), out int id)) return id;
         id = _stacks.Count;
+        Hold(48); // always kept (states refer to it); counted while the automaton still caches, so that it retires in time
         _stacks.Add((returnNode, stack, _stacks[stack].Depth + 1));
         _stackIds[(returnNode, stack)] = id;
         return id;

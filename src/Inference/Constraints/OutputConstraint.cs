@@ -26,16 +26,30 @@ public enum OutputConstraintKind
 public sealed record OutputConstraint(OutputConstraintKind Kind, string Source, string Parameter = "response_format")
 {
     private static readonly ConcurrentDictionary<OutputConstraint, Grammar> Compiled = new();
-    /// <summary>Compiled grammars kept for reuse (a client sends the same schema again and again).</summary>
+    private static readonly Lock CacheLock = new();
+    private static long s_compiledNodes;
+    /// <summary>Compiled grammars kept for reuse (a client sends the same schema again and again), at most this many
+    /// and <see cref="CacheNodes"/> nodes in all (~100 bytes each: distinct large schemas must not fill the memory).</summary>
     public const int CacheSize = 256;
+    public const long CacheNodes = 2_000_000;
 
     /// <summary>The grammar, compiled once per distinct constraint; throws <see cref="GrammarException"/> naming what is wrong.</summary>
     public Grammar Compile()
     {
         if (Compiled.TryGetValue(this, out var known)) return known;
         var grammar = Build();
-        if (Compiled.Count >= CacheSize) Compiled.Clear();
-        return Compiled.GetOrAdd(this, grammar);
+        lock (CacheLock)
+        {
+            if (Compiled.TryGetValue(this, out known)) return known;
+            if (Compiled.Count >= CacheSize || s_compiledNodes + grammar.NodeCount > CacheNodes)
+            {
+                Compiled.Clear(); // the simplest eviction; requests hold their grammar, so nothing in flight is lost
+                s_compiledNodes = 0;
+            }
+            s_compiledNodes += grammar.NodeCount;
+            Compiled[this] = grammar;
+            return grammar;
+        }
     }
 
     private Grammar Build()

@@ -176,4 +176,31 @@ public sealed class OutputConstraintTests
             }
         }
     }
+
+    /// <summary>
+    /// Past its memory budget an automaton stops caching and retires: its masks stay exactly those of one without a
+    /// budget, and the next request with the grammar gets a fresh automaton.
+    /// </summary>
+    [Fact]
+    public void An_automaton_past_its_budget_keeps_its_masks_exact_and_is_replaced()
+    {
+        var tokenizer = Gpt2Tokenizer.Default;
+        string schema = "{\"type\":\"array\",\"minItems\":80,\"items\":{\"type\":\"string\",\"maxLength\":5}}";
+        var bounded = GrammarAutomaton.For(Schema(schema), tokenizer, budget: 200_000);
+        var reference = GrammarAutomaton.For(Schema(schema + " "), tokenizer); // the same grammar compiled apart, default budget
+        var random = new Random(4);
+        var (at, expected) = (bounded.Initial, reference.Initial);
+        for (int step = 0; step < 200 && expected.CanContinue; step++)
+        {
+            var mask = bounded.AllowedTokens(at);
+            Assert.Equal(reference.AllowedTokens(expected), mask);
+            var allowed = Enumerable.Range(0, tokenizer.VocabSize).Where(id => (mask[id >> 6] >> (id & 63) & 1) == 1).ToList();
+            int token = allowed[random.Next(allowed.Count)];
+            (at, expected) = (bounded.AdvanceToken(at, token), reference.AdvanceToken(expected, token));
+            Assert.Equal(expected.Accepting, at.Accepting);
+        }
+        Assert.True(bounded.Retired);
+        Assert.False(reference.Retired);
+        Assert.NotSame(bounded, GrammarAutomaton.For(Schema(schema), tokenizer, budget: 200_000));
+    }
 }
