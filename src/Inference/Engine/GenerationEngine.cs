@@ -346,19 +346,37 @@ public sealed class GenerationEngine : IDisposable
         foreach (var token in checkedTokens) Emit(token);
         double outputSeconds = System.Diagnostics.Stopwatch.GetElapsedTime(outputting).TotalSeconds;
         long beamSearch = System.Diagnostics.Stopwatch.GetTimestamp();
-        foreach (var request in beamRows.Keys.Select(b => b.Request).Distinct().ToList())
-        {
-            var beams = request.Members.ToList();
-            var logits = output.Logits.index_select(0, torch.tensor(beams.Select(b => (long)beamRows[b]).ToArray(), device: output.Logits.device));
-            _scheduler.ReplaceBeams(request, request.Beams!.Step(logits, beams));
-            if (request.Beams.IsDone) FinishBeams(request, beams[0].PromptLength, beams[0].CachedPromptTokens);
-        }
+        StepBeams(output.Logits, beamRows);
         sampleSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(beamSearch).TotalSeconds;
         _times = _times with
         {
             Steps = _times.Steps + 1, Inputs = _times.Inputs + output.InputSeconds, Forward = _times.Forward + output.ForwardSeconds,
             Sample = _times.Sample + sampleSeconds, Output = _times.Output + outputSeconds,
         };
+    }
+
+    /// <summary>
+    /// Every beam request's step, group by group: each group of every request comes to the host in one copy (so a step
+    /// costs one copy per beam group, not per request), then the scheduler forks and frees the beams.
+    /// </summary>
+    private void StepBeams(Tensor logits, Dictionary<EngineSequence, int> beamRows)
+    {
+        var requests = beamRows.Keys.Select(b => b.Request).Distinct().Select(r => (Request: r, Beams: r.Members.ToList())).ToList();
+        foreach (var (request, beams) in requests)
+            request.Beams!.BeginStep(logits.index_select(0, torch.tensor(beams.Select(b => (long)beamRows[b]).ToArray(), device: logits.device)), beams);
+        for (int group = 0; ; group++)
+        {
+            var searches = requests.Select(r => r.Request.Beams!).Where(b => group < b.Groups).ToList();
+            if (searches.Count == 0) break;
+            var host = HostCopy.Float64([.. searches.SelectMany(b => b.GroupTensors(group))]);
+            int offset = 0;
+            foreach (var search in searches) offset = search.CompleteGroup(group, host, offset);
+        }
+        foreach (var (request, beams) in requests)
+        {
+            _scheduler.ReplaceBeams(request, request.Beams!.EndStep());
+            if (request.Beams.IsDone) FinishBeams(request, beams[0].PromptLength, beams[0].CachedPromptTokens);
+        }
     }
 
     /// <summary>Streams a sampled token; a sequence it ends is kept for its conversation's next turn, or freed.</summary>

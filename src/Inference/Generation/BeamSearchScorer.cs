@@ -28,17 +28,19 @@ public sealed class BeamSearchScorer
 
     public bool IsDone => _done.All(d => d);
 
-    /// <summary>Per prompt, the <paramref name="keep"/> best (beam, token) pairs of (prompts · groupSize, V) scores, best first.</summary>
-    public static List<List<Candidate>> TopCandidates(TorchSharp.torch.Tensor scores, int prompts, int groupSize, int keep)
+    /// <summary>
+    /// One prompt's ranked candidates from its top-k over (beam · V) scores as copied to the host: <paramref name="keep"/>
+    /// scores, then their flat indices (exact as doubles for any beam count).
+    /// </summary>
+    public static List<Candidate> ReadCandidates(ReadOnlySpan<double> host, int keep, int vocab)
     {
-        using var scope = TorchSharp.torch.NewDisposeScope();
-        long vocab = scores.shape[1];
-        var (values, indices) = scores.view(prompts, groupSize * vocab).topk(keep, 1, largest: true, sorted: true);
-        var host = HostCopy.Float64(values, indices); // values, then indices
-        int offset = prompts * keep;
-        return Enumerable.Range(0, prompts).Select(p => Enumerable.Range(p * keep, keep)
-            .Select(k => new Candidate((float)host[k], (int)((long)host[offset + k] % vocab), (int)((long)host[offset + k] / vocab)))
-            .ToList()).ToList();
+        var candidates = new List<Candidate>(keep);
+        for (int k = 0; k < keep; k++)
+        {
+            long flat = (long)host[keep + k];
+            candidates.Add(new Candidate((float)host[k], (int)(flat % vocab), (int)(flat / vocab)));
+        }
+        return candidates;
     }
 
     /// <param name="beams">the group's current beams' new tokens, [prompt · groupSize + beam]</param>

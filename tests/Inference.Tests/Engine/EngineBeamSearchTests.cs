@@ -53,4 +53,35 @@ public sealed class EngineBeamSearchTests(GoldenData golden)
         }
         await Eventually.True(() => engine.Stats.BlocksUsed == 0, "blocks returned");
     }
+
+    /// <summary>
+    /// Beam requests stepped together share each group's copy to the host (plain beams with log-probabilities, diverse
+    /// groups, beam sampling): each still gives exactly what it gives alone.
+    /// </summary>
+    [Fact]
+    public async Task Beam_requests_stepped_together_give_what_each_gives_alone()
+    {
+        var configs = new[]
+        {
+            new GenerationConfig { NumBeams = 3, NumReturnSequences = 2, MaxNewTokens = 10, Logprobs = 2, EosTokenIds = [] },
+            new GenerationConfig { NumBeams = 4, NumBeamGroups = 2, DiversityPenalty = 0.7, NumReturnSequences = 2, MaxNewTokens = 10 },
+            new GenerationConfig { NumBeams = 2, DoSample = true, Seed = 17, MaxNewTokens = 10, Logprobs = 1 },
+            new GenerationConfig { NumBeams = 6, NumBeamGroups = 3, DiversityPenalty = 0.3, MaxNewTokens = 10, EosTokenIds = [] },
+        };
+        var prompts = new[] { "The weather today", "Once upon a time", "In the beginning", "A quick brown" }.Select(Gpt2Tokenizer.Default.Encode).ToArray();
+        GenerationEngine NewEngine() => new(golden.Lm(), Gpt2Tokenizer.Default, new EngineOptions { KvBlocks = 512, BlockSize = 4, MaxBatchTokens = 64, BatchInvariant = true });
+        static async Task<string> Run(GenerationEngine engine, IReadOnlyList<int> prompt, GenerationConfig config)
+        {
+            var events = new List<string>();
+            await foreach (var e in engine.SubmitAsync(new EngineRequest("t", prompt, config)))
+                events.Add($"{e.SequenceIndex}:{e.TokenId}:{e.Score}:{e.Logprob?.Logprob}:{string.Join(',', e.Logprob?.Top.Select(t => $"{t.TokenId}={t.Logprob}") ?? [])}:{e.Finish}");
+            return string.Join('\n', events);
+        }
+        var alone = new List<string>();
+        using (var engine = NewEngine())
+            for (int i = 0; i < configs.Length; i++) alone.Add(await Run(engine, prompts[i], configs[i]));
+        using var shared = NewEngine();
+        var together = await Task.WhenAll(configs.Select((config, i) => Run(shared, prompts[i], config)));
+        for (int i = 0; i < configs.Length; i++) Assert.Equal(alone[i], together[i]);
+    }
 }
