@@ -34,14 +34,18 @@ public static unsafe class CpuPagedAttention
         int sequences = (int)query.shape[0], heads = (int)query.shape[1], headDim = (int)query.shape[2];
         using var q = query.to(ScalarType.Float32).contiguous();
         var output = torch.empty([sequences, heads, headDim], ScalarType.Float32);
-        Decode((float*)Address(q), (float*)Address(output), sequences, heads, headDim, keyStorage, valueStorage, slots, scale);
+        Attend((float*)Address(q), (float*)Address(output), sequences, heads, headDim, keyStorage, valueStorage, slots, null, scale);
         if (query.dtype == ScalarType.Float32) return output;
         using (output) return output.to(query.dtype);
     }
 
-    /// <summary>The same over float32 memory: <paramref name="query"/> and <paramref name="output"/> (S, nh, hs) contiguous (the fused decode step).</summary>
-    internal static void Decode(float* query, float* output, int sequences, int heads, int headDim, Tensor keyStorage, Tensor valueStorage,
-        IReadOnlyList<long[]> slots, double scale)
+    /// <summary>
+    /// The same over float32 memory: <paramref name="query"/> and <paramref name="output"/> (S, nh, hs) contiguous (the
+    /// fused step). Query s attends over the first <paramref name="lengths"/>[s] of its slots (all of them when null):
+    /// a prompt's rows share their sequence's slots, each up to its own position (causal attention).
+    /// </summary>
+    internal static void Attend(float* query, float* output, int sequences, int heads, int headDim, Tensor keyStorage, Tensor valueStorage,
+        IReadOnlyList<long[]> slots, IReadOnlyList<int>? lengths, double scale)
     {
         nint kp = Address(keyStorage), vp = Address(valueStorage), qp = (nint)query, op = (nint)output;
         bool bf16 = keyStorage.dtype == ScalarType.BFloat16;
@@ -54,7 +58,7 @@ public static unsafe class CpuPagedAttention
             {
                 int s = byHead ? item / heads : item;
                 int h0 = byHead ? item % heads : 0, h1 = byHead ? h0 + 1 : heads;
-                var work = new Work((byte*)kp, (byte*)vp, (float*)qp, (float*)op, slots[s], s, h0, h1, heads, headDim, (float)scale);
+                var work = new Work((byte*)kp, (byte*)vp, (float*)qp, (float*)op, slots[s], lengths?[s] ?? slots[s].Length, s, h0, h1, heads, headDim, (float)scale);
                 if (bf16) Sequence<BFloat16Elements>(work); else Sequence<Float32Elements>(work);
             }
         });
@@ -63,12 +67,13 @@ public static unsafe class CpuPagedAttention
     private static nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
 
     /// <summary>Heads [h0, h1) of sequence s, over pools at <see cref="Keys"/> and <see cref="Values"/>.</summary>
-    private readonly struct Work(byte* keys, byte* values, float* query, float* output, long[] slots, int s, int h0, int h1,
+    private readonly struct Work(byte* keys, byte* values, float* query, float* output, long[] slots, int length, int s, int h0, int h1,
         int heads, int headDim, float scale)
     {
         public readonly byte* Keys = keys, Values = values;
         public readonly float* Query = query, Output = output;
         public readonly long[] Slots = slots;
+        public readonly int Length = length;
         public readonly int S = s, H0 = h0, H1 = h1, Heads = heads, HeadDim = headDim;
         public readonly float Scale = scale;
     }
@@ -98,7 +103,7 @@ public static unsafe class CpuPagedAttention
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Sequence<T>(Work w) where T : struct, IElements
     {
-        int length = w.Slots.Length, stride = w.Heads * w.HeadDim, width = w.H1 - w.H0;
+        int length = w.Length, stride = w.Heads * w.HeadDim, width = w.H1 - w.H0;
         var scores = new float[width * length];
         var offsets = new long[length];
         for (int l = 0; l < length; l++) offsets[l] = w.Slots[l] * stride;

@@ -24,6 +24,7 @@ internal sealed class PagedBatch : IDisposable
     public Tensor WriteSlots { get; }      // (N)
     public long[] HostWriteSlots { get; }  // the same, on the host
     public IReadOnlyList<Tensor> ContextSlots { get; } // per sequence (TotalLength)
+    public IReadOnlyList<long[]> HostContextSlots { get; } // the same, on the host
     public int TokenCount { get; }
     /// <summary>The sequences with one new token (decoding), attended to together; null when there are none.</summary>
     public DecodeGroup? Decode { get; }
@@ -41,6 +42,7 @@ internal sealed class PagedBatch : IDisposable
         var positions = new long[TokenCount];
         var writes = new long[TokenCount];
         var contexts = new List<Tensor>();
+        var hostContexts = new List<long[]>();
         foreach (var s in sequences)
         {
             var slots = allocator.Slots(s.Id, s.TotalLength);
@@ -50,12 +52,14 @@ internal sealed class PagedBatch : IDisposable
                 writes[s.QueryStart + i] = slots[s.ContextLength + i];
             }
             contexts.Add(torch.tensor(slots, device: pool.Device).DetachFromDisposeScope());
+            hostContexts.Add(slots);
         }
         Decode = CreateDecodeGroup(pool, allocator, sequences);
         Positions = torch.tensor(positions, device: pool.Device).DetachFromDisposeScope();
         WriteSlots = torch.tensor(writes, device: pool.Device).DetachFromDisposeScope();
         HostWriteSlots = writes;
         ContextSlots = contexts;
+        HostContextSlots = hostContexts;
     }
 
     private static DecodeGroup? CreateDecodeGroup(KvBlockPool pool, BlockAllocator allocator, IReadOnlyList<PagedSequence> sequences)

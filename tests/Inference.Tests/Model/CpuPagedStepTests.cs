@@ -8,10 +8,11 @@ using static TorchSharp.torch;
 namespace Gpt2Orleans.Inference.Tests.Model;
 
 /// <summary>
-/// The fused decode step (every block of a decode-only step in our own kernels) equals the per-block libtorch forward:
-/// the logits and the K/V it leaves in the pool, for several sequences of different lengths, over several steps.
+/// The fused step (every block of a step of few tokens in our own kernels) equals the per-block libtorch forward: the
+/// logits and the K/V it leaves in the pool, for several sequences of different lengths, over several decode steps,
+/// a prefill of them all at once, and a step that mixes a prompt chunk with decodes.
 /// </summary>
-public sealed class CpuDecodeStepTests
+public sealed class CpuPagedStepTests
 {
     private static readonly Gpt2Config Small = Gpt2Config.Default with
     {
@@ -20,14 +21,18 @@ public sealed class CpuDecodeStepTests
 
     private const int BlockSize = 4, Blocks = 48;
 
-    /// <summary>A pool and its allocator holding three sequences of 5, 9 and 2 prompt tokens, prefilled through the per-block path.</summary>
+    /// <summary>A pool and its allocator holding three sequences of 5, 9 and 2 prompt tokens, prefilled together (by the per-block path unless told).</summary>
     private sealed class Run : IDisposable
     {
         public readonly KvBlockPool Pool;
         public readonly BlockAllocator Allocator = new(Blocks, BlockSize);
         public readonly List<List<int>> Tokens = [[5, 17, 3, 99, 42], [1, 2, 3, 4, 5, 6, 7, 8, 9], [250, 251]];
 
-        public Run(Gpt2LMHeadModel model)
+        /// <summary>The prefill's logits for every row, and whether the fused path computed them.</summary>
+        public readonly Tensor PrefillLogits;
+        public readonly bool PrefillFused;
+
+        public Run(Gpt2LMHeadModel model, KernelPolicy? prefill = null)
         {
             Pool = new KvBlockPool(model.Config, Blocks, BlockSize, model.DType, model.Device);
             var parts = new List<PagedSequence>();
@@ -39,26 +44,39 @@ public sealed class CpuDecodeStepTests
                 ids.AddRange(Tokens[s].Select(t => (long)t));
             }
             using var batch = new PagedBatch(Pool, Allocator, parts);
-            model.forwardPaged(torch.tensor(ids.ToArray()), batch, Pool, [0L], KernelPolicy.Dense).Dispose();
+            PrefillFused = CpuPagedStep.Applies(model.transformer, batch, Pool, prefill ?? KernelPolicy.Dense);
+            PrefillLogits = model.forwardPaged(torch.tensor(ids.ToArray()), batch, Pool, [.. Enumerable.Range(0, ids.Count).Select(i => (long)i)],
+                prefill ?? KernelPolicy.Dense);
             for (int s = 0; s < Tokens.Count; s++) Allocator.MarkComputed(s, Tokens[s].Count);
         }
 
         /// <summary>One decode step of every sequence; returns its logits (S, V) and whether the fused path served it.</summary>
-        public (Tensor Logits, bool Fused) Decode(Gpt2LMHeadModel model, int step, KernelPolicy policy)
+        public (Tensor Logits, bool Fused) Decode(Gpt2LMHeadModel model, int step, KernelPolicy policy) => Step(model, step, policy, firstChunk: 1);
+
+        /// <summary>A step in which the first sequence adds <paramref name="firstChunk"/> tokens and the others one each; the logits of every row.</summary>
+        public (Tensor Logits, bool Fused) Step(Gpt2LMHeadModel model, int step, KernelPolicy policy, int firstChunk)
         {
             var parts = new List<PagedSequence>();
             var ids = new List<long>();
             for (int s = 0; s < Tokens.Count; s++)
             {
-                int token = (37 * step + 11 * s) % 300;
-                Allocator.TryAppend(s, token, out _);
-                parts.Add(new PagedSequence(s, s, 1, Tokens[s].Count));
-                ids.Add(token);
+                int count = s == 0 ? firstChunk : 1, start = ids.Count;
+                for (int i = 0; i < count; i++)
+                {
+                    int token = (37 * step + 11 * s + 5 * i) % 300;
+                    Allocator.TryAppend(s, token, out _);
+                    ids.Add(token);
+                }
+                parts.Add(new PagedSequence(s, start, count, Tokens[s].Count));
             }
             using var batch = new PagedBatch(Pool, Allocator, parts);
-            bool fused = CpuDecodeStep.Applies(model.transformer, batch, Pool, policy);
-            var logits = model.forwardPaged(torch.tensor(ids.ToArray()), batch, Pool, [.. Enumerable.Range(0, parts.Count).Select(i => (long)i)], policy);
-            for (int s = 0; s < Tokens.Count; s++) { Tokens[s].Add((int)ids[s]); Allocator.MarkComputed(s, Tokens[s].Count); }
+            bool fused = CpuPagedStep.Applies(model.transformer, batch, Pool, policy);
+            var logits = model.forwardPaged(torch.tensor(ids.ToArray()), batch, Pool, [.. Enumerable.Range(0, ids.Count).Select(i => (long)i)], policy);
+            foreach (var part in parts)
+            {
+                Tokens[(int)part.Id].AddRange(ids.Skip(part.QueryStart).Take(part.QueryLength).Select(t => (int)t));
+                Allocator.MarkComputed(part.Id, Tokens[(int)part.Id].Count);
+            }
             return (logits, fused);
         }
 
@@ -83,6 +101,30 @@ public sealed class CpuDecodeStepTests
             Assert.True(wasFused, "the fused path did not serve a decode-only step");
             Assert.False(referenceFused);
             TensorAssert.Close(expected, actual, tolerance, tolerance, what: $"{activation} logits, step {step}");
+        }
+        for (int layer = 0; layer < Small.NLayer; layer++)
+        {
+            TensorAssert.Close(reference.Pool.KeyStorage(layer), fused.Pool.KeyStorage(layer), 1e-5, 1e-5, what: $"keys of layer {layer}");
+            TensorAssert.Close(reference.Pool.ValueStorage(layer), fused.Pool.ValueStorage(layer), 1e-5, 1e-5, what: $"values of layer {layer}");
+        }
+    }
+
+    [SkippableFact]
+    public void A_fused_prefill_and_a_step_mixing_a_prompt_chunk_with_decodes_equal_the_per_block_forward()
+    {
+        Skip.IfNot(CpuMatVec.Supported, "the fused step needs AVX2 + FMA");
+        using var scope = torch.NewDisposeScope();
+        using var model = Gpt2LMHeadModel.CreateRandom(Small, seed: 5);
+        using var fused = new Run(model, KernelPolicy.Fast);
+        using var reference = new Run(model);
+        Assert.True(fused.PrefillFused, "the fused path did not serve a 16-token prefill");
+        TensorAssert.Close(reference.PrefillLogits, fused.PrefillLogits, 1e-4, 1e-4, what: "prefill logits");
+        for (int step = 0; step < 3; step++)
+        {
+            var (actual, wasFused) = fused.Step(model, step, KernelPolicy.Fast, firstChunk: 3);
+            var (expected, _) = reference.Step(model, step, KernelPolicy.Dense, firstChunk: 3);
+            Assert.True(wasFused, "the fused path did not serve a mixed step");
+            TensorAssert.Close(expected, actual, 1e-4, 1e-4, what: $"mixed step {step} logits");
         }
         for (int layer = 0; layer < Small.NLayer; layer++)
         {

@@ -9,8 +9,8 @@ using static TorchSharp.torch;
 namespace Gpt2Orleans.Inference.Model;
 
 /// <summary>
-/// Every block of a decode-only paged step (each sequence adds one token, at most <see cref="CpuMatVec.MaxRows"/>) on
-/// the CPU, with the activations in our own float32 memory from the embeddings to the final LayerNorm: ln_1, c_attn,
+/// Every block of a paged step of few tokens (at most <see cref="CpuMatVec.MaxRows"/>: decoding sequences, a short
+/// prompt's prefill, or both) on the CPU, with the activations in our own float32 memory from the embeddings to the final LayerNorm: ln_1, c_attn,
 /// the K/V write, paged attention, c_proj and the residual, ln_2, c_fc and the activation, c_proj and the residual,
 /// in HF's <c>GPT2Block</c> order, the products in <see cref="CpuMatVec"/> and attention in <see cref="CpuPagedAttention"/>.
 /// Why: run through libtorch, the same step made ~30 small ops per layer (layer norms, bias adds, views, copies,
@@ -18,14 +18,13 @@ namespace Gpt2Orleans.Inference.Model;
 /// take ~18 ms to stream. The per-block forward stays the reference; the tests hold this path to it. bf16 models keep
 /// bf16 weights and KV, with float32 activations in between (libtorch rounds them to bf16 after every op).
 /// </summary>
-internal static unsafe class CpuDecodeStep
+internal static unsafe class CpuPagedStep
 {
-    /// <summary>Whether this step is one the fused path serves: decode only, few rows, the mat-vec policy, a config it knows.</summary>
+    /// <summary>Whether this step is one the fused path serves: few rows, the mat-vec policy, a config it knows.</summary>
     public static bool Applies(Gpt2Model model, PagedBatch batch, KvBlockPool pool, KernelPolicy policy)
     {
         var config = model.Config;
         return policy.MatVecStep(model.DType, model.Device, batch.TokenCount)
-            && batch.Decode is { } decode && decode.SequenceIndices.Length == batch.Sequences.Count
             && !config.ReorderAndUpcastAttn
             && config.NEmbd % 16 == 0 && config.InnerDim % 16 == 0 && config.HeadDim % 8 == 0
             && ActivationOf(config.ActivationFunction) is not null
@@ -39,8 +38,15 @@ internal static unsafe class CpuDecodeStep
         var config = model.Config;
         int n = batch.TokenCount, e = (int)config.NEmbd, inner = (int)config.InnerDim;
         var activation = ActivationOf(config.ActivationFunction)!.Value;
-        var decode = batch.Decode!;
-        var rowOf = decode.SequenceIndices.Select(i => batch.Sequences[i].QueryStart).ToArray(); // decode order → batch row
+        // Each row attends over its sequence's slots up to its own position (its K/V are written first: causal).
+        var rowSlots = new long[n][];
+        var rowLengths = new int[n];
+        for (int s = 0; s < batch.Sequences.Count; s++)
+        {
+            var sequence = batch.Sequences[s];
+            for (int i = 0; i < sequence.QueryLength; i++)
+                (rowSlots[sequence.QueryStart + i], rowLengths[sequence.QueryStart + i]) = (batch.HostContextSlots[s], sequence.ContextLength + i + 1);
+        }
         var buffers = ArrayPool<float>.Shared;
         float[] x = buffers.Rent(n * e), normed = buffers.Rent(n * e), qkv = buffers.Rent(n * 3 * e), query = buffers.Rent(n * e),
             attended = buffers.Rent(n * e), feedForward = buffers.Rent(n * inner), projected = buffers.Rent(n * e),
@@ -65,11 +71,9 @@ internal static unsafe class CpuDecodeStep
                     LayerNormRows(xp, np, n, e, ln1Weight, ln1Bias, (float)block.ln_1.Eps);
                     Linear(np, n, e, block.attn.c_attn.WeightOutIn, qkvp, 3 * e, attnBias);
                     WriteKeyValues(qkvp, n, e, batch.HostWriteSlots, pool, layer);
-                    for (int j = 0; j < rowOf.Length; j++) Copy(qkvp + (long)rowOf[j] * 3 * e, qp + (long)j * e, e);
-                    float* inDecodeOrder = pp; // free until c_proj: attention's output in decode order
-                    CpuPagedAttention.Decode(qp, inDecodeOrder, rowOf.Length, config.NHead, config.HeadDim,
-                        pool.KeyStorage(layer), pool.ValueStorage(layer), decode.HostSlots, block.attn.Scale);
-                    for (int j = 0; j < rowOf.Length; j++) Copy(inDecodeOrder + (long)j * e, ap + (long)rowOf[j] * e, e);
+                    for (int r = 0; r < n; r++) Copy(qkvp + (long)r * 3 * e, qp + (long)r * e, e);
+                    CpuPagedAttention.Attend(qp, ap, n, config.NHead, config.HeadDim,
+                        pool.KeyStorage(layer), pool.ValueStorage(layer), rowSlots, rowLengths, block.attn.Scale);
                     LinearResidual(ap, n, e, block.attn.c_proj.WeightOutIn, pp, attnProjBias, xp);
 
                     // x + mlp(ln_2(x))
