@@ -111,4 +111,27 @@ public sealed class SessionsTests(GatewayFixture fixture)
         Assert.Equal("max_sessions", error.GetProperty("param").GetString());
         Assert.Null(refused.Headers.RetryAfter);
     }
+
+    [Theory]
+    [InlineData("\"n\":2", "n")]
+    [InlineData("\"logprobs\":true", "logprobs")]
+    [InlineData("\"top_logprobs\":3", "top_logprobs")]
+    [InlineData("\"echo\":true", "echo")]
+    [InlineData("\"num_beams\":3", "num_beams")]
+    [InlineData("\"best_of\":2", "best_of")]
+    public async Task A_turn_asking_for_more_than_one_reply_of_text_is_a_400_naming_the_field_and_adds_no_turn(string field, string param)
+    {
+        using var client = fixture.Client();
+        string id = (await ReadJson(await client.PostAsync("/v1/sessions", Json(new { model = GatewayFixture.Model, max_tokens = 2 }))))
+            .GetProperty("id").GetString()!;
+        var refused = await client.PostAsync($"/v1/sessions/{id}/messages",
+            new StringContent($"{{\"content\":\"Hi\",\"stream\":true,{field}}}", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(param, (await ReadError(refused, HttpStatusCode.BadRequest)).GetProperty("param").GetString());
+        var created = await client.PostAsync("/v1/sessions", new StringContent($"{{\"model\":\"{GatewayFixture.Model}\",{field}}}", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(param, (await ReadError(created, HttpStatusCode.BadRequest)).GetProperty("param").GetString());
+        // Their neutral values are accepted.
+        var neutral = await client.PostAsync($"/v1/sessions/{id}/messages", Json(new { content = "Hi", n = 1, logprobs = false, echo = false, num_beams = 1 }));
+        Assert.Equal(HttpStatusCode.OK, neutral.StatusCode);
+        Assert.Equal(2, (await ReadJson(await client.GetAsync($"/v1/sessions/{id}"))).GetProperty("messages").GetArrayLength());
+    }
 }

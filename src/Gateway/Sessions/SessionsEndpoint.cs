@@ -21,6 +21,7 @@ public static class SessionsEndpoint
         var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
         fields.RefuseUnsupported();
         fields.RefuseTools("a session's turns are user messages and replies");
+        RefuseSeveralReplies(fields);
         if (StructuredOutputFields.Parse(fields) is { } structured)
             throw ApiException.BadRequest($"'{structured.Parameter}' constrains one reply: send it with the message, not as a session default", structured.Parameter, "unsupported_parameter");
         string model = fields.RequiredString("model");
@@ -80,6 +81,7 @@ public static class SessionsEndpoint
         bool stream = fields.Bool("stream") ?? false;
         fields.RefuseUnsupported();
         fields.RefuseTools("a session's turns are user messages and replies");
+        RefuseSeveralReplies(fields);
         var overrides = SamplingFields.Parse(fields, SamplingFields.MaxTokens(fields), openAiDefaults: false) with { Constraint = StructuredOutputFields.Parse(fields) };
         var choice = new CompletionChoice(0, "", trimLeadingWhitespace: true);
         string tenant = await auth.AuthenticateAsync(context);
@@ -119,6 +121,18 @@ public static class SessionsEndpoint
             finish_reason = choice.FinishReason,
             usage = metered.Usage,
         });
+    }
+
+    /// <summary>
+    /// A session's turn is one reply of text: fields asking for several replies, beams, echoed prompts or per-token
+    /// log-probabilities (which its reply does not carry) are a 400 naming them, unless they hold their neutral value.
+    /// </summary>
+    private static void RefuseSeveralReplies(RequestFields fields)
+    {
+        foreach (var (name, neutral) in new (string, string)[] { ("n", "1"), ("best_of", "1"), ("num_beams", "1"), ("use_beam_search", "false"),
+                     ("logprobs", "false"), ("top_logprobs", "0"), ("echo", "false"), ("suffix", "\"\"") })
+            if (fields.Get(name) is { } value && value.GetRawText() != neutral && !(neutral == "false" && value.GetRawText() == "0"))
+                throw ApiException.BadRequest($"'{name}' is not a session field: a session's turn is one reply of text (use /v1/chat/completions for it)", name, "unsupported_parameter");
     }
 
     /// <summary>The tenant's session, with its model in the RequestContext so it activates where the model is served; a 404 when the tenant has no such session.</summary>
