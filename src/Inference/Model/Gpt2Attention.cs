@@ -23,6 +23,8 @@ public sealed class Gpt2Attention : nn.Module
     private readonly bool _scaleWeights;
     private readonly int _layerIdx;
     private readonly bool _scaleByLayer;
+    private readonly double _attnPdrop;
+    private readonly double _residPdrop;
 
     public Gpt2Attention(Gpt2Config config, int layerIdx, ScalarType dtype, Device device) : base(nameof(Gpt2Attention))
     {
@@ -33,6 +35,8 @@ public sealed class Gpt2Attention : nn.Module
         _scaleWeights = config.ScaleAttnWeights;
         _scaleByLayer = config.ScaleAttnByInverseLayerIdx;
         _reorderAndUpcast = config.ReorderAndUpcastAttn;
+        _attnPdrop = config.AttnPdrop;
+        _residPdrop = config.ResidPdrop;
         _scale = (_scaleWeights ? 1.0 / Math.Sqrt(_headDim) : 1.0) / (_scaleByLayer ? layerIdx + 1 : 1);
         c_attn = new Conv1D(3 * config.NEmbd, config.NEmbd, dtype, device);
         c_proj = new Conv1D(config.NEmbd, config.NEmbd, dtype, device);
@@ -56,7 +60,7 @@ public sealed class Gpt2Attention : nn.Module
 
         var output = Attend(query, key, value, mask, outputAttentions, out weights);
         var merged = output.permute(0, 2, 1, 3).reshape(b, t, _embed);          // (B, T, E)
-        return c_proj.forward(merged);
+        return TrainingDropout.Apply(c_proj.forward(merged), _residPdrop, training);
     }
 
     /// <summary>
@@ -120,7 +124,7 @@ public sealed class Gpt2Attention : nn.Module
         // The fused kernel always divides by sqrt(hs); fold any other scale into the query.
         var q = Math.Abs(_scale * Math.Sqrt(_headDim) - 1.0) < 1e-12 ? query : query * (_scale * Math.Sqrt(_headDim));
         weights = null;
-        return nn.functional.scaled_dot_product_attention(q, key, value, mask.Bias, 0.0, mask.IsCausal);
+        return nn.functional.scaled_dot_product_attention(q, key, value, mask.Bias, training ? _attnPdrop : 0.0, mask.IsCausal);
     }
 
     private Tensor SplitHeads(Tensor x, long b, long t) =>
@@ -132,8 +136,9 @@ public sealed class Gpt2Attention : nn.Module
         Tensor scores;
         if (_reorderAndUpcast)
         {
-            // _upcast_and_reordered_attn: q·k in float32 with the scale folded into the product.
-            scores = torch.matmul(query.to(ScalarType.Float32), key.to(ScalarType.Float32).transpose(-1, -2)) * _scale;
+            // _upcast_and_reordered_attn: q·k in float32 with the scale folded into the product (float64 stays float64).
+            var upcast = query.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+            scores = torch.matmul(query.to(upcast), key.to(upcast).transpose(-1, -2)) * _scale;
         }
         else
         {
@@ -145,7 +150,7 @@ public sealed class Gpt2Attention : nn.Module
         if (bias is null && mask.IsCausal)
             throw new InvalidOperationException("the eager attention path needs an explicit mask");
         if (bias is not null) scores = scores + bias.to(scores.dtype);
-        weights = nn.functional.softmax(scores, -1).to(value.dtype);
+        weights = TrainingDropout.Apply(nn.functional.softmax(scores, -1).to(value.dtype), _attnPdrop, training); // as HF: the weights returned are after dropout
         return torch.matmul(weights, value);
     }
 }

@@ -41,7 +41,7 @@ public sealed class Gpt2DoubleHeadsModel : Gpt2PreTrainedModel
         long b = inputIds.shape[0], c = inputIds.shape[1], t = inputIds.shape[2];
         using var output = transformer.forward(inputIds.reshape(b * c, t), attentionMask?.reshape(b * c, t));
         using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.inference_mode();
+        using var noGrad = TrainingDropout.InferenceUnlessTraining(training);
         var hidden = output.LastHiddenState.view(b, c, t, -1);                 // (B, C, T, E)
         var logits = nn.functional.linear(hidden, lm_head?.weight ?? transformer.wte.weight);
         var mcLogits = multiple_choice_head.forward(hidden, mcTokenIds).squeeze(-1); // (B, C)

@@ -31,7 +31,7 @@ public sealed class Gpt2ForQuestionAnswering : Gpt2PreTrainedModel
     {
         using var output = transformer.forward(inputIds, attentionMask, positionIds);
         using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.inference_mode();
+        using var noGrad = TrainingDropout.InferenceUnlessTraining(training);
         var logits = qa_outputs.forward(output.LastHiddenState);                 // (B, T, 2)
         var start = logits.select(-1, 0).contiguous();
         var end = logits.select(-1, 1).contiguous();

@@ -36,7 +36,7 @@ public sealed class Gpt2ForSequenceClassification : Gpt2PreTrainedModel
             throw new ArgumentException("Cannot handle batch sizes > 1 if no padding token is defined.");
         using var output = transformer.forward(inputIds, attentionMask, positionIds);
         using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.inference_mode();
+        using var noGrad = TrainingDropout.InferenceUnlessTraining(training);
         var logits = score.forward(output.LastHiddenState);                     // (B, T, num_labels)
         long[] pooledIndex;
         if (Config.PadTokenId is { } pad)

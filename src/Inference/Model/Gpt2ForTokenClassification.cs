@@ -30,8 +30,9 @@ public sealed class Gpt2ForTokenClassification : Gpt2PreTrainedModel
     {
         using var output = transformer.forward(inputIds, attentionMask, positionIds);
         using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.inference_mode();
-        var logits = classifier.forward(output.LastHiddenState);
+        using var noGrad = TrainingDropout.InferenceUnlessTraining(training);
+        // HF: classifier_dropout when set, else 0.1 (GPT-2's config has no hidden_dropout).
+        var logits = classifier.forward(TrainingDropout.Apply(output.LastHiddenState, Config.ClassifierDropout ?? 0.1, training));
         var loss = labels is null ? null : Losses.CrossEntropy(logits, labels);
         return new TokenClassifierOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope());
     }

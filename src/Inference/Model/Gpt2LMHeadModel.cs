@@ -60,7 +60,7 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
     {
         var output = transformer.forward(inputIds, attentionMask, positionIds, cache, outputHiddenStates, outputAttentions);
         using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.inference_mode();
+        using var noGrad = TrainingDropout.InferenceUnlessTraining(training);
         var hidden = lastPositionOnly ? output.LastHiddenState.narrow(1, output.LastHiddenState.shape[1] - 1, 1) : output.LastHiddenState;
         var logits = Project(hidden, KernelPolicy.Dense);                                        // (B, T, V)
         var loss = labels is null ? null : Losses.ShiftedCrossEntropy(logits, labels);

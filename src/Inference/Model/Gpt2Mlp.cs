@@ -10,6 +10,7 @@ public sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
     public readonly Conv1D c_fc;
     public readonly Conv1D c_proj;
     private readonly Func<Tensor, Tensor> _act;
+    private readonly double _residPdrop;
     /// <summary>The config's <c>activation_function</c>.</summary>
     internal string Activation { get; }
 
@@ -19,10 +20,11 @@ public sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
         c_proj = new Conv1D(config.NEmbd, config.InnerDim, dtype, device);
         _act = Activations.Get(config.ActivationFunction);
         Activation = config.ActivationFunction;
+        _residPdrop = config.ResidPdrop;
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor x) => forward(x, KernelPolicy.Dense);
 
-    internal Tensor forward(Tensor x, KernelPolicy policy) => c_proj.forward(_act(c_fc.forward(x, policy)), policy);
+    internal Tensor forward(Tensor x, KernelPolicy policy) => TrainingDropout.Apply(c_proj.forward(_act(c_fc.forward(x, policy)), policy), _residPdrop, training);
 }

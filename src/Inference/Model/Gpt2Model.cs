@@ -41,7 +41,7 @@ public sealed class Gpt2Model : nn.Module
         KeyValueCache? cache = null, bool outputHiddenStates = false, bool outputAttentions = false)
     {
         using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.inference_mode();
+        using var noGrad = TrainingDropout.InferenceUnlessTraining(training);
         if (inputIds.dim() != 2) throw new ArgumentException($"input_ids must be (batch, length), got [{string.Join(", ", inputIds.shape)}]");
         long b = inputIds.shape[0], t = inputIds.shape[1];
         long past = cache?.Length ?? 0;
@@ -60,7 +60,7 @@ public sealed class Gpt2Model : nn.Module
             : positionIds.to(Device);
         if (positionIds is not null) CheckRange(positions, Config.NPositions, "position_ids", "position", "position table");
 
-        var hidden = wte.forward(ids).add_(wpe.forward(positions));              // (B, T, E)
+        var hidden = TrainingDropout.Apply(wte.forward(ids).add_(wpe.forward(positions)), Config.EmbdPdrop, training); // (B, T, E)
         bool eager = outputAttentions || Config.ReorderAndUpcastAttn;
         using var mask = AttentionMask.Create(attentionMask, t, past, DType, Device, explicitBias: eager);
         cache?.EnsureCapacity((int)(past + t));

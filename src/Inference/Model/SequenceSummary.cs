@@ -13,10 +13,12 @@ public sealed class SequenceSummary : nn.Module
     public readonly Linear? summary;
     private readonly string _type;
     private readonly Func<Tensor, Tensor>? _activation;
+    private readonly double _firstDropout, _lastDropout;
 
     public SequenceSummary(Gpt2Config config, int numLabels, ScalarType dtype, Device device) : base(nameof(SequenceSummary))
     {
         _type = config.SummaryType;
+        (_firstDropout, _lastDropout) = (config.SummaryFirstDropout, config.SummaryLastDropout ?? 0);
         if (config.SummaryUseProj)
         {
             long outputs = config.SummaryProjToLabels && numLabels > 0 ? numLabels : config.NEmbd;
@@ -40,8 +42,9 @@ public sealed class SequenceSummary : nn.Module
                     .to(hidden.device).to(ScalarType.Int64).unsqueeze(-1).unsqueeze(-1)
                     .expand([.. hidden.shape[..^2], 1, e])).squeeze(-2),
         };
+        output = TrainingDropout.Apply(output, _firstDropout, training);
         if (summary is not null) output = summary.forward(output);
         if (_activation is not null) output = _activation(output);
-        return output;
+        return TrainingDropout.Apply(output, _lastDropout, training);
     }
 }

@@ -23,6 +23,7 @@ public sealed class TaskHeadsTests : IDisposable
     {
         var model = create(config ?? Small, ScalarType.Float32, torch.CPU);
         Gpt2Initializer.Initialize(model, seed: 4);
+        model.eval(); // a module starts in training mode (dropout on), as in PyTorch; these checks are of evaluation
         return model;
     }
 
