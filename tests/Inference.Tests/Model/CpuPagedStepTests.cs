@@ -102,11 +102,7 @@ public sealed class CpuPagedStepTests
             Assert.False(referenceFused);
             TensorAssert.Close(expected, actual, tolerance, tolerance, what: $"{activation} logits, step {step}");
         }
-        for (int layer = 0; layer < Small.NLayer; layer++)
-        {
-            TensorAssert.Close(reference.Pool.KeyStorage(layer), fused.Pool.KeyStorage(layer), 1e-5, 1e-5, what: $"keys of layer {layer}");
-            TensorAssert.Close(reference.Pool.ValueStorage(layer), fused.Pool.ValueStorage(layer), 1e-5, 1e-5, what: $"values of layer {layer}");
-        }
+        AssertSameKeysAndValues(reference, fused);
     }
 
     [SkippableFact]
@@ -126,6 +122,12 @@ public sealed class CpuPagedStepTests
             Assert.True(wasFused, "the fused path did not serve a mixed step");
             TensorAssert.Close(expected, actual, 1e-4, 1e-4, what: $"mixed step {step} logits");
         }
+        AssertSameKeysAndValues(reference, fused);
+    }
+
+    /// <summary>The K/V the two runs left in their pools, layer by layer.</summary>
+    private static void AssertSameKeysAndValues(Run reference, Run fused)
+    {
         for (int layer = 0; layer < Small.NLayer; layer++)
         {
             TensorAssert.Close(reference.Pool.KeyStorage(layer), fused.Pool.KeyStorage(layer), 1e-5, 1e-5, what: $"keys of layer {layer}");
