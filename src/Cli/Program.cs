@@ -5,6 +5,7 @@ using Gpt2Orleans.Inference.Checkpoints;
 var root = new RootCommand("gpt2o: GPT-2 text generation, scoring and classification on TorchSharp");
 root.Add(GenerateCommand.Create());
 root.Add(ScoreCommand.Create());
+root.Add(EvalCommand.Create());
 root.Add(ClassifyCommand.CreateSequence());
 root.Add(ClassifyCommand.CreateTokens());
 root.Add(BenchCommand.Create());

@@ -127,4 +127,46 @@ public sealed class Gpt2oCommandTests
         Assert.Equal(0, load.GetProperty("mismatches").GetInt32());
         Assert.Equal(0, load.GetProperty("kv_blocks_used_after").GetInt32());
     }
+
+    [Fact]
+    public async Task Eval_gives_the_perplexity_score_gives_when_the_text_fits_one_window_and_refuses_bad_input_with_exit_code_2()
+    {
+        string dir = Directory.CreateTempSubdirectory("gpt2o-eval-").FullName;
+        try
+        {
+            const string text = "The quick brown fox jumps over the lazy dog. It was a sunny day and the birds were singing.";
+            string file = Path.Combine(dir, "valid.txt");
+            await File.WriteAllTextAsync(file, text);
+            var eval = await CliRunner.RunAsync(["eval", "--model", Lm, "--file", file, "--json"]);
+            Assert.True(eval.ExitCode == 0, eval.Stderr);
+            var score = await CliRunner.RunAsync(["score", "--model", Lm, "--text", text, "--json"]);
+            Assert.True(score.ExitCode == 0, score.Stderr);
+            Assert.Equal(score.Json.GetProperty("loss").GetDouble(), eval.Json.GetProperty("loss").GetDouble(), 9);
+            Assert.Equal(score.Json.GetProperty("ids").GetArrayLength() - 1, eval.Json.GetProperty("tokens").GetInt32());
+
+            var windows = await CliRunner.RunAsync(["eval", "--model", Lm, "--file", file, "--max-length", "8", "--stride", "4", "--json"]);
+            Assert.True(windows.ExitCode == 0, windows.Stderr);
+            Assert.True(windows.Json.GetProperty("perplexity").GetDouble() > 1);
+            var unigram = await CliRunner.RunAsync(["eval", "--baseline", "unigram", "--train-file", file, "--file", file, "--json"]);
+            Assert.True(unigram.ExitCode == 0, unigram.Stderr);
+            Assert.Equal(eval.Json.GetProperty("tokens").GetInt32(), unigram.Json.GetProperty("tokens").GetInt32());
+
+            string latin1 = Path.Combine(dir, "latin1.txt");
+            await File.WriteAllBytesAsync(latin1, [0x63, 0x61, 0x66, 0xE9]);
+            foreach (var (args, named) in new (string[], string)[]
+                     {
+                         (["eval", "--model", Lm, "--file", latin1], "not valid UTF-8"),
+                         (["eval", "--model", Lm, "--file", file, "--max-length", "100000"], "--max-length"),
+                         (["eval", "--model", Lm, "--file", file, "--stride", "0"], "stride"),
+                         (["eval", "--baseline", "unigram", "--file", file], "--train-file"),
+                     })
+            {
+                var refused = await CliRunner.RunAsync(args);
+                Assert.Equal(2, refused.ExitCode);
+                Assert.StartsWith("error: ", refused.Stderr.Split('\n').Last(l => l.Length > 0));
+                Assert.Contains(named, refused.Stderr);
+            }
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }
