@@ -6,18 +6,12 @@ using Gpt2Orleans.Inference.Tokenization;
 
 namespace Gpt2Orleans.Inference.Tests.Engine;
 
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class HostCopyCollection
-{
-    public const string Name = "host copies (runs alone)";
-}
-
 /// <summary>
 /// How often a step brings data from the device to the host (each copy is a GPU sync): counted in HostCopy, the one
 /// place the engine and the generation code read the device, process-wide, so this runs alone. Sampling costs one copy per step, log-probabilities one more; beam search one per beam group,
 /// whatever the number of requests.
 /// </summary>
-[Collection(HostCopyCollection.Name)]
+[Collection(RunsAloneCollection.Name)]
 public sealed class HostCopyBudgetTests
 {
     [Fact]

@@ -9,14 +9,8 @@ using Xunit.Abstractions;
 
 namespace Gpt2Orleans.Inference.Tests.Model;
 
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class NativeMemoryCollection
-{
-    public const string Name = "native memory (runs alone)";
-}
-
 /// <summary>Hundreds of forward passes and generations leave no live tensor behind and do not grow the process.</summary>
-[Collection(NativeMemoryCollection.Name)]
+[Collection(RunsAloneCollection.Name)]
 public sealed class NativeMemoryTests(ITestOutputHelper output)
 {
     [Fact]

@@ -1,20 +1,15 @@
 using Gpt2Orleans.Inference.Checkpoints;
 using Gpt2Orleans.Inference.Data;
 using Gpt2Orleans.Inference.Model;
+using Gpt2Orleans.Inference.Tests.Support;
 using Gpt2Orleans.Inference.Tokenization;
 using Gpt2Orleans.Inference.Training;
 using TorchSharp;
 
 namespace Gpt2Orleans.Inference.Tests.Training;
 
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class TrainingCollection
-{
-    public const string Name = "training (runs alone: dropout draws from libtorch's global generator)";
-}
-
-/// <summary>A tiny GPT-2 trained from scratch for a few dozen steps on a small synthetic corpus.</summary>
-[Collection(TrainingCollection.Name)]
+/// <summary>A tiny GPT-2 trained from scratch for a few dozen steps on a small synthetic corpus (alone: dropout draws from libtorch's global generator).</summary>
+[Collection(RunsAloneCollection.Name)]
 public sealed class CausalLmTrainerTests
 {
     private static readonly Gpt2Config Tiny = Gpt2Config.Default with { NEmbd = 32, NHead = 2, NLayer = 2, NPositions = 64 };
