@@ -87,12 +87,12 @@ public static class EngineBenchCommand
         {
             var free = await Load(engine, streams, promptTokens, newTokens);
             var constraint = new OutputConstraint(OutputConstraintKind.JsonSchema, BenchSchema);
-            GrammarAutomaton.For(constraint.Compile(), Gpt2Tokenizer.Default); // once per schema (and the vocabulary's trie once per process), cached: not a cost of the steps
+            var automaton = GrammarAutomaton.For(constraint.Compile(), Gpt2Tokenizer.Default); // once per schema (and the vocabulary's trie once per process), cached: not a cost of the steps
             // First run: every state the outputs reach is new to the automaton (its mask is computed then); the second
             // run writes the same outputs (greedy), so it shows the per-step cost once masks are cached.
             var cold = await Load(engine, streams, promptTokens, newTokens, constraint);
             var warm = await Load(engine, streams, promptTokens, newTokens, constraint);
-            int states = GrammarAutomaton.For(constraint.Compile(), Gpt2Tokenizer.Default).InternedStates;
+            int states = automaton.InternedStates;
             double freeSample = PerStep(free.Times).sample, coldSample = PerStep(cold.Times).sample, warmSample = PerStep(warm.Times).sample;
             constrained.Add(new { streams, free_tokens_per_second = free.TokensPerSecond, free_sample_ms = freeSample, free_step_ms = StepJson(free.Times),
                 constrained_tokens_per_second = cold.TokensPerSecond, constrained_sample_ms = coldSample, constrained_step_ms = StepJson(cold.Times),

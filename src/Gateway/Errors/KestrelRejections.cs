@@ -15,7 +15,11 @@ public static class KestrelRejections
     public static void Configure(KestrelServerOptions options) => options.ConfigureEndpointDefaults(endpoint => endpoint.Use(next => async connection =>
     {
         var transport = connection.Transport;
-        var writer = new RejectionRewritingWriter(transport.Output, status => Describe(status, options.Limits));
+        var writer = new RejectionRewritingWriter(transport.Output, status =>
+        {
+            GatewayMetrics.ServerRejections.WithLabels(status.ToString()).Inc();
+            return Describe(status, options.Limits);
+        });
         connection.Transport = new Transport(transport.Input, writer);
         connection.Features.Set(writer);
         try { await next(connection); }
@@ -34,22 +38,18 @@ public static class KestrelRejections
     });
 
     /// <summary>What a status Kestrel answers on its own means, with the limit that was passed.</summary>
-    public static ApiException Describe(int status, KestrelServerLimits limits)
+    public static ApiException Describe(int status, KestrelServerLimits limits) => status switch
     {
-        GatewayMetrics.ServerRejections.WithLabels(status.ToString()).Inc();
-        return status switch
-        {
-            400 => Client(400, "the request is not valid HTTP/1.1 (a malformed request line, header or chunked body)", "invalid_http"),
-            408 => Client(408, $"the request's headers did not arrive within {limits.RequestHeadersTimeout.TotalSeconds:0.###} s", "request_timeout"),
-            411 => Client(411, "a request with a body needs a Content-Length or Transfer-Encoding: chunked header", "length_required"),
-            413 => Client(413, "the request body is too large", "request_too_large"),
-            414 => Client(414, $"the request line is longer than {limits.MaxRequestLineSize} bytes", "request_line_too_long"),
-            431 => Client(431, $"the request headers are larger than {limits.MaxRequestHeadersTotalSize} bytes or more than {limits.MaxRequestHeaderCount} headers", "headers_too_large"),
-            505 => new ApiException(505, "the HTTP version is not supported: use HTTP/1.1 or HTTP/2", "invalid_request_error", null, "http_version_not_supported"),
-            < 500 => Client(status, $"the server refused the request with status {status}", "bad_request"),
-            _ => new ApiException(status, "the server failed to handle the request", "server_error"),
-        };
-    }
+        400 => Client(400, "the request is not valid HTTP/1.1 (a malformed request line, header or chunked body)", "invalid_http"),
+        408 => Client(408, $"the request's headers did not arrive within {limits.RequestHeadersTimeout.TotalSeconds:0.###} s", "request_timeout"),
+        411 => Client(411, "a request with a body needs a Content-Length or Transfer-Encoding: chunked header", "length_required"),
+        413 => Client(413, "the request body is too large", "request_too_large"),
+        414 => Client(414, $"the request line is longer than {limits.MaxRequestLineSize} bytes", "request_line_too_long"),
+        431 => Client(431, $"the request headers are larger than {limits.MaxRequestHeadersTotalSize} bytes or more than {limits.MaxRequestHeaderCount} headers", "headers_too_large"),
+        505 => new ApiException(505, "the HTTP version is not supported: use HTTP/1.1 or HTTP/2", "invalid_request_error", null, "http_version_not_supported"),
+        < 500 => Client(status, $"the server refused the request with status {status}", "bad_request"),
+        _ => new ApiException(status, "the server failed to handle the request", "server_error"),
+    };
 
     private static ApiException Client(int status, string message, string code) => new(status, message, "invalid_request_error", null, code);
 

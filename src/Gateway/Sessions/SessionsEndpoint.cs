@@ -19,9 +19,7 @@ public static class SessionsEndpoint
     {
         string tenant = await auth.AuthenticateAsync(context);
         var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
-        fields.RefuseUnsupported();
-        fields.RefuseTools("a session's turns are user messages and replies");
-        RefuseSeveralReplies(fields);
+        RefuseNonSessionFields(fields);
         if (StructuredOutputFields.Parse(fields) is { } structured)
             throw ApiException.BadRequest($"'{structured.Parameter}' constrains one reply: send it with the message, not as a session default", structured.Parameter, "unsupported_parameter");
         string model = fields.RequiredString("model");
@@ -79,9 +77,7 @@ public static class SessionsEndpoint
         var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
         string content = fields.String("content") ?? throw ApiException.BadRequest("'content' is required: the user's message", "content");
         bool stream = fields.Bool("stream") ?? false;
-        fields.RefuseUnsupported();
-        fields.RefuseTools("a session's turns are user messages and replies");
-        RefuseSeveralReplies(fields);
+        RefuseNonSessionFields(fields);
         var overrides = SamplingFields.Parse(fields, SamplingFields.MaxTokens(fields), openAiDefaults: false) with { Constraint = StructuredOutputFields.Parse(fields) };
         var choice = new CompletionChoice(0, "", trimLeadingWhitespace: true);
         string tenant = await auth.AuthenticateAsync(context);
@@ -124,11 +120,14 @@ public static class SessionsEndpoint
     }
 
     /// <summary>
-    /// A session's turn is one reply of text: fields asking for several replies, beams, echoed prompts or per-token
-    /// log-probabilities (which its reply does not carry) are a 400 naming them, unless they hold their neutral value.
+    /// Fields a session's turn cannot honour are a 400 naming them: the unsupported OpenAI fields, tools, and, since a
+    /// turn is one reply of text, fields asking for several replies, beams, echoed prompts or per-token
+    /// log-probabilities (which its reply does not carry), unless they hold their neutral value.
     /// </summary>
-    private static void RefuseSeveralReplies(RequestFields fields)
+    private static void RefuseNonSessionFields(RequestFields fields)
     {
+        fields.RefuseUnsupported();
+        fields.RefuseTools("a session's turns are user messages and replies");
         foreach (var (name, neutral) in new (string, string)[] { ("n", "1"), ("best_of", "1"), ("num_beams", "1"), ("use_beam_search", "false"),
                      ("logprobs", "false"), ("top_logprobs", "0"), ("echo", "false"), ("suffix", "\"\"") })
             if (fields.Get(name) is { } value && value.GetRawText() != neutral && !(neutral == "false" && value.GetRawText() == "0"))

@@ -54,7 +54,7 @@ internal sealed class PagedBatch : IDisposable
             contexts.Add(torch.tensor(slots, device: pool.Device).DetachFromDisposeScope());
             hostContexts.Add(slots);
         }
-        Decode = CreateDecodeGroup(pool, allocator, sequences);
+        Decode = CreateDecodeGroup(pool, sequences, hostContexts);
         Positions = torch.tensor(positions, device: pool.Device).DetachFromDisposeScope();
         WriteSlots = torch.tensor(writes, device: pool.Device).DetachFromDisposeScope();
         HostWriteSlots = writes;
@@ -62,7 +62,7 @@ internal sealed class PagedBatch : IDisposable
         HostContextSlots = hostContexts;
     }
 
-    private static DecodeGroup? CreateDecodeGroup(KvBlockPool pool, BlockAllocator allocator, IReadOnlyList<PagedSequence> sequences)
+    private static DecodeGroup? CreateDecodeGroup(KvBlockPool pool, IReadOnlyList<PagedSequence> sequences, IReadOnlyList<long[]> contextSlots)
     {
         var indices = Enumerable.Range(0, sequences.Count).Where(i => sequences[i].QueryLength == 1).ToArray();
         if (indices.Length == 0) return null;
@@ -72,8 +72,7 @@ internal sealed class PagedBatch : IDisposable
         var hostSlots = new long[indices.Length][];
         for (int k = 0; k < indices.Length; k++)
         {
-            var s = sequences[indices[k]];
-            var own = hostSlots[k] = allocator.Slots(s.Id, s.TotalLength);
+            var own = hostSlots[k] = contextSlots[indices[k]];
             for (int p = 0; p < maxLength; p++)
             {
                 bool real = p < own.Length;

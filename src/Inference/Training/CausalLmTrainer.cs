@@ -42,8 +42,7 @@ public static class CausalLmTrainer
                 for (int micro = 0; micro < args.GradientAccumulationSteps; micro++)
                 {
                     using var scope = torch.NewDisposeScope();
-                    var batch = torch.tensor(Enumerable.Range(0, args.PerDeviceTrainBatchSize).SelectMany(_ => blocks[Next(order, blocks.Length, random)]).ToArray(),
-                        [args.PerDeviceTrainBatchSize, blocks[0].Length], device: model.Device);
+                    var batch = Batch(Enumerable.Range(0, args.PerDeviceTrainBatchSize).Select(_ => blocks[Next(order, blocks.Length, random)]).ToArray(), model.Device);
                     using var output = model.forward(batch, labels: batch);
                     var scaled = output.Loss! / args.GradientAccumulationSteps;
                     scaled.backward();
@@ -79,12 +78,16 @@ public static class CausalLmTrainer
         {
             using var scope = torch.NewDisposeScope();
             var chunk = blocks.Skip(start).Take(batchSize).ToArray();
-            var batch = torch.tensor(chunk.SelectMany(b => b).ToArray(), [chunk.Length, blocks[0].Length], device: model.Device);
+            var batch = Batch(chunk, model.Device);
             using var output = model.forward(batch, labels: batch);
             sum += output.Loss!.item<float>() * chunk.Length;
         }
         return sum / blocks.Length;
     }
+
+    /// <summary>Blocks of one length as a (blocks, length) tensor of ids.</summary>
+    private static Tensor Batch(long[][] blocks, Device device) =>
+        torch.tensor(blocks.SelectMany(b => b).ToArray(), [blocks.Length, blocks[0].Length], device: device);
 
     /// <summary>The next block of the epoch (a fresh shuffled order when one ends).</summary>
     private static int Next(Queue<int> order, int count, Random random)
