@@ -25,6 +25,8 @@ public sealed class HostCopyBudgetTests
         {
             long steps = engine.Stats.Times?.Steps ?? 0, copies = HostCopy.Copies;
             await Task.WhenAll(configs.Select(async config => { await foreach (var _ in engine.SubmitAsync(new EngineRequest("t", prompt, config))) { } }));
+            // A request ends inside its last step; the engine's snapshot (with that step counted) is taken after the step.
+            await Eventually.True(() => engine.Stats is { Running: 0, Waiting: 0 }, "the snapshot after the last step");
             return (HostCopy.Copies - copies, (engine.Stats.Times?.Steps ?? 0) - steps);
         }
 
