@@ -124,7 +124,18 @@ public sealed class CompletionsTests(GatewayFixture fixture)
         var cluster = fixture.Services.GetRequiredService<IClusterClient>();
         var catalog = await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).GetModel(GatewayFixture.Model);
         var worker = cluster.GetGrain<IModelGrain>(GrainKeys.ModelWorker(GatewayFixture.Model, catalog.Silos[0]));
-        int before = (await worker.GetStatus()).KvBlocksUsed; // sessions of other tests keep theirs between turns
+        // The baseline is taken once the worker is quiet (nothing running, the blocks in use steady): an earlier test's
+        // stream or released conversation may still be freeing blocks. (Sessions of other tests keep theirs between
+        // turns, so the baseline need not be zero.)
+        var quiet = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        int before = (await worker.GetStatus()).KvBlocksUsed;
+        while (DateTime.UtcNow < quiet)
+        {
+            await Task.Delay(100);
+            var now = await worker.GetStatus();
+            if (now.Running == 0 && now.KvBlocksUsed == before) break;
+            before = now.KvBlocksUsed;
+        }
 
         using (var client = fixture.Client())
         {
