@@ -28,4 +28,14 @@ public static class DeviceSpec
         "float16" or "fp16" or "f16" or "half" => ScalarType.Float16,
         _ => throw new ArgumentException($"dtype '{text}' is not one of float32, bfloat16, float16"),
     };
+
+    /// <summary>HF's name for a dtype, as config.json's <c>torch_dtype</c> records it.</summary>
+    public static string DTypeName(ScalarType type) => type switch
+    {
+        ScalarType.Float32 => "float32",
+        ScalarType.BFloat16 => "bfloat16",
+        ScalarType.Float16 => "float16",
+        ScalarType.Float64 => "float64",
+        _ => type.ToString().ToLowerInvariant(),
+    };
 }

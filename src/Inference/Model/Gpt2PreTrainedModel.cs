@@ -23,13 +23,15 @@ public abstract class Gpt2PreTrainedModel : nn.Module
     }
 
     /// <summary>
-    /// Writes config.json and model.safetensors in HF's <c>save_pretrained</c> layout (tied lm_head omitted),
-    /// in the model's dtype; <paramref name="dtype"/> converts on the way out.
+    /// Writes config.json (with this head in <c>architectures</c> and the saved <c>torch_dtype</c>, as HF) and
+    /// model.safetensors in HF's <c>save_pretrained</c> layout (tied lm_head omitted), in the model's dtype;
+    /// <paramref name="dtype"/> converts on the way out.
     /// </summary>
     public void SavePretrained(string directory, ScalarType? dtype = null)
     {
         Directory.CreateDirectory(directory);
-        File.WriteAllText(Path.Combine(directory, "config.json"), Config.ToJson());
+        var saved = Config with { Architectures = [GetName()], TorchDtype = DeviceSpec.DTypeName(dtype ?? DType) };
+        File.WriteAllText(Path.Combine(directory, "config.json"), saved.ToJson());
         using var scope = torch.NewDisposeScope();
         var tensors = StateDict().Where(p => !TiedKeys.Contains(p.Key))
             .ToDictionary(p => p.Key, p => p.Value.to(dtype ?? p.Value.dtype).contiguous());

@@ -20,6 +20,7 @@ public sealed class Gpt2Tokenizer
     private readonly string[] _tokens;        // id → token string
     private readonly byte[]?[] _bytes;        // id → raw bytes (computed lazily)
     private readonly Dictionary<int, string> _special;
+    private readonly IReadOnlyList<string> _merges; // kept to write the vocabulary back out
 
     public int VocabSize => _tokens.Length;
     public int EndOfTextId { get; }
@@ -44,9 +45,10 @@ public sealed class Gpt2Tokenizer
         _special = new Dictionary<int, string> { [eot] = EndOfTextToken };
 
         var specialTokens = new Dictionary<string, int> { [EndOfTextToken] = eot };
+        _merges = ReadMerges(merges, source);
         var options = new BpeOptions(vocabulary)
         {
-            Merges = ReadMerges(merges, source),
+            Merges = _merges,
             ByteLevel = true,
             PreTokenizer = new RegexPreTokenizer(new Regex(SplitPattern, RegexOptions.Compiled), specialTokens),
             SpecialTokens = specialTokens,
@@ -54,7 +56,7 @@ public sealed class Gpt2Tokenizer
         _bpe = BpeTokenizer.Create(options);
     }
 
-    private static IEnumerable<string> ReadMerges(Stream merges, string source)
+    private static List<string> ReadMerges(Stream merges, string source)
     {
         using var reader = new StreamReader(merges, Encoding.UTF8);
         var lines = new List<string>();
@@ -100,6 +102,17 @@ public sealed class Gpt2Tokenizer
     }
 
     public IReadOnlyList<int> Encode(string text) => _bpe.EncodeToIds(text);
+
+    /// <summary>Writes vocab.json and merges.txt as HF's <c>GPT2Tokenizer.save_pretrained</c> does, so the folder carries its vocabulary.</summary>
+    public void SavePretrained(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var vocabulary = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        for (int id = 0; id < _tokens.Length; id++) vocabulary[_tokens[id]] = id;
+        var options = new System.Text.Json.JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        File.WriteAllText(Path.Combine(directory, "vocab.json"), System.Text.Json.JsonSerializer.Serialize(vocabulary, options), new UTF8Encoding(false));
+        File.WriteAllText(Path.Combine(directory, "merges.txt"), "#version: 0.2\n" + string.Join("\n", _merges) + "\n", new UTF8Encoding(false));
+    }
 
     public BatchEncoding EncodeBatch(IReadOnlyList<string> texts, int padTokenId, PaddingSide side) =>
         BatchEncoding.Pad(texts.Select(Encode).ToList(), padTokenId, side);

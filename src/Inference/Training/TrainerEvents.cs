@@ -1,0 +1,27 @@
+namespace Gpt2Orleans.Inference.Training;
+
+/// <summary>One optimizer step: the mean training loss of its micro-batches, the learning rate it used and the tokens it saw.</summary>
+public sealed record TrainingStep(int Step, double Loss, double LearningRate, long Tokens);
+
+/// <summary>A logging step: the mean loss since the last one (HF's <c>loss</c>), with the epoch reached and the training speed.</summary>
+public sealed record TrainingLog(int Step, double Epoch, double Loss, double LearningRate, double TokensPerSecond);
+
+/// <summary>An evaluation on the validation set at <see cref="Step"/>.</summary>
+public sealed record EvaluationLog(int Step, double Epoch, IReadOnlyDictionary<string, double> Metrics);
+
+/// <summary>What a training run reports as it goes (a progress bar, a JSON Lines log); every callback is optional.</summary>
+public sealed record TrainerEvents
+{
+    public Action<TrainingStep>? OnStep { get; init; }
+    public Action<TrainingLog>? OnLog { get; init; }
+    public Action<EvaluationLog>? OnEvaluate { get; init; }
+    /// <summary>A checkpoint folder was written.</summary>
+    public Action<string>? OnSave { get; init; }
+}
+
+/// <summary>A finished run: every step's record, the last evaluation (when there was a validation set) and the time it took.</summary>
+public sealed record TrainingResult(IReadOnlyList<TrainingStep> Steps, int GlobalStep, IReadOnlyDictionary<string, double>? Evaluation, double Seconds, long Tokens)
+{
+    /// <summary>The mean training loss of the steps this run took (HF's <c>train_loss</c>).</summary>
+    public double TrainLoss => Steps.Count == 0 ? double.NaN : Steps.Average(s => s.Loss);
+}
