@@ -26,7 +26,7 @@ public static class ModelLoader
     {
         string spec = parse.GetValue(CommonOptions.Model)
             ?? throw new ArgumentException("--model: this command needs a checkpoint with the matching head (a folder or hub repo id)");
-        string folder = Resolve(spec, parse.GetValue(CommonOptions.Json));
+        string folder = ResolveFolder(spec, parse.GetValue(CommonOptions.Json));
         if (!File.Exists(Path.Combine(folder, "vocab.json")))
             Console.Error.WriteLine($"[{folder} has no vocab.json/merges.txt: using the bundled GPT-2 vocabulary]");
         return new(fromPretrained(folder, LoadOptions(parse)), Gpt2Tokenizer.FromDirectory(folder), folder, folder);
@@ -39,7 +39,8 @@ public static class ModelLoader
         Log = line => Console.Error.WriteLine(line),
     };
 
-    private static string Resolve(string spec, bool quiet)
+    /// <summary>A local folder as it is; a hub repo id downloaded (with a progress bar unless <paramref name="quiet"/>) into the cache.</summary>
+    public static string ResolveFolder(string spec, bool quiet)
     {
         if (Directory.Exists(spec)) return spec;
         if (!HubDownloader.IsRepoId(spec))

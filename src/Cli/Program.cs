@@ -6,10 +6,13 @@ var root = new RootCommand("gpt2o: GPT-2 text generation, scoring and classifica
 root.Add(GenerateCommand.Create());
 root.Add(ScoreCommand.Create());
 root.Add(EvalCommand.Create());
+root.Add(TrainCommand.Create());
+root.Add(PrepareFortunesCommand.Create());
 root.Add(ClassifyCommand.CreateSequence());
 root.Add(ClassifyCommand.CreateTokens());
 root.Add(BenchCommand.Create());
 root.Add(EngineBenchCommand.Create());
+root.Add(BenchTrainCommand.Create());
 root.Add(GatewayBenchCommand.Create());
 
 try

@@ -61,6 +61,30 @@ public sealed record Gpt2Config
         return FromJson(text, path);
     }
 
+    /// <summary>
+    /// HF's <c>config_overrides</c> (<c>n_layer=4,n_embd=256,resid_pdrop=0.0</c>): key=value pairs of GPT2Config on its
+    /// defaults, for training from scratch. Values are JSON scalars (a bare word is a string); an unknown key is an error.
+    /// </summary>
+    public static Gpt2Config FromOverrides(string overrides)
+    {
+        var known = JsonNode.Parse(Default.ToJson())!.AsObject().Select(p => p.Key)
+            .Concat(["num_labels", "max_position_embeddings", "hidden_size", "num_hidden_layers", "num_attention_heads", "classifier_dropout", "summary_last_dropout", "problem_type"]).ToHashSet();
+        var json = new JsonObject();
+        foreach (var pair in overrides.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int equals = pair.IndexOf('=');
+            if (equals <= 0) throw new ArgumentException($"config override '{pair}' is not key=value", "config");
+            string key = pair[..equals].Trim(), value = pair[(equals + 1)..].Trim();
+            if (!known.Contains(key)) throw new ArgumentException($"config override '{key}' is not a GPT2Config field (e.g. n_layer, n_embd, n_head, n_positions, n_inner, activation_function, resid_pdrop)", "config");
+            JsonNode? node;
+            try { node = JsonNode.Parse(value); }
+            catch (JsonException) { node = JsonValue.Create(value); }
+            json[key] = node;
+        }
+        try { return FromJson(json.ToJsonString(), "--config"); }
+        catch (CheckpointException e) { throw new ArgumentException(e.Message, "config"); }
+    }
+
     public static Gpt2Config FromJson(string json, string source = "config.json")
     {
         var reader = JsonFieldReader.Parse(json, source);

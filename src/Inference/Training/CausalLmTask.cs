@@ -7,12 +7,18 @@ using static TorchSharp.torch;
 namespace Gpt2Orleans.Inference.Training;
 
 /// <summary>Causal language modelling (<c>GPT2LMHeadModel</c>): documents joined and cut into blocks as HF's <c>run_clm</c>; evaluated by loss and perplexity.</summary>
-public sealed class CausalLmTask : TrainingTask
+public sealed class CausalLmTask : TrainingTask<string>
 {
     public override string Name => "causal-lm";
+    public override string Architecture => "GPT2LMHeadModel";
     protected override bool LabelsPerToken => true;
 
     public override Gpt2PreTrainedModel Create(Gpt2Config config, ScalarType dtype, Device device) => new Gpt2LMHeadModel(config, dtype, device);
+
+    protected override List<string> Read(string path) => TextDocuments.Read(path).ToList();
+    protected override IEnumerable<string> LabelsOf(string record) => [];
+    protected override IReadOnlyList<TrainingExample> Encode(IReadOnlyList<string> records, DataOptions options, LabelSet? labels) =>
+        Examples(records, options.Tokenizer, options.BlockSize, options.NPositions);
 
     public static IReadOnlyList<TrainingExample> Examples(IReadOnlyList<string> documents, Gpt2Tokenizer tokenizer, int blockSize, int nPositions) =>
         LmBlocks.Split(TextDocuments.Join(documents, tokenizer), blockSize, nPositions).Select(b => new TrainingExample(b, b)).ToList();

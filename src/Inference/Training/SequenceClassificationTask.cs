@@ -8,12 +8,18 @@ using static TorchSharp.torch;
 namespace Gpt2Orleans.Inference.Training;
 
 /// <summary>Sequence classification (<c>GPT2ForSequenceClassification</c>): one label per text, pooled at its last token; evaluated by loss, accuracy and F1.</summary>
-public sealed class SequenceClassificationTask : TrainingTask
+public sealed class SequenceClassificationTask : TrainingTask<LabeledText>
 {
     public override string Name => "sequence-classification";
+    public override string Architecture => "GPT2ForSequenceClassification";
     protected override bool LabelsPerToken => false;
 
     public override Gpt2PreTrainedModel Create(Gpt2Config config, ScalarType dtype, Device device) => new Gpt2ForSequenceClassification(config, dtype, device);
+
+    protected override List<LabeledText> Read(string path) => LabeledText.Read(path);
+    protected override IEnumerable<string> LabelsOf(LabeledText record) => [record.Label];
+    protected override IReadOnlyList<TrainingExample> Encode(IReadOnlyList<LabeledText> records, DataOptions options, LabelSet? labels) =>
+        Examples(records, options.Tokenizer, labels!, options.BlockSize);
 
     /// <summary>Each text's ids (truncated to <paramref name="maxLength"/>, as HF's run_glue truncates) and its label's index.</summary>
     public static IReadOnlyList<TrainingExample> Examples(IReadOnlyList<LabeledText> texts, Gpt2Tokenizer tokenizer, LabelSet labels, int maxLength) =>

@@ -12,12 +12,18 @@ namespace Gpt2Orleans.Inference.Training;
 /// them (each word encoded with a leading space, its label on its first sub-token, −100 on the rest); evaluated by
 /// loss, token-level accuracy and per-label F1 over the labelled sub-tokens.
 /// </summary>
-public sealed class TokenClassificationTask : TrainingTask
+public sealed class TokenClassificationTask : TrainingTask<TaggedWords>
 {
     public override string Name => "token-classification";
+    public override string Architecture => "GPT2ForTokenClassification";
     protected override bool LabelsPerToken => true;
 
     public override Gpt2PreTrainedModel Create(Gpt2Config config, ScalarType dtype, Device device) => new Gpt2ForTokenClassification(config, dtype, device);
+
+    protected override List<TaggedWords> Read(string path) => TaggedWords.Read(path);
+    protected override IEnumerable<string> LabelsOf(TaggedWords record) => record.Labels;
+    protected override IReadOnlyList<TrainingExample> Encode(IReadOnlyList<TaggedWords> records, DataOptions options, LabelSet? labels) =>
+        Examples(records, options.Tokenizer, labels!, options.BlockSize);
 
     public static IReadOnlyList<TrainingExample> Examples(IReadOnlyList<TaggedWords> sentences, Gpt2Tokenizer tokenizer, LabelSet labels, int maxLength) =>
         sentences.Select((s, i) =>

@@ -16,10 +16,16 @@ public abstract class TrainingTask
     /// <summary>causal-lm, sequence-classification or token-classification (the CLI's <c>--task</c>).</summary>
     public abstract string Name { get; }
 
+    /// <summary>HF's class name for this head, as config.json's <c>architectures</c> records it.</summary>
+    public abstract string Architecture { get; }
+
     /// <summary>Labels per token (causal LM, token classification) rather than one per example.</summary>
     protected abstract bool LabelsPerToken { get; }
 
     public abstract Gpt2PreTrainedModel Create(Gpt2Config config, ScalarType dtype, Device device);
+
+    /// <summary>Reads, splits and encodes the run's files (see <see cref="TrainingTask{TRecord}"/>).</summary>
+    public abstract TrainingData LoadData(DataOptions options);
 
     /// <summary>The mean loss of <paramref name="batch"/>, with its graph while the model trains.</summary>
     public abstract Tensor Loss(Gpt2PreTrainedModel model, TrainingBatch batch);
@@ -80,7 +86,7 @@ public abstract class TrainingTask
             for (int start = 0; start < examples.Count; start += batchSize)
             {
                 using var scope = torch.NewDisposeScope();
-                var chunk = examples.Skip(start).Take(batchSize).ToList();
+                var chunk = Enumerable.Range(start, Math.Min(batchSize, examples.Count - start)).Select(i => examples[i]).ToList();
                 using var batch = Batch(model, chunk);
                 score(chunk, batch);
             }

@@ -58,4 +58,20 @@ public sealed class Gpt2ConfigTests
         var error = Assert.Throws<CheckpointException>(() => Gpt2Config.FromJson(json));
         Assert.Contains(field, error.Message);
     }
+
+    [Fact]
+    public void Config_overrides_apply_key_value_pairs_on_hfs_defaults()
+    {
+        var config = Gpt2Config.FromOverrides("n_layer=4, n_embd=256,n_head=4,n_positions=256,resid_pdrop=0,activation_function=relu,scale_attn_by_inverse_layer_idx=true");
+        Assert.Equal((4, 256, 4, 256), (config.NLayer, config.NEmbd, config.NHead, config.NPositions));
+        Assert.Equal(0, config.ResidPdrop);
+        Assert.Equal(0.1, config.EmbdPdrop);
+        Assert.Equal("relu", config.ActivationFunction);
+        Assert.True(config.ScaleAttnByInverseLayerIdx);
+        Assert.Equal(Gpt2Config.Default.VocabSize, config.VocabSize);
+        Assert.Contains("'n_layers' is not a GPT2Config field", Assert.Throws<ArgumentException>(() => Gpt2Config.FromOverrides("n_layers=2")).Message);
+        Assert.Contains("not key=value", Assert.Throws<ArgumentException>(() => Gpt2Config.FromOverrides("n_layer")).Message);
+        Assert.Contains("n_head", Assert.Throws<ArgumentException>(() => Gpt2Config.FromOverrides("n_embd=10,n_head=3")).Message);
+        Assert.Contains("n_layer", Assert.Throws<ArgumentException>(() => Gpt2Config.FromOverrides("n_layer=four")).Message);
+    }
 }
