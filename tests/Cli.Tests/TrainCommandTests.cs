@@ -107,6 +107,30 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal("GPT2ForSequenceClassification", JsonDocument.Parse(File.ReadAllText(System.IO.Path.Combine(Path("cls"), "config.json"))).RootElement.GetProperty("architectures")[0].GetString());
     }
 
+    [Fact]
+    public async Task A_token_classifier_trains_on_tagged_words_and_eval_reports_token_accuracy()
+    {
+        var random = new Random(6);
+        object Example()
+        {
+            var words = new List<string>();
+            var labels = new List<string>();
+            foreach (var (phrase, tag) in new[] { (Subjects[random.Next(Subjects.Length)], "SUBJ"), (Verbs[random.Next(Verbs.Length)], "VERB"), (Objects[random.Next(Objects.Length)], "OBJ") })
+                foreach (var word in phrase.Split(' ')) { words.Add(word); labels.Add(tag); }
+            return new { tokens = words, labels };
+        }
+        string train = WriteLines("tok-train.jsonl", Enumerable.Range(0, 160).Select(_ => Example()));
+        string validation = WriteLines("tok-validation.jsonl", Enumerable.Range(0, 30).Select(_ => Example()));
+        var run = await CliRunner.RunAsync(["train", "--task", "token-classification", "--config", TinyConfig + ",n_embd=32", "--train-file", train,
+            "--validation-file", validation, "--labels", "SUBJ,VERB,OBJ", "--output-dir", Path("tok"), "--max-steps", "60", "--per-device-train-batch-size", "8",
+            "--learning-rate", "5e-3", "--json"]);
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var eval = await CliRunner.RunAsync(["eval", "--model", Path("tok"), "--file", validation, "--json"]);
+        Assert.True(eval.ExitCode == 0, eval.Stderr);
+        Assert.True(eval.Json.GetProperty("accuracy").GetDouble() > 0.8, eval.Stdout);
+        Assert.Equal(["SUBJ", "VERB", "OBJ"], eval.Json.GetProperty("f1").EnumerateObject().Select(p => p.Name));
+    }
+
     public static TheoryData<string, string> BadInputs => new()
     {
         { "empty", "holds no text" },

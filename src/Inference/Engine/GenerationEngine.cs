@@ -186,7 +186,12 @@ public sealed class GenerationEngine : IDisposable
         bool completed = false;
         try
         {
-            await foreach (var item in state.Events.Reader.ReadAllAsync(cancellationToken)) yield return item;
+            await foreach (var item in state.Events.Reader.ReadAllAsync(cancellationToken))
+            {
+                // ReadAllAsync checks the token only when it has to wait: events already buffered would still stream.
+                cancellationToken.ThrowIfCancellationRequested();
+                yield return item;
+            }
             completed = true;
         }
         finally

@@ -67,6 +67,9 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), output);
     }
 
+    /// <summary>The dense forward's LM head: final hidden states (…, E) to vocabulary logits (…, V), with autograd while training.</summary>
+    public Tensor Logits(Tensor hidden) => Project(hidden, KernelPolicy.Dense);
+
     /// <summary>Hidden states (…, E) to vocabulary logits (…, V) through the (tied) LM head, as <paramref name="policy"/> says.</summary>
     private Tensor Project(Tensor hidden, KernelPolicy policy) =>
         policy.UsesMatVec(hidden, LmHeadWeight)

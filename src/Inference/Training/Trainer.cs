@@ -80,9 +80,7 @@ public sealed class Trainer(TrainingTask task, Gpt2PreTrainedModel model, Gpt2To
                     using var scope = torch.NewDisposeScope();
                     var examples = Enumerable.Range(0, run.PerDeviceTrainBatchSize).Select(_ => train[sampler.At(sample++)]).ToList();
                     using var batch = task.Batch(trainee, examples);
-                    var scaled = task.Loss(trainee, batch) / run.GradientAccumulationSteps;
-                    scaled.backward();
-                    loss += scaled.item<float>();
+                    loss += task.Backward(trainee, batch, 1.0 / run.GradientAccumulationSteps);
                     stepTokens += batch.Tokens;
                     mixed?.AccumulateGradients();
                 }

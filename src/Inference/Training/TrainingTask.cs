@@ -30,6 +30,18 @@ public abstract class TrainingTask
     /// <summary>The mean loss of <paramref name="batch"/>, with its graph while the model trains.</summary>
     public abstract Tensor Loss(Gpt2PreTrainedModel model, TrainingBatch batch);
 
+    /// <summary>
+    /// Back-propagates <paramref name="scale"/> × the batch's mean loss into the parameters' gradients and returns that
+    /// scaled loss (a task may do it in pieces; the gradients are the same).
+    /// </summary>
+    public virtual double Backward(Gpt2PreTrainedModel model, TrainingBatch batch, double scale)
+    {
+        using var loss = Loss(model, batch);
+        using var scaled = loss * scale;
+        scaled.backward();
+        return scaled.item<float>();
+    }
+
     /// <summary>Metrics over <paramref name="examples"/> in eval mode, named as HF's Trainer names them (<c>eval_loss</c>, …).</summary>
     public abstract IReadOnlyDictionary<string, double> Evaluate(Gpt2PreTrainedModel model, IReadOnlyList<TrainingExample> examples, int batchSize);
 

@@ -229,4 +229,18 @@ public sealed class GenerationBehaviourTests(GoldenData golden)
             _ => { if (++produced == 3) cancel.Cancel(); }, cancel.Token));
         Assert.Equal(3, produced);
     }
+
+    [Fact]
+    public void Cancellation_also_stops_the_events_already_buffered()
+    {
+        using var cancel = new CancellationTokenSource();
+        int produced = 0;
+        Assert.ThrowsAny<OperationCanceledException>(() => Generate(Prompt, new GenerationConfig { MaxNewTokens = 50, EosTokenIds = [] }, _ =>
+        {
+            if (++produced != 3) return;
+            cancel.Cancel();
+            Thread.Sleep(300); // a slow reader: the engine buffers the next tokens meanwhile
+        }, cancel.Token));
+        Assert.Equal(3, produced);
+    }
 }

@@ -62,6 +62,40 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void The_row_by_row_lm_backward_gives_the_gradients_and_loss_of_the_whole_batch_loss()
+    {
+        var config = Tiny with { ResidPdrop = 0, EmbdPdrop = 0, AttnPdrop = 0 };
+        using var model = Lm.CreateRandom(config, seed: 1, new ModelLoadOptions { DType = ScalarType.Float64 }); // float64: only the summation order differs
+        var parameters = model.named_parameters().ToList();
+        foreach (var (_, p) in parameters) p.requires_grad_(true);
+        model.train();
+        // Ragged rows: padding, an attention mask and −100 labels, as a batch of unequal examples has.
+        var examples = new[] { new long[] { 464, 3797, 7224, 262, 2613, 13 }, [32, 3290, 7832], [3666, 1545, 7228, 262] }
+            .Select(ids => new TrainingExample(ids, ids)).ToList();
+        using var batch = Lm.Batch(model, examples);
+        Dictionary<string, Tensor> Gradients(Func<double> backward, out double loss)
+        {
+            foreach (var (_, p) in parameters) p.grad = null;
+            loss = backward();
+            return parameters.ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+        }
+        var whole = Gradients(() =>
+        {
+            using var loss = Lm.Loss(model, batch);
+            using var scaled = loss * 0.5;
+            scaled.backward();
+            return scaled.item<double>();
+        }, out double wholeLoss);
+        var rows = Gradients(() => Lm.Backward(model, batch, 0.5), out double rowsLoss);
+        model.eval();
+        foreach (var (_, p) in parameters) { p.grad = null; p.requires_grad_(false); }
+        Assert.Equal(wholeLoss, rowsLoss, 10);
+        foreach (var (name, gradient) in whole)
+            Assert.True(gradient.allclose(rows[name], rtol: 1e-9, atol: 1e-13), $"{name}: the gradients differ by up to {(gradient - rows[name]).abs().max().item<double>()}");
+        foreach (var g in whole.Values.Concat(rows.Values)) g.Dispose();
+    }
+
+    [Fact]
     public void A_run_resumed_from_a_checkpoint_continues_with_exactly_the_uninterrupted_runs_losses()
     {
         var (train, validation) = Corpus();
