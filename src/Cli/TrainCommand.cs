@@ -127,8 +127,8 @@ public static class TrainCommand
         TrainingResult result;
         var events = new TrainerEvents
         {
-            OnLog = l => Record(new JsonObject { ["step"] = l.Step, ["epoch"] = Math.Round(l.Epoch, 4), ["loss"] = l.Loss, ["learning_rate"] = l.LearningRate, ["tokens_per_second"] = Math.Round(l.TokensPerSecond, 1) }),
-            OnEvaluate = e => Record(Metrics(new JsonObject { ["step"] = e.Step, ["epoch"] = Math.Round(e.Epoch, 4) }, e.Metrics)),
+            OnLog = l => Record(l.ToJson()),
+            OnEvaluate = e => Record(e.ToJson()),
         };
         if (!json) Console.Error.WriteLine($"[{task.Name}: {Describe(model)}; {data.Train.Count} training and {data.Validation?.Count ?? 0} validation examples; {run.MaxSteps} steps]");
         if (json) result = trainer.Train(data.Train, data.Validation, resume, events);
@@ -163,7 +163,7 @@ public static class TrainCommand
             ["train_runtime"] = Math.Round(result.Seconds, 2), ["train_tokens_per_second"] = Math.Round(result.Tokens / Math.Max(1e-9, result.Seconds), 1),
             ["output_dir"] = output,
         };
-        if (result.Evaluation is { } evaluation) Metrics(summary, evaluation);
+        if (result.Evaluation is { } evaluation) LogLine.AddTo(summary, evaluation);
         File.WriteAllText(Path.Combine(output, "all_results.json"), summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         if (json) Console.Out.WriteLine(summary.ToJsonString());
         else
@@ -173,12 +173,6 @@ public static class TrainCommand
             Console.WriteLine($"saved to {output}");
         }
         return 0;
-    }
-
-    private static JsonObject Metrics(JsonObject json, IReadOnlyDictionary<string, double> metrics)
-    {
-        foreach (var (key, value) in metrics) json[key] = double.IsFinite(value) ? value : null;
-        return json;
     }
 
     private static string Describe(Gpt2PreTrainedModel model)

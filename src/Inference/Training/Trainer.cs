@@ -60,7 +60,7 @@ public sealed class Trainer(TrainingTask task, Gpt2PreTrainedModel model, Gpt2To
             if (validation is null || validation.Count == 0) return;
             evaluation = task.Evaluate(model, validation, run.PerDeviceEvalBatchSize);
             var log = new EvaluationLog(step, step * epochsPerStep, evaluation);
-            history.Add(Json(step, log.Epoch, evaluation));
+            history.Add(log.ToJson());
             events.OnEvaluate?.Invoke(log);
         }
 
@@ -103,7 +103,7 @@ public sealed class Trainer(TrainingTask task, Gpt2PreTrainedModel model, Gpt2To
                 if (step % run.LoggingSteps == 0 || step == run.MaxSteps)
                 {
                     var log = new TrainingLog(step, step * epochsPerStep, windowLoss / windowSteps, rate, windowTokens / Math.Max(1e-9, window.Elapsed.TotalSeconds));
-                    history.Add(Json(step, log.Epoch, new Dictionary<string, double> { ["loss"] = log.Loss, ["learning_rate"] = rate, ["tokens_per_second"] = log.TokensPerSecond }));
+                    history.Add(log.ToJson());
                     events.OnLog?.Invoke(log);
                     (windowLoss, windowSteps, windowTokens) = (0, 0, 0);
                     window.Restart();
@@ -125,13 +125,6 @@ public sealed class Trainer(TrainingTask task, Gpt2PreTrainedModel model, Gpt2To
         }
         Evaluate(run.MaxSteps);
         return new TrainingResult(steps, run.MaxSteps, evaluation, clock.Elapsed.TotalSeconds, tokens);
-    }
-
-    private static JsonObject Json(int step, double epoch, IReadOnlyDictionary<string, double> values)
-    {
-        var json = new JsonObject { ["step"] = step, ["epoch"] = Math.Round(epoch, 4) };
-        foreach (var (key, value) in values) json[key] = double.IsFinite(value) ? value : null;
-        return json;
     }
 
     /// <summary>The example at a position of the endless sample stream: epoch e visits every example once, in an order shuffled from (seed, e).</summary>
