@@ -107,12 +107,13 @@ public static class EvalCommand
         if (batchSize < 1) throw new ArgumentException($"--batch-size must be at least 1, got {batchSize}", "batch-size");
         using var loaded = ModelLoader.Load(parse, fromPretrained);
         var config = loaded.Model.Config;
-        var labels = new LabelSet(Enumerable.Range(0, config.NumLabels).Select(i => config.Id2Label[i]).ToList());
+        var labels = LabelSet.Of(config);
         int length = parse.GetValue(MaxLength) ?? Math.Min(config.NPositions, 1024);
         var data = examples(parse.GetValue(File)!, loaded.Tokenizer, labels, length);
         var metrics = task.Evaluate(loaded.Model, data, batchSize);
         double? majority = parse.GetValue(TrainFile) is { } train
-            ? ClassificationMetrics.MajorityBaseline(labelsOf(train).Select(labels.Id).ToList(), labelsOf(parse.GetValue(File)!).Select(labels.Id).ToList())
+            ? ClassificationMetrics.MajorityBaseline(labelsOf(train).Select(labels.Id).ToList(),
+                data.SelectMany(e => e.Labels).Where(l => l != Losses.IgnoreIndex).Select(l => (int)l).ToList()) // the labels the accuracy counts
             : null;
         var f1 = labels.Names.Where(n => metrics.ContainsKey($"eval_f1_{n}")).ToDictionary(n => n, n => metrics[$"eval_f1_{n}"]);
         if (parse.GetValue(CommonOptions.Json))

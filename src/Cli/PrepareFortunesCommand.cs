@@ -32,9 +32,8 @@ public static class PrepareFortunesCommand
         string directory = parse.GetValue(FortunesDir)!, output = parse.GetValue(OutputDir)!;
         var labels = parse.GetValue(Labels)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
         if (labels.Count < 2) throw new ArgumentException("--labels needs at least two fortune files", "labels");
+        FortuneFiles.RequireTopics(directory, labels);
         var fortunes = FortuneFiles.Read(directory);
-        var unknown = labels.Where(l => fortunes.All(f => f.File != l)).ToList();
-        if (unknown.Count > 0) throw new ArgumentException($"--labels: no fortune file {string.Join(", ", unknown)} in '{directory}'", "labels");
         var (train, validation) = HoldoutSplit.Split(fortunes, parse.GetValue(ValidationSplit), parse.GetValue(Seed));
         if (File.Exists(output)) throw new ArgumentException($"--output-dir '{output}' is a file", "output-dir");
         Directory.CreateDirectory(output);

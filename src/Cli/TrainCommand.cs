@@ -101,7 +101,7 @@ public static class TrainCommand
         // The data, read and encoded in full before anything is written.
         bool sameHead = config.Architectures.Contains(task.Architecture);
         var given = parse.GetValue(Labels) is { } names ? new LabelSet(names.Split(',', StringSplitOptions.TrimEntries))
-            : sameHead && task is not CausalLmTask ? new LabelSet(Enumerable.Range(0, config.NumLabels).Select(i => config.Id2Label[i]).ToList()) : null;
+            : sameHead && task is not CausalLmTask ? LabelSet.Of(config) : null;
         var data = task.LoadData(new DataOptions
         {
             TrainFile = parse.GetValue(TrainFile)!, ValidationFile = parse.GetValue(ValidationFile), ValidationSplit = parse.GetValue(ValidationSplit),

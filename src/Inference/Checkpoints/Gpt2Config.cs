@@ -174,7 +174,7 @@ public sealed record Gpt2Config
             ["scale_attn_weights"] = ScaleAttnWeights, ["use_cache"] = UseCache,
             ["scale_attn_by_inverse_layer_idx"] = ScaleAttnByInverseLayerIdx, ["reorder_and_upcast_attn"] = ReorderAndUpcastAttn,
             ["tie_word_embeddings"] = TieWordEmbeddings, ["bos_token_id"] = BosTokenId,
-            ["eos_token_id"] = EosTokenIds.Count == 1 ? EosTokenIds[0] : new JsonArray(EosTokenIds.Select(i => (JsonNode)JsonValue.Create(i)).ToArray()),
+            ["eos_token_id"] = EosTokenIdNode(),
             ["pad_token_id"] = PadTokenId,
             ["id2label"] = new JsonObject(Id2Label.Select(p => KeyValuePair.Create(p.Key.ToString(), (JsonNode?)p.Value))),
             ["label2id"] = new JsonObject(Id2Label.Select(p => KeyValuePair.Create(p.Value, (JsonNode?)p.Key))),
@@ -185,6 +185,21 @@ public sealed record Gpt2Config
         if (TorchDtype is not null) root["torch_dtype"] = TorchDtype;
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
+
+    /// <summary>
+    /// generation_config.json as HF's <c>save_pretrained</c> writes it for a model whose generation settings come
+    /// from its config (<c>_from_model_config</c>): the bos, eos and pad ids.
+    /// </summary>
+    public string GenerationConfigJson()
+    {
+        var root = new JsonObject { ["_from_model_config"] = true, ["bos_token_id"] = BosTokenId, ["eos_token_id"] = EosTokenIdNode() };
+        if (PadTokenId is { } pad) root["pad_token_id"] = pad;
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>eos_token_id as HF writes it: one id as a number, several as a list.</summary>
+    private JsonNode EosTokenIdNode() =>
+        EosTokenIds.Count == 1 ? JsonValue.Create(EosTokenIds[0]) : new JsonArray(EosTokenIds.Select(i => (JsonNode)JsonValue.Create(i)).ToArray());
 
     public static IReadOnlyDictionary<int, string> DefaultLabels(int count) =>
         Enumerable.Range(0, Math.Max(count, 0)).ToDictionary(i => i, i => $"LABEL_{i}");

@@ -11,6 +11,23 @@ namespace Gpt2Orleans.Inference.Checkpoints;
 /// </summary>
 public static class Gpt2Initializer
 {
+    /// <summary>A model from <paramref name="config"/> made by <paramref name="create"/>, initialised from <paramref name="seed"/>, in eval mode.</summary>
+    public static T CreateRandom<T>(Gpt2Config config, long seed, ModelLoadOptions? options, Func<Gpt2Config, ScalarType, Device, T> create)
+        where T : Gpt2PreTrainedModel
+    {
+        options ??= new ModelLoadOptions();
+        Native.TorchNativeLoader.EnsureLoaded(options.Log);
+        config.Validate();
+        var model = create(config, options.DType, DeviceSpec.Parse(options.Device));
+        Initialize(model, seed: seed);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Whether a parameter belongs to a LayerNorm (<c>ln_1</c>, <c>ln_2</c>, <c>ln_f</c>): initialised to 1 and 0, and not weight-decayed.</summary>
+    public static bool IsLayerNorm(string name) =>
+        name.Contains(".ln_", StringComparison.Ordinal) || name.StartsWith("transformer.ln_f.", StringComparison.Ordinal);
+
     public static void Initialize(Gpt2PreTrainedModel model, IReadOnlySet<string>? only = null, long seed = 0)
     {
         var config = model.Config;
@@ -19,8 +36,7 @@ public static class Gpt2Initializer
         foreach (var (name, parameter) in model.StateDict().OrderBy(p => p.Key, StringComparer.Ordinal))
         {
             if (only is not null && !only.Contains(name)) continue;
-            bool isLayerNorm = name.Contains(".ln_") || name.StartsWith("transformer.ln_f.", StringComparison.Ordinal);
-            if (isLayerNorm) { if (name.EndsWith(".weight", StringComparison.Ordinal)) parameter.fill_(1.0); else parameter.zero_(); }
+            if (IsLayerNorm(name)) { if (name.EndsWith(".weight", StringComparison.Ordinal)) parameter.fill_(1.0); else parameter.zero_(); }
             else if (name.EndsWith(".bias", StringComparison.Ordinal)) parameter.zero_();
             else
             {

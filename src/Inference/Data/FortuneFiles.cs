@@ -29,12 +29,18 @@ public static partial class FortuneFiles
             .Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList()!;
     }
 
-    public static IReadOnlyList<Fortune> Read(string directory, IEnumerable<string>? topics = null)
+    /// <summary>Refuses <paramref name="topics"/> that are not files of <paramref name="directory"/>, naming them and the ones there are.</summary>
+    public static void RequireTopics(string directory, IEnumerable<string> topics)
     {
         var available = Topics(directory);
-        var chosen = topics?.ToList() ?? available.ToList();
-        var missing = chosen.Where(t => !available.Contains(t)).ToList();
+        var missing = topics.Where(t => !available.Contains(t)).ToList();
         if (missing.Count > 0) throw new ArgumentException($"no fortune file {string.Join(", ", missing)} in '{directory}' (there are: {string.Join(", ", available)})", "labels");
+    }
+
+    public static IReadOnlyList<Fortune> Read(string directory, IEnumerable<string>? topics = null)
+    {
+        var chosen = topics?.ToList() ?? Topics(directory).ToList();
+        RequireTopics(directory, chosen);
         var fortunes = new List<Fortune>();
         foreach (var topic in chosen)
             foreach (var text in Split(DataFile.ReadText(Path.Combine(directory, topic))))

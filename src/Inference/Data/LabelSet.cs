@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Gpt2Orleans.Inference.Checkpoints;
 
 namespace Gpt2Orleans.Inference.Data;
 
@@ -22,6 +23,9 @@ public sealed class LabelSet
     }
 
     public int Count => Names.Count;
+
+    /// <summary>A config's <c>id2label</c> in index order.</summary>
+    public static LabelSet Of(Gpt2Config config) => new(Enumerable.Range(0, config.NumLabels).Select(i => config.Id2Label[i]).ToList());
 
     public IReadOnlyDictionary<int, string> Id2Label => Enumerable.Range(0, Count).ToDictionary(i => i, i => Names[i]);
 

@@ -27,16 +27,8 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
         PretrainedLoader.Load(directory, options, (config, dtype, device) => new Gpt2LMHeadModel(config, dtype, device));
 
     /// <summary>A model with HF's random initialisation, deterministic for <paramref name="seed"/> (no download needed).</summary>
-    public static Gpt2LMHeadModel CreateRandom(Gpt2Config config, long seed, ModelLoadOptions? options = null)
-    {
-        options ??= new ModelLoadOptions();
-        Native.TorchNativeLoader.EnsureLoaded(options.Log);
-        config.Validate();
-        var model = new Gpt2LMHeadModel(config, options.DType, DeviceSpec.Parse(options.Device));
-        Gpt2Initializer.Initialize(model, seed: seed);
-        model.eval();
-        return model;
-    }
+    public static Gpt2LMHeadModel CreateRandom(Gpt2Config config, long seed, ModelLoadOptions? options = null) =>
+        Gpt2Initializer.CreateRandom(config, seed, options, (c, dtype, device) => new Gpt2LMHeadModel(c, dtype, device));
 
     public override IReadOnlyCollection<string> TiedKeys => Config.TieWordEmbeddings ? ["lm_head.weight"] : [];
 

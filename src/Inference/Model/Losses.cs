@@ -11,7 +11,8 @@ public static class Losses
 {
     public const long IgnoreIndex = -100;
 
-    private static Tensor Upcast(Tensor t) => t.dtype == ScalarType.Float64 ? t : t.to(ScalarType.Float32);
+    /// <summary>Logits in the precision a loss is computed in: float32, or float64 for a float64 model.</summary>
+    internal static Tensor Upcast(Tensor t) => t.dtype == ScalarType.Float64 ? t : t.to(ScalarType.Float32);
 
     /// <summary>Causal LM loss: logits[..., :-1, :] predict labels[..., 1:]; mean over labels ≠ −100 of the whole batch.</summary>
     public static Tensor ShiftedCrossEntropy(Tensor logits, Tensor labels)

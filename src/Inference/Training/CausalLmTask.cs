@@ -55,8 +55,7 @@ public sealed class CausalLmTask : TrainingTask<string>
         {
             using var rowScope = torch.NewDisposeScope();
             var logits = lm.Logits(detached.narrow(0, r, 1).narrow(1, 0, length - 1)).reshape(length - 1, -1);
-            var sum = nn.functional.cross_entropy(logits.dtype == ScalarType.Float64 ? logits : logits.to(ScalarType.Float32),
-                targets[r], ignore_index: Losses.IgnoreIndex, reduction: nn.Reduction.Sum);
+            var sum = nn.functional.cross_entropy(Losses.Upcast(logits), targets[r], ignore_index: Losses.IgnoreIndex, reduction: nn.Reduction.Sum);
             var part = sum * (scale / counted);
             part.backward();
             total += part.ToDouble();
@@ -83,14 +82,6 @@ public sealed class CausalLmTask : TrainingTask<string>
     public override void SavePretrained(Gpt2PreTrainedModel model, Gpt2Tokenizer tokenizer, string directory)
     {
         base.SavePretrained(model, tokenizer, directory);
-        // What HF's save_pretrained writes for a model whose generation settings come from its config.
-        var config = model.Config;
-        var generation = new System.Text.Json.Nodes.JsonObject
-        {
-            ["_from_model_config"] = true, ["bos_token_id"] = config.BosTokenId,
-            ["eos_token_id"] = config.EosTokenIds.Count == 1 ? config.EosTokenIds[0] : new System.Text.Json.Nodes.JsonArray(config.EosTokenIds.Select(i => (System.Text.Json.Nodes.JsonNode)i).ToArray()),
-        };
-        if (config.PadTokenId is { } pad) generation["pad_token_id"] = pad;
-        File.WriteAllText(Path.Combine(directory, "generation_config.json"), generation.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(directory, "generation_config.json"), model.Config.GenerationConfigJson());
     }
 }

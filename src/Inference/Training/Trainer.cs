@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Gpt2Orleans.Inference.Checkpoints;
 using Gpt2Orleans.Inference.Model;
 using Gpt2Orleans.Inference.Tokenization;
 using TorchSharp;
@@ -25,7 +26,7 @@ public sealed class Trainer(TrainingTask task, Gpt2PreTrainedModel model, Gpt2To
         if (run.SaveSteps > 0 && outputDir is null) throw new ArgumentException("save_steps needs an output_dir to write checkpoints into", "output_dir");
         torch.manual_seed(run.Seed);
         var named = model.named_parameters().ToList();
-        bool Decays(string name) => !name.EndsWith(".bias", StringComparison.Ordinal) && !name.Contains(".ln_", StringComparison.Ordinal) && !name.Contains("ln_f.", StringComparison.Ordinal);
+        bool Decays(string name) => !name.EndsWith(".bias", StringComparison.Ordinal) && !Gpt2Initializer.IsLayerNorm(name);
         TorchSharp.Modules.AdamW.ParamGroup Group(bool decay) => new(named.Where(p => Decays(p.name) == decay).Select(p => p.parameter),
             run.LearningRate, run.AdamBeta1, run.AdamBeta2, run.AdamEpsilon, decay ? run.WeightDecay : 0, false, false);
         using var optimizer = torch.optim.AdamW([Group(true), Group(false)]);

@@ -54,11 +54,12 @@ public static class TrainerCheckpoint
         State state;
         try
         {
-            var json = JsonNode.Parse(File.ReadAllText(Need("trainer_state.json")))!.AsObject();
-            state = new State(json["global_step"]!.GetValue<int>(), json["max_steps"]!.GetValue<int>(), json["train_examples"]!.GetValue<int>(),
+            var json = JsonNode.Parse(File.ReadAllText(Need("trainer_state.json")))?.AsObject() ?? throw new FormatException("it is null");
+            int Field(string name) => json[name] is JsonValue value && value.TryGetValue(out int n) ? n : throw new FormatException($"{name} is missing or not an integer");
+            state = new State(Field("global_step"), Field("max_steps"), Field("train_examples"),
                 json["log_history"]?.AsArray() is { } history ? history.DeepClone().AsArray() : []);
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or FormatException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
         {
             throw new ArgumentException($"'{directory}': trainer_state.json is not a trainer state: {e.Message}", "resume_from_checkpoint");
         }

@@ -21,7 +21,6 @@ public sealed record DataOptions
     public void Validate()
     {
         if (BlockSize < 1 || BlockSize > NPositions) throw new ArgumentException($"block_size must be between 1 and the model's n_positions ({NPositions}), got {BlockSize}", "block_size");
-        if (ValidationSplit is { } split && !(split > 0 && split < 1)) throw new ArgumentException($"validation_split must be between 0 and 1 (exclusive), got {split}", "validation_split");
         if (ValidationSplit is not null && ValidationFile is not null) throw new ArgumentException("give either a validation file or a validation split, not both", "validation_split");
     }
 }

@@ -1,4 +1,5 @@
 using Gpt2Orleans.Inference.Checkpoints;
+using Gpt2Orleans.Inference.Data;
 using Gpt2Orleans.Inference.Model;
 using Gpt2Orleans.Inference.Scoring;
 using Gpt2Orleans.Inference.Tokenization;
@@ -56,15 +57,8 @@ public abstract class TrainingTask
     };
 
     /// <summary>A model of this head from <paramref name="config"/> with HF's initialisation, seeded.</summary>
-    public Gpt2PreTrainedModel CreateRandom(Gpt2Config config, long seed, ModelLoadOptions options)
-    {
-        Native.TorchNativeLoader.EnsureLoaded(options.Log);
-        config.Validate();
-        var model = Create(config, options.DType, DeviceSpec.Parse(options.Device));
-        Gpt2Initializer.Initialize(model, seed: seed);
-        model.eval();
-        return model;
-    }
+    public Gpt2PreTrainedModel CreateRandom(Gpt2Config config, long seed, ModelLoadOptions options) =>
+        Gpt2Initializer.CreateRandom(config, seed, options, Create);
 
     /// <summary>
     /// A checkpoint loaded into this head, its config changed by <paramref name="configure"/> (the label set); weights
@@ -107,8 +101,7 @@ public abstract class TrainingTask
     }
 
     /// <summary>The model's label names in index order.</summary>
-    protected static IReadOnlyList<string> Labels(Gpt2PreTrainedModel model) =>
-        Enumerable.Range(0, model.Config.NumLabels).Select(i => model.Config.Id2Label[i]).ToList();
+    protected static IReadOnlyList<string> Labels(Gpt2PreTrainedModel model) => LabelSet.Of(model.Config).Names;
 
     /// <summary>HF-style metric names: eval_loss, eval_accuracy, eval_macro_f1 and eval_f1_&lt;label&gt; for each label.</summary>
     protected static Dictionary<string, double> Metrics(double loss, ClassificationMetrics metrics)
