@@ -28,7 +28,7 @@ public sealed class BrokenModelFixture : GatewayFixture
     {
         string folder = Path.Combine(_folders, NanWeights);
         using var model = Inference.Model.Gpt2LMHeadModel.FromPretrained(ModelFolder);
-        using (TorchSharp.torch.no_grad()) model.transformer.h[0].mlp.c_fc.weight[0, 0] = float.NaN;
+        using (TorchSharp.torch.no_grad()) model.transformer.h[0].mlp.c_fc.weight![0, 0] = float.NaN;
         model.SavePretrained(folder);
         return folder;
     }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 
 using Gpt2Orleans.Inference.Model;
+using Gpt2Orleans.Inference.Quantization;
 
 namespace Gpt2Orleans.Inference.Checkpoints;
 
@@ -45,6 +46,8 @@ public sealed record Gpt2Config
     public double? ClassifierDropout { get; init; }
     public IReadOnlyList<string> Architectures { get; init; } = [];
     public string? TorchDtype { get; init; }
+    /// <summary>config.json's <c>quantization_config</c>: the weights in the checkpoint are quantized so.</summary>
+    public QuantizationConfig? Quantization { get; init; }
 
     public int NumLabels => Id2Label.Count;
     public int HeadDim => NEmbd / NHead;
@@ -124,6 +127,7 @@ public sealed record Gpt2Config
             ClassifierDropout = reader.Double("classifier_dropout"),
             Architectures = reader.StringList("architectures"),
             TorchDtype = reader.String("torch_dtype"),
+            Quantization = QuantizationConfig.FromJson(reader.Object("quantization_config"), source),
         };
         config.Validate(source);
         return config;
@@ -183,6 +187,7 @@ public sealed record Gpt2Config
         if (SummaryLastDropout is not null) root["summary_last_dropout"] = SummaryLastDropout;
         if (ClassifierDropout is not null) root["classifier_dropout"] = ClassifierDropout;
         if (TorchDtype is not null) root["torch_dtype"] = TorchDtype;
+        if (Quantization is not null) root["quantization_config"] = Quantization.ToJson();
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 

@@ -21,6 +21,7 @@ public static class Gpt2Initializer
         var model = create(config, options.DType, DeviceSpec.Parse(options.Device));
         Initialize(model, seed: seed);
         model.eval();
+        if (options.Quantization is { } quantization) model.Quantize(quantization);
         return model;
     }
 

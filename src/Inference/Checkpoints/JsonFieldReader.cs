@@ -19,6 +19,13 @@ internal sealed class JsonFieldReader(JsonObject root, string source)
 
     public bool Has(string field) => root.ContainsKey(field);
 
+    /// <summary>A nested object's fields (errors name it as <c>parent.field</c>), or null when absent.</summary>
+    public JsonFieldReader? Object(string field)
+    {
+        if (!root.TryGetPropertyValue(field, out var node) || node is null) return null;
+        return node is JsonObject nested ? new JsonFieldReader(nested, $"{source}: {field}") : throw Error(field, "an object");
+    }
+
     private JsonValue? Value(string field, string expected)
     {
         if (!root.TryGetPropertyValue(field, out var node) || node is null) return null;

@@ -1,3 +1,4 @@
+using Gpt2Orleans.Inference.Quantization;
 using static TorchSharp.torch;
 
 namespace Gpt2Orleans.Inference.Checkpoints;
@@ -11,4 +12,6 @@ public sealed record ModelLoadOptions
     /// parameters are initialised as HF does and reported through <see cref="Log"/>.</summary>
     public bool Strict { get; init; } = true;
     public Action<string>? Log { get; init; }
+    /// <summary>Quantize the projections and the LM head at load (a checkpoint already quantized so loads as it is).</summary>
+    public QuantizationConfig? Quantization { get; init; }
 }

@@ -1,6 +1,8 @@
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Gpt2Orleans.Inference.Model;
 using Gpt2Orleans.Inference.Native;
+using Gpt2Orleans.Inference.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -27,12 +29,16 @@ public static partial class PretrainedLoader
         var config = Gpt2Config.FromFile(Path.Combine(directory, "config.json"));
         var device = DeviceSpec.Parse(options.Device);
 
+        if (config.Quantization is { } saved && options.Quantization is { } asked && saved != asked)
+            throw new CheckpointException($"{directory}: the checkpoint is quantized to {saved.Name} in groups of {saved.GroupSize}; it cannot be loaded as {asked.Name} in groups of {asked.GroupSize} (quantize the dense checkpoint instead)");
         using var weights = WeightFiles.Open(directory);
         var model = create(config, options.DType, device);
         try
         {
+            if (config.Quantization is { } quantization) model.PrepareQuantized(quantization);
             LoadState(model, weights, options, directory);
             model.eval();
+            if (config.Quantization is null && options.Quantization is { } requested) model.Quantize(requested);
             return model;
         }
         catch
@@ -52,13 +58,16 @@ public static partial class PretrainedLoader
     private static void LoadState(Gpt2PreTrainedModel model, WeightFiles weights, ModelLoadOptions options, string directory)
     {
         var parameters = model.StateDict();
+        var quantized = model.QuantizedWeights();
         var keyFor = new Dictionary<string, string>(StringComparer.Ordinal);
         var unexpected = new List<string>();
         var mismatched = new List<string>();
+        var quantizedKeys = new HashSet<string>(StringComparer.Ordinal);
         foreach (var key in weights.Names.Order(StringComparer.Ordinal))
         {
             var name = ParameterName(key);
             if (name is null || model.TiedKeys.Contains(name)) continue;
+            if (QuantizedTarget(quantized, name) is not null) { quantizedKeys.Add(key); continue; }
             if (!parameters.TryGetValue(name, out var parameter)) { unexpected.Add(key); continue; }
             if (!keyFor.TryAdd(name, key)) throw new CheckpointException($"{directory}: both '{keyFor[name]}' and '{key}' hold {name}");
             var info = weights.Info(key);
@@ -66,6 +75,7 @@ public static partial class PretrainedLoader
                 mismatched.Add($"{key}: checkpoint [{string.Join(", ", info.Shape)}], model [{string.Join(", ", parameter.shape)}]");
         }
         var missing = parameters.Keys.Where(n => !keyFor.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
+        LoadQuantized(quantized, weights, quantizedKeys, directory);
 
         string Report() => string.Join("; ", new[]
         {
@@ -90,6 +100,45 @@ public static partial class PretrainedLoader
             parameters[name].copy_(source);
         }
         if (missing.Count > 0) Gpt2Initializer.Initialize(model, missing.ToHashSet(), seed: 0);
+    }
+
+    /// <summary>The quantized weight a parameter name's levels or scales belong to, or null.</summary>
+    private static QuantizedWeight? QuantizedTarget(IReadOnlyDictionary<string, QuantizedWeight> quantized, string name) =>
+        quantized.GetValueOrDefault(name) ?? (name.EndsWith(Gpt2PreTrainedModel.ScaleSuffix, StringComparison.Ordinal)
+            ? quantized.GetValueOrDefault(name[..^Gpt2PreTrainedModel.ScaleSuffix.Length]) : null);
+
+    /// <summary>
+    /// Reads each quantized weight's levels (I8 or U8 [out, row bytes]) and scales (F32 [out, groups]), checking every
+    /// dtype and shape first; a scale that is negative or not finite is refused, naming the tensor. All are required.
+    /// </summary>
+    private static void LoadQuantized(IReadOnlyDictionary<string, QuantizedWeight> quantized, WeightFiles weights, IReadOnlySet<string> keys, string directory)
+    {
+        if (quantized.Count == 0) return;
+        var keyOf = keys.ToDictionary(k => ParameterName(k)!, StringComparer.Ordinal);
+        var missing = new List<string>();
+        foreach (var (name, q) in quantized)
+        {
+            string levelsDType = q.Type == QuantizationType.Int8 ? "I8" : "U8";
+            Check(name, levelsDType, [q.OutFeatures, q.RowBytes]);
+            Check(name + Gpt2PreTrainedModel.ScaleSuffix, "F32", [q.OutFeatures, q.GroupsPerRow]);
+        }
+        if (missing.Count > 0) throw new CheckpointException($"{directory}: quantized checkpoint is missing keys: {List(missing)}");
+        foreach (var (name, q) in quantized)
+        {
+            weights.FileOf(keyOf[name]).ReadBytes(keyOf[name], q.Data);
+            string scales = keyOf[name + Gpt2PreTrainedModel.ScaleSuffix];
+            weights.FileOf(scales).ReadBytes(scales, MemoryMarshal.AsBytes(q.Scales.AsSpan()));
+            foreach (var s in q.Scales)
+                if (!float.IsFinite(s) || s < 0) throw new CheckpointException($"{directory}: tensor '{scales}' holds a scale of {s}: scales must be finite and non-negative");
+        }
+
+        void Check(string name, string dtype, long[] shape)
+        {
+            if (!keyOf.TryGetValue(name, out var key)) { missing.Add(name); return; }
+            var info = weights.Info(key);
+            if (info.DType != dtype || !info.Shape.SequenceEqual(shape))
+                throw new CheckpointException($"{directory}: tensor '{key}' is {info.DType} [{string.Join(", ", info.Shape)}], a quantized weight here needs {dtype} [{string.Join(", ", shape)}]");
+        }
     }
 
     private static string List(IReadOnlyList<string> items) =>

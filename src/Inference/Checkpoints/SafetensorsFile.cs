@@ -161,6 +161,14 @@ public sealed class SafetensorsFile : IDisposable
         using (cpu) return cpu.to(dtype, device);
     }
 
+    /// <summary>A tensor's raw bytes into <paramref name="destination"/>, which must be exactly its size (quantized levels and scales).</summary>
+    public void ReadBytes(string name, Span<byte> destination)
+    {
+        if (!Tensors.TryGetValue(name, out var info)) throw Fail(Path, $"tensor '{name}' not found");
+        if (info.ByteCount != destination.Length) throw Fail(Path, $"tensor '{name}' holds {info.ByteCount} bytes, {destination.Length} expected");
+        if (info.ByteCount > 0) CopyBytes(info, destination);
+    }
+
     private unsafe void CopyBytes(TensorInfo info, Span<byte> destination)
     {
         byte* pointer = null;

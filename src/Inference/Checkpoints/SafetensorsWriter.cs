@@ -45,6 +45,7 @@ public static class SafetensorsWriter
         ScalarType.Int32 => "I32",
         ScalarType.Bool => "BOOL",
         ScalarType.Byte => "U8",
+        ScalarType.Int8 => "I8",
         _ => throw new ArgumentException($"dtype {type} has no safetensors name"),
     };
 }

@@ -86,8 +86,8 @@ internal static unsafe class CpuMatVec
         fixed (byte* wp = weightOutIn.bytes)
         {
             var call = new Call((nint)wp, (nint)arranged, (nint)output, rows, inFeatures, outFeatures);
-            if (weightOutIn.dtype == ScalarType.Float32) ForEachChunk(outFeatures, (lo, hi) => Rows<Float32Weights>(call, lo, hi));
-            else ForEachChunk(outFeatures, (lo, hi) => Rows<BFloat16Weights>(call, lo, hi));
+            if (weightOutIn.dtype == ScalarType.Float32) KernelThreads.RunShares(outFeatures, (lo, hi) => Rows<Float32Weights>(call, lo, hi));
+            else KernelThreads.RunShares(outFeatures, (lo, hi) => Rows<BFloat16Weights>(call, lo, hi));
         }
     }
 
@@ -275,14 +275,4 @@ internal static unsafe class CpuMatVec
     {
         Sse.Prefetch0(p); Sse.Prefetch0(p + rowBytes); Sse.Prefetch0(p + 2 * rowBytes); Sse.Prefetch0(p + 3 * rowBytes);
     }
-
-    /// <summary>Splits [0, outFeatures) into one range per core, in multiples of four rows.</summary>
-    private static void ForEachChunk(int outFeatures, Action<int, int> work)
-    {
-        int chunks = outFeatures < 256 ? 1 : KernelThreads.Count;
-        KernelThreads.Run(chunks, c => work(Boundary(c, chunks, outFeatures), Boundary(c + 1, chunks, outFeatures)));
-    }
-
-    private static int Boundary(int chunk, int chunks, int outFeatures) =>
-        chunk == chunks ? outFeatures : (int)((long)chunk * outFeatures / chunks) / 4 * 4;
 }

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.InteropServices;
 using Gpt2Orleans.Inference.KvCache;
+using Gpt2Orleans.Inference.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -69,18 +70,18 @@ internal static unsafe class CpuPagedStep
 
                     // x + attn(ln_1(x))
                     LayerNormRows(xp, np, n, e, ln1Weight, ln1Bias, (float)block.ln_1.Eps);
-                    Linear(np, n, e, block.attn.c_attn.WeightOutIn, qkvp, 3 * e, attnBias);
+                    Linear(np, n, e, block.attn.c_attn, qkvp, 3 * e, attnBias);
                     WriteKeyValues(qkvp, n, e, batch.HostWriteSlots, pool, layer);
                     for (int r = 0; r < n; r++) Copy(qkvp + (long)r * 3 * e, qp + (long)r * e, e);
                     CpuPagedAttention.Attend(qp, ap, n, config.NHead, config.HeadDim,
                         pool.KeyStorage(layer), pool.ValueStorage(layer), rowSlots, rowLengths, block.attn.Scale);
-                    LinearResidual(ap, n, e, block.attn.c_proj.WeightOutIn, pp, attnProjBias, xp);
+                    LinearResidual(ap, n, e, block.attn.c_proj, pp, attnProjBias, xp);
 
                     // x + mlp(ln_2(x))
                     LayerNormRows(xp, np, n, e, ln2Weight, ln2Bias, (float)block.ln_2.Eps);
-                    Linear(np, n, e, block.mlp.c_fc.WeightOutIn, fp, inner, fcBias);
+                    Linear(np, n, e, block.mlp.c_fc, fp, inner, fcBias);
                     Activate(fp, n * inner, activation);
-                    LinearResidual(fp, n, inner, block.mlp.c_proj.WeightOutIn, pp, mlpProjBias, xp);
+                    LinearResidual(fp, n, inner, block.mlp.c_proj, pp, mlpProjBias, xp);
                 }
             }
             var result = torch.empty([n, e], ScalarType.Float32);
@@ -94,21 +95,26 @@ internal static unsafe class CpuPagedStep
         }
     }
 
-    /// <summary>y (rows, out) = x · Wᵀ + b; x is consumed (laid out in place for W's dtype).</summary>
+    /// <summary>y (rows, out) = x · Wᵀ + b, in the dense or the quantized kernel; x is consumed (laid out in place for a dense W's dtype).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
-    private static void Linear(float* x, int rows, int inFeatures, Tensor weightOutIn, float* y, int outFeatures, float* bias)
+    private static void Linear(float* x, int rows, int inFeatures, Conv1D projection, float* y, int outFeatures, float* bias)
     {
-        CpuMatVec.Arrange(x, rows * inFeatures, weightOutIn.dtype, x);
-        CpuMatVec.Multiply(x, rows, weightOutIn, y);
+        if (projection.Quantized is { } quantized) QuantizedMatVec.Multiply(quantized, x, rows, y);
+        else
+        {
+            var weight = projection.WeightOutIn!;
+            CpuMatVec.Arrange(x, rows * inFeatures, weight.dtype, x);
+            CpuMatVec.Multiply(x, rows, weight, y);
+        }
         for (int r = 0; r < rows; r++) AddInPlace(y + (long)r * outFeatures, bias, outFeatures);
     }
 
     /// <summary>residual (rows, E) += x · Wᵀ + b, through <paramref name="scratch"/>; x is consumed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
-    private static void LinearResidual(float* x, int rows, int inFeatures, Tensor weightOutIn, float* scratch, float* bias, float* residual)
+    private static void LinearResidual(float* x, int rows, int inFeatures, Conv1D projection, float* scratch, float* bias, float* residual)
     {
-        int outFeatures = (int)weightOutIn.shape[0];
-        Linear(x, rows, inFeatures, weightOutIn, scratch, outFeatures, bias);
+        int outFeatures = projection.WeightShape.Out;
+        Linear(x, rows, inFeatures, projection, scratch, outFeatures, bias);
         AddInPlace(residual, scratch, rows * outFeatures);
     }
 

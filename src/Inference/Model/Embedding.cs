@@ -1,23 +1,47 @@
+using Gpt2Orleans.Inference.Quantization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Gpt2Orleans.Inference.Model;
 
-/// <summary>A lookup table (HF's <c>nn.Embedding</c>), allocated empty so loading a checkpoint skips random initialisation.</summary>
-public sealed class Embedding : nn.Module<Tensor, Tensor>
+/// <summary>
+/// A lookup table (HF's <c>nn.Embedding</c>), allocated empty so loading a checkpoint skips random initialisation.
+/// The tied <c>wte</c> of a quantized LM model is quantized (it is the LM head); its lookup dequantizes the rows it reads.
+/// </summary>
+public sealed class Embedding : nn.Module<Tensor, Tensor>, IQuantizable
 {
-    public readonly Parameter weight; // [num_embeddings, dim]
+    public Parameter? weight; // [num_embeddings, dim]; null once quantized
+    private readonly ScalarType _dtype;
+    private readonly Device _device;
 
     public Embedding(long count, long dim, ScalarType dtype, Device device) : base(nameof(Embedding))
     {
         weight = Parameters.Empty([count, dim], dtype, device);
+        WeightShape = ((int)count, (int)dim);
+        (_dtype, _device) = (dtype, device);
         RegisterComponents();
+    }
+
+    public QuantizedWeight? Quantized { get; private set; }
+
+    public (int Out, int In) WeightShape { get; }
+
+    public Tensor DenseWeightOutIn => weight ?? throw new InvalidOperationException("the weight is quantized");
+
+    public void Adopt(QuantizedWeight quantized)
+    {
+        IQuantizable.CheckShape(this, quantized);
+        Quantized = quantized;
+        ConditionallyRegisterParameter(nameof(weight), (Parameter?)null);
+        weight?.Dispose();
+        weight = null;
     }
 
     public override Tensor forward(Tensor ids)
     {
-        var shape = ids.shape.Append(weight.shape[1]).ToArray();
+        if (Quantized is { } quantized) return QuantizedProjection.Rows(quantized, ids, _dtype, _device);
+        var shape = ids.shape.Append(weight!.shape[1]).ToArray();
         using var flat = ids.reshape(-1);
         using var rows = weight.index_select(0, flat);
         return rows.view(shape);

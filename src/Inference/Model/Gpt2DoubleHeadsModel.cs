@@ -43,7 +43,7 @@ public sealed class Gpt2DoubleHeadsModel : Gpt2PreTrainedModel
         using var scope = torch.NewDisposeScope();
         using var noGrad = TrainingDropout.InferenceUnlessTraining(training);
         var hidden = output.LastHiddenState.view(b, c, t, -1);                 // (B, C, T, E)
-        var logits = nn.functional.linear(hidden, lm_head?.weight ?? transformer.wte.weight);
+        var logits = nn.functional.linear(hidden, lm_head?.weight ?? transformer.wte.DenseWeightOutIn);
         var mcLogits = multiple_choice_head.forward(hidden, mcTokenIds).squeeze(-1); // (B, C)
         var loss = labels is null ? null : Losses.ShiftedCrossEntropy(logits, labels);
         var mcLoss = mcLabels is null ? null : Losses.CrossEntropy(mcLogits, mcLabels);

@@ -1,5 +1,6 @@
 using Gpt2Orleans.Inference.Checkpoints;
 using Gpt2Orleans.Inference.KvCache;
+using Gpt2Orleans.Inference.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -32,8 +33,15 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
 
     public override IReadOnlyCollection<string> TiedKeys => Config.TieWordEmbeddings ? ["lm_head.weight"] : [];
 
-    /// <summary>The output embedding: lm_head's weight, or the tied input embedding.</summary>
-    public Tensor LmHeadWeight => lm_head?.weight ?? transformer.wte.weight;
+    /// <summary>The output embedding's module: lm_head, or the tied input embedding.</summary>
+    private IQuantizable LmHead => lm_head is null ? transformer.wte : lm_head;
+
+    /// <summary>The output embedding: lm_head's weight, or the tied input embedding (dense models only).</summary>
+    public Tensor LmHeadWeight => LmHead.DenseWeightOutIn;
+
+    /// <summary>The blocks' projections and the LM head (for a tied one, <c>wte</c>, whose lookup then dequantizes its rows).</summary>
+    protected override IEnumerable<(string Name, IQuantizable Module)> QuantizableModules() =>
+        base.QuantizableModules().Append(lm_head is null ? ("transformer.wte", transformer.wte) : ("lm_head", lm_head));
 
     /// <summary>Paged forward pass; logits (R, V) for the flat-batch rows in <paramref name="logitRows"/> (each sequence's last new token, say).</summary>
     internal Tensor forwardPaged(Tensor tokenIds, PagedBatch batch, KvBlockPool pool, long[] logitRows, KernelPolicy? policy = null)
@@ -63,8 +71,10 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
     public Tensor Logits(Tensor hidden) => Project(hidden, KernelPolicy.Dense);
 
     /// <summary>Hidden states (…, E) to vocabulary logits (…, V) through the (tied) LM head, as <paramref name="policy"/> says.</summary>
-    private Tensor Project(Tensor hidden, KernelPolicy policy) =>
-        policy.UsesMatVec(hidden, LmHeadWeight)
-            ? CpuMatVec.Apply(hidden, LmHeadWeight, null)
-            : BatchInvariantMatmul.Linear(hidden, LmHeadWeight, policy.MinRows);
+    private Tensor Project(Tensor hidden, KernelPolicy policy)
+    {
+        if (LmHead.Quantized is { } quantized) return QuantizedProjection.Apply(quantized, hidden, null, policy);
+        var weight = LmHead.DenseWeightOutIn;
+        return policy.UsesMatVec(hidden, weight) ? CpuMatVec.Apply(hidden, weight, null) : BatchInvariantMatmul.Linear(hidden, weight, policy.MinRows);
+    }
 }

@@ -1,3 +1,5 @@
+using Gpt2Orleans.Inference.Quantization;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Gpt2Orleans.Inference.Model;
@@ -22,6 +24,13 @@ internal sealed record KernelPolicy(bool BatchInvariant, bool MatVecKernel)
     /// libtorch's padded GEMM, so a sequence's result would change when the batch outgrows the kernel.
     /// </summary>
     public bool UsesMatVec(Tensor x, Tensor weightOutIn) => MatVecKernel && !BatchInvariant && CpuMatVec.Applies(x, weightOutIn);
+
+    /// <summary>
+    /// Whether a quantized product of <paramref name="rows"/> rows runs in the integer kernel (which rounds the inputs
+    /// to int8): not under batch invariance, whose products must round the same at every batch size.
+    /// </summary>
+    public bool UsesQuantizedKernel(Device device, long rows) =>
+        MatVecKernel && !BatchInvariant && QuantizedMatVec.Supported && device.type == DeviceType.CPU && rows <= CpuMatVec.MaxRows;
 
     /// <summary>Whether a whole step of <paramref name="tokens"/> rows runs in the kernel (so libtorch can be held to one thread).</summary>
     public bool MatVecStep(ScalarType dtype, Device device, long tokens) => MatVecKernel && !BatchInvariant && CpuMatVec.Serves(dtype, device, tokens);

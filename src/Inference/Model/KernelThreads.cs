@@ -37,6 +37,19 @@ internal static class KernelThreads
             }
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/>(lo, hi) over [0, <paramref name="outputs"/>) in one contiguous share per core, in
+    /// multiples of four outputs (a matrix product's kernels take four weight rows at a time); one share under 256.
+    /// </summary>
+    public static void RunShares(int outputs, Action<int, int> work)
+    {
+        int shares = outputs < 256 ? 1 : Count;
+        Run(shares, s => work(Boundary(s, shares, outputs), Boundary(s + 1, shares, outputs)));
+    }
+
+    private static int Boundary(int share, int shares, int outputs) =>
+        share == shares ? outputs : (int)((long)share * outputs / shares) / 4 * 4;
+
     private sealed class Team
     {
         private readonly int _workers;

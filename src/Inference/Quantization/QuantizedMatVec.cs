@@ -1,114 +1,200 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Gpt2Orleans.Inference.Model;
 
 namespace Gpt2Orleans.Inference.Quantization;
 
 /// <summary>
-/// y = x · Wᵀ for a few rows of x against a <see cref="QuantizedWeight"/> [out, in]: each group's integer dot product
-/// in float32, times the group's scale. Why our own kernel: a decode step reads every weight once, so fewer bytes per
-/// weight is speed, and libtorch has no CPU kernel over int8/int4 groups. <see cref="Reference"/> is the scalar
-/// definition the tests hold <see cref="Apply"/> (AVX2 + FMA: eight weights widened to float32 per instruction, int4
-/// unpacked with variable shifts) to; group sizes that are not a multiple of 8 take the reference path.
+/// y = x · Wᵀ for a few rows of x against a <see cref="QuantizedWeight"/> [out, in]. The rows are quantized to int8
+/// per block of 32 (<see cref="QuantizedActivations"/>); each block's integer dot product is exact, then scaled by
+/// the weight group's and the input block's scales and summed in float32 (ggml's q8_0 · q4_0 / q8_0 scheme).
+/// Why our own kernel: a decode step reads every weight once, so fewer bytes per weight is speed, and libtorch has no
+/// CPU kernel over int8/int4 groups. <see cref="Reference"/> is the scalar definition the tests hold the AVX2 path to
+/// (<c>vpmaddubsw</c> + <c>vpmaddwd</c>: 32 products in two instructions). Output rows are split across the cores.
 /// </summary>
 public static unsafe class QuantizedMatVec
 {
+    private const int Block = QuantizedWeight.BlockSize;
+
     public static bool Supported => Avx2.IsSupported && Fma.IsSupported;
 
-    /// <summary>x: [rows, in] row-major; returns [rows, out].</summary>
+    /// <summary>x: [rows, in] row-major; returns [rows, out]: the scalar definition.</summary>
     public static float[] Reference(QuantizedWeight w, ReadOnlySpan<float> x, int rows)
     {
         Check(w, x, rows);
         var y = new float[rows * w.OutFeatures];
-        for (int r = 0; r < rows; r++)
-            for (int o = 0; o < w.OutFeatures; o++)
-            {
-                float total = 0;
-                for (int g = 0; g < w.GroupsPerRow; g++)
+        fixed (float* xp = x)
+        {
+            using var a = QuantizedActivations.Quantize(xp, rows, w.InFeatures);
+            int blocksPerGroup = w.GroupSize / Block;
+            for (int r = 0; r < rows; r++)
+                for (int o = 0; o < w.OutFeatures; o++)
                 {
-                    int start = g * w.GroupSize, end = Math.Min(w.InFeatures, start + w.GroupSize);
-                    float sum = 0;
-                    for (int i = start; i < end; i++) sum += w.Level(o, i) * x[r * w.InFeatures + i];
-                    total += w.Scales[o * w.GroupsPerRow + g] * sum;
+                    float total = 0;
+                    for (int b = 0; b < w.BlocksPerRow; b++)
+                    {
+                        int sum = 0;
+                        for (int j = 0; j < Block && b * Block + j < w.InFeatures; j++)
+                            sum += w.Level(o, b * Block + j) * a.Levels[(r * a.Blocks + b) * Block + j];
+                        total += w.Scales[o * w.GroupsPerRow + b / blocksPerGroup] * a.Scales[r * a.Blocks + b] * sum;
+                    }
+                    y[r * w.OutFeatures + o] = total;
                 }
-                y[r * w.OutFeatures + o] = total;
-            }
+        }
         return y;
     }
 
-    /// <summary>The vector kernel where the CPU and the group size allow it (the reference otherwise); output rows split across the cores.</summary>
+    /// <summary>The vector kernel where the CPU has AVX2 and FMA (the reference otherwise).</summary>
     public static float[] Apply(QuantizedWeight w, ReadOnlySpan<float> x, int rows)
     {
         Check(w, x, rows);
-        if (!Supported || w.GroupSize % 8 != 0) return Reference(w, x, rows);
+        if (!Supported) return Reference(w, x, rows);
         var y = new float[rows * w.OutFeatures];
-        var input = x.ToArray();
-        var (type, inFeatures, outFeatures, groupSize, groups, rowBytes) = (w.Type, w.InFeatures, w.OutFeatures, w.GroupSize, w.GroupsPerRow, w.RowBytes);
-        // One contiguous share of the outputs per core: a share streams its weight rows once for all input rows.
-        int shares = Math.Min(Environment.ProcessorCount, (outFeatures + 255) / 256);
-        Parallel.For(0, shares, share =>
-        {
-            int first = (int)((long)outFeatures * share / shares), last = (int)((long)outFeatures * (share + 1) / shares);
-            fixed (byte* data = w.Data)
-            fixed (float* scales = w.Scales, xs = input, ys = y)
-                for (int o = first; o < last; o++)
-                    for (int r = 0; r < rows; r++)
-                        ys[r * outFeatures + o] = Row(type, inFeatures, groupSize, groups, data + (long)o * rowBytes, scales + (long)o * groups, xs + (long)r * inFeatures);
-        });
+        fixed (float* xp = x, yp = y) Multiply(w, xp, rows, yp);
         return y;
     }
 
-    /// <summary>
-    /// One output: each group's products accumulate in a vector, which is scaled into the row's vector accumulator
-    /// (one horizontal sum per row, not per group); a group's tail past its last full vector is added in scalar.
-    /// </summary>
-    private static float Row(QuantizationType type, int inFeatures, int groupSize, int groups, byte* row, float* scales, float* x)
+    /// <summary>y [rows, out] = x [rows, in] · Wᵀ, for callers that keep activations in their own memory (the fused decode step).</summary>
+    internal static void Multiply(QuantizedWeight w, float* x, int rows, float* y)
     {
-        var shifts = Vector256.Create(0u, 4, 8, 12, 16, 20, 24, 28);
-        var low4 = Vector256.Create(0xFu);
-        var eight = Vector256.Create(8);
-        var total = Vector256<float>.Zero;
-        float tails = 0;
-        bool int8 = type == QuantizationType.Int8;
-        for (int g = 0; g < groups; g++)
+        using var a = QuantizedActivations.Quantize(x, rows, w.InFeatures);
+        fixed (byte* data = w.Data)
+        fixed (float* scales = w.Scales, xScales = a.Scales, xSums = a.ScaledSums)
+        fixed (sbyte* levels = a.Levels)
         {
-            int start = g * groupSize, end = Math.Min(inFeatures, start + groupSize), i = start;
-            // Two independent chains: one FMA chain waits out its latency on every vector.
-            Vector256<float> acc = Vector256<float>.Zero, odd = Vector256<float>.Zero;
-            if (int8)
+            var call = new Call((nint)data, (nint)scales, (nint)levels, (nint)xScales, (nint)xSums, (nint)y, rows, w.OutFeatures,
+                w.BlocksPerRow, w.GroupSize / Block, w.GroupsPerRow, w.RowBytes);
+            if (w.Type == QuantizationType.Int8) KernelThreads.RunShares(w.OutFeatures, (lo, hi) => Outputs<Int8Blocks>(call, lo, hi));
+            else KernelThreads.RunShares(w.OutFeatures, (lo, hi) => Outputs<Int4Blocks>(call, lo, hi));
+        }
+    }
+
+    private readonly record struct Call(nint Weights, nint WeightScales, nint Levels, nint InputScales, nint InputSums, nint Outputs,
+        int Rows, int Out, int Blocks, int BlocksPerGroup, int Groups, int RowBytes);
+
+    /// <summary>One block's 32 exact products of weight and input levels, as eight int32 partial sums.</summary>
+    private interface IBlocks
+    {
+        static abstract int BlockBytes { get; }
+        /// <summary>What int4's stored offset adds to a row's sum (subtracted once per row): 0 for int8.</summary>
+        static abstract bool Offset { get; }
+        static abstract Vector256<int> Dot(byte* weights, sbyte* levels);
+    }
+
+    private readonly struct Int8Blocks : IBlocks
+    {
+        public static int BlockBytes => Block;
+        public static bool Offset => false;
+
+        /// <summary>vpmaddubsw multiplies unsigned by signed bytes: |w| times x carrying w's sign (ggml's trick).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(byte* weights, sbyte* levels)
+        {
+            var w = Avx.LoadVector256((sbyte*)weights);
+            var pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(Avx.LoadVector256(levels), w));
+            return Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
+        }
+    }
+
+    private readonly struct Int4Blocks : IBlocks
+    {
+        public static int BlockBytes => Block / 2;
+        public static bool Offset => true;
+
+        /// <summary>The stored nibbles (level + 8, unsigned) times x; the offset's 8 · Σx is taken off per row.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(byte* weights, sbyte* levels)
+        {
+            var packed = Sse2.LoadVector128(weights);
+            var mask = Vector128.Create((byte)0x0F);
+            var nibbles = Vector256.Create(packed & mask, Sse2.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask);
+            var pairs = Avx2.MultiplyAddAdjacent(nibbles, Avx.LoadVector256(levels));
+            return Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
+        }
+    }
+
+    /// <summary>
+    /// Outputs [lo, hi) for every input row: four weight rows at a time against each input row in turn (the four
+    /// rows stay in L1 while the input rows pass over them), each input block loaded once for the four; four
+    /// independent chains. Measured in L1 on one core: 1.2 ns a block and output, against 1.7 for one row at a time.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Outputs<TBlocks>(Call call, int lo, int hi) where TBlocks : struct, IBlocks
+    {
+        byte* weights = (byte*)call.Weights;
+        float* weightScales = (float*)call.WeightScales, inputScales = (float*)call.InputScales, inputSums = (float*)call.InputSums, y = (float*)call.Outputs;
+        sbyte* levels = (sbyte*)call.Levels;
+        int blocks = call.Blocks, perGroup = call.BlocksPerGroup, step = TBlocks.BlockBytes, groups = call.Groups;
+        long rowBytes = call.RowBytes;
+        int o = lo;
+        for (; o + 4 <= hi; o += 4)
+        {
+            byte* row0 = weights + o * rowBytes;
+            float* scales0 = weightScales + (long)o * groups;
+            for (int r = 0; r < call.Rows; r++)
             {
-                for (; i + 16 <= end; i += 16)
+                sbyte* xb = levels + (long)r * blocks * Block;
+                float* xScales = inputScales + (long)r * blocks, xSums = inputSums + (long)r * blocks;
+                Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+                float f0 = 0, f1 = 0, f2 = 0, f3 = 0; // int4's offset terms
+                byte* wb = row0;
+                for (int g = 0, first = 0; first < blocks; g++, first += perGroup)
                 {
-                    acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32((sbyte*)row + i)), Avx.LoadVector256(x + i), acc);
-                    odd = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32((sbyte*)row + i + 8)), Avx.LoadVector256(x + i + 8), odd);
+                    float d0 = scales0[g], d1 = scales0[groups + g], d2 = scales0[2 * groups + g], d3 = scales0[3 * groups + g];
+                    var s0 = Vector256.Create(d0); var s1 = Vector256.Create(d1); var s2 = Vector256.Create(d2); var s3 = Vector256.Create(d3);
+                    int end = Math.Min(blocks, first + perGroup);
+                    float groupSum = 0;
+                    for (int b = first; b < end; b++, wb += step, xb += Block)
+                    {
+                        var dx = Vector256.Create(xScales[b]);
+                        if (TBlocks.Offset) groupSum += xSums[b];
+                        a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb, xb)), s0 * dx, a0);
+                        a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb + rowBytes, xb)), s1 * dx, a1);
+                        a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb + 2 * rowBytes, xb)), s2 * dx, a2);
+                        a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb + 3 * rowBytes, xb)), s3 * dx, a3);
+                    }
+                    if (TBlocks.Offset) { f0 += d0 * groupSum; f1 += d1 * groupSum; f2 += d2 * groupSum; f3 += d3 * groupSum; }
                 }
-                for (; i + 8 <= end; i += 8)
-                    acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32((sbyte*)row + i)), Avx.LoadVector256(x + i), acc);
-            }
-            else
-            {
-                for (; i + 16 <= end; i += 16) // i is even: a group starts at a multiple of 8
-                {
-                    var nibbles = Avx2.And(Avx2.ShiftRightLogicalVariable(Vector256.Create(*(uint*)(row + i / 2)), shifts), low4);
-                    acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.Subtract(nibbles.AsInt32(), eight)), Avx.LoadVector256(x + i), acc);
-                    var high = Avx2.And(Avx2.ShiftRightLogicalVariable(Vector256.Create(*(uint*)(row + i / 2 + 4)), shifts), low4);
-                    odd = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.Subtract(high.AsInt32(), eight)), Avx.LoadVector256(x + i + 8), odd);
-                }
-                for (; i + 8 <= end; i += 8)
-                {
-                    var nibbles = Avx2.And(Avx2.ShiftRightLogicalVariable(Vector256.Create(*(uint*)(row + i / 2)), shifts), low4);
-                    acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.Subtract(nibbles.AsInt32(), eight)), Avx.LoadVector256(x + i), acc);
-                }
-            }
-            float scale = scales[g];
-            total = Fma.MultiplyAdd(acc + odd, Vector256.Create(scale), total);
-            if (i < end)
-            {
-                float sum = 0;
-                for (; i < end; i++) sum += (int8 ? (sbyte)row[i] : ((row[i / 2] >> (i % 2 * 4)) & 0xF) - 8) * x[i];
-                tails += scale * sum;
+                float* yr = y + (long)r * call.Out + o;
+                yr[0] = Vector256.Sum(a0) - 8 * f0; yr[1] = Vector256.Sum(a1) - 8 * f1;
+                yr[2] = Vector256.Sum(a2) - 8 * f2; yr[3] = Vector256.Sum(a3) - 8 * f3;
             }
         }
-        return Vector256.Sum(total) + tails;
+        for (; o < hi; o++)
+        {
+            byte* row = weights + o * rowBytes;
+            float* scales = weightScales + (long)o * groups;
+            for (int r = 0; r < call.Rows; r++)
+            {
+                sbyte* x = levels + (long)r * blocks * Block;
+                float* xScales = inputScales + (long)r * blocks, xSums = inputSums + (long)r * blocks;
+                // Two chains: one FMA chain would wait out its latency on every block. Groups outer, blocks inner:
+                // no division per block to find its group.
+                Vector256<float> even = Vector256<float>.Zero, odd = Vector256<float>.Zero;
+                float offset = 0;
+                byte* wb = row;
+                sbyte* xb = x;
+                for (int g = 0, first = 0; first < blocks; g++, first += perGroup)
+                {
+                    var s = Vector256.Create(scales[g]);
+                    int end = Math.Min(blocks, first + perGroup), b = first;
+                    for (; b + 2 <= end; b += 2, wb += 2 * step, xb += 2 * Block)
+                    {
+                        even = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb, xb)), s * Vector256.Create(xScales[b]), even);
+                        odd = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb + step, xb + Block)), s * Vector256.Create(xScales[b + 1]), odd);
+                        if (TBlocks.Offset) offset += s[0] * (xSums[b] + xSums[b + 1]);
+                    }
+                    if (b < end)
+                    {
+                        even = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb, xb)), s * Vector256.Create(xScales[b]), even);
+                        if (TBlocks.Offset) offset += s[0] * xSums[b];
+                        wb += step; xb += Block;
+                    }
+                }
+                y[(long)r * call.Out + o] = Vector256.Sum(even + odd) - 8 * offset;
+            }
+        }
     }
 
     private static void Check(QuantizedWeight w, ReadOnlySpan<float> x, int rows)

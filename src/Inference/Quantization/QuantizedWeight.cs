@@ -1,94 +1,202 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace Gpt2Orleans.Inference.Quantization;
 
 /// <summary>The integer formats a weight can be stored in.</summary>
 public enum QuantizationType
 {
-    /// <summary>8-bit signed values in [−127, 127], one byte each.</summary>
+    /// <summary>8-bit signed levels in [−127, 127], one byte each.</summary>
     Int8,
-    /// <summary>4-bit signed values in [−7, 7], two per byte (the low nibble first), stored as value + 8.</summary>
+    /// <summary>4-bit signed levels in [−7, 7], stored as level + 8, two per byte.</summary>
     Int4,
 }
 
 /// <summary>
 /// A weight matrix [out, in] quantized symmetrically per group: every run of <see cref="GroupSize"/> inputs of an
 /// output row shares one float scale (its largest |w| ÷ 127 for int8, ÷ 7 for int4) and each weight is rounded to
-/// the nearest multiple of it (round half away from zero). The last group of a row may be shorter. Groups never
-/// span rows, so a row's groups are <c>⌈in ÷ group size⌉</c> and rows are independent.
+/// the nearest multiple of it (round half away from zero). Groups never span rows; the last group of a row may be
+/// shorter. The group size is a multiple of <see cref="BlockSize"/>.
+/// <para>Layout: each row is stored as ⌈in ÷ 32⌉ blocks of 32 inputs, the last padded with level 0. An int8 block is
+/// 32 signed bytes; an int4 block is 16 bytes, byte j holding input j in its low nibble and input j + 16 in its high
+/// nibble (ggml's q4_0 order: one 16-byte load unpacks to the block's 32 inputs in order).</para>
 /// </summary>
 public sealed class QuantizedWeight
 {
+    /// <summary>Inputs per block: the unit the kernel's integer dot products work on (one 256-bit vector of int8).</summary>
+    public const int BlockSize = 32;
+
     public QuantizationType Type { get; }
     public int OutFeatures { get; }
     public int InFeatures { get; }
     public int GroupSize { get; }
-    /// <summary>Row-major values: int8 one sbyte per weight; int4 <see cref="RowBytes"/> bytes per row, two weights a byte.</summary>
+    /// <summary>Row-major blocks, <see cref="RowBytes"/> bytes per row.</summary>
     public byte[] Data { get; }
     /// <summary>[out, groups per row] scales.</summary>
     public float[] Scales { get; }
 
+    public int BlocksPerRow => (InFeatures + BlockSize - 1) / BlockSize;
     public int GroupsPerRow => (InFeatures + GroupSize - 1) / GroupSize;
-    public int RowBytes => Type == QuantizationType.Int8 ? InFeatures : (InFeatures + 1) / 2;
-    public int MaxLevel => Type == QuantizationType.Int8 ? 127 : 7;
+    public int BlockBytes => BlockBytesOf(Type);
+    public int RowBytes => BlocksPerRow * BlockBytes;
+    public int MaxLevel => MaxLevelOf(Type);
+
+    public static int BlockBytesOf(QuantizationType type) => type == QuantizationType.Int8 ? BlockSize : BlockSize / 2;
+    public static int MaxLevelOf(QuantizationType type) => type == QuantizationType.Int8 ? 127 : 7;
 
     public QuantizedWeight(QuantizationType type, int outFeatures, int inFeatures, int groupSize, byte[] data, float[] scales)
     {
         if (outFeatures < 1 || inFeatures < 1) throw new ArgumentException($"a quantized weight needs positive shapes, got [{outFeatures}, {inFeatures}]");
-        if (groupSize < 1) throw new ArgumentException($"group size must be at least 1, got {groupSize}", nameof(groupSize));
+        CheckGroupSize(groupSize);
         Type = type; OutFeatures = outFeatures; InFeatures = inFeatures; GroupSize = groupSize;
-        if (data.Length != (long)outFeatures * RowBytes) throw new ArgumentException($"{type} data for [{outFeatures}, {inFeatures}] is {(long)outFeatures * RowBytes} bytes, got {data.Length}");
-        if (scales.Length != (long)outFeatures * GroupsPerRow) throw new ArgumentException($"[{outFeatures}, {inFeatures}] in groups of {groupSize} has {(long)outFeatures * GroupsPerRow} scales, got {scales.Length}");
-        if (scales.Any(s => !float.IsFinite(s) || s < 0)) throw new ArgumentException("scales must be finite and non-negative");
+        if (data.LongLength != (long)outFeatures * RowBytes) throw new ArgumentException($"{type} data for [{outFeatures}, {inFeatures}] is {(long)outFeatures * RowBytes} bytes, got {data.LongLength}");
+        if (scales.LongLength != (long)outFeatures * GroupsPerRow) throw new ArgumentException($"[{outFeatures}, {inFeatures}] in groups of {groupSize} has {(long)outFeatures * GroupsPerRow} scales, got {scales.LongLength}");
+        foreach (var s in scales)
+            if (!float.IsFinite(s) || s < 0) throw new ArgumentException($"scales must be finite and non-negative, found {s}");
         Data = data; Scales = scales;
+    }
+
+    /// <summary>A group size is a positive multiple of <see cref="BlockSize"/>.</summary>
+    public static void CheckGroupSize(int groupSize)
+    {
+        if (groupSize < BlockSize || groupSize % BlockSize != 0)
+            throw new ArgumentException($"group size must be a positive multiple of {BlockSize} (32, 64, 128, …), got {groupSize}", nameof(groupSize));
     }
 
     /// <summary>Quantizes a row-major [out, in] float matrix.</summary>
     public static QuantizedWeight Quantize(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, QuantizationType type, int groupSize)
     {
-        if (weight.Length != (long)outFeatures * inFeatures) throw new ArgumentException($"{weight.Length} weights are not [{outFeatures}, {inFeatures}]");
-        if (groupSize < 1) throw new ArgumentException($"group size must be at least 1, got {groupSize}", nameof(groupSize));
-        int groups = (inFeatures + groupSize - 1) / groupSize, maxLevel = type == QuantizationType.Int8 ? 127 : 7;
-        int rowBytes = type == QuantizationType.Int8 ? inFeatures : (inFeatures + 1) / 2;
-        var data = new byte[(long)outFeatures * rowBytes];
-        var scales = new float[(long)outFeatures * groups];
-        for (int o = 0; o < outFeatures; o++)
-        {
-            var row = weight.Slice(o * inFeatures, inFeatures);
-            for (int g = 0; g < groups; g++)
-            {
-                int start = g * groupSize, end = Math.Min(inFeatures, start + groupSize);
-                float max = 0;
-                for (int i = start; i < end; i++)
-                {
-                    if (!float.IsFinite(row[i])) throw new ArgumentException($"weight [{o}, {i}] is {row[i]}: only finite weights can be quantized");
-                    max = Math.Max(max, Math.Abs(row[i]));
-                }
-                float scale = max / maxLevel;
-                scales[(long)o * groups + g] = scale;
-                for (int i = start; i < end; i++)
-                {
-                    int q = scale == 0 ? 0 : (int)Math.Clamp(MathF.Round(row[i] / scale, MidpointRounding.AwayFromZero), -maxLevel, maxLevel);
-                    long at = (long)o * rowBytes;
-                    if (type == QuantizationType.Int8) data[at + i] = (byte)(sbyte)q;
-                    else data[at + i / 2] |= (byte)((q + 8) << (i % 2 * 4));
-                }
-            }
-        }
-        return new QuantizedWeight(type, outFeatures, inFeatures, groupSize, data, scales);
+        if (outFeatures < 1 || inFeatures < 1 || weight.Length != (long)outFeatures * inFeatures)
+            throw new ArgumentException($"{weight.Length} weights are not [{outFeatures}, {inFeatures}]");
+        var result = Empty(new QuantizationConfig(type, groupSize), outFeatures, inFeatures);
+        for (int o = 0; o < outFeatures; o++) result.QuantizeRow(o, weight.Slice(o * inFeatures, inFeatures));
+        return result;
     }
 
-    /// <summary>The integer value of weight [o, i].</summary>
-    public int Level(int o, int i) => Type == QuantizationType.Int8
-        ? (sbyte)Data[(long)o * RowBytes + i]
-        : ((Data[(long)o * RowBytes + i / 2] >> (i % 2 * 4)) & 0xF) - 8;
+    /// <summary>Quantizes a dense [out, in] weight tensor (any float dtype and device), its rows split across the cores.</summary>
+    public static QuantizedWeight FromTensor(Tensor weightOutIn, QuantizationConfig config)
+    {
+        if (weightOutIn.dim() != 2) throw new ArgumentException($"a weight to quantize must be [out, in], got [{string.Join(", ", weightOutIn.shape)}]");
+        int outFeatures = checked((int)weightOutIn.shape[0]), inFeatures = checked((int)weightOutIn.shape[1]);
+        var values = new float[(long)outFeatures * inFeatures];
+        using (var cpu = weightOutIn.detach().to(ScalarType.Float32, torch.CPU).contiguous())
+            MemoryMarshal.Cast<byte, float>(cpu.bytes).CopyTo(values);
+        var result = Empty(config, outFeatures, inFeatures);
+        try
+        {
+            Parallel.For(0, Environment.ProcessorCount, share =>
+            {
+                int first = (int)((long)outFeatures * share / Environment.ProcessorCount), last = (int)((long)outFeatures * (share + 1) / Environment.ProcessorCount);
+                for (int o = first; o < last; o++) result.QuantizeRow(o, values.AsSpan(o * inFeatures, inFeatures));
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0) { System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]); }
+        return result;
+    }
+
+    /// <summary>All levels 0 and scales 0, of the right sizes (a quantized checkpoint's tensors are read into it).</summary>
+    public static QuantizedWeight Empty(QuantizationConfig config, int outFeatures, int inFeatures)
+    {
+        if (outFeatures < 1 || inFeatures < 1) throw new ArgumentException($"a quantized weight needs positive shapes, got [{outFeatures}, {inFeatures}]");
+        CheckGroupSize(config.GroupSize);
+        long rowBytes = (long)(inFeatures + BlockSize - 1) / BlockSize * BlockBytesOf(config.Type);
+        var data = new byte[outFeatures * rowBytes];
+        if (config.Type == QuantizationType.Int4) Array.Fill(data, (byte)0x88); // level 0 everywhere, padding included
+        return new QuantizedWeight(config.Type, outFeatures, inFeatures, config.GroupSize, data, new float[(long)outFeatures * ((inFeatures + config.GroupSize - 1) / config.GroupSize)]);
+    }
+
+    /// <summary>Rounds row <paramref name="o"/> of the dense weight into this one's levels and scales.</summary>
+    private void QuantizeRow(int o, ReadOnlySpan<float> row)
+    {
+        var stored = Data.AsSpan((int)((long)o * RowBytes), RowBytes);
+        for (int g = 0; g < GroupsPerRow; g++)
+        {
+            int start = g * GroupSize, end = Math.Min(InFeatures, start + GroupSize);
+            float max = 0;
+            for (int i = start; i < end; i++)
+            {
+                if (!float.IsFinite(row[i])) throw new ArgumentException($"weight [{o}, {i}] is {row[i]}: only finite weights can be quantized");
+                max = Math.Max(max, Math.Abs(row[i]));
+            }
+            float scale = max / MaxLevel;
+            Scales[(long)o * GroupsPerRow + g] = scale;
+            for (int i = start; i < end; i++)
+                Store(Type, stored, i, scale == 0 ? 0 : (int)Math.Clamp(MathF.Round(row[i] / scale, MidpointRounding.AwayFromZero), -MaxLevel, MaxLevel));
+        }
+    }
+
+    /// <summary>Where input <paramref name="i"/> of a row lives: its byte, and (int4) whether it is the high nibble.</summary>
+    private static (int Byte, bool High) Position(QuantizationType type, int i)
+    {
+        if (type == QuantizationType.Int8) return (i, false);
+        int block = i / BlockSize, j = i % BlockSize;
+        return (block * (BlockSize / 2) + j % (BlockSize / 2), j >= BlockSize / 2);
+    }
+
+    private static void Store(QuantizationType type, Span<byte> row, int i, int level)
+    {
+        var (at, high) = Position(type, i);
+        if (type == QuantizationType.Int8) row[at] = (byte)(sbyte)level;
+        else row[at] = (byte)(high ? (row[at] & 0x0F) | ((level + 8) << 4) : (row[at] & 0xF0) | (level + 8));
+    }
+
+    /// <summary>The integer level of weight [o, i].</summary>
+    public int Level(int o, int i)
+    {
+        var (at, high) = Position(Type, i);
+        byte b = Data[(long)o * RowBytes + at];
+        return Type == QuantizationType.Int8 ? (sbyte)b : (high ? b >> 4 : b & 0xF) - 8;
+    }
 
     /// <summary>The float matrix the quantized values stand for (level × its group's scale), row-major [out, in].</summary>
     public float[] Dequantize()
     {
         var weight = new float[(long)OutFeatures * InFeatures];
-        for (int o = 0; o < OutFeatures; o++)
-            for (int i = 0; i < InFeatures; i++)
-                weight[(long)o * InFeatures + i] = Level(o, i) * Scales[(long)o * GroupsPerRow + i / GroupSize];
+        for (int o = 0; o < OutFeatures; o++) DequantizeRow(o, weight.AsSpan(o * InFeatures, InFeatures));
         return weight;
+    }
+
+    /// <summary>Row <paramref name="o"/> as floats (the embedding lookup of a tied, quantized <c>wte</c>; the dequantized products).</summary>
+    public unsafe void DequantizeRow(int o, Span<float> destination)
+    {
+        if (destination.Length < InFeatures) throw new ArgumentException($"a row has {InFeatures} values, the destination {destination.Length}");
+        int half = BlockSize / 2, full = Avx2.IsSupported ? InFeatures / BlockSize : 0;
+        fixed (byte* row = &Data[(long)o * RowBytes])
+        fixed (float* scales = &Scales[(long)o * GroupsPerRow], y = destination)
+        {
+            // Whole blocks eight values an instruction: int8 sign-extended; int4's nibbles (level + 8) less 8, the low
+            // nibbles first (the block's inputs 0–15), then the high ones (16–31).
+            for (int b = 0; b < full; b++)
+            {
+                var s = Vector256.Create(scales[b * BlockSize / GroupSize]); // a block lies in one group
+                float* output = y + b * BlockSize;
+                if (Type == QuantizationType.Int8)
+                {
+                    sbyte* levels = (sbyte*)row + b * BlockSize;
+                    for (int j = 0; j < BlockSize; j += 8) (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(levels + j)) * s).Store(output + j);
+                }
+                else
+                {
+                    var packed = Vector128.Load(row + b * half);
+                    var mask = Vector128.Create((byte)0x0F);
+                    var low = ((packed & mask) - Vector128.Create((byte)8)).AsSByte();
+                    var high = ((Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask) - Vector128.Create((byte)8)).AsSByte();
+                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(low)) * s).Store(output);
+                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(low, 8))) * s).Store(output + 8);
+                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(high)) * s).Store(output + 16);
+                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(high, 8))) * s).Store(output + 24);
+                }
+            }
+            for (int i = full * BlockSize; i < InFeatures; i++) // the rest (a short last block, or no AVX2) one value at a time
+            {
+                int b = i / BlockSize, j = i % BlockSize;
+                int level = Type == QuantizationType.Int8 ? (sbyte)row[i] : (j < half ? row[b * half + j] & 0xF : row[b * half + j - half] >> 4) - 8;
+                y[i] = scales[i / GroupSize] * level;
+            }
+        }
     }
 
     /// <summary>Bytes a step reads: the values and the scales.</summary>

@@ -21,6 +21,8 @@ public sealed class Trainer(TrainingTask task, Gpt2PreTrainedModel model, Gpt2To
     public TrainingResult Train(IReadOnlyList<TrainingExample> train, IReadOnlyList<TrainingExample>? validation = null,
         string? resumeFromCheckpoint = null, TrainerEvents? events = null, CancellationToken cancel = default)
     {
+        if (model.Quantization is { } quantization)
+            throw new ArgumentException($"the model's weights are quantized ({quantization.Name}): train the dense checkpoint, then quantize it", "model");
         var run = args.ForDataset(train.Count);
         events ??= new TrainerEvents();
         if (run.SaveSteps > 0 && outputDir is null) throw new ArgumentException("save_steps needs an output_dir to write checkpoints into", "output_dir");

@@ -1,3 +1,4 @@
+using Gpt2Orleans.Inference.Checkpoints;
 using Gpt2Orleans.Inference.Model;
 using TorchSharp;
 using Xunit;
@@ -26,7 +27,7 @@ public sealed class BatchInvarianceTests
         torch.manual_seed(7);
         using (torch.no_grad())
         {
-            layer.weight.copy_(torch.randn(nx, nf) * 0.02);
+            layer.weight!.copy_(torch.randn(nx, nf) * 0.02);
             layer.bias.copy_(torch.randn(nf) * 0.02);
         }
         var batch = torch.randn(64, nx);
@@ -56,10 +57,14 @@ public sealed class BatchInvarianceTests
     /// beside 1 to 63 other decoding sequences of other lengths, at any position in the batch (on CPUs without
     /// AVX2 too, where attention takes libtorch's path instead of our kernel).
     /// </summary>
-    [Fact]
-    public void A_decoding_sequence_gets_the_same_logits_alone_and_beside_others()
+    [Theory]
+    [InlineData(null)]
+    [InlineData("int8")] // quantized weights: dequantized for libtorch's padded product, never the integer kernel
+    [InlineData("int4")]
+    public void A_decoding_sequence_gets_the_same_logits_alone_and_beside_others(string? quantize)
     {
-        using var lm = Gpt2LMHeadModel.FromPretrained(Support.GoldenData.ModelDir("lm"));
+        using var lm = Gpt2LMHeadModel.FromPretrained(Support.GoldenData.ModelDir("lm"),
+            new ModelLoadOptions { Quantization = Inference.Quantization.QuantizationConfig.Parse(quantize) });
         var policy = new KernelPolicy(BatchInvariant: true, MatVecKernel: true);
         int[] target = [464, 1266, 835, 284, 2681, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25];
         Tensor Decode(int others, int position)

@@ -14,7 +14,7 @@ namespace Gpt2Orleans.Inference.Tests.Model;
 /// </summary>
 public sealed class CpuPagedStepTests
 {
-    private static readonly Gpt2Config Small = Gpt2Config.Default with
+    internal static readonly Gpt2Config Small = Gpt2Config.Default with
     {
         NEmbd = 64, NHead = 4, NLayer = 3, NPositions = 64, VocabSize = 300, BosTokenId = 0, EosTokenIds = [0],
     };
@@ -22,7 +22,7 @@ public sealed class CpuPagedStepTests
     private const int BlockSize = 4, Blocks = 48;
 
     /// <summary>A pool and its allocator holding three sequences of 5, 9 and 2 prompt tokens, prefilled together (by the per-block path unless told).</summary>
-    private sealed class Run : IDisposable
+    internal sealed class Run : IDisposable
     {
         public readonly KvBlockPool Pool;
         public readonly BlockAllocator Allocator = new(Blocks, BlockSize);

@@ -66,7 +66,7 @@ public sealed class TaskHeadsTests : IDisposable
         for (int c = 0; c < 3; c++)
         {
             var vector = hidden.LastHiddenState[c, mcTokenIds[0, c].item<long>()];
-            float expected = (vector.matmul(summary.weight.t()) + summary.bias!).item<float>();
+            float expected = (vector.matmul(summary.weight!.t()) + summary.bias!).item<float>();
             Assert.Equal(expected, output.McLogits[0, c].item<float>(), 1e-5);
         }
         Assert.Equal(nn.functional.cross_entropy(output.McLogits, mcLabels).item<float>(), output.McLoss!.item<float>(), 1e-5);

@@ -30,15 +30,16 @@ public sealed class QuantizedMatVecTests
 
     public static TheoryData<QuantizationType, int, int, int, int> Shapes => new()
     {
-        { QuantizationType.Int8, 3, 7, 4, 1 },      // nothing a multiple of 8
-        { QuantizationType.Int8, 70, 100, 32, 3 },  // the last group short, 70 outputs: two chunks
-        { QuantizationType.Int8, 64, 768, 64, 2 },  // GPT-2 small's width
-        { QuantizationType.Int8, 5, 33, 8, 1 },     // one weight past the last full vector
-        { QuantizationType.Int4, 3, 7, 4, 1 },
+        { QuantizationType.Int8, 3, 7, 32, 1 },     // one short block: nothing a multiple of the vector width
+        { QuantizationType.Int8, 70, 100, 32, 3 },  // the last block padded, 70 outputs
+        { QuantizationType.Int8, 300, 768, 64, 2 }, // GPT-2 small's width, two cores' shares
+        { QuantizationType.Int8, 5, 33, 64, 1 },    // one input past a block, inside one short group
+        { QuantizationType.Int8, 9, 160, 64, 5 },   // five blocks: an odd one after the pairs, a short last group
+        { QuantizationType.Int4, 3, 7, 32, 1 },
         { QuantizationType.Int4, 70, 100, 32, 3 },
-        { QuantizationType.Int4, 64, 768, 64, 2 },
-        { QuantizationType.Int4, 5, 33, 8, 1 },     // an odd row length: the last byte half full
-        { QuantizationType.Int4, 9, 41, 16, 4 },
+        { QuantizationType.Int4, 300, 768, 64, 2 },
+        { QuantizationType.Int4, 5, 33, 64, 1 },
+        { QuantizationType.Int4, 9, 160, 64, 5 },
     };
 
     [Theory]
@@ -47,16 +48,43 @@ public sealed class QuantizedMatVecTests
     {
         var weight = Random(outFeatures * inFeatures, 1, 0.2f);
         var x = Random(rows * inFeatures, 2);
+        x[0] = 3; // blocks with different scales
         var q = QuantizedWeight.Quantize(weight, outFeatures, inFeatures, type, groupSize);
-        var expected = Dense(q.Dequantize(), outFeatures, inFeatures, x, rows);
+        var dequantized = q.Dequantize();
+        var expected = Dense(dequantized, outFeatures, inFeatures, x, rows);
         var reference = QuantizedMatVec.Reference(q, x, rows);
         var kernel = QuantizedMatVec.Apply(q, x, rows);
-        for (int k = 0; k < expected.Length; k++)
-        {
-            double tolerance = 1e-5 * Math.Sqrt(inFeatures) + 1e-6;
-            Assert.True(Math.Abs(reference[k] - expected[k]) <= tolerance, $"reference [{k}] {reference[k]} vs {expected[k]}");
-            Assert.True(Math.Abs(kernel[k] - expected[k]) <= tolerance, $"kernel [{k}] {kernel[k]} vs {expected[k]}");
-        }
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < outFeatures; o++)
+            {
+                // The inputs are rounded to int8 per block of 32: each moves by at most half its block's scale.
+                double magnitude = 0, inputError = 0;
+                for (int i = 0; i < inFeatures; i++)
+                {
+                    int blockStart = i / 32 * 32;
+                    float blockMax = x.Skip(r * inFeatures + blockStart).Take(Math.Min(32, inFeatures - blockStart)).Max(Math.Abs);
+                    double w = Math.Abs(dequantized[o * inFeatures + i]);
+                    magnitude += w * Math.Abs(x[r * inFeatures + i]);
+                    inputError += w * blockMax / 127 / 2;
+                }
+                int k = r * outFeatures + o;
+                double rounding = 1e-5 * magnitude + 1e-6;
+                Assert.True(Math.Abs(kernel[k] - reference[k]) <= rounding, $"kernel [{r}, {o}] {kernel[k]} vs reference {reference[k]}");
+                Assert.True(Math.Abs(reference[k] - expected[k]) <= inputError + rounding, $"reference [{r}, {o}] {reference[k]} vs {expected[k]} (bound {inputError})");
+            }
+    }
+
+    [Theory]
+    [InlineData(QuantizationType.Int8)]
+    [InlineData(QuantizationType.Int4)]
+    public void A_nan_input_makes_the_outputs_it_reaches_nan(QuantizationType type)
+    {
+        var q = QuantizedWeight.Quantize(Random(4 * 64, 1), 4, 64, type, 32);
+        var x = Random(2 * 64, 2);
+        x[64 + 40] = float.NaN; // the second row's second block
+        var y = QuantizedMatVec.Apply(q, x, 2);
+        Assert.All(y.Take(4), v => Assert.True(float.IsFinite(v)));
+        Assert.All(y.Skip(4), v => Assert.True(float.IsNaN(v)));
     }
 
     [Theory]
@@ -64,11 +92,11 @@ public sealed class QuantizedMatVecTests
     [InlineData(QuantizationType.Int4, 7)]
     public void Each_weight_rounds_to_the_nearest_level_of_its_groups_scale(QuantizationType type, int maxLevel)
     {
-        const int outFeatures = 4, inFeatures = 50, groupSize = 16;
+        const int outFeatures = 4, inFeatures = 150, groupSize = 64;
         var weight = Random(outFeatures * inFeatures, 3);
         weight[5] = 0; // a zero stays zero
         var q = QuantizedWeight.Quantize(weight, outFeatures, inFeatures, type, groupSize);
-        Assert.Equal(outFeatures * 4, q.Scales.Length); // ⌈50 ÷ 16⌉ groups a row
+        Assert.Equal(outFeatures * 3, q.Scales.Length); // ⌈150 ÷ 64⌉ groups a row
         var restored = q.Dequantize();
         for (int o = 0; o < outFeatures; o++)
             for (int i = 0; i < inFeatures; i++)
@@ -76,6 +104,7 @@ public sealed class QuantizedMatVecTests
                 float scale = q.Scales[o * q.GroupsPerRow + i / groupSize];
                 float w = weight[o * inFeatures + i];
                 Assert.InRange(q.Level(o, i), -maxLevel, maxLevel);
+                Assert.Equal(q.Level(o, i) * scale, restored[o * inFeatures + i]); // the vector dequantizer is the definition's
                 Assert.True(Math.Abs(restored[o * inFeatures + i] - w) <= scale / 2 + 1e-7, $"[{o}, {i}] {w} → {restored[o * inFeatures + i]} (scale {scale})");
             }
         Assert.Equal(0, restored[5]);
@@ -88,11 +117,25 @@ public sealed class QuantizedMatVecTests
     [Fact]
     public void Bad_shapes_and_weights_are_refused()
     {
-        Assert.Throws<ArgumentException>(() => QuantizedWeight.Quantize(new float[6], 2, 4, QuantizationType.Int8, 4));
+        Assert.Throws<ArgumentException>(() => QuantizedWeight.Quantize(new float[6], 2, 4, QuantizationType.Int8, 32));
+        Assert.Contains("multiple of 32", Assert.Throws<ArgumentException>(() => QuantizedWeight.Quantize(new float[8], 2, 4, QuantizationType.Int8, 16)).Message);
         Assert.Throws<ArgumentException>(() => QuantizedWeight.Quantize(new float[8], 2, 4, QuantizationType.Int8, 0));
-        Assert.Contains("finite", Assert.Throws<ArgumentException>(() => QuantizedWeight.Quantize([1, float.NaN, 0, 0], 1, 4, QuantizationType.Int4, 4)).Message);
-        Assert.Throws<ArgumentException>(() => new QuantizedWeight(QuantizationType.Int4, 2, 5, 4, new byte[5], new float[4])); // 2 rows of 3 bytes
-        var q = QuantizedWeight.Quantize(new float[8], 2, 4, QuantizationType.Int8, 4);
+        Assert.Contains("finite", Assert.Throws<ArgumentException>(() => QuantizedWeight.Quantize([1, float.NaN, 0, 0], 1, 4, QuantizationType.Int4, 32)).Message);
+        Assert.Throws<ArgumentException>(() => new QuantizedWeight(QuantizationType.Int4, 2, 5, 32, new byte[10], new float[2])); // 2 rows of one 16-byte block
+        Assert.Throws<ArgumentException>(() => new QuantizedWeight(QuantizationType.Int8, 1, 5, 32, new byte[32], [float.NaN]));
+        var q = QuantizedWeight.Quantize(new float[8], 2, 4, QuantizationType.Int8, 32);
         Assert.Throws<ArgumentException>(() => QuantizedMatVec.Apply(q, new float[5], 1));
+    }
+
+    [Fact]
+    public void Int4_keeps_a_blocks_inputs_j_and_j_plus_16_in_one_byte()
+    {
+        var weight = new float[32];
+        weight[3] = 1;     // level 7 → stored 15, low nibble of byte 3
+        weight[19] = -1;   // level −7 → stored 1, high nibble of byte 3
+        var q = QuantizedWeight.Quantize(weight, 1, 32, QuantizationType.Int4, 32);
+        Assert.Equal(16, q.Data.Length);
+        Assert.Equal(0x1F, q.Data[3]);
+        Assert.Equal(0x88, q.Data[4]); // zeros are level 0, stored 8
     }
 }
