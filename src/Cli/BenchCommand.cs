@@ -14,8 +14,9 @@ namespace Gpt2Orleans.Cli;
 
 /// <summary>
 /// <c>gpt2o bench</c>: batch-1 decode, long-prompt prefill and load time of GPT-2 small (HF's default config) per
-/// dtype, each printed next to the bound this machine measured in the same run: weight bytes ÷ memory bandwidth
-/// for decode (every step reads every weight once), FLOPs ÷ matmul rate for prefill.
+/// dtype (and quantization), each printed next to the bound this machine measured in the same run: weight bytes ÷
+/// memory bandwidth for decode (every step reads every weight once: for quantized weights their levels and scales),
+/// FLOPs ÷ matmul rate for prefill.
 /// </summary>
 public static class BenchCommand
 {
@@ -23,6 +24,10 @@ public static class BenchCommand
     private static readonly Option<int> PromptTokens = new("--prompt-tokens") { DefaultValueFactory = _ => 32 };
     private static readonly Option<int> NewTokens = new("--new-tokens") { DefaultValueFactory = _ => 128 };
     private static readonly Option<int> PrefillTokens = new("--prefill-tokens") { DefaultValueFactory = _ => 512 };
+    private static readonly Option<string[]> Quantizations = new("--quantizations")
+    {
+        Description = "weights to measure each dtype with: none, int8, int4 (groups of --group-size)", DefaultValueFactory = _ => ["none"], AllowMultipleArgumentsPerToken = true,
+    };
     private static readonly Option<int> Repeats = new("--repeats") { Description = "runs per measurement (the median is reported)", DefaultValueFactory = _ => 3 };
 
     public sealed record Row(string DType, string Measurement, double Value, string Unit, double? Bound, double? FractionOfBound);
@@ -31,7 +36,7 @@ public static class BenchCommand
     {
         var command = new Command("bench", "Decode, prefill and load time of GPT-2 small against this machine's measured bounds");
         CommonOptions.AddTo(command);
-        foreach (var option in new Option[] { DTypes, PromptTokens, NewTokens, PrefillTokens, Repeats }) command.Add(option);
+        foreach (var option in new Option[] { DTypes, Quantizations, PromptTokens, NewTokens, PrefillTokens, Repeats }) command.Add(option);
         command.SetAction(Run);
         return command;
     }
@@ -41,6 +46,8 @@ public static class BenchCommand
         bool json = parse.GetValue(CommonOptions.Json);
         var dtypes = parse.GetValue(DTypes)!.Select(DeviceSpec.ParseDType).ToArray();
         int repeats = Math.Max(1, parse.GetValue(Repeats));
+        var quantizations = (parse.GetValue(CommonOptions.Quantize) is not null ? [parse.GetValue(CommonOptions.Quantize)!] : parse.GetValue(Quantizations)!)
+            .Select(q => Inference.Quantization.QuantizationConfig.Parse(q, parse.GetValue(CommonOptions.GroupSize))).Distinct().ToArray();
         string device = parse.GetValue(CommonOptions.Device)!;
         Log(json, "measuring the machine (memory bandwidth, matmul rate)…");
         Gpt2Orleans.Inference.Native.TorchNativeLoader.EnsureLoaded();
@@ -58,23 +65,38 @@ public static class BenchCommand
         try
         {
             foreach (var dtype in dtypes)
-            {
-                Log(json, $"{Name(dtype)}: loading, decoding, prefilling…");
-                var options = new ModelLoadOptions { Device = device, DType = dtype };
-                double load = Median(repeats, () => Time(() => Gpt2LMHeadModel.FromPretrained(folder, options).Dispose()));
-                using var model = Gpt2LMHeadModel.FromPretrained(folder, options);
-                long weightBytes = model.StateDict().Values.Sum(t => t.numel() * t.ElementSize);
-                double decodeMs = Median(repeats, () => DecodeMsPerToken(model, parse.GetValue(PromptTokens), parse.GetValue(NewTokens)));
-                int prefillTokens = parse.GetValue(PrefillTokens);
-                double prefill = Median(repeats, () => Time(() => Prefill(model, prefillTokens)));
+                foreach (var quantization in quantizations)
+                {
+                    string name = quantization is null ? Name(dtype) : $"{Name(dtype)} + {quantization.Name}";
+                    Log(json, $"{name}: loading, decoding, prefilling…");
+                    var options = new ModelLoadOptions { Device = device, DType = dtype, Quantization = quantization };
+                    double load = Median(repeats, () => Time(() => Gpt2LMHeadModel.FromPretrained(folder, options).Dispose()));
+                    using var model = Gpt2LMHeadModel.FromPretrained(folder, options);
+                    long weightBytes = model.WeightBytes; // levels and scales for quantized weights
+                    double decodeMs = Median(repeats, () => DecodeMsPerToken(model, parse.GetValue(PromptTokens), parse.GetValue(NewTokens)));
+                    int prefillTokens = parse.GetValue(PrefillTokens);
+                    double prefill = Median(repeats, () => Time(() => Prefill(model, prefillTokens)));
 
-                double decodeBoundMs = weightBytes / (bounds.BandwidthGBps * 1e9) * 1e3;
-                double prefillBound = PrefillFlops(model.Config, prefillTokens) / (bounds.MatmulGflops[dtype] * 1e9);
-                rows.Add(new Row(Name(dtype), "decode, batch 1", decodeMs, "ms/token", decodeBoundMs, decodeBoundMs / decodeMs));
-                rows.Add(new Row(Name(dtype), "decode, batch 1", 1000 / decodeMs, "tokens/s", 1000 / decodeBoundMs, decodeBoundMs / decodeMs));
-                rows.Add(new Row(Name(dtype), $"prefill {prefillTokens} tokens", prefill, "s", prefillBound, prefillBound / prefill));
-                rows.Add(new Row(Name(dtype), "model load", load, "s", null, null));
-            }
+                    double decodeBoundMs = weightBytes / (bounds.BandwidthGBps * 1e9) * 1e3;
+                    // Quantized products multiply in float32 (the integer kernel or dequantized slices): fp32's rate bounds them.
+                    double prefillBound = PrefillFlops(model.Config, prefillTokens) / (bounds.MatmulGflops[quantization is null ? dtype : ScalarType.Float32] * 1e9);
+                    rows.Add(new Row(name, "decode, batch 1", decodeMs, "ms/token", decodeBoundMs, decodeBoundMs / decodeMs));
+                    rows.Add(new Row(name, "decode, batch 1", 1000 / decodeMs, "tokens/s", 1000 / decodeBoundMs, decodeBoundMs / decodeMs));
+                    rows.Add(new Row(name, $"prefill {prefillTokens} tokens", prefill, "s", prefillBound, prefillBound / prefill));
+                    rows.Add(new Row(name, quantization is null ? "model load" : "model load, quantizing", load, "s", null, null));
+                    if (quantization is not null)
+                    {
+                        // A checkpoint written by `gpt2o quantize` loads its levels and scales as they are.
+                        string saved = Path.Combine(Path.GetTempPath(), $"gpt2o-bench-{Environment.ProcessId}-{quantization.Name}");
+                        model.SavePretrained(saved);
+                        try
+                        {
+                            double preQuantized = Median(repeats, () => Time(() => Gpt2LMHeadModel.FromPretrained(saved, options with { Quantization = null }).Dispose()));
+                            rows.Add(new Row(name, "model load, pre-quantized", preQuantized, "s", null, null));
+                        }
+                        finally { Directory.Delete(saved, recursive: true); }
+                    }
+                }
         }
         finally
         {

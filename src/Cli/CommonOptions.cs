@@ -23,6 +23,18 @@ public static class CommonOptions
         DefaultValueFactory = _ => "float32",
     };
 
+    public static readonly Option<string?> Quantize = new("--quantize")
+    {
+        Description = "Quantize the attention and MLP projections and the LM head at load: int8, int4 or none " +
+                      "(symmetric, one scale per --group-size inputs; a checkpoint written by `gpt2o quantize` loads as it is)",
+    };
+
+    public static readonly Option<int> GroupSize = new("--group-size")
+    {
+        Description = "Inputs sharing one quantization scale: a multiple of 32",
+        DefaultValueFactory = _ => Inference.Quantization.QuantizationConfig.DefaultGroupSize,
+    };
+
     public static readonly Option<bool> Json = new("--json") { Description = "Machine-readable JSON output" };
 
     public static void AddTo(Command command)
@@ -30,6 +42,12 @@ public static class CommonOptions
         command.Add(Model);
         command.Add(Device);
         command.Add(DType);
+        command.Add(Quantize);
+        command.Add(GroupSize);
         command.Add(Json);
     }
+
+    /// <summary>--quantize and --group-size as a quantization, or null for dense weights.</summary>
+    public static Inference.Quantization.QuantizationConfig? Quantization(ParseResult parse) =>
+        Inference.Quantization.QuantizationConfig.Parse(parse.GetValue(Quantize), parse.GetValue(GroupSize));
 }

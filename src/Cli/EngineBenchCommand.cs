@@ -41,11 +41,12 @@ public static class EngineBenchCommand
         var dtype = DeviceSpec.ParseDType(parse.GetValue(CommonOptions.DType));
         Gpt2Orleans.Inference.Native.TorchNativeLoader.EnsureLoaded();
         var bounds = MachineBounds.Measure([dtype], repeats: 10);
-        using var model = DefaultModel.Create(new ModelLoadOptions { Device = parse.GetValue(CommonOptions.Device)!, DType = dtype });
-        long parameters = model.StateDict().Values.Sum(t => t.numel());
+        var quantization = CommonOptions.Quantization(parse);
+        using var model = DefaultModel.Create(new ModelLoadOptions { Device = parse.GetValue(CommonOptions.Device)!, DType = dtype, Quantization = quantization });
+        long parameters = model.ParameterCount;
         double computeBound = bounds.MatmulGflops[dtype] * 1e9 / (2.0 * parameters);
         // One stream reads every weight once per token: its decode is bounded by memory bandwidth.
-        long weightBytes = model.StateDict().Values.Sum(t => t.numel() * t.ElementSize);
+        long weightBytes = model.WeightBytes; // for quantized weights, their levels and scales
         double bandwidthBound = bounds.BandwidthGBps * 1e9 / weightBytes;
         int promptTokens = parse.GetValue(PromptTokens), newTokens = parse.GetValue(NewTokens);
         using var engine = new GenerationEngine(model, Gpt2Tokenizer.Default, new EngineOptions { ModelName = DefaultModel.Name, KvCacheBytes = 4L << 30, MaxRunningSequences = 64 });
@@ -54,6 +55,7 @@ public static class EngineBenchCommand
         // Long enough for .NET's tiered JIT to promote the per-step code (30 calls, then a background recompile):
         // with 8 steps, a one-stream run still showed a dozen 50–160 ms steps in its first hundred.
         await Load(engine, 2, promptTokens, 128);
+        long resident = Environment.WorkingSet; // the process's resident set once loaded and warmed up: weights, runtime, touched KV
         var rows = new List<object>();
         // Output tokens/s is the headline (as vLLM's "output token throughput"); prompt + output tokens/s (its "total
         // token throughput") is what the compute bound limits: every prompt token costs a generated token's FLOPs.
@@ -108,7 +110,8 @@ public static class EngineBenchCommand
         {
             JsonOutput.Write(new { matmul_gflops = bounds.MatmulGflops[dtype], compute_bound_tokens_per_second = computeBound,
                 bandwidth_gbps = bounds.BandwidthGBps, bandwidth_bound_tokens_per_second = bandwidthBound,
-                kv_bytes_per_token = engine.KvBytesPerToken, rows, constrained, follow_up = followUp });
+                kv_bytes_per_token = engine.KvBytesPerToken, weight_bytes = weightBytes, quantization = quantization?.Name, resident_bytes = resident,
+                rows, constrained, follow_up = followUp });
             return 0;
         }
         AnsiConsole.Write(table);
@@ -119,7 +122,8 @@ public static class EngineBenchCommand
         AnsiConsole.Write(turns);
         AnsiConsole.WriteLine($"bandwidth bound for one stream {bandwidthBound:F1} tokens/s ({weightBytes / 1e6:F0} MB of weights ÷ {bounds.BandwidthGBps:F1} GB/s); " +
             $"compute bound {computeBound:F0} tokens/s (matmul {bounds.MatmulGflops[dtype]:F0} GFLOP/s ÷ 2 × {parameters / 1e6:F0}M parameters); " +
-            $"KV {engine.KvBytesPerToken / 1024.0:F0} KiB per token; {Environment.ProcessorCount} cores");
+            $"KV {engine.KvBytesPerToken / 1024.0:F0} KiB per token; {Environment.ProcessorCount} cores; weights {quantization?.Name ?? "dense"}, " +
+            $"resident set after warm-up {resident / 1e6:F0} MB");
         return 0;
     }
 

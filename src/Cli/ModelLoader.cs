@@ -32,10 +32,11 @@ public static class ModelLoader
         return new(fromPretrained(folder, LoadOptions(parse)), Gpt2Tokenizer.FromDirectory(folder), folder, folder);
     }
 
-    private static ModelLoadOptions LoadOptions(ParseResult parse) => new()
+    public static ModelLoadOptions LoadOptions(ParseResult parse) => new()
     {
         Device = parse.GetValue(CommonOptions.Device)!,
         DType = DeviceSpec.ParseDType(parse.GetValue(CommonOptions.DType)),
+        Quantization = CommonOptions.Quantization(parse),
         Log = line => Console.Error.WriteLine(line),
     };
 

@@ -7,6 +7,7 @@ root.Add(GenerateCommand.Create());
 root.Add(ScoreCommand.Create());
 root.Add(EvalCommand.Create());
 root.Add(TrainCommand.Create());
+root.Add(QuantizeCommand.Create());
 root.Add(PrepareFortunesCommand.Create());
 root.Add(ClassifyCommand.CreateSequence());
 root.Add(ClassifyCommand.CreateTokens());

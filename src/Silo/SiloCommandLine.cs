@@ -27,6 +27,8 @@ public static class SiloCommandLine
         ["--blob-container"] = nameof(SiloSettings.BlobContainer),
         ["--device"] = nameof(SiloSettings.Device),
         ["--dtype"] = nameof(SiloSettings.DType),
+        ["--quantize"] = nameof(SiloSettings.Quantize),
+        ["--group-size"] = nameof(SiloSettings.GroupSize),
         ["--kv-cache-mb"] = nameof(SiloSettings.KvCacheMegabytes),
         ["--max-running-sequences"] = nameof(SiloSettings.MaxRunningSequences),
         ["--max-waiting-requests"] = nameof(SiloSettings.MaxWaitingRequests),

@@ -41,6 +41,8 @@ public static class SiloHosting
             BlobConnectionString = settings.BlobConnectionString,
             Device = settings.Device,
             DType = settings.DType,
+            Quantize = settings.Quantize,
+            GroupSize = settings.GroupSize,
             KvCacheBytes = settings.KvCacheMegabytes << 20,
             MaxRunningSequences = settings.MaxRunningSequences,
             MaxWaitingRequests = settings.MaxWaitingRequests,

@@ -35,6 +35,9 @@ public sealed class SiloSettings
     public Dictionary<string, Grains.ChatTemplate> ChatTemplates { get; set; } = [];
     public string Device { get; set; } = "cpu";
     public string DType { get; set; } = "float32";
+    /// <summary>int8 or int4: quantize every model's projections and LM head at load (a checkpoint written by <c>gpt2o quantize</c> is served as it is).</summary>
+    public string? Quantize { get; set; }
+    public int GroupSize { get; set; } = Inference.Quantization.QuantizationConfig.DefaultGroupSize;
     public long KvCacheMegabytes { get; set; } = 512;
     public int MaxRunningSequences { get; set; } = 64;
     /// <summary>Requests that may wait for the engine before new ones get 429 with Retry-After.</summary>

@@ -10,12 +10,12 @@ namespace Gpt2Orleans.Gateway.Tests;
 /// </summary>
 public sealed class BrokenModelFixture : GatewayFixture
 {
-    public const string Broken = "broken", BadConfig = "badconfig", NanWeights = "nanweights";
+    public const string Broken = "broken", BadConfig = "badconfig", NanWeights = "nanweights", BadQuantized = "badquantized";
     private readonly string _folders = Directory.CreateTempSubdirectory("gpt2o-broken-").FullName;
 
     protected override IEnumerable<string> SiloArguments =>
         ["--model", $"{Model}={ModelFolder}", "--model", $"{Broken}={Path.Combine(Path.GetTempPath(), "gpt2o-no-such-model-" + Guid.NewGuid().ToString("N"))}",
-         "--model", $"{BadConfig}={BadConfigFolder()}", "--model", $"{NanWeights}={NanWeightsFolder()}"];
+         "--model", $"{BadConfig}={BadConfigFolder()}", "--model", $"{NanWeights}={NanWeightsFolder()}", "--model", $"{BadQuantized}={BadQuantizedFolder()}"];
 
     private string BadConfigFolder()
     {
@@ -30,6 +30,19 @@ public sealed class BrokenModelFixture : GatewayFixture
         using var model = Inference.Model.Gpt2LMHeadModel.FromPretrained(ModelFolder);
         using (TorchSharp.torch.no_grad()) model.transformer.h[0].mlp.c_fc.weight![0, 0] = float.NaN;
         model.SavePretrained(folder);
+        return folder;
+    }
+
+    /// <summary>A quantized checkpoint whose config.json claims 8-bit levels for int4 tensors (half the bytes it says).</summary>
+    private string BadQuantizedFolder()
+    {
+        string folder = Path.Combine(_folders, BadQuantized);
+        using (var model = Inference.Model.Gpt2LMHeadModel.FromPretrained(ModelFolder,
+                   new Inference.Checkpoints.ModelLoadOptions { Quantization = Inference.Quantization.QuantizationConfig.Parse("int4") }))
+            model.SavePretrained(folder);
+        // Claim 8-bit levels: every int4 tensor is then half the size the config says.
+        string config = Path.Combine(folder, "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"bits\": 4", "\"bits\": 8"));
         return folder;
     }
 
@@ -63,6 +76,7 @@ public sealed class BrokenModelTests(BrokenModelFixture fixture) : IClassFixture
     [Theory]
     [InlineData(BrokenModelFixture.BadConfig, "config.json")]
     [InlineData(BrokenModelFixture.NanWeights, "holds NaN or infinite values")]
+    [InlineData(BrokenModelFixture.BadQuantized, "a quantized weight here needs I8")]
     public async Task A_model_with_a_bad_file_answers_503_naming_it_while_the_silo_serves_the_rest(string model, string reason)
     {
         using var client = fixture.Client();

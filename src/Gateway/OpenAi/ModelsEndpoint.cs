@@ -28,10 +28,13 @@ public static class ModelsEndpoint
         return Results.Json(ToObject(model));
     }
 
+    /// <summary><c>{"method": "int4", "bits": 4, "group_size": 32}</c>; null for dense weights.</summary>
+    private static object? Quantization(WeightQuantization? q) => q is null ? null : new { method = q.Method, bits = q.Bits, group_size = q.GroupSize };
+
     private static object ToObject(ModelInfo m) => new
     {
         id = m.Definition.Name, @object = "model", created = 0, owned_by = "gpt2orleans",
-        heads = m.Definition.Heads, device = m.Definition.Device, silos = m.Silos,
+        heads = m.Definition.Heads, device = m.Definition.Device, dtype = m.Definition.DType, quantization = Quantization(m.Definition.Quantization), silos = m.Silos,
         chat_template = new
         {
             system = m.Definition.Chat.System, user = m.Definition.Chat.User, assistant_prefix = m.Definition.Chat.AssistantPrefix,

@@ -19,6 +19,8 @@ public sealed class CatalogGrain(
         if (string.IsNullOrWhiteSpace(model.Source)) throw new InvalidRequestException($"model '{model.Name}' needs a source", "source");
         model.ChatTemplate?.Validate(model.Name);
         if (model.Device is not ("cpu" or "cuda")) throw new InvalidRequestException($"device '{model.Device}' is not 'cpu' or 'cuda'", "device");
+        if (model.DType is not ("float32" or "bfloat16" or "float16")) throw new InvalidRequestException($"dtype '{model.DType}' is not float32, bfloat16 or float16", "dtype");
+        if (model.Quantization is { } quantization) ModelQuantization.Validate(quantization);
         state.State.Models[model.Name] = model;
         await state.WriteStateAsync();
     }
@@ -41,7 +43,7 @@ public sealed class CatalogGrain(
         foreach (var (_, silo) in silos)
             foreach (var name in SiloModels.Served(silo))
                 definitions.TryAdd(name, new ModelDefinition(name, SiloModels.Source(silo, name) ?? "", [SiloModels.Head(silo, name)], SiloModels.HasGpu(silo) ? "cuda" : "cpu",
-                    SiloModels.ChatTemplateOf(silo, name)));
+                    SiloModels.ChatTemplateOf(silo, name), SiloModels.DTypeOf(silo), SiloModels.QuantizationOf(silo, name)));
         return definitions.Values.OrderBy(d => d.Name).Select(d => new ModelInfo(d,
             silos.Where(s => SiloModels.Serves(s.Metadata, d.Name)).Select(s => s.Address.ToParsableString()).Order().ToList())).ToList();
     }

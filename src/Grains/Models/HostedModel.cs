@@ -24,7 +24,7 @@ public sealed class HostedModel : IDisposable
         Defaults = defaults;
         Generation = generation;
         Classification = classification;
-        ParameterBytes = model.StateDict().Values.Sum(t => t.numel() * t.ElementSize);
+        ParameterBytes = model.WeightBytes;
         Fingerprint = ModelFingerprint.Of(name, source, model);
         Head = model switch
         {

@@ -10,7 +10,7 @@ public static class ModelFingerprint
     public static string Of(string name, string source, Gpt2PreTrainedModel model)
     {
         var text = new StringBuilder().Append(name).Append('\n').Append(source).Append('\n').Append(model.Config.ToJson()).Append('\n')
-            .Append(model.DType);
+            .Append(model.DType).Append('\n').Append(model.Quantization?.ToString() ?? "dense");
         if (Directory.Exists(source))
             foreach (var file in Directory.GetFiles(source, "*.safetensors").Order())
                 text.Append('\n').Append(Path.GetFileName(file)).Append(' ').Append(new FileInfo(file).Length).Append(' ').Append(File.GetLastWriteTimeUtc(file).Ticks);

@@ -110,13 +110,16 @@ public sealed class ModelHost : IDisposable
             _logger.LogInformation("Model {Model}: downloading {File} {Percent}%", name, p.File, percent);
         });
         string? folder = await _store.ResolveAsync(source, progress);
+        var config = folder is null ? null : Gpt2Config.FromFile(Path.Combine(folder, "config.json"));
         var loadOptions = new ModelLoadOptions
         {
             Device = _options.Device,
             DType = DeviceSpec.ParseDType(_options.DType),
+            // The silo's --quantize applies to dense checkpoints; one written by `gpt2o quantize` is served as it is.
+            Quantization = config?.Quantization is null ? _options.Quantization : null,
             Log = line => _logger.LogInformation("Model {Model}: {Line}", name, line),
         };
-        var architectures = folder is null ? [] : Gpt2Config.FromFile(Path.Combine(folder, "config.json")).Architectures;
+        var architectures = config?.Architectures ?? [];
         var tokenizer = folder is null ? Gpt2Tokenizer.Default : Gpt2Tokenizer.FromDirectory(folder);
         HostedModel hosted;
         if (architectures.Contains("GPT2ForSequenceClassification") || architectures.Contains("GPT2ForTokenClassification"))
@@ -140,7 +143,8 @@ public sealed class ModelHost : IDisposable
             });
             hosted = new HostedModel(name, source, model, tokenizer, defaults, engine, null);
         }
-        _logger.LogInformation("Model {Model} loaded in {Seconds:F1} s", name, (DateTime.UtcNow - started).TotalSeconds);
+        _logger.LogInformation("Model {Model} loaded in {Seconds:F1} s: compute {DType}, weights {Quantization}, {Megabytes:F0} MB", name,
+            (DateTime.UtcNow - started).TotalSeconds, DeviceSpec.DTypeName(hosted.Model.DType), hosted.Model.Quantization?.Name ?? "dense", hosted.ParameterBytes / 1e6);
         return hosted;
     }
 

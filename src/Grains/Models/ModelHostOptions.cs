@@ -11,6 +11,12 @@ public sealed class ModelHostOptions
     public string? BlobConnectionString { get; set; }
     public string Device { get; set; } = "cpu";
     public string DType { get; set; } = "float32";
+    /// <summary>int8, int4 or null: the weights every model's projections and LM head are quantized to at load.</summary>
+    public string? Quantize { get; set; }
+    /// <summary>Inputs per quantization scale (a multiple of 32).</summary>
+    public int GroupSize { get; set; } = Inference.Quantization.QuantizationConfig.DefaultGroupSize;
+
+    public Inference.Quantization.QuantizationConfig? Quantization => Inference.Quantization.QuantizationConfig.Parse(Quantize, GroupSize);
     public long KvCacheBytes { get; set; } = 512L << 20;
     public int MaxRunningSequences { get; set; } = 64;
     /// <summary>Requests that may wait for admission before new ones are answered "retry later" (HTTP 429).</summary>
@@ -30,6 +36,8 @@ public sealed class ModelHostOptions
         foreach (var (name, source) in Models)
             if (string.IsNullOrWhiteSpace(source)) throw new ArgumentException($"model '{name}' has no source", "model");
         ValidateChatTemplates(Models, ChatTemplates);
+        try { Inference.Checkpoints.DeviceSpec.ParseDType(DType); _ = Quantization; }
+        catch (ArgumentException e) { throw new ArgumentException($"{e.Message.Split(" (Parameter")[0]}", "quantize"); }
         if (KvCacheBytes <= 0) throw new ArgumentException("kv-cache-bytes: must be positive", "kv-cache-bytes");
         if (MaxRunningSequences <= 0) throw new ArgumentException("max-running-sequences: must be positive", "max-running-sequences");
         if (MaxWaitingRequests <= 0) throw new ArgumentException("max-waiting-requests: must be positive", "max-waiting-requests");

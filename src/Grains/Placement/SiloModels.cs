@@ -13,15 +13,22 @@ public static class SiloModels
     public const string SourcePrefix = "gpt2o.source.";
     public const string HeadPrefix = "gpt2o.head.";
     public const string ChatTemplatePrefix = "gpt2o.chat.";
+    public const string DTypeKey = "gpt2o.dtype";
+    public const string QuantizationPrefix = "gpt2o.quantization.";
 
     public static Dictionary<string, string> Metadata(IReadOnlyDictionary<string, string> models, bool gpu,
-        IReadOnlyDictionary<string, ChatTemplate>? chatTemplates = null)
+        IReadOnlyDictionary<string, ChatTemplate>? chatTemplates = null, string dtype = "float32", Inference.Quantization.QuantizationConfig? quantization = null)
     {
-        var metadata = new Dictionary<string, string> { [ModelsKey] = string.Join(',', models.Keys.Order()), [GpuKey] = gpu ? "true" : "false" };
+        var metadata = new Dictionary<string, string>
+        {
+            [ModelsKey] = string.Join(',', models.Keys.Order()), [GpuKey] = gpu ? "true" : "false",
+            [DTypeKey] = Inference.Checkpoints.DeviceSpec.DTypeName(Inference.Checkpoints.DeviceSpec.ParseDType(dtype)),
+        };
         foreach (var (name, source) in models)
         {
             metadata[SourcePrefix + name] = source;
             metadata[HeadPrefix + name] = HeadOf(source);
+            if ((QuantizationOf(source) ?? quantization) is { } weights) metadata[QuantizationPrefix + name] = ModelQuantization.Text(weights);
             if (chatTemplates?.GetValueOrDefault(name) is { } template)
                 metadata[ChatTemplatePrefix + name] = System.Text.Json.JsonSerializer.Serialize(template);
         }
@@ -44,6 +51,21 @@ public static class SiloModels
             : architectures.Contains("GPT2ForTokenClassification") ? Models.HostedModel.TokenClassificationHead
             : Models.HostedModel.LanguageModelHead;
     }
+
+    /// <summary>A local checkpoint's own quantization (config.json's quantization_config), or null; unreadable configs are the load's to report.</summary>
+    private static Inference.Quantization.QuantizationConfig? QuantizationOf(string source)
+    {
+        string config = Path.Combine(source, "config.json");
+        if (!File.Exists(config)) return null;
+        try { return Inference.Checkpoints.Gpt2Config.FromFile(config).Quantization; }
+        catch (Inference.Checkpoints.CheckpointException) { return null; }
+    }
+
+    /// <summary>The compute dtype the silo runs its models in.</summary>
+    public static string DTypeOf(SiloMetadata metadata) => metadata.Metadata.GetValueOrDefault(DTypeKey) ?? "float32";
+
+    /// <summary>The model's weight quantization on that silo, or null for dense weights.</summary>
+    public static WeightQuantization? QuantizationOf(SiloMetadata metadata, string model) => ModelQuantization.FromText(metadata.Metadata.GetValueOrDefault(QuantizationPrefix + model));
 
     public static string Head(SiloMetadata metadata, string model) =>
         metadata.Metadata.GetValueOrDefault(HeadPrefix + model) ?? Models.HostedModel.LanguageModelHead;

@@ -50,6 +50,12 @@ public abstract class Gpt2PreTrainedModel : nn.Module
     public IReadOnlyDictionary<string, Tensor> StateDict() =>
         named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
 
+    /// <summary>Bytes of every weight as stored: dense parameters in their dtype, quantized ones as levels and scales.</summary>
+    public long WeightBytes => StateDict().Values.Sum(t => t.numel() * t.ElementSize) + QuantizedWeights().Values.Sum(q => q.Bytes);
+
+    /// <summary>Weights in all, a quantized matrix counted as the values it stands for.</summary>
+    public long ParameterCount => StateDict().Values.Sum(t => t.numel()) + QuantizedWeights().Values.Sum(q => (long)q.OutFeatures * q.InFeatures);
+
     /// <summary>What the weights are quantized to, or null while they are dense.</summary>
     public QuantizationConfig? Quantization { get; private set; }
 

@@ -1,0 +1,53 @@
+using System.Net;
+using Gpt2Orleans.Gateway.Tests.Support;
+using static Gpt2Orleans.Gateway.Tests.Support.Http;
+
+namespace Gpt2Orleans.Gateway.Tests;
+
+/// <summary>A silo started with <c>--quantize int8</c>, serving a dense checkpoint (quantized at load) and one written int4 in groups of 64 (served as it is).</summary>
+public sealed class QuantizedServingFixture : GatewayFixture
+{
+    public const string PreQuantized = "alpha-int4";
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "gpt2o-int4-" + Guid.NewGuid().ToString("N"));
+
+    protected override IEnumerable<string> SiloArguments =>
+        ["--model", $"{Model}={ModelFolder}", "--model", $"{PreQuantized}={Int4Folder()}", "--quantize", "int8"];
+
+    private string Int4Folder()
+    {
+        using var model = Inference.Model.Gpt2LMHeadModel.FromPretrained(ModelFolder,
+            new Inference.Checkpoints.ModelLoadOptions { Quantization = Inference.Quantization.QuantizationConfig.Parse("int4", 64) });
+        model.SavePretrained(_folder);
+        return _folder;
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(_folder, recursive: true);
+    }
+}
+
+/// <summary>GET /v1/models says each model's compute dtype and weight quantization, and quantized models generate.</summary>
+public sealed class QuantizedServingTests(QuantizedServingFixture fixture) : IClassFixture<QuantizedServingFixture>
+{
+    [Theory]
+    [InlineData(GatewayFixture.Model, "int8", 8, 32)]
+    [InlineData(QuantizedServingFixture.PreQuantized, "int4", 4, 64)]
+    public async Task A_quantized_model_says_so_and_completes(string model, string method, int bits, int groupSize)
+    {
+        using var client = fixture.Client();
+        var info = await ReadJson(await client.GetAsync($"/v1/models/{model}"));
+        Assert.Equal("float32", info.GetProperty("dtype").GetString());
+        var quantization = info.GetProperty("quantization");
+        Assert.Equal(method, quantization.GetProperty("method").GetString());
+        Assert.Equal(bits, quantization.GetProperty("bits").GetInt32());
+        Assert.Equal(groupSize, quantization.GetProperty("group_size").GetInt32());
+
+        var completion = await client.PostAsync("/v1/completions", Json(new { model, prompt = "Once upon a time", max_tokens = 5 }));
+        Assert.Equal(HttpStatusCode.OK, completion.StatusCode);
+        var choice = (await ReadJson(completion)).GetProperty("choices")[0];
+        Assert.False(string.IsNullOrEmpty(choice.GetProperty("text").GetString()));
+        Assert.Equal("length", choice.GetProperty("finish_reason").GetString());
+    }
+}
