@@ -44,6 +44,8 @@ public static class EngineBenchCommand
         var quantization = CommonOptions.Quantization(parse);
         using var model = DefaultModel.Create(new ModelLoadOptions { Device = parse.GetValue(CommonOptions.Device)!, DType = dtype, Quantization = quantization });
         long parameters = model.ParameterCount;
+        GC.Collect();
+        long residentLoaded = Environment.WorkingSet; // the process with the model loaded, before the engine's KV pool: weights and runtime
         double computeBound = bounds.MatmulGflops[dtype] * 1e9 / (2.0 * parameters);
         // One stream reads every weight once per token: its decode is bounded by memory bandwidth.
         long weightBytes = model.WeightBytes; // for quantized weights, their levels and scales
@@ -110,7 +112,7 @@ public static class EngineBenchCommand
         {
             JsonOutput.Write(new { matmul_gflops = bounds.MatmulGflops[dtype], compute_bound_tokens_per_second = computeBound,
                 bandwidth_gbps = bounds.BandwidthGBps, bandwidth_bound_tokens_per_second = bandwidthBound,
-                kv_bytes_per_token = engine.KvBytesPerToken, weight_bytes = weightBytes, quantization = quantization?.Name, resident_bytes = resident,
+                kv_bytes_per_token = engine.KvBytesPerToken, weight_bytes = weightBytes, quantization = quantization?.Name, resident_loaded_bytes = residentLoaded, resident_bytes = resident,
                 rows, constrained, follow_up = followUp });
             return 0;
         }
@@ -123,7 +125,7 @@ public static class EngineBenchCommand
         AnsiConsole.WriteLine($"bandwidth bound for one stream {bandwidthBound:F1} tokens/s ({weightBytes / 1e6:F0} MB of weights ÷ {bounds.BandwidthGBps:F1} GB/s); " +
             $"compute bound {computeBound:F0} tokens/s (matmul {bounds.MatmulGflops[dtype]:F0} GFLOP/s ÷ 2 × {parameters / 1e6:F0}M parameters); " +
             $"KV {engine.KvBytesPerToken / 1024.0:F0} KiB per token; {Environment.ProcessorCount} cores; weights {quantization?.Name ?? "dense"}, " +
-            $"resident set after warm-up {resident / 1e6:F0} MB");
+            $"resident set with the model loaded {residentLoaded / 1e6:F0} MB, after the engine's warm-up {resident / 1e6:F0} MB (its KV pool included)");
         return 0;
     }
 

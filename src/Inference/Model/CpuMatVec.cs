@@ -91,6 +91,14 @@ internal static unsafe class CpuMatVec
         }
     }
 
+    /// <summary>
+    /// y [rows, <paramref name="outStride"/>] columns 0 … count−1 = x · Wᵀ for a float32 [count, in] tile of weights
+    /// in the caller's memory (a quantized weight's slice, dequantized), on this thread; x as <see cref="Arrange"/> lays
+    /// out float32 inputs (unchanged), in a multiple of 16.
+    /// </summary>
+    internal static void MultiplyTile(float* weights, int count, int inFeatures, float* x, int rows, float* y, int outStride) =>
+        Rows<Float32Weights>(new Call((nint)weights, (nint)x, (nint)y, rows, inFeatures, outStride), 0, count);
+
     private readonly record struct Call(nint Weights, nint Inputs, nint Outputs, int Rows, int In, int Out);
 
     /// <summary>x's <paramref name="count"/> values as float32 (a pooled array) laid out by <see cref="Arrange"/>; read straight from x's memory, no libtorch op per call.</summary>

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Gpt2Orleans.Inference.Quantization;
 
@@ -37,36 +38,52 @@ internal sealed class QuantizedActivations : IDisposable
     {
         int blocks = (inFeatures + Block - 1) / Block;
         var result = new QuantizedActivations(rows, blocks);
-        var padded = new float[Block];
-        for (int r = 0; r < rows; r++)
-            for (int b = 0; b < blocks; b++)
-            {
-                int start = b * Block, count = Math.Min(Block, inFeatures - start);
-                ReadOnlySpan<float> values = new(x + (long)r * inFeatures + start, count);
-                if (count < Block) { Array.Clear(padded); values.CopyTo(padded); values = padded; }
-                result.QuantizeBlock(values, r * blocks + b);
-            }
+        float* padded = stackalloc float[Block];
+        fixed (sbyte* levels = result.Levels)
+        fixed (float* scales = result.Scales, sums = result.ScaledSums)
+            for (int r = 0; r < rows; r++)
+                for (int b = 0; b < blocks; b++)
+                {
+                    int start = b * Block, count = Math.Min(Block, inFeatures - start), at = r * blocks + b;
+                    float* values = x + (long)r * inFeatures + start;
+                    if (count < Block)
+                    {
+                        new Span<float>(padded, Block).Clear();
+                        new ReadOnlySpan<float>(values, count).CopyTo(new Span<float>(padded, Block));
+                        values = padded;
+                    }
+                    (scales[at], sums[at]) = QuantizeBlock(values, levels + (long)at * Block);
+                }
         return result;
     }
 
-    private void QuantizeBlock(ReadOnlySpan<float> values, int block)
+    /// <summary>
+    /// One block's scale (largest |x| ÷ 127) and levels (x ÷ scale, rounded half to even), returning the scale and
+    /// scale × Σ levels. Vectorised: one scalar loop of 32 here cost 80 µs per 3,072 inputs, a tenth of a decode step.
+    /// </summary>
+    private static unsafe (float Scale, float ScaledSum) QuantizeBlock(float* values, sbyte* levels)
     {
-        var max = Vector256<float>.Zero;
-        for (int j = 0; j < Block; j += Vector256<float>.Count) max = Vector256.Max(max, Vector256.Abs(Vector256.Create(values.Slice(j, Vector256<float>.Count))));
+        var v0 = Vector256.Load(values); var v1 = Vector256.Load(values + 8); var v2 = Vector256.Load(values + 16); var v3 = Vector256.Load(values + 24);
+        var max = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
         float largest = 0;
         for (int k = 0; k < Vector256<float>.Count; k++) largest = Math.Max(largest, max[k]); // Math.Max keeps a NaN
         // A NaN or infinite input makes its block's scale NaN, so the outputs it reaches are NaN, as a float product's are.
         float scale = float.IsFinite(largest) ? largest / 127 : float.NaN, inverse = scale is 0 or float.NaN ? 0 : 1 / scale;
-        var levels = Levels.AsSpan(block * Block, Block);
-        int sum = 0;
-        for (int j = 0; j < Block; j++)
+        if (!Avx2.IsSupported)
         {
-            int level = (int)Math.Clamp(MathF.Round(values[j] * inverse), -127, 127);
-            levels[j] = (sbyte)level;
-            sum += level;
+            int total = 0;
+            for (int j = 0; j < Block; j++) total += levels[j] = (sbyte)Math.Clamp(MathF.Round(values[j] * inverse), -127, 127);
+            return (scale, scale * total);
         }
-        Scales[block] = scale;
-        ScaledSums[block] = scale * sum;
+        var i = Vector256.Create(inverse);
+        // Converting rounds half to even (MXCSR's default), as MathF.Round does; |x| × inverse ≤ 127.
+        var q0 = Avx.ConvertToVector256Int32(v0 * i); var q1 = Avx.ConvertToVector256Int32(v1 * i);
+        var q2 = Avx.ConvertToVector256Int32(v2 * i); var q3 = Avx.ConvertToVector256Int32(v3 * i);
+        int sum = Vector256.Sum(q0 + q1 + q2 + q3);
+        // Packing works within 128-bit lanes: the permute puts the 32 levels back in input order.
+        var packed = Avx2.PackSignedSaturate(Avx2.PackSignedSaturate(q0, q1), Avx2.PackSignedSaturate(q2, q3));
+        Avx2.PermuteVar8x32(packed.AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsSByte().Store(levels);
+        return (scale, scale * sum);
     }
 
     public void Dispose()

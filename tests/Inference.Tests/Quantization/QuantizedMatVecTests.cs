@@ -34,12 +34,16 @@ public sealed class QuantizedMatVecTests
         { QuantizationType.Int8, 70, 100, 32, 3 },  // the last block padded, 70 outputs
         { QuantizationType.Int8, 300, 768, 64, 2 }, // GPT-2 small's width, two cores' shares
         { QuantizationType.Int8, 5, 33, 64, 1 },    // one input past a block, inside one short group
-        { QuantizationType.Int8, 9, 160, 64, 5 },   // five blocks: an odd one after the pairs, a short last group
+        { QuantizationType.Int8, 9, 160, 64, 5 },   // five blocks, a short last group; five rows: dequantized float tiles
+        { QuantizationType.Int8, 300, 768, 32, 8 },  // float tiles on two cores' shares, a short last tile
+        { QuantizationType.Int8, 70, 100, 32, 6 },   // six rows, but 100 inputs: the integer kernel still
         { QuantizationType.Int4, 3, 7, 32, 1 },
         { QuantizationType.Int4, 70, 100, 32, 3 },
         { QuantizationType.Int4, 300, 768, 64, 2 },
         { QuantizationType.Int4, 5, 33, 64, 1 },
         { QuantizationType.Int4, 9, 160, 64, 5 },
+        { QuantizationType.Int4, 300, 768, 32, 8 },
+        { QuantizationType.Int4, 70, 100, 32, 6 },
     };
 
     [Theory]
@@ -69,7 +73,11 @@ public sealed class QuantizedMatVecTests
                 }
                 int k = r * outFeatures + o;
                 double rounding = 1e-5 * magnitude + 1e-6;
-                Assert.True(Math.Abs(kernel[k] - reference[k]) <= rounding, $"kernel [{r}, {o}] {kernel[k]} vs reference {reference[k]}");
+                // From FloatTileRows rows (inputs in a multiple of 16) the kernel multiplies dequantized float32 tiles:
+                // the dense product itself. Below, it is the integer scheme the reference defines.
+                if (rows >= QuantizedMatVec.FloatTileRows && inFeatures % 16 == 0)
+                    Assert.True(Math.Abs(kernel[k] - expected[k]) <= rounding, $"float tiles [{r}, {o}] {kernel[k]} vs {expected[k]}");
+                else Assert.True(Math.Abs(kernel[k] - reference[k]) <= rounding, $"kernel [{r}, {o}] {kernel[k]} vs reference {reference[k]}");
                 Assert.True(Math.Abs(reference[k] - expected[k]) <= inputError + rounding, $"reference [{r}, {o}] {reference[k]} vs {expected[k]} (bound {inputError})");
             }
     }
