@@ -28,7 +28,11 @@ public sealed class QuantizedServingFixture : GatewayFixture
     }
 }
 
-/// <summary>GET /v1/models says each model's compute dtype and weight quantization, and quantized models generate.</summary>
+/// <summary>
+/// GET /v1/models says each model's compute dtype and weight quantization, and quantized models generate. Its silo
+/// runs alone: started beside the others, its load competes for the two cores with tests that time their streams.
+/// </summary>
+[Collection(QuantizedServingCollection.Name)]
 public sealed class QuantizedServingTests(QuantizedServingFixture fixture) : IClassFixture<QuantizedServingFixture>
 {
     [Theory]
@@ -37,7 +41,12 @@ public sealed class QuantizedServingTests(QuantizedServingFixture fixture) : ICl
     public async Task A_quantized_model_says_so_and_completes(string model, string method, int bits, int groupSize)
     {
         using var client = fixture.Client();
-        var info = await ReadJson(await client.GetAsync($"/v1/models/{model}"));
+        // Ready once both models have loaded (quantizing one at start-up) and the catalog lists the silo's.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while ((await client.GetAsync("/readyz")).StatusCode != HttpStatusCode.OK && DateTime.UtcNow < deadline) await Task.Delay(100);
+        HttpResponseMessage described;
+        while ((described = await client.GetAsync($"/v1/models/{model}")).StatusCode != HttpStatusCode.OK && DateTime.UtcNow < deadline) await Task.Delay(100);
+        var info = await ReadJson(described);
         Assert.Equal("float32", info.GetProperty("dtype").GetString());
         var quantization = info.GetProperty("quantization");
         Assert.Equal(method, quantization.GetProperty("method").GetString());
@@ -50,4 +59,10 @@ public sealed class QuantizedServingTests(QuantizedServingFixture fixture) : ICl
         Assert.False(string.IsNullOrEmpty(choice.GetProperty("text").GetString()));
         Assert.Equal("length", choice.GetProperty("finish_reason").GetString());
     }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class QuantizedServingCollection
+{
+    public const string Name = "quantized serving";
 }
