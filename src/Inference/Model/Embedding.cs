@@ -1,41 +1,23 @@
 using Gpt2Orleans.Inference.Quantization;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Gpt2Orleans.Inference.Model;
 
 /// <summary>
-/// A lookup table (HF's <c>nn.Embedding</c>), allocated empty so loading a checkpoint skips random initialisation.
-/// The tied <c>wte</c> of a quantized LM model is quantized (it is the LM head); its lookup dequantizes the rows it reads.
+/// A lookup table (HF's <c>nn.Embedding</c>, weight [num_embeddings, dim]), allocated empty so loading a checkpoint
+/// skips random initialisation. The tied <c>wte</c> of a quantized LM model is quantized (it is the LM head); its
+/// lookup dequantizes the rows it reads.
 /// </summary>
-public sealed class Embedding : nn.Module<Tensor, Tensor>, IQuantizable
+public sealed class Embedding : QuantizableModule
 {
-    public Parameter? weight; // [num_embeddings, dim]; null once quantized
     private readonly ScalarType _dtype;
     private readonly Device _device;
 
-    public Embedding(long count, long dim, ScalarType dtype, Device device) : base(nameof(Embedding))
+    public Embedding(long count, long dim, ScalarType dtype, Device device) : base(nameof(Embedding), count, dim, dtype, device)
     {
-        weight = Parameters.Empty([count, dim], dtype, device);
-        WeightShape = ((int)count, (int)dim);
         (_dtype, _device) = (dtype, device);
         RegisterComponents();
-    }
-
-    public QuantizedWeight? Quantized { get; private set; }
-
-    public (int Out, int In) WeightShape { get; }
-
-    public Tensor DenseWeightOutIn => weight ?? throw new InvalidOperationException("the weight is quantized");
-
-    public void Adopt(QuantizedWeight quantized)
-    {
-        IQuantizable.CheckShape(this, quantized);
-        Quantized = quantized;
-        ConditionallyRegisterParameter(nameof(weight), (Parameter?)null);
-        weight?.Dispose();
-        weight = null;
     }
 
     public override Tensor forward(Tensor ids)
