@@ -195,11 +195,7 @@ public sealed class QuantizedWeight
                 }
             }
             for (int i = full * BlockSize; i < InFeatures; i++) // the rest (a short last block, or no AVX2) one value at a time
-            {
-                int b = i / BlockSize, j = i % BlockSize;
-                int level = Type == QuantizationType.Int8 ? (sbyte)row[i] : (j < half ? row[b * half + j] & 0xF : row[b * half + j - half] >> 4) - 8;
-                y[i] = scales[i / GroupSize] * level;
-            }
+                y[i] = scales[i / GroupSize] * Level(o, i);
         }
     }
 
