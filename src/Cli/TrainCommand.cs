@@ -178,7 +178,7 @@ public static class TrainCommand
     private static string Describe(Gpt2PreTrainedModel model)
     {
         var c = model.Config;
-        long parameters = model.parameters().Sum(p => p.numel());
+        long parameters = model.ParameterCount;
         return $"{parameters / 1e6:F1}M parameters (n_layer {c.NLayer}, n_embd {c.NEmbd}, n_head {c.NHead}, n_positions {c.NPositions})";
     }
 

@@ -28,6 +28,6 @@ public static class ModelQuantization
                 throw new InvalidRequestException($"quantization: {quantization.Method} has {config.Bits} bits, not {quantization.Bits}", "quantization");
             return config;
         }
-        catch (ArgumentException e) { throw new InvalidRequestException($"quantization: {e.Message.Split(" (Parameter")[0]}", "quantization"); }
+        catch (ArgumentException e) { throw new InvalidRequestException($"quantization: {e.Message}", "quantization"); }
     }
 }

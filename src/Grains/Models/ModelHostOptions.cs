@@ -36,8 +36,8 @@ public sealed class ModelHostOptions
         foreach (var (name, source) in Models)
             if (string.IsNullOrWhiteSpace(source)) throw new ArgumentException($"model '{name}' has no source", "model");
         ValidateChatTemplates(Models, ChatTemplates);
-        try { Inference.Checkpoints.DeviceSpec.ParseDType(DType); _ = Quantization; }
-        catch (ArgumentException e) { throw new ArgumentException($"{e.Message.Split(" (Parameter")[0]}", "quantize"); }
+        Inference.Checkpoints.DeviceSpec.ParseDType(DType);
+        _ = Quantization; // a bad --quantize or --group-size is refused here, naming it
         if (KvCacheBytes <= 0) throw new ArgumentException("kv-cache-bytes: must be positive", "kv-cache-bytes");
         if (MaxRunningSequences <= 0) throw new ArgumentException("max-running-sequences: must be positive", "max-running-sequences");
         if (MaxWaitingRequests <= 0) throw new ArgumentException("max-waiting-requests: must be positive", "max-waiting-requests");

@@ -26,9 +26,10 @@ public static class SiloModels
         };
         foreach (var (name, source) in models)
         {
+            var config = LocalConfig(source);
             metadata[SourcePrefix + name] = source;
-            metadata[HeadPrefix + name] = HeadOf(source);
-            if ((QuantizationOf(source) ?? quantization) is { } weights) metadata[QuantizationPrefix + name] = ModelQuantization.Text(weights);
+            metadata[HeadPrefix + name] = HeadOf(config);
+            if ((config?.Quantization ?? quantization) is { } weights) metadata[QuantizationPrefix + name] = ModelQuantization.Text(weights);
             if (chatTemplates?.GetValueOrDefault(name) is { } template)
                 metadata[ChatTemplatePrefix + name] = System.Text.Json.JsonSerializer.Serialize(template);
         }
@@ -36,30 +37,24 @@ public static class SiloModels
     }
 
     /// <summary>
-    /// The head a local checkpoint folder declares in config.json's architectures; "lm" otherwise (or until a download
-    /// says more). A config.json that does not parse is that model's load failure (a 503 naming it), read again when
-    /// it loads: here, at the silo's start, it must not stop the silo and the models it serves.
+    /// A local checkpoint folder's config.json, or null (no such file, or until a download brings one). A config.json
+    /// that does not parse is that model's load failure (a 503 naming it), read again when it loads: here, at the
+    /// silo's start, it must not stop the silo and the models it serves.
     /// </summary>
-    public static string HeadOf(string source)
-    {
-        string config = Path.Combine(source, "config.json");
-        if (!File.Exists(config)) return Models.HostedModel.LanguageModelHead;
-        IReadOnlyList<string> architectures;
-        try { architectures = Inference.Checkpoints.Gpt2Config.FromFile(config).Architectures; }
-        catch (Inference.Checkpoints.CheckpointException) { return Models.HostedModel.LanguageModelHead; }
-        return architectures.Contains("GPT2ForSequenceClassification") ? Models.HostedModel.SequenceClassificationHead
-            : architectures.Contains("GPT2ForTokenClassification") ? Models.HostedModel.TokenClassificationHead
-            : Models.HostedModel.LanguageModelHead;
-    }
-
-    /// <summary>A local checkpoint's own quantization (config.json's quantization_config), or null; unreadable configs are the load's to report.</summary>
-    private static Inference.Quantization.QuantizationConfig? QuantizationOf(string source)
+    private static Inference.Checkpoints.Gpt2Config? LocalConfig(string source)
     {
         string config = Path.Combine(source, "config.json");
         if (!File.Exists(config)) return null;
-        try { return Inference.Checkpoints.Gpt2Config.FromFile(config).Quantization; }
+        try { return Inference.Checkpoints.Gpt2Config.FromFile(config); }
         catch (Inference.Checkpoints.CheckpointException) { return null; }
     }
+
+    /// <summary>The head a checkpoint's config.json declares in its architectures; "lm" otherwise.</summary>
+    private static string HeadOf(Inference.Checkpoints.Gpt2Config? config) =>
+        config?.Architectures is not { } architectures ? Models.HostedModel.LanguageModelHead
+            : architectures.Contains("GPT2ForSequenceClassification") ? Models.HostedModel.SequenceClassificationHead
+            : architectures.Contains("GPT2ForTokenClassification") ? Models.HostedModel.TokenClassificationHead
+            : Models.HostedModel.LanguageModelHead;
 
     /// <summary>The compute dtype the silo runs its models in.</summary>
     public static string DTypeOf(SiloMetadata metadata) => metadata.Metadata.GetValueOrDefault(DTypeKey) ?? "float32";

@@ -128,8 +128,8 @@ public static partial class PretrainedLoader
             weights.FileOf(keyOf[name]).ReadBytes(keyOf[name], q.Data);
             string scales = keyOf[name + Gpt2PreTrainedModel.ScaleSuffix];
             weights.FileOf(scales).ReadBytes(scales, MemoryMarshal.AsBytes(q.Scales.AsSpan()));
-            foreach (var s in q.Scales)
-                if (!float.IsFinite(s) || s < 0) throw new CheckpointException($"{directory}: tensor '{scales}' holds a scale of {s}: scales must be finite and non-negative");
+            if (QuantizedWeight.InvalidScale(q.Scales) is { } bad)
+                throw new CheckpointException($"{directory}: tensor '{scales}' holds a scale of {bad}: scales must be finite and non-negative");
         }
 
         void Check(string name, string dtype, long[] shape)

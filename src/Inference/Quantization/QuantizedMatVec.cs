@@ -197,38 +197,29 @@ public static unsafe class QuantizedMatVec
                 yr[2] = Vector256.Sum(a2) - 8 * f2; yr[3] = Vector256.Sum(a3) - 8 * f3;
             }
         }
-        for (; o < hi; o++)
+        for (; o < hi; o++) // a share's last outputs past a multiple of four: the same sums, one weight row at a time
         {
-            byte* row = weights + o * rowBytes;
             float* scales = weightScales + (long)o * groups;
             for (int r = 0; r < call.Rows; r++)
             {
-                sbyte* x = levels + (long)r * blocks * Block;
+                byte* wb = weights + o * rowBytes;
+                sbyte* xb = levels + (long)r * blocks * Block;
                 float* xScales = inputScales + (long)r * blocks, xSums = inputSums + (long)r * blocks;
-                // Two chains: one FMA chain would wait out its latency on every block. Groups outer, blocks inner:
-                // no division per block to find its group.
-                Vector256<float> even = Vector256<float>.Zero, odd = Vector256<float>.Zero;
-                float offset = 0;
-                byte* wb = row;
-                sbyte* xb = x;
+                var a = Vector256<float>.Zero;
+                float f = 0;
                 for (int g = 0, first = 0; first < blocks; g++, first += perGroup)
                 {
                     var s = Vector256.Create(scales[g]);
-                    int end = Math.Min(blocks, first + perGroup), b = first;
-                    for (; b + 2 <= end; b += 2, wb += 2 * step, xb += 2 * Block)
+                    int end = Math.Min(blocks, first + perGroup);
+                    float groupSum = 0;
+                    for (int b = first; b < end; b++, wb += step, xb += Block)
                     {
-                        even = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb, xb)), s * Vector256.Create(xScales[b]), even);
-                        odd = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb + step, xb + Block)), s * Vector256.Create(xScales[b + 1]), odd);
-                        if (TBlocks.Offset) offset += s[0] * (xSums[b] + xSums[b + 1]);
+                        if (TBlocks.Offset) groupSum += xSums[b];
+                        a = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb, xb)), s * Vector256.Create(xScales[b]), a);
                     }
-                    if (b < end)
-                    {
-                        even = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb, xb)), s * Vector256.Create(xScales[b]), even);
-                        if (TBlocks.Offset) offset += s[0] * xSums[b];
-                        wb += step; xb += Block;
-                    }
+                    if (TBlocks.Offset) f += scales[g] * groupSum;
                 }
-                y[(long)r * call.Out + o] = Vector256.Sum(even + odd) - 8 * offset;
+                y[(long)r * call.Out + o] = Vector256.Sum(a) - 8 * f;
             }
         }
     }

@@ -39,9 +39,12 @@ public sealed class QuantizedWeight
     public float[] Scales { get; }
 
     public int BlocksPerRow => (InFeatures + BlockSize - 1) / BlockSize;
-    public int GroupsPerRow => (InFeatures + GroupSize - 1) / GroupSize;
+    public int GroupsPerRow => GroupsOf(InFeatures, GroupSize);
     public int BlockBytes => BlockBytesOf(Type);
-    public int RowBytes => BlocksPerRow * BlockBytes;
+    public int RowBytes => RowBytesOf(Type, InFeatures);
+
+    public static int RowBytesOf(QuantizationType type, int inFeatures) => (inFeatures + BlockSize - 1) / BlockSize * BlockBytesOf(type);
+    public static int GroupsOf(int inFeatures, int groupSize) => (inFeatures + groupSize - 1) / groupSize;
     public int MaxLevel => MaxLevelOf(Type);
 
     public static int BlockBytesOf(QuantizationType type) => type == QuantizationType.Int8 ? BlockSize : BlockSize / 2;
@@ -54,16 +57,23 @@ public sealed class QuantizedWeight
         Type = type; OutFeatures = outFeatures; InFeatures = inFeatures; GroupSize = groupSize;
         if (data.LongLength != (long)outFeatures * RowBytes) throw new ArgumentException($"{type} data for [{outFeatures}, {inFeatures}] is {(long)outFeatures * RowBytes} bytes, got {data.LongLength}");
         if (scales.LongLength != (long)outFeatures * GroupsPerRow) throw new ArgumentException($"[{outFeatures}, {inFeatures}] in groups of {groupSize} has {(long)outFeatures * GroupsPerRow} scales, got {scales.LongLength}");
-        foreach (var s in scales)
-            if (!float.IsFinite(s) || s < 0) throw new ArgumentException($"scales must be finite and non-negative, found {s}");
+        if (InvalidScale(scales) is { } bad) throw new ArgumentException($"scales must be finite and non-negative, found {bad}");
         Data = data; Scales = scales;
+    }
+
+    /// <summary>The first scale that is negative or not finite, or null when all are valid.</summary>
+    public static float? InvalidScale(ReadOnlySpan<float> scales)
+    {
+        foreach (var s in scales)
+            if (!float.IsFinite(s) || s < 0) return s;
+        return null;
     }
 
     /// <summary>A group size is a positive multiple of <see cref="BlockSize"/>.</summary>
     public static void CheckGroupSize(int groupSize)
     {
         if (groupSize < BlockSize || groupSize % BlockSize != 0)
-            throw new ArgumentException($"group size must be a positive multiple of {BlockSize} (32, 64, 128, …), got {groupSize}", nameof(groupSize));
+            throw new ArgumentException($"group size must be a positive multiple of {BlockSize} (32, 64, 128, …), got {groupSize}");
     }
 
     /// <summary>Quantizes a row-major [out, in] float matrix.</summary>
@@ -106,10 +116,9 @@ public sealed class QuantizedWeight
     {
         if (outFeatures < 1 || inFeatures < 1) throw new ArgumentException($"a quantized weight needs positive shapes, got [{outFeatures}, {inFeatures}]");
         CheckGroupSize(config.GroupSize);
-        long rowBytes = (long)(inFeatures + BlockSize - 1) / BlockSize * BlockBytesOf(config.Type);
-        var data = new byte[outFeatures * rowBytes];
+        var data = new byte[(long)outFeatures * RowBytesOf(config.Type, inFeatures)];
         if (config.Type == QuantizationType.Int4) Array.Fill(data, (byte)0x88); // level 0 everywhere, padding included
-        return new QuantizedWeight(config.Type, outFeatures, inFeatures, config.GroupSize, data, new float[(long)outFeatures * ((inFeatures + config.GroupSize - 1) / config.GroupSize)]);
+        return new QuantizedWeight(config.Type, outFeatures, inFeatures, config.GroupSize, data, new float[(long)outFeatures * GroupsOf(inFeatures, config.GroupSize)]);
     }
 
     /// <summary>Rounds row <paramref name="o"/> of the dense weight into this one's levels and scales.</summary>
