@@ -26,8 +26,9 @@ internal sealed record KernelPolicy(bool BatchInvariant, bool MatVecKernel)
     public bool UsesMatVec(Tensor x, Tensor weightOutIn) => MatVecKernel && !BatchInvariant && CpuMatVec.Applies(x, weightOutIn);
 
     /// <summary>
-    /// Whether a quantized product of <paramref name="rows"/> rows runs in the integer kernel (which rounds the inputs
-    /// to int8): not under batch invariance, whose products must round the same at every batch size.
+    /// Whether a quantized product of <paramref name="rows"/> rows runs in <see cref="QuantizedMatVec"/> (whose integer
+    /// kernel rounds the inputs to int8 below four rows): not under batch invariance, whose products must round the
+    /// same at every batch size.
     /// </summary>
     public bool UsesQuantizedKernel(Device device, long rows) =>
         MatVecKernel && !BatchInvariant && QuantizedMatVec.Supported && device.type == DeviceType.CPU && rows <= CpuMatVec.MaxRows;

@@ -6,8 +6,9 @@ using static TorchSharp.torch;
 namespace Gpt2Orleans.Inference.Quantization;
 
 /// <summary>
-/// x · Wᵀ (+ b) over a <see cref="QuantizedWeight"/>, for tensors: steps of few rows on the CPU run the integer
-/// kernel (<see cref="QuantizedMatVec"/>); more rows (a long prefill), batch-invariant products and other devices
+/// x · Wᵀ (+ b) over a <see cref="QuantizedWeight"/>, for tensors: steps of up to 64 rows on the CPU run
+/// <see cref="QuantizedMatVec"/> (the integer kernel, or dequantized float tiles from four rows); more rows (a long
+/// prefill), batch-invariant products and other devices
 /// dequantize the weight a slice of outputs at a time and multiply in libtorch, in float32 on the CPU (its fast
 /// GEMM here; its bf16 one is slower) and in the model's dtype elsewhere. The dequantized values are the same either way.
 /// </summary>
