@@ -35,6 +35,12 @@ public static class CommonOptions
         DefaultValueFactory = _ => Inference.Quantization.QuantizationConfig.DefaultGroupSize,
     };
 
+    public static readonly Option<string?> KvDType = new("--kv-dtype")
+    {
+        Description = "The KV cache's dtype: float32, bfloat16 or float16 (default: the compute dtype). bfloat16 under float32 " +
+                      "compute halves the KV's memory and what attention reads per step",
+    };
+
     public static readonly Option<bool> Json = new("--json") { Description = "Machine-readable JSON output" };
 
     public static void AddTo(Command command)
@@ -46,6 +52,13 @@ public static class CommonOptions
         command.Add(GroupSize);
         command.Add(Json);
     }
+
+    /// <summary>For the commands that run the engine: <see cref="KvDType"/>.</summary>
+    public static void AddEngineTo(Command command) => command.Add(KvDType);
+
+    /// <summary>--kv-dtype, or null for the model's dtype.</summary>
+    public static TorchSharp.torch.ScalarType? KvDTypeOf(ParseResult parse) =>
+        parse.GetValue(KvDType) is { } text ? Inference.Checkpoints.DeviceSpec.ParseDType(text) : null;
 
     /// <summary>--quantize and --group-size as a quantization, or null for dense weights.</summary>
     public static Inference.Quantization.QuantizationConfig? Quantization(ParseResult parse) =>

@@ -30,6 +30,7 @@ public static class EngineBenchCommand
     {
         var command = new Command("bench-engine", "Throughput and latency of the continuous-batching engine against this machine's compute bound");
         CommonOptions.AddTo(command);
+        CommonOptions.AddEngineTo(command);
         foreach (var option in new Option[] { Streams, PromptTokens, NewTokens, ConversationTokens }) command.Add(option);
         command.SetAction(parse => Run(parse).GetAwaiter().GetResult());
         return command;
@@ -51,7 +52,10 @@ public static class EngineBenchCommand
         long weightBytes = model.WeightBytes; // for quantized weights, their levels and scales
         double bandwidthBound = bounds.BandwidthGBps * 1e9 / weightBytes;
         int promptTokens = parse.GetValue(PromptTokens), newTokens = parse.GetValue(NewTokens);
-        using var engine = new GenerationEngine(model, Gpt2Tokenizer.Default, new EngineOptions { ModelName = DefaultModel.Name, KvCacheBytes = 4L << 30, MaxRunningSequences = 64 });
+        using var engine = new GenerationEngine(model, Gpt2Tokenizer.Default, new EngineOptions
+        {
+            ModelName = DefaultModel.Name, KvCacheBytes = 4L << 30, MaxRunningSequences = 64, KvDType = CommonOptions.KvDTypeOf(parse),
+        });
 
         // Warm-up: JIT, libtorch's first calls and the first touch of the KV pool's pages are not part of any figure.
         // Long enough for .NET's tiered JIT to promote the per-step code (30 calls, then a background recompile):
@@ -112,7 +116,7 @@ public static class EngineBenchCommand
         {
             JsonOutput.Write(new { matmul_gflops = bounds.MatmulGflops[dtype], compute_bound_tokens_per_second = computeBound,
                 bandwidth_gbps = bounds.BandwidthGBps, bandwidth_bound_tokens_per_second = bandwidthBound,
-                kv_bytes_per_token = engine.KvBytesPerToken, weight_bytes = weightBytes, quantization = quantization?.Name, resident_loaded_bytes = residentLoaded, resident_bytes = resident,
+                kv_bytes_per_token = engine.KvBytesPerToken, kv_dtype = DeviceSpec.DTypeName(engine.KvDType), weight_bytes = weightBytes, quantization = quantization?.Name, resident_loaded_bytes = residentLoaded, resident_bytes = resident,
                 rows, constrained, follow_up = followUp });
             return 0;
         }
@@ -124,7 +128,7 @@ public static class EngineBenchCommand
         AnsiConsole.Write(turns);
         AnsiConsole.WriteLine($"bandwidth bound for one stream {bandwidthBound:F1} tokens/s ({weightBytes / 1e6:F0} MB of weights ÷ {bounds.BandwidthGBps:F1} GB/s); " +
             $"compute bound {computeBound:F0} tokens/s (matmul {bounds.MatmulGflops[dtype]:F0} GFLOP/s ÷ 2 × {parameters / 1e6:F0}M parameters); " +
-            $"KV {engine.KvBytesPerToken / 1024.0:F0} KiB per token; {Environment.ProcessorCount} cores; weights {quantization?.Name ?? "dense"}, " +
+            $"KV {engine.KvBytesPerToken / 1024.0:F0} KiB per token ({DeviceSpec.DTypeName(engine.KvDType)}); {Environment.ProcessorCount} cores; weights {quantization?.Name ?? "dense"}, " +
             $"resident set with the model loaded {residentLoaded / 1e6:F0} MB, after the engine's warm-up {resident / 1e6:F0} MB (its KV pool included)");
         return 0;
     }

@@ -37,6 +37,7 @@ public static class EvalCommand
     {
         var command = new Command("eval", "Perplexity (HF's sliding window), BLEU, classification accuracy and F1, or a unigram baseline");
         CommonOptions.AddTo(command);
+        CommonOptions.AddEngineTo(command);
         foreach (var option in new Option[] { File, MaxLength, Stride, Baseline, TrainFile, Bleu, MaxNewTokens, BatchSize }) command.Add(option);
         command.SetAction(Run);
         return command;
@@ -81,7 +82,7 @@ public static class EvalCommand
         if (maxLength < 2 || maxLength > positions) throw new ArgumentException($"--max-length must be between 2 and the model's n_positions ({positions}), got {maxLength}", "max-length");
         int stride = parse.GetValue(Stride) ?? maxLength;
         var ids = TextDocuments.Join(documents, loaded.Tokenizer);
-        using var engine = LocalEngine.ForScoring(loaded.Model, loaded.Tokenizer, maxLength);
+        using var engine = LocalEngine.ForScoring(loaded.Model, loaded.Tokenizer, maxLength, CommonOptions.KvDTypeOf(parse));
         var result = SlidingWindowPerplexity.ComputeAsync(ids, maxLength, stride,
             async window => (await engine.ScoreTextAsync(window)).TokenLogprobs).GetAwaiter().GetResult();
         return (result, loaded.Description);
@@ -147,7 +148,7 @@ public static class EvalCommand
         using var loaded = ModelLoader.LoadLanguageModel(parse);
         var prompts = cases.Select(c => (IReadOnlyList<int>)loaded.Tokenizer.Encode(c.Prompt)).ToList();
         var config = GenerationConfig.FromDirectory(loaded.Folder ?? "") with { MaxNewTokens = maxNewTokens, DoSample = false, NumBeams = 1, NumReturnSequences = 1 };
-        using var engine = LocalEngine.For(loaded.Model, loaded.Tokenizer, prompts, config);
+        using var engine = LocalEngine.For(loaded.Model, loaded.Tokenizer, prompts, config, CommonOptions.KvDTypeOf(parse));
         var generated = engine.GenerateAsync(prompts, config).GetAwaiter().GetResult();
         var score = CorpusBleu.Compute(
             cases.Select(c => (IReadOnlyList<IReadOnlyList<string>>)c.References.Select(CorpusBleu.Tokenize).ToList()).ToList(),

@@ -47,6 +47,7 @@ public static class GenerateCommand
     {
         var command = new Command("generate", "Generate text from one or more prompts");
         CommonOptions.AddTo(command);
+        CommonOptions.AddEngineTo(command);
         foreach (var option in new Option[] { Prompt, MaxNewTokens, MaxLength, MinLength, MinNewTokens, DoSample, Temperature, TopK, TopP, MinP,
                      TypicalP, RepetitionPenalty, NoRepeatNgramSize, BadWordsIds, NumReturnSequences, NumBeams, NumBeamGroups, DiversityPenalty,
                      LengthPenalty, EarlyStoppingOption, EosTokenId, PadTokenId, BosTokenId, StopStrings, Seed, Logprobs, TruncatePrompt,
@@ -117,7 +118,7 @@ public static class GenerateCommand
         var config = ToConfig(parse, loaded.Folder is { } folder ? GenerationConfig.FromDirectory(folder) : new GenerationConfig());
         if (!json) Console.Error.WriteLine($"[{loaded.Description}]");
         var ids = prompts.Select(p => loaded.Tokenizer.Encode(p)).ToList();
-        using var engine = LocalEngine.For(loaded.Model, loaded.Tokenizer, ids, config);
+        using var engine = LocalEngine.For(loaded.Model, loaded.Tokenizer, ids, config, CommonOptions.KvDTypeOf(parse));
 
         bool stream = !json && prompts.Length == 1 && config.NumReturnSequences == 1 && !config.IsBeamSearch;
         bool echoed = false;

@@ -13,7 +13,9 @@ public static class LocalEngine
 {
     private const int BlockSize = 16;
 
-    public static GenerationEngine For(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationConfig config)
+    /// <param name="kvDType">the KV cache's dtype (null: the model's)</param>
+    public static GenerationEngine For(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationConfig config,
+        TorchSharp.torch.ScalarType? kvDType = null)
     {
         int width = config.IsBeamSearch ? config.NumBeams : config.NumReturnSequences;
         int context = model.Config.NPositions;
@@ -23,14 +25,15 @@ public static class LocalEngine
         {
             ModelName = "local",
             BlockSize = BlockSize,
+            KvDType = kvDType,
             KvBlocks = (int)Math.Clamp(blocks, 1, int.MaxValue),
             MaxRunningSequences = Math.Max(1, prompts.Count * width),
         });
     }
 
     /// <summary>For scoring one text: its blocks only.</summary>
-    public static GenerationEngine ForScoring(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer, int tokens) =>
-        new(model, tokenizer, new EngineOptions { ModelName = "local", BlockSize = BlockSize, KvBlocks = Blocks(Math.Max(1, tokens)) + 1 });
+    public static GenerationEngine ForScoring(Gpt2LMHeadModel model, Gpt2Tokenizer tokenizer, int tokens, TorchSharp.torch.ScalarType? kvDType = null) =>
+        new(model, tokenizer, new EngineOptions { ModelName = "local", BlockSize = BlockSize, KvDType = kvDType, KvBlocks = Blocks(Math.Max(1, tokens)) + 1 });
 
     private static int Blocks(int tokens) => (tokens + BlockSize - 1) / BlockSize;
 }

@@ -12,12 +12,13 @@ public static class ScoreCommand
     {
         var command = new Command("score", "Log-probability of each token of a text, its loss and perplexity");
         CommonOptions.AddTo(command);
+        CommonOptions.AddEngineTo(command);
         command.Add(Text);
         command.SetAction(parse =>
         {
             using var loaded = ModelLoader.LoadLanguageModel(parse);
             var ids = loaded.Tokenizer.Encode(parse.GetValue(Text)!);
-            using var engine = LocalEngine.ForScoring(loaded.Model, loaded.Tokenizer, ids.Count);
+            using var engine = LocalEngine.ForScoring(loaded.Model, loaded.Tokenizer, ids.Count, CommonOptions.KvDTypeOf(parse));
             var score = engine.ScoreTextAsync(ids).GetAwaiter().GetResult();
             if (parse.GetValue(CommonOptions.Json))
             {

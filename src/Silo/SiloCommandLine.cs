@@ -29,6 +29,7 @@ public static class SiloCommandLine
         ["--dtype"] = nameof(SiloSettings.DType),
         ["--quantize"] = nameof(SiloSettings.Quantize),
         ["--group-size"] = nameof(SiloSettings.GroupSize),
+        ["--kv-dtype"] = nameof(SiloSettings.KvDType),
         ["--kv-cache-mb"] = nameof(SiloSettings.KvCacheMegabytes),
         ["--max-running-sequences"] = nameof(SiloSettings.MaxRunningSequences),
         ["--max-waiting-requests"] = nameof(SiloSettings.MaxWaitingRequests),

@@ -43,6 +43,7 @@ public static class SiloHosting
             DType = settings.DType,
             Quantize = settings.Quantize,
             GroupSize = settings.GroupSize,
+            KvDType = settings.KvDType,
             KvCacheBytes = settings.KvCacheMegabytes << 20,
             MaxRunningSequences = settings.MaxRunningSequences,
             MaxWaitingRequests = settings.MaxWaitingRequests,

@@ -38,6 +38,8 @@ public sealed class SiloSettings
     /// <summary>int8 or int4: quantize every model's projections and LM head at load (a checkpoint written by <c>gpt2o quantize</c> is served as it is).</summary>
     public string? Quantize { get; set; }
     public int GroupSize { get; set; } = Inference.Quantization.QuantizationConfig.DefaultGroupSize;
+    /// <summary>The KV cache's dtype (float32, bfloat16, float16); unset: each model's compute dtype.</summary>
+    public string? KvDType { get; set; }
     public long KvCacheMegabytes { get; set; } = 512;
     public int MaxRunningSequences { get; set; } = 64;
     /// <summary>Requests that may wait for the engine before new ones get 429 with Retry-After.</summary>
@@ -82,8 +84,16 @@ public sealed class SiloSettings
         Require(MaxWaitingRequests > 0, $"max-waiting-requests {MaxWaitingRequests}: must be positive");
         Require(DrainSeconds >= 0, $"drain-seconds {DrainSeconds}: must not be negative");
         Require(Device == "cpu" || Device.StartsWith("cuda", StringComparison.Ordinal), $"device '{Device}': use cpu, cuda or cuda:N");
+        RequireDType("dtype", DType);
+        if (KvDType is not null) RequireDType("kv-dtype", KvDType);
         Require(!ParseModels().Values.Any(v => v.StartsWith("blob:", StringComparison.Ordinal)) || !string.IsNullOrWhiteSpace(BlobConnectionString),
             "a blob: model source needs --blob-connection-string");
         Grains.Models.ModelHostOptions.ValidateChatTemplates(ParseModels(), ChatTemplates);
+    }
+
+    private static void RequireDType(string name, string text)
+    {
+        try { Inference.Checkpoints.DeviceSpec.ParseDType(text); }
+        catch (ArgumentException e) { throw new ArgumentException($"{name}: {e.Message}"); }
     }
 }

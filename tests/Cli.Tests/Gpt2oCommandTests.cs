@@ -49,6 +49,16 @@ public sealed class Gpt2oCommandTests
     }
 
     [Fact]
+    public async Task Score_with_a_bf16_kv_cache_stays_close_to_hf()
+    {
+        var c = Case("lm_loss");
+        var result = await CliRunner.RunAsync(["score", "--model", Lm, "--text", c.GetProperty("texts")[0].GetString()!, "--kv-dtype", "bfloat16", "--json"]);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        double loss = result.Json.GetProperty("loss").GetDouble(), expected = c.GetProperty("expected").GetProperty("loss").GetDouble();
+        Assert.True(Math.Abs(loss - expected) < 1e-2, $"loss {loss} with bf16 K/V against HF's {expected}");
+    }
+
+    [Fact]
     public async Task Classify_and_classify_tokens_use_the_heads()
     {
         var c = Case("seq_cls_right_pad");
@@ -70,6 +80,7 @@ public sealed class Gpt2oCommandTests
     [InlineData("--early-stopping", "sometimes", "--early-stopping")]
     [InlineData("--device", "tpu", "device 'tpu'")]
     [InlineData("--num-return-sequences", "3", "num_return_sequences")]
+    [InlineData("--kv-dtype", "int8", "dtype 'int8'")]
     public async Task Bad_input_is_a_one_line_error_with_exit_code_2(string option, string value, string message)
     {
         string[] args = option == "--model"

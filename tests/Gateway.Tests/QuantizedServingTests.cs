@@ -4,14 +4,17 @@ using static Gpt2Orleans.Gateway.Tests.Support.Http;
 
 namespace Gpt2Orleans.Gateway.Tests;
 
-/// <summary>A silo started with <c>--quantize int8</c>, serving a dense checkpoint (quantized at load) and one written int4 in groups of 64 (served as it is).</summary>
+/// <summary>
+/// A silo started with <c>--quantize int8 --kv-dtype bfloat16</c>, serving a dense checkpoint (quantized at load) and
+/// one written int4 in groups of 64 (served as it is), both with bf16 KV under float32 compute.
+/// </summary>
 public sealed class QuantizedServingFixture : GatewayFixture
 {
     public const string PreQuantized = "alpha-int4";
     private readonly string _folder = Path.Combine(Path.GetTempPath(), "gpt2o-int4-" + Guid.NewGuid().ToString("N"));
 
     protected override IEnumerable<string> SiloArguments =>
-        ["--model", $"{Model}={ModelFolder}", "--model", $"{PreQuantized}={Int4Folder()}", "--quantize", "int8"];
+        ["--model", $"{Model}={ModelFolder}", "--model", $"{PreQuantized}={Int4Folder()}", "--quantize", "int8", "--kv-dtype", "bfloat16"];
 
     private string Int4Folder()
     {

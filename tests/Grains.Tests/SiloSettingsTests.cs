@@ -30,6 +30,8 @@ public sealed class SiloSettingsTests
     [InlineData("Storage", "azureblob", "needs --blob-connection-string")]
     [InlineData("SiloPort", "70000", "silo-port 70000")]
     [InlineData("Device", "tpu", "device 'tpu'")]
+    [InlineData("DType", "float8", "dtype: dtype 'float8' is not one of")]
+    [InlineData("KvDType", "int8", "kv-dtype: dtype 'int8' is not one of")]
     public void A_bad_setting_is_refused_with_its_name(string setting, string value, string expected)
     {
         var settings = new SiloSettings();
@@ -40,6 +42,8 @@ public sealed class SiloSettingsTests
             case "Storage": settings.Storage = value; break;
             case "SiloPort": settings.SiloPort = int.Parse(value); break;
             case "Device": settings.Device = value; break;
+            case "DType": settings.DType = value; break;
+            case "KvDType": settings.KvDType = value; break;
         }
         var error = Assert.Throws<ArgumentException>(settings.Validate);
         Assert.Contains(expected, error.Message);

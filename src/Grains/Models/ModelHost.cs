@@ -136,6 +136,7 @@ public sealed class ModelHost : IDisposable
             var engine = new GenerationEngine(model, tokenizer, new EngineOptions
             {
                 ModelName = name,
+                KvDType = _options.KvDType is null ? null : DeviceSpec.ParseDType(_options.KvDType),
                 KvCacheBytes = _options.KvCacheBytes,
                 MaxRunningSequences = _options.MaxRunningSequences,
                 MaxWaitingRequests = _options.MaxWaitingRequests,
@@ -143,8 +144,9 @@ public sealed class ModelHost : IDisposable
             });
             hosted = new HostedModel(name, source, model, tokenizer, defaults, engine, null);
         }
-        _logger.LogInformation("Model {Model} loaded in {Seconds:F1} s: compute {DType}, weights {Quantization}, {Megabytes:F0} MB", name,
-            (DateTime.UtcNow - started).TotalSeconds, DeviceSpec.DTypeName(hosted.Model.DType), hosted.Model.Quantization?.Name ?? "dense", hosted.ParameterBytes / 1e6);
+        _logger.LogInformation("Model {Model} loaded in {Seconds:F1} s: compute {DType}, weights {Quantization}, {Megabytes:F0} MB, KV cache {KvDType}", name,
+            (DateTime.UtcNow - started).TotalSeconds, DeviceSpec.DTypeName(hosted.Model.DType), hosted.Model.Quantization?.Name ?? "dense", hosted.ParameterBytes / 1e6,
+            hosted.Generation is { } generation ? DeviceSpec.DTypeName(generation.KvDType) : "none");
         return hosted;
     }
 

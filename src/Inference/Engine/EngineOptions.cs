@@ -25,6 +25,11 @@ public sealed record EngineOptions
     /// or under load), at the cost of padding small steps to 16 rows of libtorch GEMM (<see cref="Model.BatchInvariantMatmul"/>).
     /// </summary>
     public bool BatchInvariant { get; init; }
+    /// <summary>
+    /// The KV cache's dtype (null: the model's). bf16 under a float32 model halves the KV's memory and the bytes a
+    /// decode step's attention reads, at the cost of rounding K and V to bf16 (8 significant bits) as they are stored.
+    /// </summary>
+    public TorchSharp.torch.ScalarType? KvDType { get; init; }
     /// <summary>Whether our CPU mat-vec kernel serves steps of few tokens (<see cref="Model.CpuMatVec"/>); off: libtorch does.</summary>
     public bool MatVecKernel { get; init; } = true;
 
@@ -41,6 +46,7 @@ public sealed record EngineOptions
         Require(MaxRunningSequences > 0, nameof(MaxRunningSequences), "must be positive");
         Require(MaxWaitingRequests > 0, nameof(MaxWaitingRequests), "must be positive");
         Require(Threads is null or > 0, nameof(Threads), "must be positive");
+        Require(KvDType is null || KvCache.KvBlockPool.Supports(KvDType.Value), nameof(KvDType), "must be float32, bfloat16 or float16");
         Require(MaxSequencesPerTenant is null or > 0, nameof(MaxSequencesPerTenant), "must be positive");
         Require(TenantWeights.Values.All(w => w > 0), nameof(TenantWeights), "weights must be positive");
     }

@@ -52,9 +52,10 @@ public sealed class GenerationEngine : IDisposable
         _model = model;
         _tokenizer = tokenizer;
         _logger = logger ?? NullLogger.Instance;
-        int blocks = _options.KvBlocks ?? KvBlockPool.BlocksForBytes(model.Config, _options.KvCacheBytes, _options.BlockSize, model.DType);
+        var kvDType = _options.KvDType ?? model.DType;
+        int blocks = _options.KvBlocks ?? KvBlockPool.BlocksForBytes(model.Config, _options.KvCacheBytes, _options.BlockSize, kvDType);
         if (blocks <= 0) throw new ArgumentException($"{nameof(EngineOptions.KvCacheBytes)}: {_options.KvCacheBytes} bytes do not hold one KV block");
-        _pool = new KvBlockPool(model.Config, blocks, _options.BlockSize, model.DType, model.Device);
+        _pool = new KvBlockPool(model.Config, blocks, _options.BlockSize, kvDType, model.Device);
         _kv = new KvCacheManager(blocks, _options.BlockSize, _options.ModelName);
         _scheduler = new Scheduler(_options, _kv, model.Config.NPositions);
         _runner = new ModelRunner(model, _pool, _kv.Allocator, new KernelPolicy(_options.BatchInvariant, _options.MatVecKernel), _options.Threads);
@@ -66,6 +67,7 @@ public sealed class GenerationEngine : IDisposable
 
     public EngineStats Stats => _stats;
     public long KvBytesPerToken => _pool.BytesPerToken;
+    public TorchSharp.torch.ScalarType KvDType => _pool.DType;
     public Gpt2Config ModelConfig => _model.Config;
 
     /// <summary>

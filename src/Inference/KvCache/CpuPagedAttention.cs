@@ -15,14 +15,14 @@ namespace Gpt2Orleans.Inference.KvCache;
 /// slower than the weights themselves at 16 streams. For each sequence and head, scores over its slots 16 at a
 /// time with the query held in registers, a vectorised softmax, then the weighted sum of V with the output held in
 /// registers (both passes measured ~1.5× faster than one slot at a time); sequences (or, for a single one, heads)
-/// are split across the cores (<see cref="KernelThreads"/>). AVX2 + FMA (256-bit vectors); float32 or bf16 pools (bf16 widened as read, float32
+/// are split across the cores (<see cref="KernelThreads"/>). AVX2 + FMA (256-bit vectors); float32 or bf16 queries and pools, in any pairing (bf16 widened as read, float32
 /// sums); others use the gather path.
 /// </summary>
 public static unsafe class CpuPagedAttention
 {
     public static bool Applies(Tensor query, Tensor keyStorage) =>
         Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported && query.device_type == DeviceType.CPU
-        && query.dtype == keyStorage.dtype && query.dtype is ScalarType.Float32 or ScalarType.BFloat16
+        && query.dtype is ScalarType.Float32 or ScalarType.BFloat16 && keyStorage.dtype is ScalarType.Float32 or ScalarType.BFloat16
         && keyStorage.is_contiguous() && query.shape[^1] % 8 == 0;
 
     /// <param name="query">(S, nh, hs): one query per decoding sequence</param>

@@ -10,7 +10,9 @@ namespace Gpt2Orleans.Inference.KvCache;
 /// The KV memory of one model on one device, allocated once: per layer, keys and values as
 /// [blocks · block_size, n_head, head_dim] (a "slot" is one token position in one block). Tensors only: which
 /// blocks a sequence holds is the <see cref="BlockAllocator"/>'s bookkeeping (owned by the engine's KV-cache
-/// manager), and callers address the pool by slot = block · block_size + offset.
+/// manager), and callers address the pool by slot = block · block_size + offset. Its dtype may differ from the
+/// model's (<c>--kv-dtype</c>: bf16 K/V under float32 compute halve the bytes attention reads): K/V are converted as
+/// they are written, and the CPU attention kernels widen bf16 as they read it.
 /// </summary>
 internal sealed class KvBlockPool : IDisposable
 {
@@ -25,6 +27,7 @@ internal sealed class KvBlockPool : IDisposable
 
     public KvBlockPool(Gpt2Config config, int blocks, int blockSize, ScalarType dtype, Device device)
     {
+        if (!Supports(dtype)) throw new ArgumentException($"a KV cache in {dtype} is not supported: use float32, bfloat16 or float16");
         BlockSize = blockSize;
         DType = dtype;
         Device = device;
@@ -42,20 +45,32 @@ internal sealed class KvBlockPool : IDisposable
     public static long BytesPerTokenOf(Gpt2Config config, ScalarType dtype) =>
         2L * config.NLayer * config.NEmbd * (dtype is ScalarType.Float32 ? 4 : 2);
 
+    /// <summary>The dtypes a pool may hold.</summary>
+    public static bool Supports(ScalarType dtype) => dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16;
+
     /// <summary>How many blocks fit in <paramref name="bytes"/> (configuration may size the pool by memory).</summary>
     public static int BlocksForBytes(Gpt2Config config, long bytes, int blockSize, ScalarType dtype) =>
         (int)Math.Min(int.MaxValue, bytes / (BytesPerTokenOf(config, dtype) * blockSize));
 
-    /// <summary>Stores this step's keys and values (N, n_head, head_dim) at their slots (N).</summary>
+    /// <summary>Stores this step's keys and values (N, n_head, head_dim) at their slots (N), in the pool's dtype.</summary>
     internal void Write(int layer, Tensor slots, Tensor key, Tensor value)
     {
-        _keys[layer].index_copy_(0, slots, key);
-        _values[layer].index_copy_(0, slots, value);
+        using var scope = torch.NewDisposeScope();
+        _keys[layer].index_copy_(0, slots, key.to(DType));
+        _values[layer].index_copy_(0, slots, value.to(DType));
     }
 
-    /// <summary>Copies of the K and V at the given slots (L, n_head, head_dim).</summary>
-    internal (Tensor Key, Tensor Value) Gather(int layer, Tensor slots) =>
-        (_keys[layer].index_select(0, slots), _values[layer].index_select(0, slots));
+    /// <summary>Copies of the K and V at the given slots (L, n_head, head_dim), in <paramref name="dtype"/>.</summary>
+    internal (Tensor Key, Tensor Value) Gather(int layer, Tensor slots, ScalarType dtype) =>
+        (Read(_keys[layer], slots, dtype), Read(_values[layer], slots, dtype));
+
+    /// <summary>The rows of <paramref name="storage"/> at <paramref name="slots"/> in <paramref name="dtype"/>.</summary>
+    internal static Tensor Read(Tensor storage, Tensor slots, ScalarType dtype)
+    {
+        var rows = storage.index_select(0, slots);
+        if (rows.dtype == dtype) return rows;
+        using (rows) return rows.to(dtype);
+    }
 
     internal Tensor KeyStorage(int layer) => _keys[layer];
     internal Tensor ValueStorage(int layer) => _values[layer];
@@ -71,17 +86,21 @@ internal sealed class KvBlockPool : IDisposable
         return new KvSnapshot([.. tokens], computed, data);
     }
 
-    /// <summary>Writes a snapshot's K/V for positions [<paramref name="from"/>, Computed) into their <paramref name="slots"/> (the earlier ones are shared cache hits).</summary>
+    /// <summary>
+    /// Writes a snapshot's K/V for positions [<paramref name="from"/>, Computed) into their <paramref name="slots"/> (the
+    /// earlier ones are shared cache hits), converted to the pool's dtype if it was taken from a pool of another.
+    /// </summary>
     public void Restore(long[] slots, KvSnapshot snapshot, int from)
     {
         var first = _keys[0];
-        if (snapshot.Layers != _keys.Length || snapshot.Heads != first.shape[1] || snapshot.HeadDim != first.shape[2] || snapshot.DType != DType)
+        if (snapshot.Layers != _keys.Length || snapshot.Heads != first.shape[1] || snapshot.HeadDim != first.shape[2] || !Supports(snapshot.DType))
             throw new ArgumentException("the KV snapshot's shapes or dtype do not match this pool");
         if (from >= snapshot.Computed) return;
         for (int layer = 0; layer < _keys.Length; layer++)
             for (int kv = 0; kv < 2; kv++)
             {
-                using var rows = snapshot.Data[layer, kv].narrow(0, from, snapshot.Computed - from);
+                using var scope = torch.NewDisposeScope();
+                var rows = snapshot.Data[layer, kv].narrow(0, from, snapshot.Computed - from).to(DType);
                 CopyRows(kv == 0 ? _keys[layer] : _values[layer], slots, rows, toPool: true);
             }
     }

@@ -48,7 +48,7 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>, IQuantizable
         (weight, _weightOutIn) = (null, null);
     }
 
-    /// <summary>The dense forward: libtorch's addmm, differentiable.</summary>
+    /// <summary>The dense forward: libtorch's addmm, differentiable (bf16 weights without a gradient: float32 slices, <see cref="SlicedFloat32Linear"/>).</summary>
     public override Tensor forward(Tensor x) => forward(x, KernelPolicy.Dense);
 
     /// <summary>The product as <paramref name="policy"/> says (the paged forward passes its engine's).</summary>
@@ -56,6 +56,7 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>, IQuantizable
     {
         if (Quantized is { } quantized) return QuantizedProjection.Apply(quantized, x, bias, policy);
         if (policy.UsesMatVec(x, _weightOutIn!)) return CpuMatVec.Apply(x, _weightOutIn!, bias);
+        if (SlicedFloat32Linear.Serves(x, weight!)) return SlicedFloat32Linear.Dense(x, _weightOutIn!, bias, policy.MinRows);
         var shape = x.shape;
         var outShape = shape.ToArray();
         outShape[^1] = _nf;

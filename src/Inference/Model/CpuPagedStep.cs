@@ -17,7 +17,8 @@ namespace Gpt2Orleans.Inference.Model;
 /// Why: run through libtorch, the same step made ~30 small ops per layer (layer norms, bias adds, views, copies,
 /// conversions) at 5–20 µs each, measured 3–4 ms of a 25 ms GPT-2 small step on 2 cores, where the weights alone
 /// take ~18 ms to stream. The per-block forward stays the reference; the tests hold this path to it. bf16 models keep
-/// bf16 weights and KV, with float32 activations in between (libtorch rounds them to bf16 after every op).
+/// bf16 weights, with float32 activations in between (libtorch rounds them to bf16 after every op); the K/V are
+/// written and read in the pool's dtype, float32 or bf16, whatever the model's.
 /// </summary>
 internal static unsafe class CpuPagedStep
 {
@@ -29,7 +30,7 @@ internal static unsafe class CpuPagedStep
             && !config.ReorderAndUpcastAttn
             && config.NEmbd % 16 == 0 && config.InnerDim % 16 == 0 && config.HeadDim % 8 == 0
             && ActivationOf(config.ActivationFunction) is not null
-            && pool.DType == model.DType && pool.KeyStorage(0).is_contiguous();
+            && pool.DType is ScalarType.Float32 or ScalarType.BFloat16 && pool.KeyStorage(0).is_contiguous();
     }
 
     /// <summary>The blocks over <paramref name="hidden"/> (N, E), the embeddings; returns the last block's output (N, E) in the model's dtype.</summary>

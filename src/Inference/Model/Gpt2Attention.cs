@@ -91,9 +91,9 @@ public sealed class Gpt2Attention : nn.Module
                 // Other devices and dtypes: gather the padded K/V once per layer and attend in one fused call.
                 long count = decode.SequenceIndices.Length;
                 var q = query.index_select(0, decode.Rows).unsqueeze(2);                              // (S, nh, 1, hs)
-                var keys = pool.KeyStorage(_layerIdx).index_select(0, decode.Slots)
+                var keys = KvBlockPool.Read(pool.KeyStorage(_layerIdx), decode.Slots, hidden.dtype)
                     .view(count, decode.MaxLength, _nHead, _headDim).permute(0, 2, 1, 3);              // (S, nh, L, hs)
-                var values = pool.ValueStorage(_layerIdx).index_select(0, decode.Slots)
+                var values = KvBlockPool.Read(pool.ValueStorage(_layerIdx), decode.Slots, hidden.dtype)
                     .view(count, decode.MaxLength, _nHead, _headDim).permute(0, 2, 1, 3);
                 using var mask = AttentionMask.Borrowing(decode.Bias);
                 output.index_copy_(0, decode.Rows, Attend(q, keys, values, mask, false, out _).squeeze(2));
@@ -103,7 +103,7 @@ public sealed class Gpt2Attention : nn.Module
         {
             var s = batch.Sequences[i];
             if (s.QueryLength == 1 && together) continue; // attended above
-            var (key, value) = pool.Gather(_layerIdx, batch.ContextSlots[i]); // (L, nh, hs)
+            var (key, value) = pool.Gather(_layerIdx, batch.ContextSlots[i], hidden.dtype); // (L, nh, hs)
             var q = query.narrow(0, s.QueryStart, s.QueryLength).permute(1, 0, 2).unsqueeze(0); // (1, nh, T, hs)
             using var mask = AttentionMask.Create(null, s.QueryLength, s.ContextLength, hidden.dtype, hidden.device, explicitBias: _reorderAndUpcast);
             var attended = Attend(q, key.permute(1, 0, 2).unsqueeze(0), value.permute(1, 0, 2).unsqueeze(0), mask, false, out _);

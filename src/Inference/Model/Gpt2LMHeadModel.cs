@@ -75,6 +75,9 @@ public sealed class Gpt2LMHeadModel : Gpt2PreTrainedModel
     {
         if (LmHead.Quantized is { } quantized) return QuantizedProjection.Apply(quantized, hidden, null, policy);
         var weight = LmHead.DenseWeightOutIn;
-        return policy.UsesMatVec(hidden, weight) ? CpuMatVec.Apply(hidden, weight, null) : BatchInvariantMatmul.Linear(hidden, weight, policy.MinRows);
+        if (policy.UsesMatVec(hidden, weight)) return CpuMatVec.Apply(hidden, weight, null);
+        return SlicedFloat32Linear.Serves(hidden, weight)
+            ? SlicedFloat32Linear.Dense(hidden, weight, null, policy.MinRows)
+            : BatchInvariantMatmul.Linear(hidden, weight, policy.MinRows);
     }
 }

@@ -8,15 +8,11 @@ namespace Gpt2Orleans.Inference.Quantization;
 /// <summary>
 /// x · Wᵀ (+ b) over a <see cref="QuantizedWeight"/>, for tensors: steps of up to 64 rows on the CPU run
 /// <see cref="QuantizedMatVec"/> (the integer kernel, or dequantized float tiles from four rows); more rows (a long
-/// prefill), batch-invariant products and other devices
-/// dequantize the weight a slice of outputs at a time and multiply in libtorch, in float32 on the CPU (its fast
-/// GEMM here; its bf16 one is slower) and in the model's dtype elsewhere. The dequantized values are the same either way.
+/// prefill), batch-invariant products and other devices dequantize the weight a slice of outputs at a time for
+/// libtorch (<see cref="SlicedFloat32Linear"/>). The dequantized values are the same either way.
 /// </summary>
 internal static unsafe class QuantizedProjection
 {
-    /// <summary>Weights dequantized per libtorch product: 4 MB of float32 (1,365 outputs of GPT-2 small's 768 inputs).</summary>
-    private const int SliceWeights = 1 << 20;
-
     /// <summary>(..., in) → (..., out) in x's dtype.</summary>
     public static Tensor Apply(QuantizedWeight w, Tensor x, Tensor? bias, KernelPolicy policy)
     {
@@ -43,27 +39,12 @@ internal static unsafe class QuantizedProjection
         return output;
     }
 
-    private static Tensor Dequantized(QuantizedWeight w, Tensor x, KernelPolicy policy)
-    {
-        var compute = x.device_type == DeviceType.CPU ? ScalarType.Float32 : x.dtype;
-        using var input = x.to(compute);
-        var output = torch.empty([x.shape[0], w.OutFeatures], compute, x.device);
-        int sliceOutputs = Math.Clamp(SliceWeights / w.InFeatures, 1, w.OutFeatures);
-        // One buffer for every slice: a fresh allocation each time page-faults its memory in again.
-        using var buffer = torch.empty([sliceOutputs, w.InFeatures], ScalarType.Float32);
-        var values = MemoryMarshal.Cast<byte, float>(buffer.bytes);
-        for (int first = 0; first < w.OutFeatures; first += sliceOutputs)
+    private static Tensor Dequantized(QuantizedWeight w, Tensor x, KernelPolicy policy) =>
+        SlicedFloat32Linear.Apply(x, w.OutFeatures, w.InFeatures, (first, destination) =>
         {
-            int count = Math.Min(sliceOutputs, w.OutFeatures - first);
-            for (int o = 0; o < count; o++) w.DequantizeRow(first + o, values.Slice(o * w.InFeatures, w.InFeatures));
-            using var slice = buffer.narrow(0, 0, count);
-            using var weight = slice.to(compute, x.device);
-            using var product = BatchInvariantMatmul.Linear(input, weight, policy.MinRows);
-            using var target = output.narrow(1, first, count);
-            target.copy_(product);
-        }
-        return output;
-    }
+            var values = MemoryMarshal.Cast<byte, float>(destination.bytes);
+            for (int o = 0; o < destination.shape[0]; o++) w.DequantizeRow(first + o, values.Slice(o * w.InFeatures, w.InFeatures));
+        }, policy.MinRows);
 
     /// <summary>The rows of the weight that <paramref name="ids"/> name (a quantized embedding's lookup), (..., in) in <paramref name="dtype"/>.</summary>
     public static Tensor Rows(QuantizedWeight w, Tensor ids, ScalarType dtype, Device device)

@@ -59,6 +59,33 @@ public sealed class EngineKvSpillTests(GoldenData golden) : IDisposable
     }
 
     [Fact]
+    public async Task A_float32_spill_restored_into_a_bf16_kv_cache_continues_as_that_cache_computes_it()
+    {
+        var (path, history, _) = await SpillOneTurn();
+        using var snapshot = KvSnapshotFile.TryRead(path, "model-a", history, out var reason);
+        Assert.True(snapshot is not null, reason);
+        var options = new EngineOptions { KvBlocks = 128, BlockSize = 4, KvDType = TorchSharp.torch.ScalarType.BFloat16 };
+        List<int> next = [.. history, .. Tokenizer.Encode("\nUser: Tell me more.\nBot:")];
+
+        using var restored = new GenerationEngine(golden.Lm(), Tokenizer, options);
+        Assert.Equal(TorchSharp.torch.ScalarType.BFloat16, restored.KvDType);
+        Assert.True(await restored.ImportKeptAsync("s", "t", snapshot));
+        var turn = await Run(restored, new EngineRequest("t", next, Greedy) { Owner = "s" });
+        Assert.Equal(history.Count - 1, turn.Usage.CachedPromptTokens);
+
+        using var fresh = new GenerationEngine(golden.Lm(), Tokenizer, options);
+        var recomputed = await Run(fresh, new EngineRequest("t", next, Greedy));
+        Assert.Equal(recomputed.Ids, turn.Ids);
+    }
+
+    [Fact]
+    public void A_kv_dtype_the_pool_cannot_hold_is_refused()
+    {
+        var error = Assert.Throws<ArgumentException>(() => new EngineOptions { KvDType = TorchSharp.torch.ScalarType.Int8 }.Validate());
+        Assert.Contains("KvDType", error.Message);
+    }
+
+    [Fact]
     public async Task A_file_for_another_model_or_other_tokens_is_refused()
     {
         var (path, history, _) = await SpillOneTurn();

@@ -32,9 +32,10 @@ public sealed class CpuPagedStepTests
         public readonly Tensor PrefillLogits;
         public readonly bool PrefillFused;
 
-        public Run(Gpt2LMHeadModel model, KernelPolicy? prefill = null)
+        /// <param name="kvDType">the pool's dtype (null: the model's)</param>
+        public Run(Gpt2LMHeadModel model, KernelPolicy? prefill = null, ScalarType? kvDType = null)
         {
-            Pool = new KvBlockPool(model.Config, Blocks, BlockSize, model.DType, model.Device);
+            Pool = new KvBlockPool(model.Config, Blocks, BlockSize, kvDType ?? model.DType, model.Device);
             var parts = new List<PagedSequence>();
             var ids = new List<long>();
             for (int s = 0; s < Tokens.Count; s++)
@@ -155,6 +156,43 @@ public sealed class CpuPagedStepTests
             double fusedError = TensorAssert.MaxDiff(reference, actual.to(ScalarType.Float32));
             double libtorchError = TensorAssert.MaxDiff(reference, libtorch.to(ScalarType.Float32));
             Assert.True(fusedError <= Math.Max(2 * libtorchError, 0.05), $"step {step}: fused bf16 |Δ| {fusedError} against libtorch bf16's {libtorchError}");
+        }
+    }
+
+    [SkippableTheory]
+    [InlineData(ScalarType.Float32, ScalarType.BFloat16)]
+    [InlineData(ScalarType.BFloat16, ScalarType.Float32)]
+    public void A_kv_cache_in_another_dtype_than_the_model_is_written_and_read_alike_by_the_fused_and_per_block_paths(ScalarType compute, ScalarType kv)
+    {
+        Skip.IfNot(CpuMatVec.Supported, "the fused decode step needs AVX2 + FMA");
+        using var scope = torch.NewDisposeScope();
+        using var exact = Gpt2LMHeadModel.CreateRandom(Small, seed: 7);
+        using var model = Gpt2LMHeadModel.CreateRandom(Small, 7, new ModelLoadOptions { DType = compute });
+        using var expected = new Run(exact);
+        using var fused = new Run(model, KernelPolicy.Fast, kv);
+        using var perBlock = new Run(model, KernelPolicy.Dense, kv);
+        Assert.Equal(kv, fused.Pool.DType);
+        Assert.True(fused.PrefillFused);
+        for (int step = 0; step < 4; step++)
+        {
+            var reference = expected.Decode(exact, step, KernelPolicy.Dense).Logits;
+            var (actual, wasFused) = fused.Decode(model, step, KernelPolicy.Fast);
+            var libtorch = perBlock.Decode(model, step, KernelPolicy.Dense).Logits;
+            Assert.True(wasFused, "the fused path did not serve a decode step over a pool of another dtype");
+            Assert.Equal(compute, actual.dtype);
+            // Both paths attend over the same rounded K/V: they agree as closely as the model's dtype lets them, and
+            // rounding K/V to bf16 costs little against float32 throughout.
+            double fusedError = TensorAssert.MaxDiff(reference, actual.to(ScalarType.Float32));
+            double libtorchError = TensorAssert.MaxDiff(reference, libtorch.to(ScalarType.Float32));
+            Assert.True(libtorchError < 0.05, $"step {step}: per-block |Δ| {libtorchError} against float32 throughout");
+            Assert.True(fusedError <= Math.Max(2 * libtorchError, 0.01), $"step {step}: fused |Δ| {fusedError} against the per-block path's {libtorchError}");
+        }
+        for (int layer = 0; layer < Small.NLayer; layer++)
+        {
+            Assert.Equal(kv, perBlock.Pool.KeyStorage(layer).dtype);
+            double tolerance = compute == ScalarType.Float32 ? 1e-2 : 5e-2; // one bf16 rounding of K/V either way
+            TensorAssert.Close(perBlock.Pool.KeyStorage(layer).to(ScalarType.Float32), fused.Pool.KeyStorage(layer).to(ScalarType.Float32), tolerance, tolerance, what: $"keys of layer {layer}");
+            TensorAssert.Close(perBlock.Pool.ValueStorage(layer).to(ScalarType.Float32), fused.Pool.ValueStorage(layer).to(ScalarType.Float32), tolerance, tolerance, what: $"values of layer {layer}");
         }
     }
 
