@@ -58,7 +58,7 @@ public static class CommonOptions
 
     /// <summary>--kv-dtype, or null for the model's dtype.</summary>
     public static TorchSharp.torch.ScalarType? KvDTypeOf(ParseResult parse) =>
-        parse.GetValue(KvDType) is { } text ? Inference.Checkpoints.DeviceSpec.ParseDType(text) : null;
+        parse.GetValue(KvDType) is { } text ? Inference.Checkpoints.DeviceSpec.ParseDType(text, "--kv-dtype") : null;
 
     /// <summary>--quantize and --group-size as a quantization, or null for dense weights.</summary>
     public static Inference.Quantization.QuantizationConfig? Quantization(ParseResult parse) =>

@@ -84,16 +84,10 @@ public sealed class SiloSettings
         Require(MaxWaitingRequests > 0, $"max-waiting-requests {MaxWaitingRequests}: must be positive");
         Require(DrainSeconds >= 0, $"drain-seconds {DrainSeconds}: must not be negative");
         Require(Device == "cpu" || Device.StartsWith("cuda", StringComparison.Ordinal), $"device '{Device}': use cpu, cuda or cuda:N");
-        RequireDType("dtype", DType);
-        if (KvDType is not null) RequireDType("kv-dtype", KvDType);
+        Inference.Checkpoints.DeviceSpec.ParseDType(DType, "dtype");
+        if (KvDType is not null) Inference.Checkpoints.DeviceSpec.ParseDType(KvDType, "kv-dtype");
         Require(!ParseModels().Values.Any(v => v.StartsWith("blob:", StringComparison.Ordinal)) || !string.IsNullOrWhiteSpace(BlobConnectionString),
             "a blob: model source needs --blob-connection-string");
         Grains.Models.ModelHostOptions.ValidateChatTemplates(ParseModels(), ChatTemplates);
-    }
-
-    private static void RequireDType(string name, string text)
-    {
-        try { Inference.Checkpoints.DeviceSpec.ParseDType(text); }
-        catch (ArgumentException e) { throw new ArgumentException($"{name}: {e.Message}"); }
     }
 }

@@ -136,7 +136,7 @@ public sealed class ModelHost : IDisposable
             var engine = new GenerationEngine(model, tokenizer, new EngineOptions
             {
                 ModelName = name,
-                KvDType = _options.KvDType is null ? null : DeviceSpec.ParseDType(_options.KvDType),
+                KvDType = _options.KvScalarType,
                 KvCacheBytes = _options.KvCacheBytes,
                 MaxRunningSequences = _options.MaxRunningSequences,
                 MaxWaitingRequests = _options.MaxWaitingRequests,

@@ -19,6 +19,8 @@ public sealed class ModelHostOptions
     public Inference.Quantization.QuantizationConfig? Quantization => Inference.Quantization.QuantizationConfig.Parse(Quantize, GroupSize);
     /// <summary>The KV cache's dtype (float32, bfloat16, float16); null: each model's compute dtype.</summary>
     public string? KvDType { get; set; }
+
+    public TorchSharp.torch.ScalarType? KvScalarType => KvDType is null ? null : Inference.Checkpoints.DeviceSpec.ParseDType(KvDType, "kv-dtype");
     public long KvCacheBytes { get; set; } = 512L << 20;
     public int MaxRunningSequences { get; set; } = 64;
     /// <summary>Requests that may wait for admission before new ones are answered "retry later" (HTTP 429).</summary>
@@ -39,9 +41,7 @@ public sealed class ModelHostOptions
             if (string.IsNullOrWhiteSpace(source)) throw new ArgumentException($"model '{name}' has no source", "model");
         ValidateChatTemplates(Models, ChatTemplates);
         Inference.Checkpoints.DeviceSpec.ParseDType(DType);
-        if (KvDType is not null)
-            try { Inference.Checkpoints.DeviceSpec.ParseDType(KvDType); }
-            catch (ArgumentException e) { throw new ArgumentException($"kv-dtype: {e.Message}", "kv-dtype"); }
+        _ = KvScalarType; // likewise a bad --kv-dtype
         _ = Quantization; // a bad --quantize or --group-size is refused here, naming it
         if (KvCacheBytes <= 0) throw new ArgumentException("kv-cache-bytes: must be positive", "kv-cache-bytes");
         if (MaxRunningSequences <= 0) throw new ArgumentException("max-running-sequences: must be positive", "max-running-sequences");

@@ -29,6 +29,13 @@ public static class DeviceSpec
         _ => throw new ArgumentException($"dtype '{text}' is not one of float32, bfloat16, float16"),
     };
 
+    /// <summary>The same for the setting named <paramref name="option"/> (<c>kv-dtype</c>, say), which the error names.</summary>
+    public static ScalarType ParseDType(string? text, string option)
+    {
+        try { return ParseDType(text); }
+        catch (ArgumentException e) { throw new ArgumentException($"{option}: {e.Message}"); }
+    }
+
     /// <summary>HF's name for a dtype, as config.json's <c>torch_dtype</c> records it.</summary>
     public static string DTypeName(ScalarType type) => type switch
     {
