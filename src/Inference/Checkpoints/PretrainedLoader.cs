@@ -125,11 +125,15 @@ public static partial class PretrainedLoader
         if (missing.Count > 0) throw new CheckpointException($"{directory}: quantized checkpoint is missing keys: {List(missing)}");
         foreach (var (name, q) in quantized)
         {
-            weights.FileOf(keyOf[name]).ReadBytes(keyOf[name], q.Data);
+            // The file is row-major; the weight keeps its rows in the kernel's tiles.
+            var levels = new byte[q.Data.Length];
+            var scaleValues = new float[q.Scales.Length];
+            weights.FileOf(keyOf[name]).ReadBytes(keyOf[name], levels);
             string scales = keyOf[name + Gpt2PreTrainedModel.ScaleSuffix];
-            weights.FileOf(scales).ReadBytes(scales, MemoryMarshal.AsBytes(q.Scales.AsSpan()));
-            if (QuantizedWeight.InvalidScale(q.Scales) is { } bad)
+            weights.FileOf(scales).ReadBytes(scales, MemoryMarshal.AsBytes(scaleValues.AsSpan()));
+            if (QuantizedWeight.InvalidScale(scaleValues) is { } bad)
                 throw new CheckpointException($"{directory}: tensor '{scales}' holds a scale of {bad}: scales must be finite and non-negative");
+            q.SetRowMajor(levels, scaleValues);
         }
 
         void Check(string name, string dtype, long[] shape)

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Gpt2Orleans.Inference.Checkpoints;
 using Gpt2Orleans.Inference.Quantization;
 using TorchSharp;
@@ -91,8 +92,8 @@ public abstract class Gpt2PreTrainedModel : nn.Module
     private static (Tensor Levels, Tensor Scales) QuantizedTensors(QuantizedWeight q)
     {
         var levels = torch.empty([q.OutFeatures, q.RowBytes], q.Type == QuantizationType.Int8 ? ScalarType.Int8 : ScalarType.Byte);
-        q.Data.CopyTo(levels.bytes);
-        var scales = torch.tensor(q.Scales, [q.OutFeatures, q.GroupsPerRow]);
+        var scales = torch.empty([q.OutFeatures, q.GroupsPerRow], ScalarType.Float32);
+        q.CopyRowMajorTo(levels.bytes, MemoryMarshal.Cast<byte, float>(scales.bytes));
         return (levels, scales);
     }
 }

@@ -37,6 +37,7 @@ public sealed class QuantizedMatVecTests
         { QuantizationType.Int8, 9, 160, 64, 5 },   // five blocks, a short last group; five rows: dequantized float tiles
         { QuantizationType.Int8, 300, 768, 32, 8 },  // float tiles on two cores' shares, a short last tile
         { QuantizationType.Int8, 70, 100, 32, 6 },   // six rows, but 100 inputs: the integer kernel still
+        { QuantizationType.Int8, 303, 96, 64, 2 },   // two cores' shares, three rows past the last tile of four
         { QuantizationType.Int4, 3, 7, 32, 1 },
         { QuantizationType.Int4, 70, 100, 32, 3 },
         { QuantizationType.Int4, 300, 768, 64, 2 },
@@ -44,6 +45,7 @@ public sealed class QuantizedMatVecTests
         { QuantizationType.Int4, 9, 160, 64, 5 },
         { QuantizationType.Int4, 300, 768, 32, 8 },
         { QuantizationType.Int4, 70, 100, 32, 6 },
+        { QuantizationType.Int4, 303, 96, 64, 2 },
     };
 
     [Theory]
@@ -109,7 +111,7 @@ public sealed class QuantizedMatVecTests
         for (int o = 0; o < outFeatures; o++)
             for (int i = 0; i < inFeatures; i++)
             {
-                float scale = q.Scales[o * q.GroupsPerRow + i / groupSize];
+                float scale = q.Scale(o, i / groupSize);
                 float w = weight[o * inFeatures + i];
                 Assert.InRange(q.Level(o, i), -maxLevel, maxLevel);
                 Assert.Equal(q.Level(o, i) * scale, restored[o * inFeatures + i]); // the vector dequantizer is the definition's
@@ -145,5 +147,41 @@ public sealed class QuantizedMatVecTests
         Assert.Equal(16, q.Data.Length);
         Assert.Equal(0x1F, q.Data[3]);
         Assert.Equal(0x88, q.Data[4]); // zeros are level 0, stored 8
+    }
+
+    [Theory]
+    [InlineData(QuantizationType.Int8)]
+    [InlineData(QuantizationType.Int4)]
+    public void Rows_are_kept_in_tiles_of_four_and_checkpoints_see_them_row_major(QuantizationType type)
+    {
+        const int outFeatures = 6, inFeatures = 70, groupSize = 32; // one tile, two rows past it; three blocks a row
+        var q = QuantizedWeight.Quantize(Random(outFeatures * inFeatures, 4), outFeatures, inFeatures, type, groupSize);
+        int block = q.BlockBytes, rowBytes = q.RowBytes;
+        // In a tile, a block of each of the four rows, then the next block: one stream for the kernel's pass.
+        Assert.Equal(block, q.BlockOffset(1, 0));
+        Assert.Equal(4 * block, q.BlockOffset(0, 1));
+        Assert.Equal(4 * block + 3 * block, q.BlockOffset(3, 1));
+        Assert.Equal(4 * rowBytes, q.BlockOffset(4, 0)); // past the tile, row by row
+        Assert.Equal(5 * rowBytes + 2 * block, q.BlockOffset(5, 2));
+        Assert.Equal(2, q.ScaleIndex(2, 0));
+        Assert.Equal(4 + 1, q.ScaleIndex(1, 1));
+        Assert.Equal(5 * q.GroupsPerRow + 2, q.ScaleIndex(5, 2));
+
+        var levels = new byte[q.Data.Length];
+        var scales = new float[q.Scales.Length];
+        q.CopyRowMajorTo(levels, scales);
+        for (int o = 0; o < outFeatures; o++)
+        {
+            for (int i = 0; i < inFeatures; i++)
+            {
+                int j = i % 32, at = o * rowBytes + i / 32 * block + (type == QuantizationType.Int8 ? j : j % 16);
+                int stored = type == QuantizationType.Int8 ? (sbyte)levels[at] : (j >= 16 ? levels[at] >> 4 : levels[at] & 0xF) - 8;
+                Assert.Equal(q.Level(o, i), stored);
+            }
+            for (int g = 0; g < q.GroupsPerRow; g++) Assert.Equal(q.Scale(o, g), scales[o * q.GroupsPerRow + g]);
+        }
+        var reread = new QuantizedWeight(type, outFeatures, inFeatures, groupSize, levels, scales);
+        Assert.Equal(q.Data, reread.Data);
+        Assert.Equal(q.Scales, reread.Scales);
     }
 }
