@@ -165,7 +165,8 @@ public sealed class GenerationEngineTests(GoldenData golden)
         var requests = new List<Task>();
         foreach (var tenant in new[] { "A", "B" })
             for (int i = 0; i < 8; i++)
-                requests.Add(Collect(engine.SubmitAsync(Request(Prompts[i], new GenerationConfig { MaxNewTokens = 1 }, tenant)))
+                // Eight steps each: the completions, recorded on the thread pool, lie steps apart, so they arrive in order.
+                requests.Add(Collect(engine.SubmitAsync(Request(Prompts[i], new GenerationConfig { MaxNewTokens = 8, EosTokenIds = [] }, tenant)))
                     .ContinueWith(_ => order.Enqueue(tenant)));
         await blocker;
         await Task.WhenAll(requests);
