@@ -179,7 +179,8 @@ public sealed class GenerationEngineTests(GoldenData golden)
     {
         using var engine = NewEngine(new EngineOptions { ModelName = "golden-lm", KvBlocks = 256, BlockSize = 4, MaxSequencesPerTenant = 2 });
         int peakRunning = 0;
-        var flood = Enumerable.Range(0, 6).Select(i => Collect(engine.SubmitAsync(Request(Prompts[i], new GenerationConfig { MaxNewTokens = 15, EosTokenIds = [] }, "A")))).ToList();
+        // Sixty steps each: long enough that a poll delayed by a loaded machine still sees them run (15 flaked at 0).
+        var flood = Enumerable.Range(0, 6).Select(i => Collect(engine.SubmitAsync(Request(Prompts[i], new GenerationConfig { MaxNewTokens = 60, EosTokenIds = [] }, "A")))).ToList();
         var all = Task.WhenAll(flood);
         while (!all.IsCompleted)
         {
