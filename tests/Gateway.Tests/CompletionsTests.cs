@@ -147,7 +147,12 @@ public sealed class CompletionsTests(GatewayFixture fixture)
             await using var stream = await response.Content.ReadAsStreamAsync();
             var buffer = new byte[64];
             Assert.True(await stream.ReadAsync(buffer) > 0); // the first chunk arrived: the sequence is running
-            Assert.True((await worker.GetStatus()).KvBlocksUsed > before);
+            // The engine publishes its stats after each step and a step's tokens leave during it: the first chunk can
+            // arrive before the step that sent it has published its blocks (the stream runs 100 tokens, so they stay).
+            var published = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+            int used;
+            while ((used = (await worker.GetStatus()).KvBlocksUsed) <= before && DateTime.UtcNow < published) await Task.Delay(10);
+            Assert.True(used > before);
         } // the client goes away here
 
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
