@@ -153,8 +153,9 @@ public static unsafe class QuantizedMatVec
     /// <summary>
     /// Outputs [lo, hi) for every input row: a tile of four weight rows at a time against each input row in turn (the
     /// tile stays in L1 while the input rows pass over it), each input block loaded once for the four. The tile's
-    /// blocks and scales are interleaved (<see cref="QuantizedWeight"/>), so the pass reads one sequential stream. Shares start at multiples of four (<see cref="KernelThreads.RunShares"/>), so o walks whole
-    /// tiles until the rows stored one by one past the last.
+    /// blocks and scales are interleaved (<see cref="QuantizedWeight"/>), so the pass reads one sequential stream.
+    /// Shares start and end at multiples of four, the last at the end (<see cref="KernelThreads.RunShares"/>), so o
+    /// walks whole tiles, then the rows stored one by one past the last.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Outputs<TBlocks>(Call call, int lo, int hi) where TBlocks : struct, IBlocks
@@ -200,27 +201,24 @@ public static unsafe class QuantizedMatVec
                 (sums.GetLower() + sums.GetUpper() - offsets * 8f).Store(y + (long)r * call.Out + o);
             }
         }
-        for (; o < hi; o++) // the rows past the last whole tile: the same sums, one weight row at a time
+        System.Diagnostics.Debug.Assert(o >= call.TiledRows || o == hi, "a share ended inside a tile");
+        for (; o < hi; o++) // the rows past the last whole tile, stored row by row: the same sums, one weight row at a time
         {
-            // Stored row by row past the last tile; inside one (a share ending mid-tile) every fourth block and scale.
-            bool tiled = o < call.TiledRows;
-            int blockStride = tiled ? Tile * step : step, scaleStride = tiled ? Tile : 1;
-            long rowStart = tiled ? (o - o % Tile) * rowBytes + o % Tile * step : o * rowBytes;
-            float* scales = weightScales + (tiled ? (long)(o - o % Tile) * groups + o % Tile : (long)o * groups);
+            float* scales = weightScales + (long)o * groups;
             for (int r = 0; r < call.Rows; r++)
             {
-                byte* wb = weights + rowStart;
+                byte* wb = weights + o * rowBytes;
                 sbyte* xb = levels + (long)r * blocks * Block;
                 float* xScales = inputScales + (long)r * blocks, xSums = inputSums + (long)r * blocks;
                 var a = Vector256<float>.Zero;
                 float f = 0;
                 for (int g = 0, first = 0; first < blocks; g++, first += perGroup)
                 {
-                    float scale = scales[g * scaleStride];
+                    float scale = scales[g];
                     var s = Vector256.Create(scale);
                     int end = Math.Min(blocks, first + perGroup);
                     float groupSum = 0;
-                    for (int b = first; b < end; b++, wb += blockStride, xb += Block)
+                    for (int b = first; b < end; b++, wb += step, xb += Block)
                     {
                         if (TBlocks.Offset) groupSum += xSums[b];
                         a = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb, xb)), s * Vector256.Create(xScales[b]), a);
