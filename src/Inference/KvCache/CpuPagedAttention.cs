@@ -22,8 +22,10 @@ public static unsafe class CpuPagedAttention
 {
     public static bool Applies(Tensor query, Tensor keyStorage) =>
         Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported && query.device_type == DeviceType.CPU
-        && query.dtype is ScalarType.Float32 or ScalarType.BFloat16 && keyStorage.dtype is ScalarType.Float32 or ScalarType.BFloat16
-        && keyStorage.is_contiguous() && query.shape[^1] % 8 == 0;
+        && query.dtype is ScalarType.Float32 or ScalarType.BFloat16 && Reads(keyStorage) && query.shape[^1] % 8 == 0;
+
+    /// <summary>Whether the kernel reads this pool storage: contiguous, float32 or bf16 (the fused decode step asks too).</summary>
+    public static bool Reads(Tensor storage) => storage.dtype is ScalarType.Float32 or ScalarType.BFloat16 && storage.is_contiguous();
 
     /// <param name="query">(S, nh, hs): one query per decoding sequence</param>
     /// <param name="slots">per sequence, the slots of all its positions</param>

@@ -30,7 +30,7 @@ internal static unsafe class CpuPagedStep
             && !config.ReorderAndUpcastAttn
             && config.NEmbd % 16 == 0 && config.InnerDim % 16 == 0 && config.HeadDim % 8 == 0
             && ActivationOf(config.ActivationFunction) is not null
-            && pool.DType is ScalarType.Float32 or ScalarType.BFloat16 && pool.KeyStorage(0).is_contiguous();
+            && CpuPagedAttention.Reads(pool.KeyStorage(0));
     }
 
     /// <summary>The blocks over <paramref name="hidden"/> (N, E), the embeddings; returns the last block's output (N, E) in the model's dtype.</summary>
