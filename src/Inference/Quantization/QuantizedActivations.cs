@@ -21,8 +21,8 @@ internal sealed class QuantizedActivations : IDisposable
     public sbyte[] Levels { get; }
     /// <summary>[rows, blocks] scales.</summary>
     public float[] Scales { get; }
-    /// <summary>[rows, blocks] each block's level sum times its scale: what int4's stored offset of 8 adds to a dot product, ÷ 8.</summary>
-    public float[] ScaledSums { get; }
+    /// <summary>[rows, blocks] each block's sum of levels: what a weight format stored with an offset (int4's + 8) adds to a block's dot product, ÷ the offset.</summary>
+    public int[] LevelSums { get; }
 
     private QuantizedActivations(int rows, int blocks)
     {
@@ -30,7 +30,7 @@ internal sealed class QuantizedActivations : IDisposable
         Blocks = blocks;
         Levels = ArrayPool<sbyte>.Shared.Rent(rows * blocks * Block);
         Scales = ArrayPool<float>.Shared.Rent(rows * blocks);
-        ScaledSums = ArrayPool<float>.Shared.Rent(rows * blocks);
+        LevelSums = ArrayPool<int>.Shared.Rent(rows * blocks);
     }
 
     /// <summary>Quantizes <paramref name="rows"/> rows of <paramref name="inFeatures"/> values.</summary>
@@ -40,7 +40,8 @@ internal sealed class QuantizedActivations : IDisposable
         var result = new QuantizedActivations(rows, blocks);
         float* padded = stackalloc float[Block];
         fixed (sbyte* levels = result.Levels)
-        fixed (float* scales = result.Scales, sums = result.ScaledSums)
+        fixed (float* scales = result.Scales)
+        fixed (int* sums = result.LevelSums)
             for (int r = 0; r < rows; r++)
                 for (int b = 0; b < blocks; b++)
                 {
@@ -59,9 +60,9 @@ internal sealed class QuantizedActivations : IDisposable
 
     /// <summary>
     /// One block's scale (largest |x| ÷ 127) and levels (x ÷ scale, rounded half to even), returning the scale and
-    /// scale × Σ levels. Vectorised: one scalar loop of 32 here cost 80 µs per 3,072 inputs, a tenth of a decode step.
+    /// Σ levels. Vectorised: one scalar loop of 32 here cost 80 µs per 3,072 inputs, a tenth of a decode step.
     /// </summary>
-    private static unsafe (float Scale, float ScaledSum) QuantizeBlock(float* values, sbyte* levels)
+    private static unsafe (float Scale, int LevelSum) QuantizeBlock(float* values, sbyte* levels)
     {
         var v0 = Vector256.Load(values); var v1 = Vector256.Load(values + 8); var v2 = Vector256.Load(values + 16); var v3 = Vector256.Load(values + 24);
         var max = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
@@ -73,7 +74,7 @@ internal sealed class QuantizedActivations : IDisposable
         {
             int total = 0;
             for (int j = 0; j < Block; j++) total += levels[j] = (sbyte)Math.Clamp(MathF.Round(values[j] * inverse), -127, 127);
-            return (scale, scale * total);
+            return (scale, total);
         }
         var i = Vector256.Create(inverse);
         // Converting rounds half to even (MXCSR's default), as MathF.Round does; |x| × inverse ≤ 127.
@@ -83,13 +84,13 @@ internal sealed class QuantizedActivations : IDisposable
         // Packing works within 128-bit lanes: the permute puts the 32 levels back in input order.
         var packed = Avx2.PackSignedSaturate(Avx2.PackSignedSaturate(q0, q1), Avx2.PackSignedSaturate(q2, q3));
         Avx2.PermuteVar8x32(packed.AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsSByte().Store(levels);
-        return (scale, scale * sum);
+        return (scale, sum);
     }
 
     public void Dispose()
     {
         ArrayPool<sbyte>.Shared.Return(Levels);
         ArrayPool<float>.Shared.Return(Scales);
-        ArrayPool<float>.Shared.Return(ScaledSums);
+        ArrayPool<int>.Shared.Return(LevelSums);
     }
 }

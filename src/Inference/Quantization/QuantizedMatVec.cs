@@ -46,12 +46,15 @@ public static unsafe class QuantizedMatVec
     }
 
     /// <summary>The vector kernel where the CPU has AVX2 and FMA (the reference otherwise).</summary>
-    public static float[] Apply(QuantizedWeight w, ReadOnlySpan<float> x, int rows)
+    public static float[] Apply(QuantizedWeight w, ReadOnlySpan<float> x, int rows) =>
+        Supported ? Apply(w, x, rows, Fastest(w.Type)) : Reference(w, x, rows);
+
+    /// <summary>The vector kernel with a chosen integer kernel (which must run here).</summary>
+    internal static float[] Apply(QuantizedWeight w, ReadOnlySpan<float> x, int rows, IntegerKernel kernel)
     {
         Check(w, x, rows);
-        if (!Supported) return Reference(w, x, rows);
         var y = new float[rows * w.OutFeatures];
-        fixed (float* xp = x, yp = y) Multiply(w, xp, rows, yp);
+        fixed (float* xp = x, yp = y) Multiply(w, xp, rows, yp, kernel);
         return y;
     }
 
@@ -67,20 +70,45 @@ public static unsafe class QuantizedMatVec
     private const int TileOutputs = 16;
 
     /// <summary>y [rows, out] = x [rows, in] · Wᵀ, for callers that keep activations in their own memory (the fused decode step).</summary>
-    internal static void Multiply(QuantizedWeight w, float* x, int rows, float* y)
+    internal static void Multiply(QuantizedWeight w, float* x, int rows, float* y) => Multiply(w, x, rows, y, Fastest(w.Type));
+
+    /// <summary>The same with a chosen integer kernel (the tests hold each to the reference).</summary>
+    internal static void Multiply(QuantizedWeight w, float* x, int rows, float* y, IntegerKernel kernel)
     {
         if (rows >= FloatTileRows && w.InFeatures % 16 == 0 && CpuMatVec.Supported) { MultiplyDequantized(w, x, rows, y); return; }
+        if (!Supports(kernel, w.Type)) throw new PlatformNotSupportedException($"the {kernel} kernel for {w.Type} does not run on this CPU");
         using var a = QuantizedActivations.Quantize(x, rows, w.InFeatures);
         fixed (byte* data = w.Data)
-        fixed (float* scales = w.Scales, xScales = a.Scales, xSums = a.ScaledSums)
+        fixed (float* scales = w.Scales, xScales = a.Scales)
+        fixed (int* xSums = a.LevelSums)
         fixed (sbyte* levels = a.Levels)
         {
             var call = new Call((nint)data, (nint)scales, (nint)levels, (nint)xScales, (nint)xSums, (nint)y, rows, w.OutFeatures,
                 w.BlocksPerRow, w.GroupSize / Block, w.GroupsPerRow, w.RowBytes, w.TiledRows);
-            if (w.Type == QuantizationType.Int8) KernelThreads.RunShares(w.OutFeatures, (lo, hi) => Outputs<Int8Blocks>(call, lo, hi));
-            else KernelThreads.RunShares(w.OutFeatures, (lo, hi) => Outputs<Int4Blocks>(call, lo, hi));
+            Action<int, int> share = (w.Type, kernel) switch
+            {
+                (QuantizationType.Int8, IntegerKernel.AvxVnni) => (lo, hi) => Outputs<Int8VnniBlocks>(call, lo, hi),
+                (QuantizationType.Int8, _) => (lo, hi) => Outputs<Int8Blocks>(call, lo, hi),
+                (_, IntegerKernel.Avx512) => (lo, hi) => RowsPastTiles<Int4Blocks>(call, Int4Tiles512(call, lo, hi), hi),
+                (_, IntegerKernel.AvxVnni) => (lo, hi) => Outputs<Int4VnniBlocks>(call, lo, hi),
+                _ => (lo, hi) => Outputs<Int4Blocks>(call, lo, hi),
+            };
+            KernelThreads.RunShares(w.OutFeatures, share);
         }
     }
+
+    /// <summary>Whether <paramref name="kernel"/> runs here for <paramref name="type"/>.</summary>
+    internal static bool Supports(IntegerKernel kernel, QuantizationType type) => Supported && kernel switch
+    {
+        IntegerKernel.Avx2 => true,
+        IntegerKernel.AvxVnni => AvxVnni.IsSupported,
+        IntegerKernel.Avx512 => type == QuantizationType.Int4 && Avx512BW.IsSupported,
+        _ => false,
+    };
+
+    /// <summary>The kernel a step uses: the widest this CPU has for the type.</summary>
+    internal static IntegerKernel Fastest(QuantizationType type) =>
+        Supports(IntegerKernel.Avx512, type) ? IntegerKernel.Avx512 : Supports(IntegerKernel.AvxVnni, type) ? IntegerKernel.AvxVnni : IntegerKernel.Avx2;
 
     /// <summary>Each core dequantizes its share of the outputs a tile at a time and multiplies the tile against all the rows.</summary>
     private static void MultiplyDequantized(QuantizedWeight w, float* x, int rows, float* y)
@@ -106,19 +134,23 @@ public static unsafe class QuantizedMatVec
     private readonly record struct Call(nint Weights, nint WeightScales, nint Levels, nint InputScales, nint InputSums, nint Outputs,
         int Rows, int Out, int Blocks, int BlocksPerGroup, int Groups, int RowBytes, int TiledRows);
 
-    /// <summary>One block's 32 exact products of weight and input levels, as eight int32 partial sums.</summary>
+    /// <summary>One block's 32 products of weight and input levels, as eight int32 partial sums.</summary>
     private interface IBlocks
     {
         static abstract int BlockBytes { get; }
-        /// <summary>What int4's stored offset adds to a row's sum (subtracted once per row): 0 for int8.</summary>
-        static abstract bool Offset { get; }
+        /// <summary>
+        /// What the bytes the dot product reads add to each weight level (int4's stored level + 8; 128 where int8's
+        /// signed levels are read as unsigned for <c>vpdpbusd</c>): the block's dot product is too large by this times
+        /// the input levels' sum, which is taken off in integers before the conversion, so the sums stay exact.
+        /// </summary>
+        static abstract int Offset { get; }
         static abstract Vector256<int> Dot(byte* weights, sbyte* levels);
     }
 
     private readonly struct Int8Blocks : IBlocks
     {
         public static int BlockBytes => Block;
-        public static bool Offset => false;
+        public static int Offset => 0;
 
         /// <summary>vpmaddubsw multiplies unsigned by signed bytes: |w| times x carrying w's sign (ggml's trick).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -130,39 +162,70 @@ public static unsafe class QuantizedMatVec
         }
     }
 
+    private readonly struct Int8VnniBlocks : IBlocks
+    {
+        public static int BlockBytes => Block;
+        public static int Offset => 128;
+
+        /// <summary>vpdpbusd also takes unsigned × signed bytes: w + 128 (w with its sign bit flipped) times x, in one instruction.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(byte* weights, sbyte* levels) =>
+            AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx.LoadVector256(weights) ^ Vector256.Create((byte)0x80), Avx.LoadVector256(levels));
+    }
+
     private readonly struct Int4Blocks : IBlocks
     {
         public static int BlockBytes => Block / 2;
-        public static bool Offset => true;
+        public static int Offset => 8;
 
         /// <summary>
-        /// The stored nibbles (level + 8, unsigned) times x; the offset's 8 · Σx is taken off per row. The 16 bytes go
-        /// to both halves in one load; the upper half shifted right by 4 (per 32-bit lane: a byte's high nibble lands in
-        /// its own low bits) and both masked give inputs 0–15 then 16–31.
+        /// The stored nibbles (level + 8, unsigned) times x. The 16 bytes go to both halves in one load; the upper half
+        /// shifted right by 4 (per 32-bit lane: a byte's high nibble lands in its own low bits) and both masked give
+        /// inputs 0–15 then 16–31.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<int> Dot(byte* weights, sbyte* levels)
         {
-            var both = Avx2.BroadcastVector128ToVector256(weights);
-            var nibbles = Avx2.ShiftRightLogicalVariable(both.AsUInt32(), Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4)).AsByte() & Vector256.Create((byte)0x0F);
-            var pairs = Avx2.MultiplyAddAdjacent(nibbles, Avx.LoadVector256(levels));
+            var pairs = Avx2.MultiplyAddAdjacent(Nibbles(weights), Avx.LoadVector256(levels));
             return Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Nibbles(byte* weights)
+        {
+            var both = Avx2.BroadcastVector128ToVector256(weights);
+            return Avx2.ShiftRightLogicalVariable(both.AsUInt32(), Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4)).AsByte() & Vector256.Create((byte)0x0F);
         }
     }
 
+    private readonly struct Int4VnniBlocks : IBlocks
+    {
+        public static int BlockBytes => Block / 2;
+        public static int Offset => 8;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(byte* weights, sbyte* levels) =>
+            AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Int4Blocks.Nibbles(weights), Avx.LoadVector256(levels));
+    }
+
+    /// <summary>Outputs [lo, hi) for every input row: the whole tiles, then the rows stored one by one past the last.</summary>
+    private static void Outputs<TBlocks>(Call call, int lo, int hi) where TBlocks : struct, IBlocks =>
+        RowsPastTiles<TBlocks>(call, Tiles<TBlocks>(call, lo, hi), hi);
+
     /// <summary>
-    /// Outputs [lo, hi) for every input row: a tile of four weight rows at a time against each input row in turn (the
-    /// tile stays in L1 while the input rows pass over it), each input block loaded once for the four. The tile's
-    /// blocks and scales are interleaved (<see cref="QuantizedWeight"/>), so the pass reads one sequential stream.
-    /// Shares start and end at multiples of four, the last at the end (<see cref="KernelThreads.RunShares"/>), so o
-    /// walks whole tiles, then the rows stored one by one past the last.
+    /// The whole tiles of [lo, hi), returning where they end: a tile of four weight rows at a time against each input
+    /// row in turn (the tile stays in L1 while the input rows pass over it), each input block loaded once for the
+    /// four. The tile's blocks and scales are interleaved (<see cref="QuantizedWeight"/>), so the pass reads one
+    /// sequential stream. Shares start and end at multiples of four, the last at the end
+    /// (<see cref="KernelThreads.RunShares"/>), so only the rows past the last tile remain.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Outputs<TBlocks>(Call call, int lo, int hi) where TBlocks : struct, IBlocks
+    private static int Tiles<TBlocks>(Call call, int lo, int hi) where TBlocks : struct, IBlocks
     {
         const int Tile = QuantizedWeight.TileRows;
         byte* weights = (byte*)call.Weights;
-        float* weightScales = (float*)call.WeightScales, inputScales = (float*)call.InputScales, inputSums = (float*)call.InputSums, y = (float*)call.Outputs;
+        float* weightScales = (float*)call.WeightScales, inputScales = (float*)call.InputScales, y = (float*)call.Outputs;
+        int* inputSums = (int*)call.InputSums;
         sbyte* levels = (sbyte*)call.Levels;
         int blocks = call.Blocks, perGroup = call.BlocksPerGroup, step = TBlocks.BlockBytes, groups = call.Groups;
         long rowBytes = call.RowBytes;
@@ -174,9 +237,9 @@ public static unsafe class QuantizedMatVec
             for (int r = 0; r < call.Rows; r++)
             {
                 sbyte* xb = levels + (long)r * blocks * Block;
-                float* xScales = inputScales + (long)r * blocks, xSums = inputSums + (long)r * blocks;
+                float* xScales = inputScales + (long)r * blocks;
+                int* xSums = inputSums + (long)r * blocks;
                 var sums = Vector256<float>.Zero; // rows 0–3 in each 128-bit half
-                var offsets = Vector128<float>.Zero; // int4's offset terms, rows 0–3
                 byte* wb = tile;
                 float* d = tileScales;
                 for (int first = 0; first < blocks; first += perGroup, d += Tile)
@@ -184,48 +247,115 @@ public static unsafe class QuantizedMatVec
                     var groupScales = Sse.LoadVector128(d);
                     var scales = Vector256.Create(groupScales, groupScales);
                     int end = Math.Min(blocks, first + perGroup);
-                    float groupSum = 0;
                     for (int b = first; b < end; b++, wb += Tile * step, xb += Block)
                     {
                         // Half a KB ahead in the stream while the first input row passes (measured best of 256 B–2 KB).
                         if (r == 0) { Sse.Prefetch0(wb + 512); if (step * Tile > 64) Sse.Prefetch0(wb + 576); }
-                        if (TBlocks.Offset) groupSum += xSums[b];
                         // The four rows' partial sums added across first ([r0 r1 r2 r3] in each half), then one
                         // conversion and one FMA for the four: measured 1.3× faster than four of each for int4 in L1.
                         var rows = Avx2.HorizontalAdd(Avx2.HorizontalAdd(TBlocks.Dot(wb, xb), TBlocks.Dot(wb + step, xb)),
                                                       Avx2.HorizontalAdd(TBlocks.Dot(wb + 2 * step, xb), TBlocks.Dot(wb + 3 * step, xb)));
+                        if (TBlocks.Offset != 0) rows -= Vector256.Create(TBlocks.Offset / 2 * xSums[b]); // half in each half
                         sums = Fma.MultiplyAdd(Avx.ConvertToVector256Single(rows), scales * Vector256.Create(xScales[b]), sums);
                     }
-                    if (TBlocks.Offset) offsets = Fma.MultiplyAdd(groupScales, Vector128.Create(groupSum), offsets);
                 }
-                (sums.GetLower() + sums.GetUpper() - offsets * 8f).Store(y + (long)r * call.Out + o);
+                (sums.GetLower() + sums.GetUpper()).Store(y + (long)r * call.Out + o);
             }
         }
         System.Diagnostics.Debug.Assert(o >= call.TiledRows || o == hi, "a share ended inside a tile");
-        for (; o < hi; o++) // the rows past the last whole tile, stored row by row: the same sums, one weight row at a time
+        return o;
+    }
+
+    /// <summary>
+    /// int4's whole tiles in 512-bit vectors: a block of the tile's four rows is 64 contiguous bytes, one load; its
+    /// low and high nibbles (inputs 0–15 and 16–31 of each row) meet the input block's halves, each broadcast to the
+    /// four 128-bit lanes, so lane k sums row k. Half the instructions of <see cref="Tiles{TBlocks}"/>'s four
+    /// 256-bit dot products and their horizontal adds.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int Int4Tiles512(Call call, int lo, int hi)
+    {
+        const int Tile = QuantizedWeight.TileRows, TileBlockBytes = Tile * Block / 2;
+        byte* weights = (byte*)call.Weights;
+        float* weightScales = (float*)call.WeightScales, inputScales = (float*)call.InputScales, y = (float*)call.Outputs;
+        int* inputSums = (int*)call.InputSums;
+        sbyte* levels = (sbyte*)call.Levels;
+        int blocks = call.Blocks, perGroup = call.BlocksPerGroup, groups = call.Groups;
+        long rowBytes = call.RowBytes;
+        var mask = Vector512.Create((byte)0x0F);
+        var ones = Vector512.Create((short)1);
+        var spread = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3); // row k's scale to lane k
+        int o = lo;
+        for (; o + Tile <= hi && o < call.TiledRows; o += Tile)
+        {
+            byte* tile = weights + o * rowBytes;
+            float* tileScales = weightScales + (long)o * groups;
+            for (int r = 0; r < call.Rows; r++)
+            {
+                sbyte* xb = levels + (long)r * blocks * Block;
+                float* xScales = inputScales + (long)r * blocks;
+                int* xSums = inputSums + (long)r * blocks;
+                var sums = Vector512<float>.Zero; // lane k: row k's four partial sums
+                byte* wb = tile;
+                float* d = tileScales;
+                for (int first = 0; first < blocks; first += perGroup, d += Tile)
+                {
+                    var scales = Avx512F.PermuteVar16x32(Avx512F.BroadcastVector128ToVector512(d), spread);
+                    int end = Math.Min(blocks, first + perGroup);
+                    for (int b = first; b < end; b++, wb += TileBlockBytes, xb += Block)
+                    {
+                        if (r == 0) Sse.Prefetch0(wb + 512);
+                        var packed = Vector512.Load(wb);
+                        var low = packed & mask;
+                        var high = Avx512BW.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask;
+                        var pairs = Avx512BW.MultiplyAddAdjacent(low, Avx512F.BroadcastVector128ToVector512((int*)xb).AsSByte())
+                                  + Avx512BW.MultiplyAddAdjacent(high, Avx512F.BroadcastVector128ToVector512((int*)(xb + 16)).AsSByte());
+                        // The offset of 8 a level carries, a quarter in each of a lane's four sums.
+                        var rows = Avx512BW.MultiplyAddAdjacent(pairs, ones) - Vector512.Create(2 * xSums[b]);
+                        sums = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(rows), scales * Vector512.Create(xScales[b]), sums);
+                    }
+                }
+                var (l01, l23) = (sums.GetLower(), sums.GetUpper());
+                Sse3.HorizontalAdd(Sse3.HorizontalAdd(l01.GetLower(), l01.GetUpper()), Sse3.HorizontalAdd(l23.GetLower(), l23.GetUpper()))
+                    .Store(y + (long)r * call.Out + o);
+            }
+        }
+        System.Diagnostics.Debug.Assert(o >= call.TiledRows || o == hi, "a share ended inside a tile");
+        return o;
+    }
+
+    /// <summary>The rows [o, hi) past the last whole tile, stored row by row: the same sums, one weight row at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowsPastTiles<TBlocks>(Call call, int o, int hi) where TBlocks : struct, IBlocks
+    {
+        byte* weights = (byte*)call.Weights;
+        float* weightScales = (float*)call.WeightScales, inputScales = (float*)call.InputScales, y = (float*)call.Outputs;
+        int* inputSums = (int*)call.InputSums;
+        sbyte* levels = (sbyte*)call.Levels;
+        int blocks = call.Blocks, perGroup = call.BlocksPerGroup, step = TBlocks.BlockBytes, groups = call.Groups;
+        long rowBytes = call.RowBytes;
+        for (; o < hi; o++)
         {
             float* scales = weightScales + (long)o * groups;
             for (int r = 0; r < call.Rows; r++)
             {
                 byte* wb = weights + o * rowBytes;
                 sbyte* xb = levels + (long)r * blocks * Block;
-                float* xScales = inputScales + (long)r * blocks, xSums = inputSums + (long)r * blocks;
+                float* xScales = inputScales + (long)r * blocks;
+                int* xSums = inputSums + (long)r * blocks;
                 var a = Vector256<float>.Zero;
-                float f = 0;
                 for (int g = 0, first = 0; first < blocks; g++, first += perGroup)
                 {
-                    float scale = scales[g];
-                    var s = Vector256.Create(scale);
+                    var s = Vector256.Create(scales[g]);
                     int end = Math.Min(blocks, first + perGroup);
-                    float groupSum = 0;
                     for (int b = first; b < end; b++, wb += step, xb += Block)
                     {
-                        if (TBlocks.Offset) groupSum += xSums[b];
-                        a = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TBlocks.Dot(wb, xb)), s * Vector256.Create(xScales[b]), a);
+                        var dot = TBlocks.Dot(wb, xb);
+                        if (TBlocks.Offset != 0) dot -= Vector256.Create(TBlocks.Offset / 8 * xSums[b]); // an eighth in each lane
+                        a = Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot), s * Vector256.Create(xScales[b]), a);
                     }
-                    if (TBlocks.Offset) f += scale * groupSum;
                 }
-                y[(long)r * call.Out + o] = Vector256.Sum(a) - 8 * f;
+                y[(long)r * call.Out + o] = Vector256.Sum(a);
             }
         }
     }

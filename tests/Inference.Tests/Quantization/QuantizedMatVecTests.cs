@@ -28,30 +28,38 @@ public sealed class QuantizedMatVecTests
         return y;
     }
 
-    public static TheoryData<QuantizationType, int, int, int, int> Shapes => new()
-    {
-        { QuantizationType.Int8, 3, 7, 32, 1 },     // one short block: nothing a multiple of the vector width
-        { QuantizationType.Int8, 70, 100, 32, 3 },  // the last block padded, 70 outputs
-        { QuantizationType.Int8, 300, 768, 64, 2 }, // GPT-2 small's width, two cores' shares
-        { QuantizationType.Int8, 5, 33, 64, 1 },    // one input past a block, inside one short group
-        { QuantizationType.Int8, 9, 160, 64, 5 },   // five blocks, a short last group; five rows: dequantized float tiles
-        { QuantizationType.Int8, 300, 768, 32, 8 },  // float tiles on two cores' shares, a short last tile
-        { QuantizationType.Int8, 70, 100, 32, 6 },   // six rows, but 100 inputs: the integer kernel still
-        { QuantizationType.Int8, 303, 96, 64, 2 },   // two cores' shares, three rows past the last tile of four
-        { QuantizationType.Int4, 3, 7, 32, 1 },
-        { QuantizationType.Int4, 70, 100, 32, 3 },
-        { QuantizationType.Int4, 300, 768, 64, 2 },
-        { QuantizationType.Int4, 5, 33, 64, 1 },
-        { QuantizationType.Int4, 9, 160, 64, 5 },
-        { QuantizationType.Int4, 300, 768, 32, 8 },
-        { QuantizationType.Int4, 70, 100, 32, 6 },
-        { QuantizationType.Int4, 303, 96, 64, 2 },
-    };
+    private static readonly (int Out, int In, int Group, int Rows)[] ShapeList =
+    [
+        (3, 7, 32, 1),     // one short block: nothing a multiple of the vector width
+        (70, 100, 32, 3),  // the last block padded, 70 outputs
+        (300, 768, 64, 2), // GPT-2 small's width, two cores' shares
+        (5, 33, 64, 1),    // one input past a block, inside one short group
+        (9, 160, 64, 5),   // five blocks, a short last group; five rows: dequantized float tiles
+        (300, 768, 32, 8), // float tiles on two cores' shares, a short last tile
+        (70, 100, 32, 6),  // six rows, but 100 inputs: the integer kernel still
+        (303, 96, 64, 2),  // two cores' shares, three rows past the last tile of four
+    ];
 
-    [Theory]
-    [MemberData(nameof(Shapes))]
-    public void The_kernel_equals_the_reference_and_the_dequantized_product(QuantizationType type, int outFeatures, int inFeatures, int groupSize, int rows)
+    /// <summary>Every shape for each format and each integer kernel, by name (a kernel this CPU lacks reports skipped).</summary>
+    public static TheoryData<QuantizationType, string, int, int, int, int> Shapes
     {
+        get
+        {
+            var data = new TheoryData<QuantizationType, string, int, int, int, int>();
+            foreach (var type in new[] { QuantizationType.Int8, QuantizationType.Int4 })
+                foreach (var kernel in Enum.GetValues<IntegerKernel>())
+                    if (type == QuantizationType.Int4 || kernel != IntegerKernel.Avx512) // int8 has no 512-bit kernel
+                        foreach (var (o, i, g, r) in ShapeList) data.Add(type, kernel.ToString(), o, i, g, r);
+            return data;
+        }
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(Shapes))]
+    public void The_kernel_equals_the_reference_and_the_dequantized_product(QuantizationType type, string kernelName, int outFeatures, int inFeatures, int groupSize, int rows)
+    {
+        var kernel = Enum.Parse<IntegerKernel>(kernelName);
+        Skip.IfNot(QuantizedMatVec.Supports(kernel, type), $"this CPU has no {kernel} kernel for {type}");
         var weight = Random(outFeatures * inFeatures, 1, 0.2f);
         var x = Random(rows * inFeatures, 2);
         x[0] = 3; // blocks with different scales
@@ -59,7 +67,7 @@ public sealed class QuantizedMatVecTests
         var dequantized = q.Dequantize();
         var expected = Dense(dequantized, outFeatures, inFeatures, x, rows);
         var reference = QuantizedMatVec.Reference(q, x, rows);
-        var kernel = QuantizedMatVec.Apply(q, x, rows);
+        var product = QuantizedMatVec.Apply(q, x, rows, kernel);
         for (int r = 0; r < rows; r++)
             for (int o = 0; o < outFeatures; o++)
             {
@@ -78,8 +86,8 @@ public sealed class QuantizedMatVecTests
                 // From FloatTileRows rows (inputs in a multiple of 16) the kernel multiplies dequantized float32 tiles:
                 // the dense product itself. Below, it is the integer scheme the reference defines.
                 if (rows >= QuantizedMatVec.FloatTileRows && inFeatures % 16 == 0)
-                    Assert.True(Math.Abs(kernel[k] - expected[k]) <= rounding, $"float tiles [{r}, {o}] {kernel[k]} vs {expected[k]}");
-                else Assert.True(Math.Abs(kernel[k] - reference[k]) <= rounding, $"kernel [{r}, {o}] {kernel[k]} vs reference {reference[k]}");
+                    Assert.True(Math.Abs(product[k] - expected[k]) <= rounding, $"float tiles [{r}, {o}] {product[k]} vs {expected[k]}");
+                else Assert.True(Math.Abs(product[k] - reference[k]) <= rounding, $"{kernel} [{r}, {o}] {product[k]} vs reference {reference[k]}");
                 Assert.True(Math.Abs(reference[k] - expected[k]) <= inputError + rounding, $"reference [{r}, {o}] {reference[k]} vs {expected[k]} (bound {inputError})");
             }
     }
