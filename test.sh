@@ -3,6 +3,7 @@
 #   - Debian's redis-server (multi-process cluster tests)
 #   - Debian's chromium (the playground's browser test, driven by Microsoft.Playwright)
 #   - Debian's fortunes (the English corpus the README's training example and the training benchmark use)
+#   - Debian's kubernetes-client (kubectl: the deploy tests render deploy/k8s's overlays with `kubectl kustomize`)
 #   - npm's azurite (Azure Blob storage emulator) and openai (the official client, for the compatibility test),
 #     pinned in tests/tools/package-lock.json
 # Extra arguments go to `dotnet test` (e.g. ./test.sh --filter Grains).
@@ -13,6 +14,7 @@ MISSING=()
 command -v redis-server >/dev/null 2>&1 || MISSING+=(redis-server)
 [ -x /usr/bin/chromium ] || MISSING+=(chromium)
 [ -d /usr/share/games/fortunes ] || MISSING+=(fortunes)
+command -v kubectl >/dev/null 2>&1 || MISSING+=(kubernetes-client)
 if [ ${#MISSING[@]} -gt 0 ]; then
   echo "installing ${MISSING[*]} (Debian)…"
   SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo "sudo")

@@ -18,6 +18,7 @@ public static class SiloCommandLine
         ["--redis"] = nameof(SiloSettings.Redis),
         ["--adonet-invariant"] = nameof(SiloSettings.AdoNetInvariant),
         ["--adonet-connection-string"] = nameof(SiloSettings.AdoNetConnectionString),
+        ["--advertised-host"] = nameof(SiloSettings.AdvertisedHost),
         ["--silo-port"] = nameof(SiloSettings.SiloPort),
         ["--gateway-port"] = nameof(SiloSettings.GatewayPort),
         ["--primary-silo-port"] = nameof(SiloSettings.PrimarySiloPort),

@@ -22,14 +22,20 @@ public static class SiloHosting
                 break;
             case "redis":
                 silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
-                silo.ConfigureEndpoints(System.Net.IPAddress.Loopback, settings.SiloPort, settings.GatewayPort, listenOnAnyHostAddress: false);
+                // One machine by default; containers (compose) advertise their own host name and listen on every address.
+                if (settings.AdvertisedHost is { } host) silo.ConfigureEndpoints(host, settings.SiloPort, settings.GatewayPort, listenOnAnyHostAddress: true);
+                else silo.ConfigureEndpoints(System.Net.IPAddress.Loopback, settings.SiloPort, settings.GatewayPort, listenOnAnyHostAddress: false);
                 break;
             case "adonet":
                 silo.UseAdoNetClustering(o => { o.Invariant = settings.AdoNetInvariant; o.ConnectionString = settings.AdoNetConnectionString; });
                 silo.ConfigureEndpoints(settings.SiloPort, settings.GatewayPort);
                 break;
             case "kubernetes":
+                // Orleans' Kubernetes hosting names the silo after its pod, advertises the pod's IP, listens on every
+                // address and marks silos whose pods are gone dead; it keeps no membership table, so Redis does.
                 silo.UseKubernetesHosting();
+                silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(settings.Redis!));
+                silo.Configure<EndpointOptions>(o => { o.SiloPort = settings.SiloPort; o.GatewayPort = settings.GatewayPort; });
                 break;
         }
         if (settings.Storage == "azureblob") silo.AddGpt2OrleansBlobStorage(settings.BlobConnectionString!, settings.BlobContainer);

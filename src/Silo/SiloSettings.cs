@@ -13,11 +13,13 @@ public sealed class SiloSettings
     public string Clustering { get; set; } = "localhost";
     public string ClusterId { get; set; } = "gpt2orleans";
     public string ServiceId { get; set; } = "gpt2orleans";
-    /// <summary>Redis connection string (clustering=redis), e.g. "127.0.0.1:6379".</summary>
+    /// <summary>Redis connection string (clustering redis, and kubernetes: the membership table), e.g. "127.0.0.1:6379".</summary>
     public string? Redis { get; set; }
     /// <summary>ADO.NET provider invariant and connection string (clustering=adonet), e.g. Npgsql.</summary>
     public string AdoNetInvariant { get; set; } = "Npgsql";
     public string? AdoNetConnectionString { get; set; }
+    /// <summary>With redis clustering, the host name or IP other silos and clients reach this one at (a container's name); unset: loopback, one machine.</summary>
+    public string? AdvertisedHost { get; set; }
     public int SiloPort { get; set; } = 11111;
     public int GatewayPort { get; set; } = 30000;
     /// <summary>With localhost clustering, the silo port of the first silo (the others join it).</summary>
@@ -74,7 +76,11 @@ public sealed class SiloSettings
         }
         Require(Clustering is "localhost" or "redis" or "adonet" or "kubernetes", $"clustering '{Clustering}': use localhost, redis, adonet or kubernetes");
         Require(Clustering != "redis" || !string.IsNullOrWhiteSpace(Redis), "clustering redis needs --redis HOST:PORT (or Gpt2Orleans__Redis)");
+        Require(Clustering != "kubernetes" || !string.IsNullOrWhiteSpace(Redis),
+            "clustering kubernetes needs --redis HOST:PORT (or Gpt2Orleans__Redis): Orleans' Kubernetes hosting watches the pods but keeps no membership table, Redis does");
         Require(Clustering != "adonet" || !string.IsNullOrWhiteSpace(AdoNetConnectionString), "clustering adonet needs --adonet-connection-string");
+        Require(AdvertisedHost is null || (Clustering == "redis" && Uri.CheckHostName(AdvertisedHost) != UriHostNameType.Unknown),
+            $"advertised-host '{AdvertisedHost}': a host name or IP, with clustering redis (kubernetes advertises the pod's IP)");
         Require(Storage is "file" or "azureblob", $"storage '{Storage}': use file or azureblob");
         Require(Storage != "azureblob" || !string.IsNullOrWhiteSpace(BlobConnectionString), "storage azureblob needs --blob-connection-string");
         Require(SiloPort is > 0 and < 65536, $"silo-port {SiloPort}: must be a TCP port");

@@ -38,6 +38,26 @@ public sealed class MetricsTests(GatewayFixture fixture)
         Assert.DoesNotContain(lines, l => l.StartsWith("private_internaldiagnostics", StringComparison.Ordinal));
     }
 
+    /// <summary>deploy/grafana's dashboard: every metric its queries read is one /metrics exports (after a request and its tokens).</summary>
+    [Fact]
+    public async Task Every_metric_the_grafana_dashboard_queries_is_exported()
+    {
+        using var client = fixture.Client();
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, prompt = "Hi", max_tokens = 2 }))).StatusCode);
+        var exported = (await client.GetStringAsync("/metrics")).Split('\n').Where(l => l.Length > 0 && l[0] != '#')
+            .Select(l => l[..l.IndexOfAny(['{', ' '])]).ToHashSet();
+        // A labelled counter shows once a label has a value (Kestrel's refusals: none here), so declared ones count too.
+        foreach (var field in typeof(Gpt2Orleans.Gateway.Metrics.GatewayMetrics).GetFields().Where(f => f.GetValue(null) is Prometheus.Counter))
+            exported.Add(((Prometheus.Counter)field.GetValue(null)!).Name);
+        var dashboard = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(Gpt2Orleans.Tests.Shared.Repository.Root, "deploy", "grafana", "gpt2orleans.json"))).RootElement;
+        var queries = dashboard.GetProperty("panels").EnumerateArray().SelectMany(p => p.GetProperty("targets").EnumerateArray()).Select(t => t.GetProperty("expr").GetString()!).ToList();
+        Assert.True(queries.Count >= 8, "the dashboard has its panels");
+        var used = queries.SelectMany(q => System.Text.RegularExpressions.Regex.Matches(q, @"\b(gpt2o_\w+|http_\w+)").Select(m => m.Value)).ToHashSet();
+        foreach (var metric in used) Assert.Contains(metric, exported);
+        foreach (var needed in new[] { "gpt2o_time_to_first_token_seconds_bucket", "gpt2o_inter_token_latency_seconds_bucket", "gpt2o_tokens_total", "gpt2o_kv_blocks", "gpt2o_sequences", "http_requests_received_total" })
+            Assert.Contains(needed, used); // TTFT and ITL percentiles, tokens/s, KV, running and waiting, requests and errors
+    }
+
     [Fact]
     public async Task The_openapi_document_lists_the_api()
     {

@@ -27,7 +27,9 @@ public sealed class SiloSettingsTests
     [InlineData("Models", "noequals", "expected NAME=SOURCE")]
     [InlineData("Models", "../x=./x", "may only hold")]
     [InlineData("Clustering", "zookeeper", "clustering 'zookeeper'")]
+    [InlineData("Clustering", "kubernetes", "clustering kubernetes needs --redis")] // Kubernetes hosting keeps no membership
     [InlineData("Storage", "azureblob", "needs --blob-connection-string")]
+    [InlineData("AdvertisedHost", "silo a", "advertised-host 'silo a'")]
     [InlineData("SiloPort", "70000", "silo-port 70000")]
     [InlineData("Device", "tpu", "device 'tpu'")]
     [InlineData("DType", "float8", "dtype: dtype 'float8' is not one of")]
@@ -40,6 +42,7 @@ public sealed class SiloSettingsTests
             case "Models": settings.Models = [value]; break;
             case "Clustering": settings.Clustering = value; break;
             case "Storage": settings.Storage = value; break;
+            case "AdvertisedHost": settings.AdvertisedHost = value; settings.Clustering = "redis"; settings.Redis = "127.0.0.1:6379"; break;
             case "SiloPort": settings.SiloPort = int.Parse(value); break;
             case "Device": settings.Device = value; break;
             case "DType": settings.DType = value; break;
