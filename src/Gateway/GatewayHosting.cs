@@ -61,6 +61,11 @@ public static class GatewayHosting
         app.MapGet("/readyz", HealthEndpoints.Ready);
         app.MapOpenApi(); // /openapi/v1.json
         PlaygroundEndpoints.Map(app);
+        // Where to go, once Kestrel has bound its addresses (a port of 0 is only known then).
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            foreach (var url in app.Urls) Console.WriteLine($"Listening on {url}: the API at {url.TrimEnd('/')}/v1, the playground at {url.TrimEnd('/')}/");
+        });
         return app;
     }
 }

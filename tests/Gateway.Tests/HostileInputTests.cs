@@ -74,9 +74,17 @@ public sealed class HostileInputTests(GatewayFixture fixture)
     {
         using var client = fixture.Client();
         await client.PostAsync("/v1/completions", new StringContent("{not json", Encoding.UTF8, "application/json"));
-        string metrics = await (await client.GetAsync("/metrics")).Content.ReadAsStringAsync();
-        Assert.Contains(metrics.Split('\n'), line => line.StartsWith("http_requests_received_total{code=\"400\",method=\"POST\"", StringComparison.Ordinal)
+        Assert.Equal(HttpStatusCode.Unauthorized, (await fixture.Client(key: "sk-wrong-key").GetAsync("/v1/models")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/v1/models/no-such-model")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/v1/no-such-route")).StatusCode);
+        var lines = (await (await client.GetAsync("/metrics")).Content.ReadAsStringAsync()).Split('\n');
+        Assert.Contains(lines, line => line.StartsWith("http_requests_received_total{code=\"400\",method=\"POST\"", StringComparison.Ordinal)
             && line.Contains("endpoint=\"/v1/completions\""));
+        Assert.Contains(lines, line => line.StartsWith("http_requests_received_total{code=\"401\",method=\"GET\"", StringComparison.Ordinal)
+            && line.Contains("endpoint=\"/v1/models\""));
+        Assert.Contains(lines, line => line.StartsWith("http_requests_received_total{code=\"404\",method=\"GET\"", StringComparison.Ordinal)
+            && line.Contains("endpoint=\"/v1/models/{id}\""));
+        Assert.Contains(lines, line => line.StartsWith("http_requests_received_total{code=\"404\",method=\"GET\"", StringComparison.Ordinal)); // no route
     }
 
     [Fact]

@@ -33,6 +33,15 @@ public sealed class MetricsTests(GatewayFixture fixture)
         Assert.Contains(lines, l => l.StartsWith("gpt2o_sequences{model=\"alpha\",silo=", StringComparison.Ordinal) && l.Contains("state=\"waiting\""));
         Assert.Contains(lines, l => l.StartsWith("gpt2o_kv_blocks{model=\"alpha\",silo=", StringComparison.Ordinal) && l.Contains("state=\"free\""));
         Assert.Contains(lines, l => l.StartsWith("gpt2o_model_loaded{model=\"sentiment\"", StringComparison.Ordinal) && l.EndsWith(" 1"));
+        // vLLM's names for the same quantities, labelled model_name, for dashboards written for vLLM.
+        Assert.True(Value("vllm:generation_tokens_total{model_name=\"alpha\"}") >= 3);
+        Assert.True(Value("vllm:prompt_tokens_total{model_name=\"alpha\"}") >= 1);
+        Assert.True(Value("vllm:time_to_first_token_seconds_count{model_name=\"alpha\"}") >= 1);
+        Assert.True(Value("vllm:inter_token_latency_seconds_count{model_name=\"alpha\"}") >= 2);
+        foreach (var gauge in new[] { "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc" })
+            Assert.Contains(lines, l => l.StartsWith($"{gauge}{{model_name=\"alpha\",silo=", StringComparison.Ordinal));
+        Assert.InRange(double.Parse(lines.First(l => l.StartsWith("vllm:kv_cache_usage_perc{model_name=\"alpha\"", StringComparison.Ordinal)).Split(' ')[^1],
+            System.Globalization.CultureInfo.InvariantCulture), 0, 1);
         // Co-hosted, the engine's own meters come too (System.Diagnostics.Metrics through prometheus-net).
         Assert.Contains(lines, l => l.StartsWith("gpt2orleans_engine_gpt2o_engine_sequences_running{", StringComparison.Ordinal) && l.Contains("model=\"alpha\""));
         Assert.DoesNotContain(lines, l => l.StartsWith("private_internaldiagnostics", StringComparison.Ordinal));

@@ -34,5 +34,8 @@ public sealed class OverloadTests(TinyEngineFixture fixture) : IClassFixture<Tin
 
         var again = await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, prompt = "Hi", max_tokens = 2 }));
         Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        // The refusals are in the HTTP request metrics by status.
+        Assert.Contains((await client.GetStringAsync("/metrics")).Split('\n'), line =>
+            line.StartsWith("http_requests_received_total{code=\"429\",method=\"POST\"", StringComparison.Ordinal) && line.Contains("endpoint=\"/v1/completions\""));
     }
 }

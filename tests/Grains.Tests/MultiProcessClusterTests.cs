@@ -147,6 +147,10 @@ public sealed class MultiProcessClusterTests : IAsyncLifetime
         Assert.Equal(2, transcript.Turns.Count);
         Assert.Equal(transcript.Turns[1].Text, answer.GetProperty("message").GetProperty("content").GetString());
 
+        // Start-up says where to go.
+        string root = _gatewayUrl.ToString().TrimEnd('/');
+        Assert.Contains($"the API at {root}/v1, the playground at {root}/", _gateway.Log);
+
         string metrics = await http.GetStringAsync("/metrics");
         Assert.Equal(2, metrics.Split('\n').Count(l => l.StartsWith($"gpt2o_model_loaded{{model=\"{ClusterFixture.Alpha}\"", StringComparison.Ordinal) && l.EndsWith(" 1")));
     }

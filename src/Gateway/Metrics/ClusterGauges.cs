@@ -26,12 +26,7 @@ public sealed class ClusterGauges(IClusterClient cluster, ILogger<ClusterGauges>
                 try
                 {
                     var status = await cluster.GetGrain<IModelGrain>(GrainKeys.ModelWorker(w.Model, w.Silo)).GetStatus().WaitAsync(Deadline, cancellationToken);
-                    GatewayMetrics.Sequences.WithLabels(w.Model, w.Silo, "running").Set(status.Running);
-                    GatewayMetrics.Sequences.WithLabels(w.Model, w.Silo, "waiting").Set(status.Waiting);
-                    GatewayMetrics.KvBlocks.WithLabels(w.Model, w.Silo, "used").Set(status.KvBlocksUsed);
-                    GatewayMetrics.KvBlocks.WithLabels(w.Model, w.Silo, "free").Set(status.KvBlocksFree - status.KvBlocksCached);
-                    GatewayMetrics.KvBlocks.WithLabels(w.Model, w.Silo, "cached").Set(status.KvBlocksCached);
-                    GatewayMetrics.ModelLoaded.WithLabels(w.Model, w.Silo).Set(status.Loaded ? 1 : 0);
+                    GatewayMetrics.SetWorker(w.Model, w.Silo, status);
                 }
                 catch (Exception e) when (e is TimeoutException or Gpt2OrleansException or OrleansException)
                 {
@@ -44,12 +39,7 @@ public sealed class ClusterGauges(IClusterClient cluster, ILogger<ClusterGauges>
             logger.LogDebug(e, "No catalog for the metrics");
             return;
         }
-        foreach (var (model, silo) in _reported.Except(seen))
-        {
-            foreach (var state in new[] { "running", "waiting" }) GatewayMetrics.Sequences.RemoveLabelled(model, silo, state);
-            foreach (var state in new[] { "used", "free", "cached" }) GatewayMetrics.KvBlocks.RemoveLabelled(model, silo, state);
-            GatewayMetrics.ModelLoaded.RemoveLabelled(model, silo);
-        }
+        foreach (var (model, silo) in _reported.Except(seen)) GatewayMetrics.RemoveWorker(model, silo);
         _reported = seen;
     }
 }

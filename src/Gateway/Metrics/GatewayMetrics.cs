@@ -1,3 +1,4 @@
+using Gpt2Orleans.Grains;
 using Prometheus;
 
 namespace Gpt2Orleans.Gateway.Metrics;
@@ -39,4 +40,65 @@ public static class GatewayMetrics
 
     public static readonly Gauge ModelLoaded = Prometheus.Metrics.CreateGauge("gpt2o_model_loaded",
         "1 when the model worker has its model loaded", "model", "silo");
+
+    /// <summary>
+    /// The same quantities under vLLM's names and its model_name label, so dashboards and autoscalers written for vLLM
+    /// read us unchanged. prometheus-net refuses the colon in vLLM's names (Prometheus itself accepts it), so they are
+    /// registered here as <c>vllm_…</c> and <see cref="MetricsEndpoint"/> writes them out as <c>vllm:…</c>.
+    /// </summary>
+    public static readonly CollectorRegistry VllmRegistry = Prometheus.Metrics.NewCustomRegistry();
+    private static readonly MetricFactory Vllm = Prometheus.Metrics.WithCustomRegistry(VllmRegistry);
+
+    private static readonly Gauge VllmRunning = Vllm.CreateGauge("vllm_num_requests_running",
+        "Requests running in the engine (vLLM's name)", "model_name", "silo");
+    private static readonly Gauge VllmWaiting = Vllm.CreateGauge("vllm_num_requests_waiting",
+        "Requests waiting for the engine (vLLM's name)", "model_name", "silo");
+    private static readonly Gauge VllmKvUsage = Vllm.CreateGauge("vllm_kv_cache_usage_perc",
+        "Fraction of the KV cache's blocks in use, 0 to 1 (vLLM's name)", "model_name", "silo");
+    private static readonly Histogram VllmTimeToFirstToken = Vllm.CreateHistogram("vllm_time_to_first_token_seconds",
+        "From sending a generation to its first token (vLLM's name)", new HistogramConfiguration { LabelNames = ["model_name"], Buckets = LatencyBuckets });
+    private static readonly Histogram VllmInterTokenLatency = Vllm.CreateHistogram("vllm_inter_token_latency_seconds",
+        "Between consecutive tokens of a generation (vLLM's name)", new HistogramConfiguration { LabelNames = ["model_name"], Buckets = LatencyBuckets });
+    private static readonly Counter VllmPromptTokens = Vllm.CreateCounter("vllm_prompt_tokens_total",
+        "Prompt tokens (vLLM's name)", "model_name");
+    private static readonly Counter VllmGenerationTokens = Vllm.CreateCounter("vllm_generation_tokens_total",
+        "Generated tokens (vLLM's name)", "model_name");
+
+    /// <summary>A token reached the client <paramref name="seconds"/> after the request (the first) or the previous token.</summary>
+    public static void ObserveToken(string model, bool first, double seconds)
+    {
+        (first ? TimeToFirstToken : InterTokenLatency).WithLabels(model).Observe(seconds);
+        (first ? VllmTimeToFirstToken : VllmInterTokenLatency).WithLabels(model).Observe(seconds);
+    }
+
+    /// <summary><paramref name="count"/> tokens of <paramref name="kind"/> ("prompt" or "completion") served to a tenant.</summary>
+    public static void AddTokens(string model, string tenant, string kind, long count)
+    {
+        Tokens.WithLabels(model, kind).Inc(count);
+        TenantTokens.WithLabels(model, tenant, kind).Inc(count);
+        (kind == "prompt" ? VllmPromptTokens : VllmGenerationTokens).WithLabels(model).Inc(count);
+    }
+
+    /// <summary>A model worker's queue, running sequences and KV blocks, as it last reported them.</summary>
+    public static void SetWorker(string model, string silo, ModelStatus status)
+    {
+        Sequences.WithLabels(model, silo, "running").Set(status.Running);
+        Sequences.WithLabels(model, silo, "waiting").Set(status.Waiting);
+        KvBlocks.WithLabels(model, silo, "used").Set(status.KvBlocksUsed);
+        KvBlocks.WithLabels(model, silo, "free").Set(status.KvBlocksFree - status.KvBlocksCached);
+        KvBlocks.WithLabels(model, silo, "cached").Set(status.KvBlocksCached);
+        ModelLoaded.WithLabels(model, silo).Set(status.Loaded ? 1 : 0);
+        VllmRunning.WithLabels(model, silo).Set(status.Running);
+        VllmWaiting.WithLabels(model, silo).Set(status.Waiting);
+        long blocks = status.KvBlocksUsed + status.KvBlocksFree;
+        VllmKvUsage.WithLabels(model, silo).Set(blocks == 0 ? 0 : (double)status.KvBlocksUsed / blocks);
+    }
+
+    /// <summary>A worker that is gone: its series go.</summary>
+    public static void RemoveWorker(string model, string silo)
+    {
+        foreach (var state in new[] { "running", "waiting" }) Sequences.RemoveLabelled(model, silo, state);
+        foreach (var state in new[] { "used", "free", "cached" }) KvBlocks.RemoveLabelled(model, silo, state);
+        foreach (var gauge in new[] { ModelLoaded, VllmRunning, VllmWaiting, VllmKvUsage }) gauge.RemoveLabelled(model, silo);
+    }
 }

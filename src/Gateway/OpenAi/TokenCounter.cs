@@ -28,13 +28,11 @@ public class TokenCounter(string tenant, string model)
         await foreach (var token in tokens.WithCancellation(cancellationToken))
         {
             long now = System.Diagnostics.Stopwatch.GetTimestamp();
-            (first ? GatewayMetrics.TimeToFirstToken : GatewayMetrics.InterTokenLatency).WithLabels(Model)
-                .Observe(System.Diagnostics.Stopwatch.GetElapsedTime(last, now).TotalSeconds);
+            GatewayMetrics.ObserveToken(Model, first, System.Diagnostics.Stopwatch.GetElapsedTime(last, now).TotalSeconds);
             last = now;
             first = false;
             CompletionTokens++;
-            GatewayMetrics.Tokens.WithLabels(Model, "completion").Inc();
-            GatewayMetrics.TenantTokens.WithLabels(Model, Tenant, "completion").Inc();
+            GatewayMetrics.AddTokens(Model, Tenant, "completion", 1);
             if (token.Usage is { } usage && token.Index == 0)
             {
                 if (promptTokens is null) AddPrompt(usage.PromptTokens);
@@ -48,8 +46,7 @@ public class TokenCounter(string tenant, string model)
     public void AddPrompt(int tokens)
     {
         PromptTokens += tokens;
-        GatewayMetrics.Tokens.WithLabels(Model, "prompt").Inc(tokens);
-        GatewayMetrics.TenantTokens.WithLabels(Model, Tenant, "prompt").Inc(tokens);
+        GatewayMetrics.AddTokens(Model, Tenant, "prompt", tokens);
     }
 
     public object Usage => new

@@ -9,7 +9,8 @@ namespace Gpt2Orleans.Grains.Tests.Deploy;
 /// <summary>
 /// deploy/docker, checked without a container runtime (there is none here): each image's entry point is the program
 /// deploy/local/cluster.sh runs (and <see cref="LocalClusterTests"/> proves), built from the project that produces it;
-/// images run as a non-root user with a health check on /healthz; every setting compose passes is one the silo has.
+/// images run as a non-root user with a health check on /healthz from base images pinned to versions (hadolint's
+/// rules, as Debian has no hadolint); every setting compose passes is one the silo has.
 /// </summary>
 public sealed partial class ContainerTests
 {
@@ -37,6 +38,15 @@ public sealed partial class ContainerTests
         Assert.DoesNotMatch(@"(?m)^USER (root|0)\s*$", text);
         Assert.Matches(@"(?m)^HEALTHCHECK .*http://127\.0\.0\.1:8080/healthz", text);
         if (dockerfile.Contains("cuda")) Assert.Contains("-p:TorchBackend=cuda", text);
+        // hadolint is not in Debian, so its rule DL3006/DL3007 here: every base image pinned to a version or a digest.
+        var stages = new HashSet<string>();
+        foreach (Match from in BaseImage().Matches(text))
+        {
+            string image = from.Groups[1].Value;
+            if (from.Groups[2].Success) stages.Add(from.Groups[2].Value);
+            if (stages.Contains(image) && !image.Contains(':')) continue; // an earlier stage
+            Assert.Matches(@"(@sha256:[0-9a-f]{64}|:\d[\w.-]*)$", image);
+        }
     }
 
     [Fact]
@@ -61,6 +71,9 @@ public sealed partial class ContainerTests
 
     [GeneratedRegex(@"(?m)^ENTRYPOINT (\[.*\])\s*$")]
     private static partial Regex EntryPoint();
+
+    [GeneratedRegex(@"(?m)^FROM (\S+)(?: AS (\S+))?\s*$")]
+    private static partial Regex BaseImage();
 
     [GeneratedRegex(@"Gpt2Orleans__([A-Za-z]+)")]
     private static partial Regex Setting();
