@@ -50,7 +50,7 @@ public static class ModelLoader
         var hub = new HubDownloader(http, HubDownloader.DefaultEndpoint, HubDownloader.DefaultCacheRoot);
         if (quiet) return hub.DownloadAsync(spec).GetAwaiter().GetResult();
 
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        var console = CliConsole.Error;
         return console.Progress().AutoClear(false).Start(context =>
         {
             var tasks = new Dictionary<string, ProgressTask>();

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Gpt2Orleans.Cli;
 using Gpt2Orleans.Inference.Checkpoints;
 
+CliConsole.Install();
 var root = new RootCommand("gpt2o: GPT-2 text generation, scoring and classification on TorchSharp");
 root.Add(GenerateCommand.Create());
 root.Add(ScoreCommand.Create());

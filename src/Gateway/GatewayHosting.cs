@@ -62,9 +62,11 @@ public static class GatewayHosting
         app.MapOpenApi(); // /openapi/v1.json
         PlaygroundEndpoints.Map(app);
         // Where to go, once Kestrel has bound its addresses (a port of 0 is only known then).
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Gpt2Orleans.Gateway");
         app.Lifetime.ApplicationStarted.Register(() =>
         {
-            foreach (var url in app.Urls) Console.WriteLine($"Listening on {url}: the API at {url.TrimEnd('/')}/v1, the playground at {url.TrimEnd('/')}/");
+            foreach (var url in app.Urls)
+                logger.LogInformation("Listening on {Url}: the API at {Api}, the playground at {Playground}", url, url.TrimEnd('/') + "/v1", url.TrimEnd('/') + "/");
         });
         return app;
     }
