@@ -9,6 +9,7 @@ string redis = builder.Configuration["redis"] ?? throw new ArgumentException("--
 builder.UseOrleansClient(client =>
 {
     client.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
+    client.AddActivityPropagation(); // grain calls join the HTTP request's trace
     client.Configure<ClusterOptions>(o =>
     {
         o.ClusterId = builder.Configuration["cluster-id"] ?? "gpt2orleans";
@@ -16,6 +17,7 @@ builder.UseOrleansClient(client =>
     });
 });
 builder.Services.AddGpt2OrleansGateway();
+Gpt2Orleans.Gateway.Telemetry.Tracing.AddGpt2OrleansTracing(builder.Services, builder.Configuration);
 var app = builder.Build();
 app.MapGpt2OrleansGateway();
 app.Run();

@@ -1,4 +1,5 @@
 using Gpt2Orleans.Gateway;
+using Gpt2Orleans.Gateway.Telemetry;
 
 namespace Gpt2Orleans.Silo;
 
@@ -10,7 +11,8 @@ public static class SiloApp
 {
     public const string DefaultUrl = "http://127.0.0.1:8080";
 
-    public static WebApplication Build(string[] args)
+    /// <param name="configureServices">Services added after the app's own (a test's trace exporter).</param>
+    public static WebApplication Build(string[] args, Action<IServiceCollection>? configureServices = null)
     {
         var (settings, others) = SiloCommandLine.Parse(args);
         var builder = WebApplication.CreateBuilder(others);
@@ -21,6 +23,8 @@ public static class SiloApp
         builder.UseOrleans(silo => SiloHosting.Configure(silo, siloSettings));
         builder.Services.AddHostedService<DevelopmentTenant>();
         builder.Services.AddGpt2OrleansGateway();
+        builder.Services.AddGpt2OrleansTracing(builder.Configuration);
+        configureServices?.Invoke(builder.Services);
         var app = builder.Build();
         app.MapGpt2OrleansGateway();
         return app;

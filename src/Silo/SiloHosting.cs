@@ -38,6 +38,7 @@ public static class SiloHosting
                 silo.Configure<EndpointOptions>(o => { o.SiloPort = settings.SiloPort; o.GatewayPort = settings.GatewayPort; });
                 break;
         }
+        silo.AddActivityPropagation(); // grain calls get spans under the caller's trace (made only when a tracer listens)
         if (settings.Storage == "azureblob") silo.AddGpt2OrleansBlobStorage(settings.BlobConnectionString!, settings.BlobContainer);
         else silo.AddGpt2OrleansFileStorage(Path.GetFullPath(settings.DataDirectory));
         silo.AddGpt2Orleans(new ModelHostOptions

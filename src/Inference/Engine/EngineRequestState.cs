@@ -17,7 +17,13 @@ internal sealed class EngineRequestState(EngineRequest request, IReadOnlyList<in
     public Gpt2Tokenizer Tokenizer { get; } = tokenizer;
     public Channel<TokenEvent> Events { get; } = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     public DateTime SubmittedAt { get; } = DateTime.UtcNow;
-    public bool FirstTokenSent { get; set; }
+    /// <summary>When the loop took it from the queue into the scheduler.</summary>
+    public DateTime? AdmittedAt { get; set; }
+    public DateTime? FirstTokenAt { get; set; }
+    public bool FirstTokenSent => FirstTokenAt is not null;
+    public int GeneratedTokens { get; set; }
+    /// <summary>Its trace span (<see cref="EngineTracing"/>), until it ends.</summary>
+    public System.Diagnostics.Activity? Span { get; set; }
     public volatile bool Cancelled;
 
     /// <summary>How many sequences the prompt becomes once it is computed: its beams, or its num_return_sequences samples.</summary>

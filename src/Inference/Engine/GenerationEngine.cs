@@ -178,6 +178,7 @@ public sealed class GenerationEngine : IDisposable
             _metrics.Rejected();
             throw new EngineOverloadedException(RetryAfter(), $"the engine for {_options.ModelName} has {_options.MaxWaitingRequests} requests waiting; retry later");
         }
+        state.Span = EngineTracing.Start(_options.ModelName, state);
         _arrivals.Enqueue(new EngineSequence(_scheduler.NewSequenceId(), 0, state, state.Request.PromptIds, Interlocked.Increment(ref _arrival)));
         _wake.Release();
     }
@@ -275,10 +276,11 @@ public sealed class GenerationEngine : IDisposable
             var request = arrived.Request;
             if (request.Cancelled)
             {
-                request.Events.Writer.TryComplete();
+                Close(request, new OperationCanceledException("the request was cancelled"), signalReader: false);
                 request.Score?.TrySetCanceled();
                 continue;
             }
+            request.AdmittedAt = DateTime.UtcNow;
             var sequence = WithKeptKv(arrived);
             request.Members.Add(sequence);
             _active.Add(request);
@@ -348,6 +350,7 @@ public sealed class GenerationEngine : IDisposable
             {
                 _scheduler.Finish(scoring);
                 _active.Remove(scoring.Request);
+                EngineTracing.End(scoring.Request);
                 scoring.Request.Score!.TrySetResult(logprobs);
             }
         foreach (var token in checkedTokens) Emit(token);
@@ -395,7 +398,8 @@ public sealed class GenerationEngine : IDisposable
         Interlocked.Increment(ref _generatedTokens);
         _metrics.GeneratedToken();
         var now = DateTime.UtcNow;
-        if (!request.FirstTokenSent) { request.FirstTokenSent = true; _metrics.TimeToFirstToken(now - request.SubmittedAt); }
+        request.GeneratedTokens++;
+        if (!request.FirstTokenSent) { request.FirstTokenAt = now; _metrics.TimeToFirstToken(now - request.SubmittedAt); }
         if (sequence.LastTokenAt is { } last) _metrics.InterTokenLatency(now - last);
         sequence.LastTokenAt = now;
         request.Events.Writer.TryWrite(e);
@@ -403,7 +407,7 @@ public sealed class GenerationEngine : IDisposable
         _scheduler.Finish(sequence, keepFor: request.Request.Owner);
         if (--request.OpenSequences > 0) return;
         _active.Remove(request);
-        request.Events.Writer.TryComplete();
+        Close(request);
     }
 
     /// <summary>Picks the best hypotheses (HF's finalize) and streams each as a returned sequence; the beams' blocks are freed.</summary>
@@ -416,9 +420,18 @@ public sealed class GenerationEngine : IDisposable
         {
             Interlocked.Increment(ref _generatedTokens);
             _metrics.GeneratedToken();
+            request.GeneratedTokens++;
+            request.FirstTokenAt ??= DateTime.UtcNow;
             request.Events.Writer.TryWrite(e);
         }
-        request.Events.Writer.TryComplete();
+        Close(request);
+    }
+
+    /// <summary>Ends a request's stream (with <paramref name="error"/> when it failed) and its trace span.</summary>
+    private static void Close(EngineRequestState request, Exception? error = null, bool signalReader = true)
+    {
+        EngineTracing.End(request, error);
+        request.Events.Writer.TryComplete(signalReader ? error : null);
     }
 
     /// <summary>Scoring sequences: the log-probability of each next prompt token, every scored row of the step in one call (one host copy).</summary>
@@ -435,7 +448,7 @@ public sealed class GenerationEngine : IDisposable
     {
         foreach (var sequence in request.Members.ToList()) _scheduler.Finish(sequence);
         _active.Remove(request);
-        request.Events.Writer.TryComplete(error);
+        Close(request, error);
         if (error is OperationCanceledException) request.Score?.TrySetCanceled();
         else request.Score?.TrySetException(error);
     }
@@ -457,7 +470,7 @@ public sealed class GenerationEngine : IDisposable
         _wake.Release();
         _loop.Join(TimeSpan.FromSeconds(30));
         foreach (var request in _active.ToList()) Fail(request, new ObjectDisposedException(nameof(GenerationEngine)));
-        while (_arrivals.TryDequeue(out var sequence)) sequence.Request.Events.Writer.TryComplete(new ObjectDisposedException(nameof(GenerationEngine)));
+        while (_arrivals.TryDequeue(out var sequence)) Close(sequence.Request, new ObjectDisposedException(nameof(GenerationEngine)));
         while (_loopWork.TryDequeue(out var work)) work(); // the loop has stopped: finish what callers await
         _pool.Dispose();
         _metrics.Dispose();

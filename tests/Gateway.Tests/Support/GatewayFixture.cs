@@ -44,6 +44,9 @@ public class GatewayFixture : IAsyncLifetime
     protected virtual IEnumerable<string> SiloArguments =>
         ["--model", $"{Model}={ModelFolder}", "--model", $"{Sentiment}={Folder(Sentiment)}", "--model", $"{Tagger}={Folder(Tagger)}"];
 
+    /// <summary>Services added after the app's own (a test's trace exporter).</summary>
+    protected virtual void ConfigureServices(Microsoft.Extensions.DependencyInjection.IServiceCollection services) { }
+
     public async Task InitializeAsync()
     {
         int http = FreePort();
@@ -53,7 +56,7 @@ public class GatewayFixture : IAsyncLifetime
             "--data", _data, "--kv-cache-mb", "16", "--batch-invariant", "true",
             "--silo-port", FreePort().ToString(), "--gateway-port", FreePort().ToString(),
             "--urls", BaseAddress.ToString(), "--GPT2O_API_KEY", Key, "--GPT2O_ADMIN_KEY", AdminKey,
-        ]);
+        ], ConfigureServices);
         await _app.StartAsync();
         using var client = Client();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);

@@ -1,0 +1,45 @@
+using System.Diagnostics;
+
+namespace Gpt2Orleans.Inference.Engine;
+
+/// <summary>
+/// One span per engine request (<see cref="SourceName"/>, System.Diagnostics: a host's OpenTelemetry tracer listens
+/// to it), a child of the caller's span (the model grain's call): how long it queued, its prefill (admission to the
+/// first token), its decode, its prompt and generated tokens, and how it ended. Without a listener nothing is made.
+/// </summary>
+public static class EngineTracing
+{
+    public const string SourceName = "Gpt2Orleans.Engine";
+    private static readonly ActivitySource Source = new(SourceName);
+
+    /// <summary>The request's span, started under the caller's current span without becoming the caller's current one.</summary>
+    internal static Activity? Start(string model, EngineRequestState request)
+    {
+        var caller = Activity.Current;
+        var span = Source.StartActivity(request.Score is null ? "engine generate" : "engine score", ActivityKind.Internal);
+        Activity.Current = caller; // the span ends on the engine's loop, not in the caller's flow
+        if (span is null) return null;
+        span.SetTag("gen_ai.request.model", model);
+        span.SetTag("gen_ai.usage.input_tokens", request.Request.PromptIds.Count);
+        span.SetTag("gen_ai.request.max_tokens", request.MaxNewTokens);
+        span.SetTag("gpt2o.tenant", request.Tenant);
+        return span;
+    }
+
+    /// <summary>Ends the request's span with its phases' durations and tokens, and the error it failed with (if any).</summary>
+    internal static void End(EngineRequestState request, Exception? error = null)
+    {
+        if (request.Span is not { } span) return;
+        request.Span = null;
+        var now = DateTime.UtcNow;
+        var admitted = request.AdmittedAt ?? now;
+        var first = request.FirstTokenAt ?? now;
+        span.SetTag("gpt2o.queue_ms", (admitted - request.SubmittedAt).TotalMilliseconds);
+        span.SetTag("gpt2o.prefill_ms", (first - admitted).TotalMilliseconds);
+        span.SetTag("gpt2o.decode_ms", (now - first).TotalMilliseconds);
+        span.SetTag("gen_ai.usage.output_tokens", request.GeneratedTokens);
+        if (error is OperationCanceledException) span.SetTag("gpt2o.cancelled", true);
+        else if (error is not null) span.SetStatus(ActivityStatusCode.Error, error.Message);
+        span.Stop();
+    }
+}
