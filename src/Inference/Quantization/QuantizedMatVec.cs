@@ -87,11 +87,11 @@ public static unsafe class QuantizedMatVec
                 w.BlocksPerRow, w.GroupSize / Block, w.GroupsPerRow, w.RowBytes, w.TiledRows);
             Action<int, int> share = (w.Type, kernel) switch
             {
-                (QuantizationType.Int8, IntegerKernel.AvxVnni) => (lo, hi) => Outputs<Int8VnniBlocks>(call, lo, hi),
-                (QuantizationType.Int8, _) => (lo, hi) => Outputs<Int8Blocks>(call, lo, hi),
-                (_, IntegerKernel.Avx512) => (lo, hi) => RowsPastTiles<Int4Blocks>(call, Int4Tiles512(call, lo, hi), hi),
-                (_, IntegerKernel.AvxVnni) => (lo, hi) => Outputs<Int4VnniBlocks>(call, lo, hi),
-                _ => (lo, hi) => Outputs<Int4Blocks>(call, lo, hi),
+                (QuantizationType.Int8, IntegerKernel.AvxVnni) => (lo, hi) => Outputs<Tile256<Int8VnniBlocks>, Vector256<float>, Int8VnniBlocks>(call, lo, hi),
+                (QuantizationType.Int8, _) => (lo, hi) => Outputs<Tile256<Int8Blocks>, Vector256<float>, Int8Blocks>(call, lo, hi),
+                (_, IntegerKernel.Avx512) => (lo, hi) => Outputs<Int4Tile512, Vector512<float>, Int4Blocks>(call, lo, hi),
+                (_, IntegerKernel.AvxVnni) => (lo, hi) => Outputs<Tile256<Int4VnniBlocks>, Vector256<float>, Int4VnniBlocks>(call, lo, hi),
+                _ => (lo, hi) => Outputs<Tile256<Int4Blocks>, Vector256<float>, Int4Blocks>(call, lo, hi),
             };
             KernelThreads.RunShares(w.OutFeatures, share);
         }
@@ -209,8 +209,87 @@ public static unsafe class QuantizedMatVec
     }
 
     /// <summary>Outputs [lo, hi) for every input row: the whole tiles, then the rows stored one by one past the last.</summary>
-    private static void Outputs<TBlocks>(Call call, int lo, int hi) where TBlocks : struct, IBlocks =>
-        RowsPastTiles<TBlocks>(call, Tiles<TBlocks>(call, lo, hi), hi);
+    private static void Outputs<TTile, TSums, TBlocks>(Call call, int lo, int hi)
+        where TTile : struct, ITile<TSums> where TSums : struct where TBlocks : struct, IBlocks =>
+        RowsPastTiles<TBlocks>(call, Tiles<TTile, TSums>(call, lo, hi), hi);
+
+    /// <summary>How a pass multiplies one block of a tile's four rows by an input block, in <typeparamref name="TSums"/> vectors.</summary>
+    private interface ITile<TSums> where TSums : struct
+    {
+        /// <summary>The bytes of one block of the tile's four rows (they lie together: <see cref="QuantizedWeight"/>).</summary>
+        static abstract int TileBlockBytes { get; }
+        /// <summary>A group's four row scales laid out as the sums' lanes are.</summary>
+        static abstract TSums Scales(float* groupScales);
+        /// <summary>The four rows' exact integer products with the input block, scaled and added to <paramref name="sums"/>.</summary>
+        static abstract TSums Add(TSums sums, TSums scales, byte* tileBlock, sbyte* levels, int levelSum, float inputScale);
+        /// <summary>The four rows' totals [r0 r1 r2 r3].</summary>
+        static abstract Vector128<float> Total(TSums sums);
+    }
+
+    /// <summary>
+    /// AVX2: four 256-bit dot products (<typeparamref name="TBlocks"/>) whose partial sums are added across first
+    /// ([r0 r1 r2 r3] in each half), then one conversion and one FMA for the four: measured 1.3× faster than four of
+    /// each for int4 in L1.
+    /// </summary>
+    private readonly struct Tile256<TBlocks> : ITile<Vector256<float>> where TBlocks : struct, IBlocks
+    {
+        public static int TileBlockBytes => QuantizedWeight.TileRows * TBlocks.BlockBytes;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Scales(float* groupScales)
+        {
+            var four = Sse.LoadVector128(groupScales);
+            return Vector256.Create(four, four);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Add(Vector256<float> sums, Vector256<float> scales, byte* tileBlock, sbyte* levels, int levelSum, float inputScale)
+        {
+            int step = TBlocks.BlockBytes;
+            var rows = Avx2.HorizontalAdd(Avx2.HorizontalAdd(TBlocks.Dot(tileBlock, levels), TBlocks.Dot(tileBlock + step, levels)),
+                                          Avx2.HorizontalAdd(TBlocks.Dot(tileBlock + 2 * step, levels), TBlocks.Dot(tileBlock + 3 * step, levels)));
+            if (TBlocks.Offset != 0) rows -= Vector256.Create(TBlocks.Offset / 2 * levelSum); // half in each half
+            return Fma.MultiplyAdd(Avx.ConvertToVector256Single(rows), scales * Vector256.Create(inputScale), sums);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Total(Vector256<float> sums) => sums.GetLower() + sums.GetUpper();
+    }
+
+    /// <summary>
+    /// int4 in 512-bit vectors: a block of the tile's four rows is 64 contiguous bytes, one load; its low and high
+    /// nibbles (inputs 0–15 and 16–31 of each row) meet the input block's halves, each broadcast to the four 128-bit
+    /// lanes, so lane k sums row k. Half the instructions of <see cref="Tile256{TBlocks}"/>'s dot products and adds.
+    /// </summary>
+    private readonly struct Int4Tile512 : ITile<Vector512<float>>
+    {
+        public static int TileBlockBytes => QuantizedWeight.TileRows * Block / 2;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Scales(float* groupScales) => // row k's scale to lane k
+            Avx512F.PermuteVar16x32(Avx512F.BroadcastVector128ToVector512(groupScales), Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Add(Vector512<float> sums, Vector512<float> scales, byte* tileBlock, sbyte* levels, int levelSum, float inputScale)
+        {
+            var mask = Vector512.Create((byte)0x0F);
+            var packed = Vector512.Load(tileBlock);
+            var low = packed & mask;
+            var high = Avx512BW.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask;
+            var pairs = Avx512BW.MultiplyAddAdjacent(low, Avx512F.BroadcastVector128ToVector512((int*)levels).AsSByte())
+                      + Avx512BW.MultiplyAddAdjacent(high, Avx512F.BroadcastVector128ToVector512((int*)(levels + 16)).AsSByte());
+            // The offset of 8 a level carries, a quarter in each of a lane's four sums.
+            var rows = Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)) - Vector512.Create(2 * levelSum);
+            return Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(rows), scales * Vector512.Create(inputScale), sums);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Total(Vector512<float> sums)
+        {
+            var (l01, l23) = (sums.GetLower(), sums.GetUpper());
+            return Sse3.HorizontalAdd(Sse3.HorizontalAdd(l01.GetLower(), l01.GetUpper()), Sse3.HorizontalAdd(l23.GetLower(), l23.GetUpper()));
+        }
+    }
 
     /// <summary>
     /// The whole tiles of [lo, hi), returning where they end: a tile of four weight rows at a time against each input
@@ -220,14 +299,14 @@ public static unsafe class QuantizedMatVec
     /// (<see cref="KernelThreads.RunShares"/>), so only the rows past the last tile remain.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int Tiles<TBlocks>(Call call, int lo, int hi) where TBlocks : struct, IBlocks
+    private static int Tiles<TTile, TSums>(Call call, int lo, int hi) where TTile : struct, ITile<TSums> where TSums : struct
     {
         const int Tile = QuantizedWeight.TileRows;
         byte* weights = (byte*)call.Weights;
         float* weightScales = (float*)call.WeightScales, inputScales = (float*)call.InputScales, y = (float*)call.Outputs;
         int* inputSums = (int*)call.InputSums;
         sbyte* levels = (sbyte*)call.Levels;
-        int blocks = call.Blocks, perGroup = call.BlocksPerGroup, step = TBlocks.BlockBytes, groups = call.Groups;
+        int blocks = call.Blocks, perGroup = call.BlocksPerGroup, step = TTile.TileBlockBytes, groups = call.Groups;
         long rowBytes = call.RowBytes;
         int o = lo;
         for (; o + Tile <= hi && o < call.TiledRows; o += Tile)
@@ -239,85 +318,21 @@ public static unsafe class QuantizedMatVec
                 sbyte* xb = levels + (long)r * blocks * Block;
                 float* xScales = inputScales + (long)r * blocks;
                 int* xSums = inputSums + (long)r * blocks;
-                var sums = Vector256<float>.Zero; // rows 0–3 in each 128-bit half
+                var sums = default(TSums);
                 byte* wb = tile;
                 float* d = tileScales;
                 for (int first = 0; first < blocks; first += perGroup, d += Tile)
                 {
-                    var groupScales = Sse.LoadVector128(d);
-                    var scales = Vector256.Create(groupScales, groupScales);
+                    var scales = TTile.Scales(d);
                     int end = Math.Min(blocks, first + perGroup);
-                    for (int b = first; b < end; b++, wb += Tile * step, xb += Block)
+                    for (int b = first; b < end; b++, wb += step, xb += Block)
                     {
                         // Half a KB ahead in the stream while the first input row passes (measured best of 256 B–2 KB).
-                        if (r == 0) { Sse.Prefetch0(wb + 512); if (step * Tile > 64) Sse.Prefetch0(wb + 576); }
-                        // The four rows' partial sums added across first ([r0 r1 r2 r3] in each half), then one
-                        // conversion and one FMA for the four: measured 1.3× faster than four of each for int4 in L1.
-                        var rows = Avx2.HorizontalAdd(Avx2.HorizontalAdd(TBlocks.Dot(wb, xb), TBlocks.Dot(wb + step, xb)),
-                                                      Avx2.HorizontalAdd(TBlocks.Dot(wb + 2 * step, xb), TBlocks.Dot(wb + 3 * step, xb)));
-                        if (TBlocks.Offset != 0) rows -= Vector256.Create(TBlocks.Offset / 2 * xSums[b]); // half in each half
-                        sums = Fma.MultiplyAdd(Avx.ConvertToVector256Single(rows), scales * Vector256.Create(xScales[b]), sums);
+                        if (r == 0) { Sse.Prefetch0(wb + 512); if (step > 64) Sse.Prefetch0(wb + 576); }
+                        sums = TTile.Add(sums, scales, wb, xb, xSums[b], xScales[b]);
                     }
                 }
-                (sums.GetLower() + sums.GetUpper()).Store(y + (long)r * call.Out + o);
-            }
-        }
-        System.Diagnostics.Debug.Assert(o >= call.TiledRows || o == hi, "a share ended inside a tile");
-        return o;
-    }
-
-    /// <summary>
-    /// int4's whole tiles in 512-bit vectors: a block of the tile's four rows is 64 contiguous bytes, one load; its
-    /// low and high nibbles (inputs 0–15 and 16–31 of each row) meet the input block's halves, each broadcast to the
-    /// four 128-bit lanes, so lane k sums row k. Half the instructions of <see cref="Tiles{TBlocks}"/>'s four
-    /// 256-bit dot products and their horizontal adds.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int Int4Tiles512(Call call, int lo, int hi)
-    {
-        const int Tile = QuantizedWeight.TileRows, TileBlockBytes = Tile * Block / 2;
-        byte* weights = (byte*)call.Weights;
-        float* weightScales = (float*)call.WeightScales, inputScales = (float*)call.InputScales, y = (float*)call.Outputs;
-        int* inputSums = (int*)call.InputSums;
-        sbyte* levels = (sbyte*)call.Levels;
-        int blocks = call.Blocks, perGroup = call.BlocksPerGroup, groups = call.Groups;
-        long rowBytes = call.RowBytes;
-        var mask = Vector512.Create((byte)0x0F);
-        var ones = Vector512.Create((short)1);
-        var spread = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3); // row k's scale to lane k
-        int o = lo;
-        for (; o + Tile <= hi && o < call.TiledRows; o += Tile)
-        {
-            byte* tile = weights + o * rowBytes;
-            float* tileScales = weightScales + (long)o * groups;
-            for (int r = 0; r < call.Rows; r++)
-            {
-                sbyte* xb = levels + (long)r * blocks * Block;
-                float* xScales = inputScales + (long)r * blocks;
-                int* xSums = inputSums + (long)r * blocks;
-                var sums = Vector512<float>.Zero; // lane k: row k's four partial sums
-                byte* wb = tile;
-                float* d = tileScales;
-                for (int first = 0; first < blocks; first += perGroup, d += Tile)
-                {
-                    var scales = Avx512F.PermuteVar16x32(Avx512F.BroadcastVector128ToVector512(d), spread);
-                    int end = Math.Min(blocks, first + perGroup);
-                    for (int b = first; b < end; b++, wb += TileBlockBytes, xb += Block)
-                    {
-                        if (r == 0) Sse.Prefetch0(wb + 512);
-                        var packed = Vector512.Load(wb);
-                        var low = packed & mask;
-                        var high = Avx512BW.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask;
-                        var pairs = Avx512BW.MultiplyAddAdjacent(low, Avx512F.BroadcastVector128ToVector512((int*)xb).AsSByte())
-                                  + Avx512BW.MultiplyAddAdjacent(high, Avx512F.BroadcastVector128ToVector512((int*)(xb + 16)).AsSByte());
-                        // The offset of 8 a level carries, a quarter in each of a lane's four sums.
-                        var rows = Avx512BW.MultiplyAddAdjacent(pairs, ones) - Vector512.Create(2 * xSums[b]);
-                        sums = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(rows), scales * Vector512.Create(xScales[b]), sums);
-                    }
-                }
-                var (l01, l23) = (sums.GetLower(), sums.GetUpper());
-                Sse3.HorizontalAdd(Sse3.HorizontalAdd(l01.GetLower(), l01.GetUpper()), Sse3.HorizontalAdd(l23.GetLower(), l23.GetUpper()))
-                    .Store(y + (long)r * call.Out + o);
+                TTile.Total(sums).Store(y + (long)r * call.Out + o);
             }
         }
         System.Diagnostics.Debug.Assert(o >= call.TiledRows || o == hi, "a share ended inside a tile");
