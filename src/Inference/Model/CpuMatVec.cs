@@ -178,7 +178,13 @@ internal static unsafe class CpuMatVec
         int n = call.In, units = n / Unit, step = TWeights.UnitBytes;
         long rowBytes = (long)units * step;
         int o = lo;
-        for (; o + 4 <= hi; o += 4)
+        // One float32 input row (a single stream's decode) walks the weight rows one after another: the share is then one
+        // sequential stream for the prefetcher, where four rows a pass read four. Measured (GPT-2 small's 49 products,
+        // two cores, alternated in one process): 15.3–15.8 → 13.1–14.4 ms median. bf16 rows stay four a pass: one row's
+        // chain of FMAs covers only 32 bytes of bf16 per two FMAs and measured slower (8.4–8.6 → 8.5–9.9 ms).
+        // The row-at-a-time loop below adds in the same order, so results are the same either way.
+        bool rowByRow = call.Rows == 1 && TWeights.UnitBytes == Unit * sizeof(float);
+        for (; o + 4 <= hi && !rowByRow; o += 4)
         {
             byte* r0 = w + o * rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
             long ahead = PrefetchBlocks * 4 * rowBytes;
@@ -264,7 +270,7 @@ internal static unsafe class CpuMatVec
                 ya[0] = Vector256.Sum(a0); ya[1] = Vector256.Sum(a1); ya[2] = Vector256.Sum(a2); ya[3] = Vector256.Sum(a3);
             }
         }
-        for (; o < hi; o++)
+        for (; o < hi; o++) // rows past the last four, or every row (above): one weight row at a time
             for (int m = 0; m < call.Rows; m++)
             {
                 float* xa = x + (long)m * n;
