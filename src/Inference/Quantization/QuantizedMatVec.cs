@@ -10,8 +10,10 @@ namespace Gpt2Orleans.Inference.Quantization;
 /// per block of 32 (<see cref="QuantizedActivations"/>); each block's integer dot product is exact, then scaled by
 /// the weight group's and the input block's scales and summed in float32 (ggml's q8_0 · q4_0 / q8_0 scheme).
 /// Why our own kernel: a decode step reads every weight once, so fewer bytes per weight is speed, and libtorch has no
-/// CPU kernel over int8/int4 groups. <see cref="Reference"/> is the scalar definition the tests hold the AVX2 path to
-/// (<c>vpmaddubsw</c> + <c>vpmaddwd</c>: 32 products in two instructions). Output rows are split across the cores.
+/// CPU kernel over int8/int4 groups. <see cref="Reference"/> is the scalar definition the tests hold every
+/// <see cref="IntegerKernel"/> to: AVX2 (<c>vpmaddubsw</c> + <c>vpmaddwd</c>: 32 products in two instructions),
+/// AVX-VNNI (<c>vpdpbusd</c>: in one) and int4 in AVX-512, the widest the CPU has by default. Output rows are split
+/// across the cores.
 /// </summary>
 public static unsafe class QuantizedMatVec
 {
