@@ -17,9 +17,20 @@ public sealed class TracingFixture : GatewayFixture
 }
 
 /// <summary>
+/// Alone: a tracer in this process listens to every app's requests and every grain call, so running beside the other
+/// suites its exporter would hold their spans too (a load test's memory check saw them).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TracingCollection
+{
+    public const string Name = "tracing";
+}
+
+/// <summary>
 /// One session turn over HTTP is one trace: the HTTP request's span, the grain calls of the turn under it (session,
 /// then model worker), and the engine request's span under those, with its queue time, prefill, decode and tokens.
 /// </summary>
+[Collection(TracingCollection.Name)]
 public sealed class TracingTests(TracingFixture fixture) : IClassFixture<TracingFixture>
 {
     [Fact]
@@ -62,5 +73,31 @@ public sealed class TracingTests(TracingFixture fixture) : IClassFixture<Tracing
             Assert.InRange((double)engine.GetTagItem(phase)!, 0, 60_000);
         Assert.Equal(GatewayFixture.Model, engine.GetTagItem("gen_ai.request.model"));
         Assert.Equal(Inference.Engine.EngineTracing.SourceName, Telemetry.Tracing.Sources[0]); // the name the gateway listens to
+    }
+
+    [Fact]
+    public async Task A_classification_request_traces_to_its_engine_span()
+    {
+        using var client = fixture.Client();
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/classifications", Json(new { model = GatewayFixture.Sentiment, input = new[] { "a fine day", "a bad one" } }))).StatusCode);
+        List<Activity> classify = [];
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            lock (fixture.Spans)
+            {
+                var request = fixture.Spans.LastOrDefault(s => s.Kind == ActivityKind.Server && s.GetTagItem("url.path") as string == "/v1/classifications");
+                if (request is not null) classify = fixture.Spans.Where(s => s.TraceId == request.TraceId && s.DisplayName == "engine classify sequence").ToList();
+            }
+            if (classify.Count == 2) break;
+            await Task.Delay(50);
+        }
+        Assert.Equal(2, classify.Count); // one per input text, in the HTTP request's trace
+        Assert.All(classify, span =>
+        {
+            Assert.True((int)span.GetTagItem("gen_ai.usage.input_tokens")! >= 2);
+            Assert.InRange((double)span.GetTagItem("gpt2o.queue_ms")!, 0, 60_000);
+            Assert.InRange((double)span.GetTagItem("gpt2o.compute_ms")!, 0, 60_000);
+        });
     }
 }

@@ -14,7 +14,11 @@ namespace Gpt2Orleans.Inference.Engine;
 /// </summary>
 public sealed class ClassificationEngine : IDisposable
 {
-    private sealed record Pending(string Tenant, IReadOnlyList<int> Ids, TaskCompletionSource<object> Result, CancellationToken Cancellation);
+    private sealed record Pending(string Tenant, IReadOnlyList<int> Ids, TaskCompletionSource<object> Result, CancellationToken Cancellation)
+    {
+        /// <summary>When its batch began (its trace span's end of queueing).</summary>
+        public DateTime? StartedAt { get; set; }
+    }
 
     private readonly Gpt2PreTrainedModel _model;
     private readonly Gpt2Tokenizer _tokenizer;
@@ -68,6 +72,7 @@ public sealed class ClassificationEngine : IDisposable
             throw new EngineOverloadedException(TimeSpan.FromSeconds(1), $"{_maxWaiting} classification requests are waiting; retry later");
         }
         var pending = new Pending(tenant, ids, new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
+        EngineTracing.TraceClassification(_model is Gpt2ForSequenceClassification ? "sequence" : "tokens", tenant, ids.Count, pending.Result.Task, () => pending.StartedAt);
         _arrivals.Enqueue(pending);
         _wake.Release();
         return pending.Result.Task;
@@ -104,6 +109,8 @@ public sealed class ClassificationEngine : IDisposable
     private void Classify(List<Pending> batch)
     {
         using var scope = torch.NewDisposeScope();
+        var started = DateTime.UtcNow;
+        foreach (var p in batch) p.StartedAt = started;
         var encoded = BatchEncoding.Pad(batch.Select(p => p.Ids).ToList(), _model.Config.PadTokenId ?? _tokenizer.EndOfTextId, PaddingSide.Right);
         Batches++;
         if (_model is Gpt2ForSequenceClassification sequence)
