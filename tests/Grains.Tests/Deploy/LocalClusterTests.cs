@@ -13,6 +13,7 @@ namespace Gpt2Orleans.Grains.Tests.Deploy;
 /// every session's next turn succeeds with none of its earlier turns lost; <c>down</c> leaves no process behind.
 /// The silos and the gateway are this build's (the containers' entry points: dotnet gpt2o-silo.dll, gpt2o-gateway.dll).
 /// </summary>
+[Collection(LocalClusterCollection.Name)]
 public sealed class LocalClusterTests : IDisposable
 {
     private readonly string _state = Path.Combine(Path.GetTempPath(), "gpt2o-local-" + Guid.NewGuid().ToString("N"));
@@ -118,4 +119,14 @@ public sealed class LocalClusterTests : IDisposable
         Assert.True(code == 0, $"cluster.sh down failed: {output}");
         Assert.All(all, pid => Assert.False(Alive(pid), $"process {pid} outlived down"));
     }
+}
+
+/// <summary>
+/// Alone, after the in-process clusters: five processes starting and loading models on two cores slowed a drain test
+/// running beside them past Orleans' 30 s response timeout (seen once in CI).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class LocalClusterCollection
+{
+    public const string Name = "local cluster";
 }
