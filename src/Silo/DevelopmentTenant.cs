@@ -9,14 +9,13 @@ namespace Gpt2Orleans.Silo;
 /// localhost clustering, or where GPT2O_API_KEY is set: a production cluster creates no tenant by itself (tenants
 /// and keys come from the admin API). Runs once the silo is up.
 /// </summary>
-public sealed class DevelopmentTenant(IGrainFactory grains, IConfiguration configuration, ILogger<DevelopmentTenant> logger) : IHostedService
+public sealed class DevelopmentTenant(IGrainFactory grains, SiloSettings settings, IConfiguration configuration, ILogger<DevelopmentTenant> logger) : IHostedService
 {
     public const string Tenant = "dev";
     public const string KeyFile = "development-api-key";
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var settings = configuration.GetSection(SiloSettings.Section).Get<SiloSettings>() ?? new SiloSettings();
         string? key = configuration["GPT2O_API_KEY"];
         bool configured = !string.IsNullOrWhiteSpace(key);
         if (configured && key!.Length < 8) throw new ArgumentException("GPT2O_API_KEY must be at least 8 characters");

@@ -21,6 +21,7 @@ public static class SiloApp
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
             builder.WebHost.UseUrls(DefaultUrl);
         builder.UseOrleans(silo => SiloHosting.Configure(silo, siloSettings));
+        builder.Services.AddSingleton(siloSettings); // the settings the silo was configured with, for its hosted services
         builder.Services.AddHostedService<DevelopmentTenant>();
         builder.Services.AddGpt2OrleansGateway();
         builder.Services.AddGpt2OrleansTracing(builder.Configuration);

@@ -15,12 +15,9 @@ public sealed class DevelopmentTenantTests(ClusterFixture fixture) : IDisposable
     private readonly string _data = Path.Combine(Path.GetTempPath(), "gpt2o-devtenant-" + Guid.NewGuid().ToString("N"));
 
     private Task Start(string clustering, string? key = null) =>
-        new DevelopmentTenant(fixture.Client, new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            [$"{SiloSettings.Section}:{nameof(SiloSettings.Clustering)}"] = clustering,
-            [$"{SiloSettings.Section}:{nameof(SiloSettings.DataDirectory)}"] = _data,
-            ["GPT2O_API_KEY"] = key,
-        }).Build(), NullLogger<DevelopmentTenant>.Instance).StartAsync(CancellationToken.None);
+        new DevelopmentTenant(fixture.Client, new SiloSettings { Clustering = clustering, DataDirectory = _data },
+            new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["GPT2O_API_KEY"] = key }).Build(),
+            NullLogger<DevelopmentTenant>.Instance).StartAsync(CancellationToken.None);
 
     private ITenantGrain Dev => fixture.Client.GetGrain<ITenantGrain>(DevelopmentTenant.Tenant);
 

@@ -280,8 +280,8 @@ public static unsafe class QuantizedMatVec
             var high = Avx512BW.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask;
             var pairs = Avx512BW.MultiplyAddAdjacent(low, Avx512F.BroadcastVector128ToVector512((int*)levels).AsSByte())
                       + Avx512BW.MultiplyAddAdjacent(high, Avx512F.BroadcastVector128ToVector512((int*)(levels + 16)).AsSByte());
-            // The offset of 8 a level carries, a quarter in each of a lane's four sums.
-            var rows = Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)) - Vector512.Create(2 * levelSum);
+            // The offset a level carries (Int4Blocks.Offset), a quarter in each of a lane's four sums.
+            var rows = Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)) - Vector512.Create(Int4Blocks.Offset / 4 * levelSum);
             return Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(rows), scales * Vector512.Create(inputScale), sums);
         }
 
