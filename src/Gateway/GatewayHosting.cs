@@ -46,6 +46,9 @@ public static class GatewayHosting
         app.MapPost("/v1/completions", CompletionsEndpoint.Handle);
         app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.Handle);
         app.MapPost("/v1/classifications", ClassificationsEndpoint.Handle);
+        app.MapPost("/v1/embeddings", EmbeddingsEndpoint.Handle);
+        app.MapPost("/tokenize", TokenizeEndpoints.Tokenize);
+        app.MapPost("/detokenize", TokenizeEndpoints.Detokenize);
         app.MapGet("/v1/models", ModelsEndpoint.List);
         app.MapGet("/v1/models/{id}", ModelsEndpoint.Get);
         app.MapPost("/v1/sessions", SessionsEndpoint.Create);

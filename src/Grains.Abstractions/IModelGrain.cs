@@ -16,6 +16,15 @@ public interface IModelGrain : IGrainWithStringKey
 
     Task<IReadOnlyList<int>> Tokenize(string text);
 
+    /// <summary>The text of the token ids together (a character split across tokens decodes whole).</summary>
+    Task<string> Detokenize(IReadOnlyList<int> tokenIds);
+
+    /// <summary>
+    /// Each input's last hidden state pooled into one vector: <paramref name="pooling"/> "mean" over its tokens or
+    /// "last" (its last token's); any head's model has them.
+    /// </summary>
+    Task<IReadOnlyList<TextEmbedding>> Embed(string tenant, IReadOnlyList<EmbeddingInput> inputs, string pooling = "mean");
+
     /// <summary>Each token's own text (a token that ends inside a UTF-8 character shows the replacement character).</summary>
     Task<IReadOnlyList<string>> DecodeTokens(IReadOnlyList<int> tokenIds);
 

@@ -10,7 +10,7 @@ namespace Gpt2Orleans.Gateway.Tests;
 /// Compatibility with a client nobody here wrote: the official <c>openai</c> npm package (installed by ./test.sh in
 /// tests/tools) runs a completion, a streamed completion and a streamed chat completion against the gateway and
 /// gets the same text as the non-streamed calls (sampled, with a seed), and the same as this test's own HTTP call;
-/// its structured-output helpers get a json_schema reply that parses and fits, whole and streamed; and a required
+/// its embeddings (base64) are the float ones; its structured-output helpers get a json_schema reply that parses and fits, whole and streamed; and a required
 /// tool call comes back as tool_calls (whole and streamed alike), whose result it sends back for a final answer.
 /// </summary>
 [Collection(GatewayCollection.Name)]
@@ -39,5 +39,9 @@ public sealed class OpenAiClientTests(GatewayFixture fixture)
         Assert.Equal(ours.GetProperty("choices")[0].GetProperty("text").GetString(), result.GetProperty("completion").GetString());
         Assert.Contains(GatewayFixture.Model, result.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
         Assert.True(result.GetProperty("chatUsage").GetProperty("completion_tokens").GetInt32() > 0);
+        // Its embeddings (base64, decoded by the client) are ours as floats.
+        var floats = await ReadJson(await client.PostAsync("/v1/embeddings", Json(new { model = GatewayFixture.Model, input = "The city at night was" })));
+        Assert.Equal(floats.GetProperty("data")[0].GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()),
+            result.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()), (a, b) => Math.Abs(a - b) <= 1e-4f); // batch shapes round differently
     }
 }

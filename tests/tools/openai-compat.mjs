@@ -64,6 +64,12 @@ const answer = await client.chat.completions.create({
 });
 
 const models = await client.models.list();
+// The client asks for base64 by default and decodes it; the float form must be the same vector (up to the float
+// rounding of another batch shape: inputs are batched with whatever else is waiting).
+const embedded = await client.embeddings.create({ model, input: ["The city at night was", "Hello"] });
+const embeddedFloats = await client.embeddings.create({ model, input: ["The city at night was", "Hello"], encoding_format: "float" });
+const sameEmbedding = embedded.data.length === 2 && embedded.data.every((d, i) => d.embedding.length > 0
+  && d.embedding.length === embeddedFloats.data[i].embedding.length && d.embedding.every((v, k) => Math.abs(v - embeddedFloats.data[i].embedding[k]) <= 1e-4));
 const result = {
   completion: completion.choices[0].text,
   streamedCompletion,
@@ -76,11 +82,16 @@ const result = {
   toolCall: call ? { name: call.function.name, arguments: call.function.arguments, finish: called.finish_reason } : null,
   streamedToolCall: streamedCall.message.tool_calls?.[0]?.function ?? null,
   answer: answer.choices[0].message.content,
+  embedding: embedded.data[0].embedding,
+  embeddingTokens: embedded.usage.prompt_tokens,
+  sameEmbedding,
+  fitsCity: fits(parsedCity),
+  argsFit: !!argsFit,
 };
 console.log(JSON.stringify(result));
 const same = result.completion === result.streamedCompletion && result.chat === result.streamedChat && result.completion.length > 0 && usage !== null
   && fits(parsedCity) && JSON.stringify(parsedCity) === JSON.stringify(streamedCity)
   && called.finish_reason === "tool_calls" && call?.function.name === "get_weather" && argsFit
   && streamedCall.finish_reason === "tool_calls" && result.streamedToolCall?.arguments === call.function.arguments
-  && typeof result.answer === "string";
+  && typeof result.answer === "string" && sameEmbedding;
 process.exit(same ? 0 : 1);

@@ -4,9 +4,6 @@ using Gpt2Orleans.Grains;
 
 namespace Gpt2Orleans.Gateway.OpenAi;
 
-/// <summary>One prompt of a completion request: text, or token ids.</summary>
-public sealed record Prompt(string? Text, IReadOnlyList<int>? TokenIds);
-
 /// <summary>
 /// A <c>POST /v1/completions</c> body, checked: the prompts, the shared sampling fields (<see cref="SamplingFields"/>),
 /// n, echo, logprobs, stream, and best_of / use_beam_search / num_beams / length_penalty. best_of above n without
@@ -24,7 +21,8 @@ public sealed record CompletionRequest(string Model, IReadOnlyList<Prompt> Promp
         fields.RefuseUnsupported();
         fields.RefuseTools("'tools' is not a completions field");
         string model = fields.RequiredString("model");
-        var prompts = ParsePrompts(fields.Get("prompt"));
+        var prompts = fields.Get("prompt") is { } prompt ? Prompt.ParseAll(prompt, "prompt", MaxChoices)
+            : [new Prompt("<|endoftext|>", null)]; // OpenAI's default prompt
         int n = fields.Integer("n", 1, MaxChoices) ?? 1;
         int bestOf = fields.Integer("best_of", 1, MaxChoices) ?? n;
         bool beam = fields.Bool("use_beam_search") ?? false;
@@ -47,31 +45,5 @@ public sealed record CompletionRequest(string Model, IReadOnlyList<Prompt> Promp
         if (beams > 1 && stream) throw ApiException.BadRequest("beam search cannot stream: its sequences are chosen at the end", "stream");
         if (bestOf > n && stream) throw ApiException.BadRequest("'best_of' greater than 'n' cannot stream: the best are known only at the end", "stream");
         return new CompletionRequest(model, prompts, parameters, n, bestOf, stream, fields.IncludeUsage(), parameters.Logprobs, fields.Bool("echo") ?? false);
-    }
-
-    private static IReadOnlyList<Prompt> ParsePrompts(JsonElement? prompt)
-    {
-        if (prompt is not { } p) return [new Prompt("<|endoftext|>", null)]; // OpenAI's default prompt
-        static ApiException Bad() => RequestFields.Wrong("prompt", "a string, an array of strings, an array of token ids, or an array of such arrays");
-        switch (p.ValueKind)
-        {
-            case JsonValueKind.String: return [new Prompt(p.GetString()!, null)];
-            case JsonValueKind.Array when p.GetArrayLength() == 0: throw ApiException.BadRequest("'prompt' is empty", "prompt");
-            case JsonValueKind.Array:
-                var items = p.EnumerateArray().ToList();
-                if (items.Count > MaxChoices) throw ApiException.BadRequest($"'prompt' holds more than {MaxChoices} prompts", "prompt");
-                if (items.All(i => i.ValueKind == JsonValueKind.String)) return items.Select(i => new Prompt(i.GetString()!, null)).ToList();
-                if (items.All(i => i.ValueKind == JsonValueKind.Number)) return [new Prompt(null, TokenIds(items))];
-                if (items.All(i => i.ValueKind == JsonValueKind.Array)) return items.Select(i => new Prompt(null, TokenIds(i.EnumerateArray().ToList()))).ToList();
-                throw Bad();
-            default: throw Bad();
-        }
-
-        static IReadOnlyList<int> TokenIds(List<JsonElement> ids)
-        {
-            if (ids.Count == 0) throw ApiException.BadRequest("'prompt' holds an empty list of token ids", "prompt");
-            return ids.Select(i => i.ValueKind == JsonValueKind.Number && i.TryGetInt32(out var id) && id is >= 0 and < Vocabulary ? id
-                : throw ApiException.BadRequest($"'prompt' token ids must be integers between 0 and {Vocabulary - 1}", "prompt")).ToList();
-        }
     }
 }

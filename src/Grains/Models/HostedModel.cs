@@ -6,16 +6,16 @@ using Gpt2Orleans.Inference.Tokenization;
 namespace Gpt2Orleans.Grains.Models;
 
 /// <summary>
-/// A loaded model on this silo: weights, tokenizer and the engine its head needs: a <see cref="GenerationEngine"/>
-/// for a language model (with its generation_config.json defaults), a <see cref="ClassificationEngine"/> for a
-/// sequence- or token-classification model.
+/// A loaded model on this silo: weights, tokenizer and its engines: a <see cref="GenerationEngine"/> for a language
+/// model (with its generation_config.json defaults), and for every model a <see cref="ClassificationEngine"/> for
+/// its one-pass requests (a classification head's, and embeddings, which any GPT-2 has).
 /// </summary>
 public sealed class HostedModel : IDisposable
 {
     public const string LanguageModelHead = "lm", SequenceClassificationHead = "sequence-classification", TokenClassificationHead = "token-classification";
 
     public HostedModel(string name, string source, Gpt2PreTrainedModel model, Gpt2Tokenizer tokenizer, GenerationConfig defaults,
-        GenerationEngine? generation, ClassificationEngine? classification)
+        GenerationEngine? generation, ClassificationEngine encoder)
     {
         Name = name;
         Source = source;
@@ -23,7 +23,7 @@ public sealed class HostedModel : IDisposable
         Tokenizer = tokenizer;
         Defaults = defaults;
         Generation = generation;
-        Classification = classification;
+        Encoder = encoder;
         ParameterBytes = model.WeightBytes;
         Fingerprint = ModelFingerprint.Of(name, source, model);
         Head = model switch
@@ -40,7 +40,7 @@ public sealed class HostedModel : IDisposable
     public Gpt2Tokenizer Tokenizer { get; }
     public GenerationConfig Defaults { get; }
     public GenerationEngine? Generation { get; }
-    public ClassificationEngine? Classification { get; }
+    public ClassificationEngine Encoder { get; }
     public long ParameterBytes { get; }
     public string Head { get; }
 
@@ -53,13 +53,13 @@ public sealed class HostedModel : IDisposable
     public GenerationEngine RequireGeneration() => Generation
         ?? throw new InvalidRequestException($"model '{Name}' has a {Head} head: it classifies, it does not generate", "model");
 
-    public ClassificationEngine RequireClassification() => Classification
-        ?? throw new InvalidRequestException($"model '{Name}' has a language-model head: it generates, it does not classify", "model");
+    public ClassificationEngine RequireClassification() => Head != LanguageModelHead ? Encoder
+        : throw new InvalidRequestException($"model '{Name}' has a language-model head: it generates, it does not classify", "model");
 
     public void Dispose()
     {
         Generation?.Dispose();
-        Classification?.Dispose();
+        Encoder.Dispose();
         Model.Dispose();
     }
 }

@@ -64,6 +64,32 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         return Task.FromResult<IReadOnlyList<string>>(tokenIds.Select(TokenText).ToList());
     }
 
+    public Task<string> Detokenize(IReadOnlyList<int> tokenIds)
+    {
+        CheckTokenIds(tokenIds, "tokens");
+        return Task.FromResult(_model.Tokenizer.Decode(tokenIds.Where(id => id < _model.Tokenizer.VocabSize).ToList()));
+    }
+
+    public async Task<IReadOnlyList<TextEmbedding>> Embed(string tenant, IReadOnlyList<EmbeddingInput> inputs, string pooling = "mean")
+    {
+        if (inputs.Count == 0) throw new InvalidRequestException("no input to embed", "input");
+        var ids = inputs.Select(input => input.TokenIds is { } tokens ? CheckTokenIds(tokens, "input") : Ids(input.Text ?? "")).ToList();
+        return await GenerationParametersMapper.WithClusterErrors<IReadOnlyList<TextEmbedding>>(async () =>
+        {
+            var how = Inference.Embeddings.TextEmbedder.ParsePooling(pooling);
+            var vectors = await Task.WhenAll(ids.Select(i => _model.Encoder.EmbedAsync(tenant, i, how)));
+            return vectors.Select((v, i) => new TextEmbedding(v, ids[i].Count)).ToList();
+        });
+    }
+
+    private IReadOnlyList<int> CheckTokenIds(IReadOnlyList<int> tokenIds, string parameter)
+    {
+        if (tokenIds.Count == 0) throw new InvalidRequestException("no token ids", parameter);
+        if (tokenIds.Any(id => id < 0 || id >= _model.Model.Config.VocabSize))
+            throw new InvalidRequestException($"token ids must be between 0 and {_model.Model.Config.VocabSize - 1}", parameter);
+        return tokenIds;
+    }
+
     /// <summary>A token's text; none for an id past the tokenizer (a padded vocabulary's), as HF's tokenizers decode it.</summary>
     private string TokenText(int id) => id < _model.Tokenizer.VocabSize ? _model.Tokenizer.Decode([id]) : "";
 
@@ -89,7 +115,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
     }
 
     private IReadOnlyList<int> Ids(string text) =>
-        string.IsNullOrEmpty(text) ? throw new InvalidRequestException("a text to classify is empty", "input") : _model.Tokenizer.Encode(text);
+        string.IsNullOrEmpty(text) ? throw new InvalidRequestException("an input text is empty", "input") : _model.Tokenizer.Encode(text);
 
     private static IEnumerable<double> Softmax(IReadOnlyList<float> logits)
     {

@@ -127,7 +127,7 @@ public sealed class ModelHost : IDisposable
             Gpt2PreTrainedModel classifier = architectures.Contains("GPT2ForSequenceClassification")
                 ? Gpt2ForSequenceClassification.FromPretrained(folder!, loadOptions)
                 : Gpt2ForTokenClassification.FromPretrained(folder!, loadOptions);
-            hosted = new HostedModel(name, source, classifier, tokenizer, new GenerationConfig(), null, new ClassificationEngine(classifier, tokenizer));
+            hosted = new HostedModel(name, source, classifier, tokenizer, new GenerationConfig(), null, new ClassificationEngine(classifier, tokenizer, maxWaitingRequests: _options.MaxWaitingRequests));
         }
         else
         {
@@ -142,7 +142,7 @@ public sealed class ModelHost : IDisposable
                 MaxWaitingRequests = _options.MaxWaitingRequests,
                 BatchInvariant = _options.BatchInvariant,
             });
-            hosted = new HostedModel(name, source, model, tokenizer, defaults, engine, null);
+            hosted = new HostedModel(name, source, model, tokenizer, defaults, engine, new ClassificationEngine(model, tokenizer, maxWaitingRequests: _options.MaxWaitingRequests));
         }
         _logger.LogInformation("Model {Model} loaded in {Seconds:F1} s: compute {DType}, weights {Quantization}, {Megabytes:F0} MB, KV cache {KvDType}", name,
             (DateTime.UtcNow - started).TotalSeconds, DeviceSpec.DTypeName(hosted.Model.DType), hosted.Model.Quantization?.Name ?? "dense", hosted.ParameterBytes / 1e6,

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Gpt2Orleans.Inference.Classification;
+using Gpt2Orleans.Inference.Embeddings;
 using Gpt2Orleans.Inference.Model;
 using Gpt2Orleans.Inference.Tokenization;
 using TorchSharp;
@@ -8,13 +9,17 @@ using static TorchSharp.torch;
 namespace Gpt2Orleans.Inference.Engine;
 
 /// <summary>
-/// A classification head (sequence or token) as a shared service: concurrent requests are gathered into one
-/// right-padded batch per step under a token budget, taken round-robin across tenants, and answered together.
-/// Classification needs no KV cache (one prefill), so it is a loop of its own beside the generation engine.
+/// The one-pass requests as a shared service: a classification head's (sequence or token) and embeddings from any
+/// model's transformer. Concurrent requests are gathered into right-padded batches per step under a token budget,
+/// taken round-robin across tenants, and answered together. They need no KV cache (one prefill), so this is a loop
+/// of its own beside the generation engine.
 /// </summary>
 public sealed class ClassificationEngine : IDisposable
 {
-    private sealed record Pending(string Tenant, IReadOnlyList<int> Ids, TaskCompletionSource<object> Result, CancellationToken Cancellation)
+    /// <summary>What a request asks of its forward pass; requests of one kind share a batch.</summary>
+    private enum Kind { Sequence, Tokens, MeanEmbedding, LastEmbedding }
+
+    private sealed record Pending(string Tenant, IReadOnlyList<int> Ids, Kind Kind, TaskCompletionSource<object> Result, CancellationToken Cancellation)
     {
         /// <summary>When its batch began (its trace span's end of queueing).</summary>
         public DateTime? StartedAt { get; set; }
@@ -35,8 +40,6 @@ public sealed class ClassificationEngine : IDisposable
 
     public ClassificationEngine(Gpt2PreTrainedModel model, Gpt2Tokenizer tokenizer, int maxBatchTokens = 4096, int maxWaitingRequests = 1024)
     {
-        if (model is not (Gpt2ForSequenceClassification or Gpt2ForTokenClassification))
-            throw new ArgumentException("model: a sequence- or token-classification model is needed", nameof(model));
         if (maxBatchTokens <= 0 || maxWaitingRequests <= 0) throw new ArgumentException("the batch budget and queue bound must be positive");
         _model = model;
         _tokenizer = tokenizer;
@@ -48,15 +51,19 @@ public sealed class ClassificationEngine : IDisposable
 
     public async Task<SequenceClassification> ClassifyAsync(string tenant, IReadOnlyList<int> ids, CancellationToken cancellationToken = default) =>
         _model is Gpt2ForSequenceClassification
-            ? (SequenceClassification)await Enqueue(tenant, ids, cancellationToken)
-            : throw new InvalidOperationException("this model has a token-classification head; use ClassifyTokensAsync");
+            ? (SequenceClassification)await Enqueue(tenant, ids, Kind.Sequence, cancellationToken)
+            : throw new InvalidOperationException("this model has no sequence-classification head");
 
     public async Task<IReadOnlyList<TokenClassification>> ClassifyTokensAsync(string tenant, IReadOnlyList<int> ids, CancellationToken cancellationToken = default) =>
         _model is Gpt2ForTokenClassification
-            ? (IReadOnlyList<TokenClassification>)await Enqueue(tenant, ids, cancellationToken)
-            : throw new InvalidOperationException("this model has a sequence-classification head; use ClassifyAsync");
+            ? (IReadOnlyList<TokenClassification>)await Enqueue(tenant, ids, Kind.Tokens, cancellationToken)
+            : throw new InvalidOperationException("this model has no token-classification head");
 
-    private Task<object> Enqueue(string tenant, IReadOnlyList<int> ids, CancellationToken cancellationToken)
+    /// <summary>The text's last hidden state pooled into one vector (<see cref="TextEmbedder"/>).</summary>
+    public async Task<float[]> EmbedAsync(string tenant, IReadOnlyList<int> ids, EmbeddingPooling pooling, CancellationToken cancellationToken = default) =>
+        (float[])await Enqueue(tenant, ids, pooling == EmbeddingPooling.Mean ? Kind.MeanEmbedding : Kind.LastEmbedding, cancellationToken);
+
+    private Task<object> Enqueue(string tenant, IReadOnlyList<int> ids, Kind kind, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_stopping, this);
         if (string.IsNullOrEmpty(tenant)) throw new ArgumentException("tenant: a request needs a tenant id", "tenant");
@@ -71,8 +78,8 @@ public sealed class ClassificationEngine : IDisposable
             Interlocked.Decrement(ref _queued);
             throw new EngineOverloadedException(TimeSpan.FromSeconds(1), $"{_maxWaiting} classification requests are waiting; retry later");
         }
-        var pending = new Pending(tenant, ids, new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
-        EngineTracing.TraceClassification(_model is Gpt2ForSequenceClassification ? "sequence" : "tokens", tenant, ids.Count, pending.Result.Task, () => pending.StartedAt);
+        var pending = new Pending(tenant, ids, kind, new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
+        EngineTracing.TraceClassification(kind switch { Kind.Sequence => "sequence", Kind.Tokens => "tokens", _ => "embedding" }, tenant, ids.Count, pending.Result.Task, () => pending.StartedAt);
         _arrivals.Enqueue(pending);
         _wake.Release();
         return pending.Result.Task;
@@ -91,20 +98,26 @@ public sealed class ClassificationEngine : IDisposable
         }
     }
 
-    /// <summary>Round-robin across tenants, one request per turn, while the padded batch stays within the token budget.</summary>
+    /// <summary>
+    /// Round-robin across tenants, one request per turn, while the padded batch stays within the token budget and its
+    /// requests are of one kind (the next kind waits for the next step).
+    /// </summary>
     private List<Pending> NextBatch()
     {
         var batch = new List<Pending>();
-        bool onePerBatch = _model.Config.PadTokenId is null && _model is Gpt2ForSequenceClassification; // HF cannot pool a padded batch without a pad id
-        while (!(onePerBatch && batch.Count == 1) && _waiting.Peek() is var (tenant, next))
+        while (_waiting.Peek() is var (tenant, next))
         {
             if (next.Cancellation.IsCancellationRequested) { _waiting.Dequeue(tenant); next.Result.TrySetCanceled(); Interlocked.Decrement(ref _queued); continue; }
+            if (batch.Count > 0 && (next.Kind != batch[0].Kind || OnePerBatch(next.Kind))) break;
             int width = Math.Max(batch.Count == 0 ? 0 : batch.Max(p => p.Ids.Count), next.Ids.Count);
             if (batch.Count > 0 && width * (batch.Count + 1) > _maxBatchTokens) break;
             batch.Add(_waiting.Dequeue(tenant));
         }
         return batch;
     }
+
+    /// <summary>HF cannot pool a padded batch through the sequence head without a pad id, so such texts go one at a time.</summary>
+    private bool OnePerBatch(Kind kind) => kind == Kind.Sequence && _model.Config.PadTokenId is null;
 
     private void Classify(List<Pending> batch)
     {
@@ -113,16 +126,14 @@ public sealed class ClassificationEngine : IDisposable
         foreach (var p in batch) p.StartedAt = started;
         var encoded = BatchEncoding.Pad(batch.Select(p => p.Ids).ToList(), _model.Config.PadTokenId ?? _tokenizer.EndOfTextId, PaddingSide.Right);
         Batches++;
-        if (_model is Gpt2ForSequenceClassification sequence)
+        IReadOnlyList<object> results = batch[0].Kind switch
         {
-            var results = TextClassifier.SequenceResults(sequence, encoded);
-            for (int i = 0; i < batch.Count; i++) batch[i].Result.TrySetResult(results[i]);
-        }
-        else
-        {
-            var results = TextClassifier.TokenResults((Gpt2ForTokenClassification)_model, encoded, _tokenizer);
-            for (int i = 0; i < batch.Count; i++) batch[i].Result.TrySetResult(results[i]);
-        }
+            Kind.Sequence => TextClassifier.SequenceResults((Gpt2ForSequenceClassification)_model, encoded),
+            Kind.Tokens => TextClassifier.TokenResults((Gpt2ForTokenClassification)_model, encoded, _tokenizer),
+            Kind.MeanEmbedding => TextEmbedder.Embed(_model.transformer, encoded, EmbeddingPooling.Mean),
+            _ => TextEmbedder.Embed(_model.transformer, encoded, EmbeddingPooling.Last),
+        };
+        for (int i = 0; i < batch.Count; i++) batch[i].Result.TrySetResult(results[i]);
     }
 
     public void Dispose()

@@ -1,4 +1,5 @@
 using Gpt2Orleans.Inference.Classification;
+using Gpt2Orleans.Inference.Embeddings;
 using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Tests.Support;
 using Gpt2Orleans.Inference.Tokenization;
@@ -42,5 +43,29 @@ public sealed class ClassificationEngineTests(GoldenData golden)
         await Assert.ThrowsAsync<InvalidOperationException>(() => engine.ClassifyAsync("t", ids));
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => engine.ClassifyTokensAsync("t", [60000]));
         await Assert.ThrowsAsync<ArgumentException>(() => engine.ClassifyTokensAsync("t", []));
+    }
+
+    [Theory]
+    [InlineData(EmbeddingPooling.Mean)]
+    [InlineData(EmbeddingPooling.Last)]
+    public async Task Batched_embeddings_equal_each_text_s_own_pooled_hidden_states(EmbeddingPooling pooling)
+    {
+        // An LM checkpoint: any head's transformer embeds. Texts of different lengths share padded batches.
+        using var engine = new ClassificationEngine(golden.Lm(), Gpt2Tokenizer.Default, maxBatchTokens: 256);
+        string[] texts = ["Hello there", "A somewhat longer text, padded in its batch", "x"];
+        var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(i => engine.EmbedAsync($"t{i % 2}", Gpt2Tokenizer.Default.Encode(texts[i % 3]), pooling)));
+        for (int i = 0; i < results.Length; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var ids = Gpt2Tokenizer.Default.Encode(texts[i % 3]);
+            using var output = golden.Lm().transformer.forward(torch.tensor(ids.Select(id => (long)id).ToArray()).unsqueeze(0));
+            var hidden = output.LastHiddenState[0];
+            var expected = (pooling == EmbeddingPooling.Mean ? hidden.mean([0]) : hidden[^1]).data<float>().ToArray();
+            Assert.Equal(expected.Length, results[i].Length);
+            for (int k = 0; k < expected.Length; k++) Assert.Equal(expected[k], results[i][k], 1e-4);
+        }
+        Assert.InRange(engine.Batches, 1, 29);
+        Assert.Throws<ArgumentException>(() => TextEmbedder.ParsePooling("max"));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => engine.ClassifyAsync("t", [1, 2]));
     }
 }
