@@ -47,6 +47,8 @@ public static class GatewayHosting
         app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.Handle);
         app.MapPost("/v1/classifications", ClassificationsEndpoint.Handle);
         app.MapPost("/v1/embeddings", EmbeddingsEndpoint.Handle);
+        app.MapPost("/v1/question-answering", QuestionAnsweringEndpoint.Handle);
+        app.MapPost("/v1/multiple-choice", MultipleChoiceEndpoint.Handle);
         app.MapPost("/tokenize", TokenizeEndpoints.Tokenize);
         app.MapPost("/detokenize", TokenizeEndpoints.Detokenize);
         app.MapGet("/v1/models", ModelsEndpoint.List);

@@ -11,3 +11,7 @@ public sealed record TextClassificationResult([property: Id(0)] string Label, [p
 /// <summary>One token's predicted label and its probability.</summary>
 [GenerateSerializer, Immutable]
 public sealed record TokenLabel([property: Id(0)] int TokenId, [property: Id(1)] string Token, [property: Id(2)] string Label, [property: Id(3)] double Score);
+
+/// <summary>A question's answer in its context: the text, its character offsets (end exclusive) and its score.</summary>
+[GenerateSerializer, Immutable]
+public sealed record QuestionAnswer([property: Id(0)] string Answer, [property: Id(1)] int Start, [property: Id(2)] int End, [property: Id(3)] double Score);

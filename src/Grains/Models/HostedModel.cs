@@ -12,7 +12,7 @@ namespace Gpt2Orleans.Grains.Models;
 /// </summary>
 public sealed class HostedModel : IDisposable
 {
-    public const string LanguageModelHead = "lm", SequenceClassificationHead = "sequence-classification", TokenClassificationHead = "token-classification";
+    public const string LanguageModelHead = ModelHeads.LanguageModel;
 
     public HostedModel(string name, string source, Gpt2PreTrainedModel model, Gpt2Tokenizer tokenizer, GenerationConfig defaults,
         GenerationEngine? generation, ClassificationEngine encoder)
@@ -26,12 +26,7 @@ public sealed class HostedModel : IDisposable
         Encoder = encoder;
         ParameterBytes = model.WeightBytes;
         Fingerprint = ModelFingerprint.Of(name, source, model);
-        Head = model switch
-        {
-            Gpt2ForSequenceClassification => SequenceClassificationHead,
-            Gpt2ForTokenClassification => TokenClassificationHead,
-            _ => LanguageModelHead,
-        };
+        Head = ModelHeads.Of([model.GetName()]);
     }
 
     public string Name { get; }
@@ -53,8 +48,11 @@ public sealed class HostedModel : IDisposable
     public GenerationEngine RequireGeneration() => Generation
         ?? throw new InvalidRequestException($"model '{Name}' has a {Head} head: it classifies, it does not generate", "model");
 
-    public ClassificationEngine RequireClassification() => Head != LanguageModelHead ? Encoder
-        : throw new InvalidRequestException($"model '{Name}' has a language-model head: it generates, it does not classify", "model");
+    public ClassificationEngine RequireClassification() => Require(ModelHeads.SequenceClassification, ModelHeads.TokenClassification);
+
+    /// <summary>The one-pass engine, when the model has one of <paramref name="heads"/>; a 400 naming its head otherwise.</summary>
+    public ClassificationEngine Require(params string[] heads) => heads.Contains(Head) ? Encoder
+        : throw new InvalidRequestException($"model '{Name}' has a {Head} head, not {string.Join(" or ", heads)}", "model");
 
     public void Dispose()
     {

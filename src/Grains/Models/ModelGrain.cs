@@ -114,6 +114,32 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
                 .Select(t => new TokenLabel(t.TokenId, t.Token, t.Label, Softmax(t.Logits).Max())).ToList());
     }
 
+    public Task<QuestionAnswer> AnswerQuestion(string tenant, string question, string context, int maxAnswerLength = 15)
+    {
+        var engine = _model.Require(ModelHeads.QuestionAnswering);
+        if (string.IsNullOrWhiteSpace(question)) throw new InvalidRequestException("the question is empty", "question");
+        if (string.IsNullOrWhiteSpace(context)) throw new InvalidRequestException("the context is empty", "context");
+        return GenerationParametersMapper.WithClusterErrors(async () =>
+        {
+            var (ids, contextStart) = Inference.QuestionAnswering.AnswerSpans.Encode(_model.Tokenizer, question, context);
+            if (ids.Count > _model.Model.Config.NPositions)
+                throw new InvalidRequestException($"the question and context are {ids.Count} tokens; the model reads at most {_model.Model.Config.NPositions}", "context");
+            var (start, end) = await engine.SpanLogitsAsync(tenant, ids);
+            var (first, last, score) = Inference.QuestionAnswering.AnswerSpans.Best(start, end, contextStart, maxAnswerLength);
+            var span = Inference.QuestionAnswering.AnswerSpans.ToText(_model.Tokenizer, context, ids.Skip(contextStart).ToList(), first, last, score);
+            return new QuestionAnswer(span.Answer, span.Start, span.End, span.Score);
+        });
+    }
+
+    public async Task<IReadOnlyList<float>> ScoreChoices(string tenant, IReadOnlyList<string> choices)
+    {
+        var engine = _model.Require(ModelHeads.MultipleChoice);
+        if (choices.Count < 2) throw new InvalidRequestException("at least two choices are needed", "choices");
+        var ids = choices.Select(Ids).ToList();
+        return await GenerationParametersMapper.WithClusterErrors<IReadOnlyList<float>>(async () =>
+            await Task.WhenAll(ids.Select(i => engine.ChoiceLogitAsync(tenant, i))));
+    }
+
     private IReadOnlyList<int> Ids(string text) =>
         string.IsNullOrEmpty(text) ? throw new InvalidRequestException("an input text is empty", "input") : _model.Tokenizer.Encode(text);
 

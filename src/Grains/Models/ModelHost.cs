@@ -122,12 +122,18 @@ public sealed class ModelHost : IDisposable
         var architectures = config?.Architectures ?? [];
         var tokenizer = folder is null ? Gpt2Tokenizer.Default : Gpt2Tokenizer.FromDirectory(folder);
         HostedModel hosted;
-        if (architectures.Contains("GPT2ForSequenceClassification") || architectures.Contains("GPT2ForTokenClassification"))
+        string head = ModelHeads.Of(architectures);
+        if (head != ModelHeads.LanguageModel)
         {
-            Gpt2PreTrainedModel classifier = architectures.Contains("GPT2ForSequenceClassification")
-                ? Gpt2ForSequenceClassification.FromPretrained(folder!, loadOptions)
-                : Gpt2ForTokenClassification.FromPretrained(folder!, loadOptions);
-            hosted = new HostedModel(name, source, classifier, tokenizer, new GenerationConfig(), null, new ClassificationEngine(classifier, tokenizer, maxWaitingRequests: _options.MaxWaitingRequests));
+            Gpt2PreTrainedModel oneShot = head switch
+            {
+                ModelHeads.SequenceClassification => Gpt2ForSequenceClassification.FromPretrained(folder!, loadOptions),
+                ModelHeads.TokenClassification => Gpt2ForTokenClassification.FromPretrained(folder!, loadOptions),
+                ModelHeads.QuestionAnswering => Gpt2ForQuestionAnswering.FromPretrained(folder!, loadOptions),
+                _ => Gpt2DoubleHeadsModel.FromPretrained(folder!, loadOptions),
+            };
+            hosted = new HostedModel(name, source, oneShot, tokenizer, new GenerationConfig(), null,
+                new ClassificationEngine(oneShot, tokenizer, maxWaitingRequests: _options.MaxWaitingRequests));
         }
         else
         {

@@ -50,11 +50,7 @@ public static class SiloModels
     }
 
     /// <summary>The head a checkpoint's config.json declares in its architectures; "lm" otherwise.</summary>
-    private static string HeadOf(Inference.Checkpoints.Gpt2Config? config) =>
-        config?.Architectures is not { } architectures ? Models.HostedModel.LanguageModelHead
-            : architectures.Contains("GPT2ForSequenceClassification") ? Models.HostedModel.SequenceClassificationHead
-            : architectures.Contains("GPT2ForTokenClassification") ? Models.HostedModel.TokenClassificationHead
-            : Models.HostedModel.LanguageModelHead;
+    private static string HeadOf(Inference.Checkpoints.Gpt2Config? config) => Models.ModelHeads.Of(config?.Architectures ?? []);
 
     /// <summary>The compute dtype the silo runs its models in.</summary>
     public static string DTypeOf(SiloMetadata metadata) => metadata.Metadata.GetValueOrDefault(DTypeKey) ?? "float32";

@@ -17,7 +17,7 @@ namespace Gpt2Orleans.Inference.Engine;
 public sealed class ClassificationEngine : IDisposable
 {
     /// <summary>What a request asks of its forward pass; requests of one kind share a batch.</summary>
-    private enum Kind { Sequence, Tokens, MeanEmbedding, LastEmbedding }
+    private enum Kind { Sequence, Tokens, MeanEmbedding, LastEmbedding, Span, Choice }
 
     private sealed record Pending(string Tenant, IReadOnlyList<int> Ids, Kind Kind, TaskCompletionSource<object> Result, CancellationToken Cancellation)
     {
@@ -62,6 +62,21 @@ public sealed class ClassificationEngine : IDisposable
     /// <summary>The text's last hidden state pooled into one vector (<see cref="TextEmbedder"/>).</summary>
     public async Task<float[]> EmbedAsync(string tenant, IReadOnlyList<int> ids, EmbeddingPooling pooling, CancellationToken cancellationToken = default) =>
         (float[])await Enqueue(tenant, ids, pooling == EmbeddingPooling.Mean ? Kind.MeanEmbedding : Kind.LastEmbedding, cancellationToken);
+
+    /// <summary>A question-answering head's start and end logits for every token of the input.</summary>
+    public async Task<(float[] Start, float[] End)> SpanLogitsAsync(string tenant, IReadOnlyList<int> ids, CancellationToken cancellationToken = default) =>
+        _model is Gpt2ForQuestionAnswering
+            ? ((float[], float[]))await Enqueue(tenant, ids, Kind.Span, cancellationToken)
+            : throw new InvalidOperationException("this model has no question-answering head");
+
+    /// <summary>
+    /// A double-heads model's multiple-choice logit for one choice (its hidden state at its last token, as HF's
+    /// mc_token_ids name it): each choice is scored on its own, so a request's choices batch like any texts.
+    /// </summary>
+    public async Task<float> ChoiceLogitAsync(string tenant, IReadOnlyList<int> ids, CancellationToken cancellationToken = default) =>
+        _model is Gpt2DoubleHeadsModel
+            ? (float)await Enqueue(tenant, ids, Kind.Choice, cancellationToken)
+            : throw new InvalidOperationException("this model has no multiple-choice head");
 
     private Task<object> Enqueue(string tenant, IReadOnlyList<int> ids, Kind kind, CancellationToken cancellationToken)
     {
@@ -131,9 +146,33 @@ public sealed class ClassificationEngine : IDisposable
             Kind.Sequence => TextClassifier.SequenceResults((Gpt2ForSequenceClassification)_model, encoded),
             Kind.Tokens => TextClassifier.TokenResults((Gpt2ForTokenClassification)_model, encoded, _tokenizer),
             Kind.MeanEmbedding => TextEmbedder.Embed(_model.transformer, encoded, EmbeddingPooling.Mean),
+            Kind.Span => SpanLogits((Gpt2ForQuestionAnswering)_model, encoded),
+            Kind.Choice => ChoiceLogits((Gpt2DoubleHeadsModel)_model, encoded),
             _ => TextEmbedder.Embed(_model.transformer, encoded, EmbeddingPooling.Last),
         };
         for (int i = 0; i < batch.Count; i++) batch[i].Result.TrySetResult(results[i]);
+    }
+
+    private static IReadOnlyList<object> SpanLogits(Gpt2ForQuestionAnswering model, BatchEncoding batch)
+    {
+        using var output = model.forward(batch.InputIdsTensor(model.Device), batch.AttentionMaskTensor(model.Device));
+        var start = output.StartLogits.to(ScalarType.Float32).cpu();
+        var end = output.EndLogits.to(ScalarType.Float32).cpu();
+        return Enumerable.Range(0, batch.BatchSize).Select(i =>
+        {
+            int length = batch.AttentionMask[i].Count(m => m == 1);
+            return (object)(start[i].data<float>().Take(length).ToArray(), end[i].data<float>().Take(length).ToArray());
+        }).ToList();
+    }
+
+    /// <summary>The batch as one example whose choices are its rows, each scored at its last real token.</summary>
+    private static IReadOnlyList<object> ChoiceLogits(Gpt2DoubleHeadsModel model, BatchEncoding batch)
+    {
+        var last = batch.AttentionMask.Select(m => (long)m.Count(v => v == 1) - 1).ToArray();
+        using var output = model.forward(batch.InputIdsTensor(model.Device).unsqueeze(0), torch.tensor(last, device: model.Device).unsqueeze(0),
+            batch.AttentionMaskTensor(model.Device).unsqueeze(0));
+        var logits = output.McLogits.to(ScalarType.Float32).cpu()[0].data<float>().ToArray();
+        return logits.Select(l => (object)l).ToList();
     }
 
     public void Dispose()

@@ -1,0 +1,35 @@
+using Gpt2Orleans.Gateway.Auth;
+using Gpt2Orleans.Gateway.Errors;
+using Gpt2Orleans.Gateway.Routing;
+
+namespace Gpt2Orleans.Gateway.OpenAi;
+
+/// <summary>
+/// <c>POST /v1/multiple-choice</c> with <c>{"model", "choices": [texts]}</c> → a double-heads model's <c>mc_logits</c>, one
+/// per choice (each scored at its last token), their softmax, and the best choice's index.
+/// </summary>
+public static class MultipleChoiceEndpoint
+{
+    public const int MaxChoices = 64;
+
+    public static async Task<IResult> Handle(HttpContext context, TenantAuthentication auth, ModelWorkers workers)
+    {
+        string tenant = await auth.AuthenticateAsync(context);
+        var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
+        string model = fields.RequiredString("model");
+        var choices = fields.Strings("choices", MaxChoices) ?? throw ApiException.BadRequest("'choices' is required: an array of at least two texts", "choices");
+        if (choices.Count < 2) throw ApiException.BadRequest("'choices' needs at least two texts", "choices");
+        if (choices.Any(string.IsNullOrEmpty)) throw ApiException.BadRequest("'choices' holds an empty text", "choices");
+        var (worker, _) = await workers.PickAsync(model, tenant);
+        var logits = await worker.ScoreChoices(tenant, choices);
+        double max = logits.Max();
+        var exp = logits.Select(l => Math.Exp(l - max)).ToList();
+        double sum = exp.Sum();
+        return Results.Json(new
+        {
+            @object = "multiple_choice", model,
+            best = logits.ToList().IndexOf(logits.Max()),
+            data = logits.Select((l, i) => new { index = i, logit = l, score = exp[i] / sum }),
+        });
+    }
+}

@@ -1,0 +1,27 @@
+using Gpt2Orleans.Gateway.Auth;
+using Gpt2Orleans.Gateway.Routing;
+
+namespace Gpt2Orleans.Gateway.OpenAi;
+
+/// <summary>
+/// <c>POST /v1/question-answering</c> with <c>{"model", "question", "context", "max_answer_len"?}</c> → Hugging Face's
+/// question-answering pipeline's answer: <c>{"answer", "start", "end", "score"}</c>, offsets in characters of the context.
+/// </summary>
+public static class QuestionAnsweringEndpoint
+{
+    /// <summary>HF's pipeline default (max_answer_len=15).</summary>
+    public const int DefaultMaxAnswerLength = 15;
+
+    public static async Task<IResult> Handle(HttpContext context, TenantAuthentication auth, ModelWorkers workers)
+    {
+        string tenant = await auth.AuthenticateAsync(context);
+        var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
+        string model = fields.RequiredString("model");
+        string question = fields.RequiredString("question");
+        string text = fields.RequiredString("context");
+        int maxAnswerLength = fields.Integer("max_answer_len", 1, 512) ?? DefaultMaxAnswerLength;
+        var (worker, _) = await workers.PickAsync(model, tenant);
+        var answer = await worker.AnswerQuestion(tenant, question, text, maxAnswerLength);
+        return Results.Json(new { @object = "question_answer", model, answer = answer.Answer, start = answer.Start, end = answer.End, score = answer.Score });
+    }
+}
