@@ -17,9 +17,7 @@ public static class ClassificationsEndpoint
 
     public static async Task<IResult> Handle(HttpContext context, TenantAuthentication auth, ModelWorkers workers)
     {
-        string tenant = await auth.AuthenticateAsync(context);
-        var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
-        string model = fields.RequiredString("model");
+        var (tenant, fields, model) = await ModelCall.ReadAsync(context, auth);
         var inputs = fields.Get("input") is { ValueKind: JsonValueKind.String } one ? [one.GetString()!]
             : fields.Strings("input", MaxInputs) ?? throw ApiException.BadRequest("'input' is required: a string or an array of strings", "input");
         if (inputs.Count == 0 || inputs.Any(string.IsNullOrEmpty)) throw ApiException.BadRequest("'input' holds an empty text", "input");

@@ -19,9 +19,7 @@ public static class EmbeddingsEndpoint
 
     public static async Task<IResult> Handle(HttpContext context, TenantAuthentication auth, ModelWorkers workers)
     {
-        string tenant = await auth.AuthenticateAsync(context);
-        var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
-        string model = fields.RequiredString("model");
+        var (tenant, fields, model) = await ModelCall.ReadAsync(context, auth);
         if (fields.Get("dimensions") is not null)
             throw ApiException.BadRequest($"'dimensions' is not supported: model '{model}' embeds in its hidden size", "dimensions", "unsupported_parameter");
         var inputs = Prompt.ParseAll(fields.Get("input") ?? throw ApiException.BadRequest("'input' is required", "input"), "input", MaxInputs);

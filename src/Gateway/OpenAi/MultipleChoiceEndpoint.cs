@@ -14,9 +14,7 @@ public static class MultipleChoiceEndpoint
 
     public static async Task<IResult> Handle(HttpContext context, TenantAuthentication auth, ModelWorkers workers)
     {
-        string tenant = await auth.AuthenticateAsync(context);
-        var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
-        string model = fields.RequiredString("model");
+        var (tenant, fields, model) = await ModelCall.ReadAsync(context, auth);
         var choices = fields.Strings("choices", MaxChoices) ?? throw ApiException.BadRequest("'choices' is required: an array of at least two texts", "choices");
         if (choices.Count < 2) throw ApiException.BadRequest("'choices' needs at least two texts", "choices");
         if (choices.Any(string.IsNullOrEmpty)) throw ApiException.BadRequest("'choices' holds an empty text", "choices");

@@ -14,9 +14,7 @@ public static class QuestionAnsweringEndpoint
 
     public static async Task<IResult> Handle(HttpContext context, TenantAuthentication auth, ModelWorkers workers)
     {
-        string tenant = await auth.AuthenticateAsync(context);
-        var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
-        string model = fields.RequiredString("model");
+        var (tenant, fields, model) = await ModelCall.ReadAsync(context, auth);
         string question = fields.RequiredString("question");
         string text = fields.RequiredString("context");
         int maxAnswerLength = fields.Integer("max_answer_len", 1, 512) ?? DefaultMaxAnswerLength;

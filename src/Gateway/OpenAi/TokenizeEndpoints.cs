@@ -15,9 +15,7 @@ public static class TokenizeEndpoints
 
     public static async Task<IResult> Tokenize(HttpContext context, TenantAuthentication auth, ModelWorkers workers)
     {
-        string tenant = await auth.AuthenticateAsync(context);
-        var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
-        string model = fields.RequiredString("model");
+        var (tenant, fields, model) = await ModelCall.ReadAsync(context, auth);
         string prompt = fields.Get("prompt") is { ValueKind: JsonValueKind.String } p ? p.GetString()! : throw RequestFields.Wrong("prompt", "a string");
         var (worker, _) = await workers.PickAsync(model, tenant);
         var tokens = worker.Tokenize(prompt);
@@ -27,9 +25,7 @@ public static class TokenizeEndpoints
 
     public static async Task<IResult> Detokenize(HttpContext context, TenantAuthentication auth, ModelWorkers workers)
     {
-        string tenant = await auth.AuthenticateAsync(context);
-        var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
-        string model = fields.RequiredString("model");
+        var (tenant, fields, model) = await ModelCall.ReadAsync(context, auth);
         if (fields.Get("tokens") is not { ValueKind: JsonValueKind.Array } array || array.GetArrayLength() > MaxTokens)
             throw RequestFields.Wrong("tokens", $"an array of at most {MaxTokens} token ids");
         var ids = array.EnumerateArray().Select(t => t.ValueKind == JsonValueKind.Number && t.TryGetInt32(out int id) && id >= 0 ? id

@@ -48,11 +48,11 @@ public sealed class HostedModel : IDisposable
     public GenerationEngine RequireGeneration() => Generation
         ?? throw new InvalidRequestException($"model '{Name}' has a {Head} head: it classifies, it does not generate", "model");
 
-    public ClassificationEngine RequireClassification() => Require(ModelHeads.SequenceClassification, ModelHeads.TokenClassification);
+    public ClassificationEngine RequireClassification() => Require("classify", ModelHeads.SequenceClassification, ModelHeads.TokenClassification);
 
-    /// <summary>The one-pass engine, when the model has one of <paramref name="heads"/>; a 400 naming its head otherwise.</summary>
-    public ClassificationEngine Require(params string[] heads) => heads.Contains(Head) ? Encoder
-        : throw new InvalidRequestException($"model '{Name}' has a {Head} head, not {string.Join(" or ", heads)}", "model");
+    /// <summary>The one-pass engine, when the model has one of <paramref name="heads"/>; a 400 saying what it cannot <paramref name="task"/> otherwise.</summary>
+    public ClassificationEngine Require(string task, params string[] heads) => heads.Contains(Head) ? Encoder
+        : throw new InvalidRequestException($"model '{Name}' has a {Head} head: it does not {task} (that needs a {string.Join(" or ", heads)} head)", "model");
 
     public void Dispose()
     {

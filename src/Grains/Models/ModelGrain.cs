@@ -116,7 +116,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
 
     public Task<QuestionAnswer> AnswerQuestion(string tenant, string question, string context, int maxAnswerLength = 15)
     {
-        var engine = _model.Require(ModelHeads.QuestionAnswering);
+        var engine = _model.Require("answer questions", ModelHeads.QuestionAnswering);
         if (string.IsNullOrWhiteSpace(question)) throw new InvalidRequestException("the question is empty", "question");
         if (string.IsNullOrWhiteSpace(context)) throw new InvalidRequestException("the context is empty", "context");
         return GenerationParametersMapper.WithClusterErrors(async () =>
@@ -133,7 +133,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
 
     public async Task<IReadOnlyList<float>> ScoreChoices(string tenant, IReadOnlyList<string> choices)
     {
-        var engine = _model.Require(ModelHeads.MultipleChoice);
+        var engine = _model.Require("score choices", ModelHeads.MultipleChoice);
         if (choices.Count < 2) throw new InvalidRequestException("at least two choices are needed", "choices");
         var ids = choices.Select(Ids).ToList();
         return await GenerationParametersMapper.WithClusterErrors<IReadOnlyList<float>>(async () =>
