@@ -7,7 +7,7 @@ namespace Gpt2Orleans.Grains.Models;
 
 /// <summary>
 /// A loaded model on this silo: weights, tokenizer and its engines: a <see cref="GenerationEngine"/> for a language
-/// model (with its generation_config.json defaults), and for every model a <see cref="ClassificationEngine"/> for
+/// model (with its generation_config.json defaults), and for every model a <see cref="OnePassEngine"/> for
 /// its one-pass requests (a classification head's, and embeddings, which any GPT-2 has).
 /// </summary>
 public sealed class HostedModel : IDisposable
@@ -15,7 +15,7 @@ public sealed class HostedModel : IDisposable
     public const string LanguageModelHead = ModelHeads.LanguageModel;
 
     public HostedModel(string name, string source, Gpt2PreTrainedModel model, Gpt2Tokenizer tokenizer, GenerationConfig defaults,
-        GenerationEngine? generation, ClassificationEngine encoder)
+        GenerationEngine? generation, OnePassEngine encoder)
     {
         Name = name;
         Source = source;
@@ -35,7 +35,7 @@ public sealed class HostedModel : IDisposable
     public Gpt2Tokenizer Tokenizer { get; }
     public GenerationConfig Defaults { get; }
     public GenerationEngine? Generation { get; }
-    public ClassificationEngine Encoder { get; }
+    public OnePassEngine Encoder { get; }
     public long ParameterBytes { get; }
     public string Head { get; }
 
@@ -48,10 +48,10 @@ public sealed class HostedModel : IDisposable
     public GenerationEngine RequireGeneration() => Generation
         ?? throw new InvalidRequestException($"model '{Name}' has a {Head} head: it classifies, it does not generate", "model");
 
-    public ClassificationEngine RequireClassification() => Require("classify", ModelHeads.SequenceClassification, ModelHeads.TokenClassification);
+    public OnePassEngine RequireClassification() => Require("classify", ModelHeads.SequenceClassification, ModelHeads.TokenClassification);
 
     /// <summary>The one-pass engine, when the model has one of <paramref name="heads"/>; a 400 saying what it cannot <paramref name="task"/> otherwise.</summary>
-    public ClassificationEngine Require(string task, params string[] heads) => heads.Contains(Head) ? Encoder
+    public OnePassEngine Require(string task, params string[] heads) => heads.Contains(Head) ? Encoder
         : throw new InvalidRequestException($"model '{Name}' has a {Head} head: it does not {task} (that needs a {string.Join(" or ", heads)} head)", "model");
 
     public void Dispose()

@@ -133,7 +133,7 @@ public sealed class ModelHost : IDisposable
                 _ => Gpt2DoubleHeadsModel.FromPretrained(folder!, loadOptions),
             };
             hosted = new HostedModel(name, source, oneShot, tokenizer, new GenerationConfig(), null,
-                new ClassificationEngine(oneShot, tokenizer, maxWaitingRequests: _options.MaxWaitingRequests));
+                new OnePassEngine(oneShot, tokenizer, maxWaitingRequests: _options.MaxWaitingRequests));
         }
         else
         {
@@ -148,7 +148,7 @@ public sealed class ModelHost : IDisposable
                 MaxWaitingRequests = _options.MaxWaitingRequests,
                 BatchInvariant = _options.BatchInvariant,
             });
-            hosted = new HostedModel(name, source, model, tokenizer, defaults, engine, new ClassificationEngine(model, tokenizer, maxWaitingRequests: _options.MaxWaitingRequests));
+            hosted = new HostedModel(name, source, model, tokenizer, defaults, engine, new OnePassEngine(model, tokenizer, maxWaitingRequests: _options.MaxWaitingRequests));
         }
         _logger.LogInformation("Model {Model} loaded in {Seconds:F1} s: compute {DType}, weights {Quantization}, {Megabytes:F0} MB, KV cache {KvDType}", name,
             (DateTime.UtcNow - started).TotalSeconds, DeviceSpec.DTypeName(hosted.Model.DType), hosted.Model.Quantization?.Name ?? "dense", hosted.ParameterBytes / 1e6,

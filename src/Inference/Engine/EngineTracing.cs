@@ -35,7 +35,7 @@ public static class EngineTracing
     }
 
     /// <summary>
-    /// A classification request's span (<see cref="ClassificationEngine"/>), ended when <paramref name="result"/>
+    /// A classification request's span (<see cref="OnePassEngine"/>), ended when <paramref name="result"/>
     /// completes however it does: queue time, the batch's compute, its tokens.
     /// </summary>
     internal static void TraceClassification(string head, string tenant, int tokens, Task result, Func<DateTime?> startedAt)

@@ -9,12 +9,12 @@ namespace Gpt2Orleans.Inference.Tests.Engine;
 
 /// <summary>Classification requests from many callers are batched together and answer exactly as HF does alone.</summary>
 [Collection(GoldenCollection.Name)]
-public sealed class ClassificationEngineTests(GoldenData golden)
+public sealed class OnePassEngineTests(GoldenData golden)
 {
     [Fact]
     public async Task Concurrent_sequence_classifications_are_batched_and_match_hf()
     {
-        using var engine = new ClassificationEngine(golden.SeqCls, Gpt2Tokenizer.Default, maxBatchTokens: 256);
+        using var engine = new OnePassEngine(golden.SeqCls, Gpt2Tokenizer.Default, maxBatchTokens: 256);
         var c = golden.Case("seq_cls_right_pad");
         var texts = c.GetProperty("texts").EnumerateArray().Select(t => t.GetString()!).ToArray();
         var expected = golden.Expected(c.GetProperty("expected").GetProperty("logits").GetString()!);
@@ -33,7 +33,7 @@ public sealed class ClassificationEngineTests(GoldenData golden)
     [Fact]
     public async Task Token_classification_matches_the_classifier_and_bad_input_is_rejected()
     {
-        using var engine = new ClassificationEngine(golden.TokenCls, Gpt2Tokenizer.Default);
+        using var engine = new OnePassEngine(golden.TokenCls, Gpt2Tokenizer.Default);
         var ids = Gpt2Tokenizer.Default.Encode("Ada Lovelace was born in London");
         var tokens = await engine.ClassifyTokensAsync("t", ids);
         var reference = new TextClassifier(Gpt2Tokenizer.Default).ClassifyTokens(golden.TokenCls, ["Ada Lovelace was born in London"])[0];
@@ -51,7 +51,7 @@ public sealed class ClassificationEngineTests(GoldenData golden)
     public async Task Batched_embeddings_equal_each_text_s_own_pooled_hidden_states(EmbeddingPooling pooling)
     {
         // An LM checkpoint: any head's transformer embeds. Texts of different lengths share padded batches.
-        using var engine = new ClassificationEngine(golden.Lm(), Gpt2Tokenizer.Default, maxBatchTokens: 256);
+        using var engine = new OnePassEngine(golden.Lm(), Gpt2Tokenizer.Default, maxBatchTokens: 256);
         string[] texts = ["Hello there", "A somewhat longer text, padded in its batch", "x"];
         var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(i => engine.EmbedAsync($"t{i % 2}", Gpt2Tokenizer.Default.Encode(texts[i % 3]), pooling)));
         for (int i = 0; i < results.Length; i++)

@@ -14,7 +14,7 @@ namespace Gpt2Orleans.Inference.Engine;
 /// taken round-robin across tenants, and answered together. They need no KV cache (one prefill), so this is a loop
 /// of its own beside the generation engine.
 /// </summary>
-public sealed class ClassificationEngine : IDisposable
+public sealed class OnePassEngine : IDisposable
 {
     /// <summary>What a request asks of its forward pass; requests of one kind share a batch.</summary>
     private enum Kind { Sequence, Tokens, MeanEmbedding, LastEmbedding, Span, Choice }
@@ -38,14 +38,14 @@ public sealed class ClassificationEngine : IDisposable
 
     public long Batches { get; private set; }
 
-    public ClassificationEngine(Gpt2PreTrainedModel model, Gpt2Tokenizer tokenizer, int maxBatchTokens = 4096, int maxWaitingRequests = 1024)
+    public OnePassEngine(Gpt2PreTrainedModel model, Gpt2Tokenizer tokenizer, int maxBatchTokens = 4096, int maxWaitingRequests = 1024)
     {
         if (maxBatchTokens <= 0 || maxWaitingRequests <= 0) throw new ArgumentException("the batch budget and queue bound must be positive");
         _model = model;
         _tokenizer = tokenizer;
         _maxBatchTokens = maxBatchTokens;
         _maxWaiting = maxWaitingRequests;
-        _loop = new Thread(Run) { IsBackground = true, Name = "classification engine" };
+        _loop = new Thread(Run) { IsBackground = true, Name = "one-pass engine" };
         _loop.Start();
     }
 
@@ -181,7 +181,7 @@ public sealed class ClassificationEngine : IDisposable
         _stopping = true;
         _wake.Release();
         _loop.Join(TimeSpan.FromSeconds(30));
-        foreach (var p in _waiting.All.Concat(_arrivals)) p.Result.TrySetException(new ObjectDisposedException(nameof(ClassificationEngine)));
+        foreach (var p in _waiting.All.Concat(_arrivals)) p.Result.TrySetException(new ObjectDisposedException(nameof(OnePassEngine)));
         _wake.Dispose();
     }
 }
