@@ -34,11 +34,14 @@ public interface IModelGrain : IGrainWithStringKey
     /// <summary>A label for every token of the text (a token-classification model).</summary>
     Task<IReadOnlyList<TokenLabel>> ClassifyTokens(string tenant, string text);
 
-    /// <summary>The best answer span of <paramref name="context"/> for <paramref name="question"/> (a question-answering model).</summary>
-    Task<QuestionAnswer> AnswerQuestion(string tenant, string question, string context, int maxAnswerLength = 15);
+    /// <summary>
+    /// The best answer span of <paramref name="context"/> for <paramref name="question"/> (a question-answering model), of at
+    /// most <paramref name="maxAnswerLength"/> tokens (null: HF's pipeline default, 15).
+    /// </summary>
+    Task<QuestionAnswer> AnswerQuestion(string tenant, string question, string context, int? maxAnswerLength = null);
 
-    /// <summary>Each choice's multiple-choice logit (a double-heads model).</summary>
-    Task<IReadOnlyList<float>> ScoreChoices(string tenant, IReadOnlyList<string> choices);
+    /// <summary>Each choice's multiple-choice logit and its softmax over the choices (a double-heads model).</summary>
+    Task<IReadOnlyList<ChoiceScore>> ScoreChoices(string tenant, IReadOnlyList<string> choices);
 
     /// <summary>
     /// Drops the KV the engine keeps for <paramref name="owner"/>'s conversation (<see cref="ModelRequest.Owner"/>); its

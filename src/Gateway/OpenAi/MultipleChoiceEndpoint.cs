@@ -19,15 +19,13 @@ public static class MultipleChoiceEndpoint
         if (choices.Count < 2) throw ApiException.BadRequest("'choices' needs at least two texts", "choices");
         if (choices.Any(string.IsNullOrEmpty)) throw ApiException.BadRequest("'choices' holds an empty text", "choices");
         var (worker, _) = await workers.PickAsync(model, tenant);
-        var logits = await worker.ScoreChoices(tenant, choices);
-        double max = logits.Max();
-        var exp = logits.Select(l => Math.Exp(l - max)).ToList();
-        double sum = exp.Sum();
+        var scores = await worker.ScoreChoices(tenant, choices);
+        float best = scores.Max(s => s.Logit);
         return Results.Json(new
         {
             @object = "multiple_choice", model,
-            best = logits.ToList().IndexOf(logits.Max()),
-            data = logits.Select((l, i) => new { index = i, logit = l, score = exp[i] / sum }),
+            best = scores.ToList().FindIndex(s => s.Logit == best),
+            data = scores.Select((s, i) => new { index = i, logit = s.Logit, score = s.Score }),
         });
     }
 }

@@ -9,15 +9,12 @@ namespace Gpt2Orleans.Gateway.OpenAi;
 /// </summary>
 public static class QuestionAnsweringEndpoint
 {
-    /// <summary>HF's pipeline default (max_answer_len=15).</summary>
-    public const int DefaultMaxAnswerLength = 15;
-
     public static async Task<IResult> Handle(HttpContext context, TenantAuthentication auth, ModelWorkers workers)
     {
         var (tenant, fields, model) = await ModelCall.ReadAsync(context, auth);
         string question = fields.RequiredString("question");
         string text = fields.RequiredString("context");
-        int maxAnswerLength = fields.Integer("max_answer_len", 1, 512) ?? DefaultMaxAnswerLength;
+        int? maxAnswerLength = fields.Integer("max_answer_len", 1, 512); // null: the pipeline's default
         var (worker, _) = await workers.PickAsync(model, tenant);
         var answer = await worker.AnswerQuestion(tenant, question, text, maxAnswerLength);
         return Results.Json(new { @object = "question_answer", model, answer = answer.Answer, start = answer.Start, end = answer.End, score = answer.Score });

@@ -111,10 +111,10 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         var engine = _model.RequireClassification();
         return await GenerationParametersMapper.WithClusterErrors<IReadOnlyList<TokenLabel>>(async () =>
             (await engine.ClassifyTokensAsync(tenant, Ids(text)))
-                .Select(t => new TokenLabel(t.TokenId, t.Token, t.Label, Softmax(t.Logits).Max())).ToList());
+                .Select(t => new TokenLabel(t.TokenId, t.Token, t.Label, Inference.Classification.Probabilities.Softmax(t.Logits).Max())).ToList());
     }
 
-    public Task<QuestionAnswer> AnswerQuestion(string tenant, string question, string context, int maxAnswerLength = 15)
+    public Task<QuestionAnswer> AnswerQuestion(string tenant, string question, string context, int? maxAnswerLength = null)
     {
         var engine = _model.Require("answer questions", ModelHeads.QuestionAnswering);
         if (string.IsNullOrWhiteSpace(question)) throw new InvalidRequestException("the question is empty", "question");
@@ -125,31 +125,29 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
             if (ids.Count > _model.Model.Config.NPositions)
                 throw new InvalidRequestException($"the question and context are {ids.Count} tokens; the model reads at most {_model.Model.Config.NPositions}", "context");
             var (start, end) = await engine.SpanLogitsAsync(tenant, ids);
-            var (first, last, score) = Inference.QuestionAnswering.AnswerSpans.Best(start, end, contextStart, maxAnswerLength);
+            var (first, last, score) = Inference.QuestionAnswering.AnswerSpans.Best(start, end, contextStart,
+                maxAnswerLength ?? Inference.QuestionAnswering.AnswerSpans.DefaultMaxAnswerLength);
             var span = Inference.QuestionAnswering.AnswerSpans.ToText(_model.Tokenizer, context, ids.Skip(contextStart).ToList(), first, last, score);
             return new QuestionAnswer(span.Answer, span.Start, span.End, span.Score);
         });
     }
 
-    public async Task<IReadOnlyList<float>> ScoreChoices(string tenant, IReadOnlyList<string> choices)
+    public async Task<IReadOnlyList<ChoiceScore>> ScoreChoices(string tenant, IReadOnlyList<string> choices)
     {
         var engine = _model.Require("score choices", ModelHeads.MultipleChoice);
         if (choices.Count < 2) throw new InvalidRequestException("at least two choices are needed", "choices");
         var ids = choices.Select(Ids).ToList();
-        return await GenerationParametersMapper.WithClusterErrors<IReadOnlyList<float>>(async () =>
-            await Task.WhenAll(ids.Select(i => engine.ChoiceLogitAsync(tenant, i))));
+        return await GenerationParametersMapper.WithClusterErrors<IReadOnlyList<ChoiceScore>>(async () =>
+        {
+            var logits = await Task.WhenAll(ids.Select(i => engine.ChoiceLogitAsync(tenant, i)));
+            var scores = Inference.Classification.Probabilities.Softmax(logits);
+            return logits.Select((l, i) => new ChoiceScore(l, scores[i])).ToList();
+        });
     }
 
     private IReadOnlyList<int> Ids(string text) =>
         string.IsNullOrEmpty(text) ? throw new InvalidRequestException("an input text is empty", "input") : _model.Tokenizer.Encode(text);
 
-    private static IEnumerable<double> Softmax(IReadOnlyList<float> logits)
-    {
-        double max = logits.Max();
-        var exp = logits.Select(l => Math.Exp(l - max)).ToList();
-        double sum = exp.Sum();
-        return exp.Select(e => e / sum);
-    }
 
     public Task Release(string owner)
     {

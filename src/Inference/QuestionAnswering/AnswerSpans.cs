@@ -1,4 +1,5 @@
 using System.Text;
+using Gpt2Orleans.Inference.Classification;
 using Gpt2Orleans.Inference.Tokenization;
 
 namespace Gpt2Orleans.Inference.QuestionAnswering;
@@ -30,8 +31,8 @@ public static class AnswerSpans
         if (maxAnswerLength < 1) throw new ArgumentException("max_answer_len: must be at least 1", "max_answer_len");
         int n = startLogits.Count - contextStart;
         if (n <= 0) throw new ArgumentException("context: it has no tokens", "context");
-        var pStart = Softmax(startLogits.Skip(contextStart).ToArray());
-        var pEnd = Softmax(endLogits.Skip(contextStart).ToArray());
+        var pStart = Probabilities.Softmax(startLogits.Skip(contextStart).ToArray());
+        var pEnd = Probabilities.Softmax(endLogits.Skip(contextStart).ToArray());
         (int S, int E, double Score) best = (0, 0, -1);
         for (int s = 0; s < n; s++)
             for (int e = s; e < Math.Min(n, s + maxAnswerLength); e++)
@@ -66,11 +67,4 @@ public static class AnswerSpans
         return chars;
     }
 
-    private static double[] Softmax(float[] logits)
-    {
-        double max = logits.Max();
-        var exp = logits.Select(l => Math.Exp(l - max)).ToArray();
-        double sum = exp.Sum();
-        return exp.Select(e => e / sum).ToArray();
-    }
 }
