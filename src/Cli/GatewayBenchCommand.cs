@@ -57,7 +57,9 @@ public static class GatewayBenchCommand
         try
         {
             await app.StartAsync();
-            var hosted = await app.Services.GetRequiredService<ModelHost>().GetAsync(Name);
+            var host = app.Services.GetRequiredService<ModelHost>();
+            using var lease = await host.LeaseAsync(host.StaticModels[Name]); // a static model: held for the whole run anyway
+            var hosted = lease.Model;
             await WaitForKey(url);
             if (!json) Console.Error.WriteLine("overhead: one-token completions, HTTP + Orleans against the engine in process…");
             var overhead = await Overhead(url, hosted.RequireGeneration(), parse.GetValue(OverheadRequests));

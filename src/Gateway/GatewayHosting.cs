@@ -20,6 +20,8 @@ public static class GatewayHosting
         Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton(services, TimeProvider.System);
         services.AddSingleton<TenantAuthentication>();
         services.AddSingleton<AdminAuthentication>();
+        Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton(services,
+            sp => new Grains.Routing.ModelRouter(sp.GetRequiredService<IClusterClient>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<ModelWorkers>();
         services.AddSingleton<ClusterGauges>();
         services.AddOpenApi();

@@ -4,7 +4,7 @@ namespace Gpt2Orleans.Grains;
 
 /// <summary>
 /// How grain keys are spelled. A session is "tenant/session", so one tenant's id can never name another's session;
-/// a model worker is "model|silo" (one per model per serving silo). Ids are restricted to a safe alphabet so they
+/// a model worker is "model|silo|version" (one per model version per silo). Ids are restricted to a safe alphabet so they
 /// can also name files and blobs.
 /// </summary>
 public static partial class GrainKeys
@@ -31,12 +31,14 @@ public static partial class GrainKeys
         return (key[..slash], key[(slash + 1)..]);
     }
 
-    public static string ModelWorker(string model, string silo) => $"{ValidId(model, "model")}|{silo}";
+    /// <summary>A model worker: one per model version per silo, "model|silo|version" (a silo address never holds '|'); a model a silo was started with is version 0.</summary>
+    public static string ModelWorker(string model, string silo, int version = 0) => $"{ValidId(model, "model")}|{silo}|{version}";
 
-    public static (string Model, string Silo) ParseModelWorker(string key)
+    public static (string Model, string Silo, int Version) ParseModelWorker(string key)
     {
-        int bar = key.IndexOf('|');
-        if (bar <= 0) throw new InvalidRequestException($"model worker key '{key}' is not 'model|silo'", "model");
-        return (key[..bar], key[(bar + 1)..]);
+        var parts = key.Split('|');
+        if (parts is not [{ Length: > 0 } model, { Length: > 0 } silo, var v] || !int.TryParse(v, out int version) || version < 0)
+            throw new InvalidRequestException($"model worker key '{key}' is not 'model|silo|version'", "model");
+        return (model, silo, version);
     }
 }

@@ -32,6 +32,7 @@ public static class SiloCommandLine
         ["--group-size"] = nameof(SiloSettings.GroupSize),
         ["--kv-dtype"] = nameof(SiloSettings.KvDType),
         ["--kv-cache-mb"] = nameof(SiloSettings.KvCacheMegabytes),
+        ["--model-memory-mb"] = nameof(SiloSettings.ModelMemoryMegabytes),
         ["--max-running-sequences"] = nameof(SiloSettings.MaxRunningSequences),
         ["--max-waiting-requests"] = nameof(SiloSettings.MaxWaitingRequests),
         ["--drain-seconds"] = nameof(SiloSettings.DrainSeconds),

@@ -52,6 +52,7 @@ public static class SiloHosting
             GroupSize = settings.GroupSize,
             KvDType = settings.KvDType,
             KvCacheBytes = settings.KvCacheMegabytes << 20,
+            MemoryBudgetBytes = settings.ModelMemoryMegabytes << 20,
             MaxRunningSequences = settings.MaxRunningSequences,
             MaxWaitingRequests = settings.MaxWaitingRequests,
             BatchInvariant = settings.BatchInvariant,

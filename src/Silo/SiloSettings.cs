@@ -43,6 +43,8 @@ public sealed class SiloSettings
     /// <summary>The KV cache's dtype (float32, bfloat16, float16); unset: each model's compute dtype.</summary>
     public string? KvDType { get; set; }
     public long KvCacheMegabytes { get; set; } = 512;
+    /// <summary>Megabytes this silo may hold in model weights and KV pools (registered models load and are evicted within it); unset: half the machine's memory.</summary>
+    public long? ModelMemoryMegabytes { get; set; }
     public int MaxRunningSequences { get; set; } = 64;
     /// <summary>Requests that may wait for the engine before new ones get 429 with Retry-After.</summary>
     public int MaxWaitingRequests { get; set; } = 1024;
@@ -86,6 +88,7 @@ public sealed class SiloSettings
         Require(SiloPort is > 0 and < 65536, $"silo-port {SiloPort}: must be a TCP port");
         Require(GatewayPort is > 0 and < 65536, $"gateway-port {GatewayPort}: must be a TCP port");
         Require(KvCacheMegabytes > 0, $"kv-cache-mb {KvCacheMegabytes}: must be positive");
+        Require(ModelMemoryMegabytes is null or > 0, $"model-memory-mb {ModelMemoryMegabytes}: must be positive");
         Require(MaxRunningSequences > 0, $"max-running-sequences {MaxRunningSequences}: must be positive");
         Require(MaxWaitingRequests > 0, $"max-waiting-requests {MaxWaitingRequests}: must be positive");
         Require(DrainSeconds >= 0, $"drain-seconds {DrainSeconds}: must not be negative");

@@ -7,7 +7,8 @@ namespace Gpt2Orleans.Gateway.Admin;
 
 /// <summary>
 /// Tenant administration under <c>/admin</c>, for the operator's admin key only: create and delete tenants (with
-/// quotas and allowed models), issue and revoke their keys (a new key is shown once), set quotas, read usage.
+/// quotas and allowed models), issue and revoke their keys (a new key is shown once), set quotas, read usage; and
+/// the models' (<see cref="ModelAdminEndpoints"/>).
 /// </summary>
 public static class AdminEndpoints
 {
@@ -25,6 +26,7 @@ public static class AdminEndpoints
         admin.MapDelete("/tenants/{id}/keys/{keyId}", RevokeKey);
         admin.MapPut("/tenants/{id}/quota", SetQuota);
         admin.MapGet("/tenants/{id}/usage", GetUsage);
+        ModelAdminEndpoints.Map(admin);
     }
 
     /// <summary><c>{"id", "quota": {...}, "allowed_models": [...]}</c>; creating an existing tenant changes nothing.</summary>

@@ -40,7 +40,7 @@ public sealed class ErrorHandling(RequestDelegate next, ILogger<ErrorHandling> l
         ApiException api => api,
         InvalidRequestException invalid => ApiException.BadRequest(ApiNames.InMessage(invalid.Message), ApiNames.Of(invalid.Parameter)),
         SessionNotFoundException missing => ApiException.NotFound(missing.Message, "session_id"),
-        ModelUnavailableException unavailable => new ApiException(503, unavailable.Message, "service_unavailable", "model", "model_unavailable", 5),
+        ModelUnavailableException unavailable => new ApiException(503, unavailable.Message, "service_unavailable", "model", "model_unavailable", Math.Max(1, unavailable.RetryAfterSeconds)),
         ConflictException conflict => new ApiException(409, conflict.Message, "invalid_request_error", conflict.Parameter, "conflict"),
         QuotaExceededException quota => new ApiException(403, quota.Message, "insufficient_quota", quota.Parameter, "quota_exceeded"),
         RetryLaterException retry => new ApiException(429, retry.Message, "rate_limit_exceeded", null, "rate_limit_exceeded", Math.Max(1, retry.RetryAfterSeconds)),

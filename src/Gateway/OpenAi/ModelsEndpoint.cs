@@ -6,9 +6,10 @@ using Gpt2Orleans.Grains;
 namespace Gpt2Orleans.Gateway.OpenAi;
 
 /// <summary>
-/// <c>GET /v1/models</c> and <c>/v1/models/{id}</c>: OpenAI's model objects, plus which silos serve each, its heads and
-/// its chat template; only the models the tenant may use (another is a 404, as a model that does not exist), and
-/// never where the silo reads it from (a server's file path is nobody else's business).
+/// <c>GET /v1/models</c> and <c>/v1/models/{id}</c>: OpenAI's model objects, plus each one's state (loaded, loading,
+/// available, failed, with the reason), which silos hold it ready, its heads and its chat template; only the models
+/// the tenant may use (another tenant's private model, or one outside its allowed list, is a 404, as a model that
+/// does not exist), and never where the silo reads it from (a server's file path is nobody else's business).
 /// </summary>
 public static class ModelsEndpoint
 {
@@ -17,13 +18,17 @@ public static class ModelsEndpoint
         string tenant = await auth.AuthenticateAsync(context);
         var allowed = await cluster.GetGrain<ITenantGrain>(tenant).GetAllowedModels();
         var models = await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels();
-        return Results.Json(new { @object = "list", data = models.Where(m => allowed is null || allowed.Contains(m.Definition.Name)).Select(ToObject) });
+        return Results.Json(new
+        {
+            @object = "list",
+            data = models.Where(m => m.Definition.VisibleTo(tenant) && (allowed is null || allowed.Contains(m.Definition.Name))).Select(ToObject),
+        });
     }
 
     public static async Task<IResult> Get(HttpContext context, string id, TenantAuthentication auth, ModelWorkers workers, IClusterClient cluster)
     {
         string tenant = await auth.AuthenticateAsync(context);
-        var model = await workers.FindAsync(id) ?? throw ApiException.ModelNotFound(id);
+        var model = await workers.FindAsync(id, tenant) ?? throw ApiException.ModelNotFound(id);
         if (await cluster.GetGrain<ITenantGrain>(tenant).GetAllowedModels() is { } allowed && !allowed.Contains(id)) throw ApiException.ModelNotFound(id);
         return Results.Json(ToObject(model));
     }
@@ -33,7 +38,7 @@ public static class ModelsEndpoint
 
     private static object ToObject(ModelInfo m) => new
     {
-        id = m.Definition.Name, @object = "model", created = 0, owned_by = "gpt2orleans",
+        id = m.Definition.Name, @object = "model", created = 0, owned_by = m.Definition.Tenant ?? "gpt2orleans", state = m.State, error = m.Error,
         heads = m.Definition.Heads, device = m.Definition.Device, dtype = m.Definition.DType, quantization = Quantization(m.Definition.Quantization), silos = m.Silos,
         chat_template = new
         {

@@ -23,11 +23,16 @@ public sealed class SessionNotFoundException(string sessionId) : Gpt2OrleansExce
     [Id(0)] public string SessionId { get; init; } = sessionId;
 }
 
-/// <summary>No live silo serves the model (or the catalog does not know it).</summary>
+/// <summary>
+/// The model cannot serve now (no live silo has it or room for it, it is loading past the deadline, its load failed):
+/// <see cref="RetryAfterSeconds"/> says when trying again makes sense.
+/// </summary>
 [GenerateSerializer]
-public sealed class ModelUnavailableException(string model, string reason) : Gpt2OrleansException($"model '{model}' is not available: {reason}", "model")
+public sealed class ModelUnavailableException(string model, string reason, double retryAfterSeconds = 5)
+    : Gpt2OrleansException($"model '{model}' is not available: {reason}", "model")
 {
     [Id(0)] public string Model { get; init; } = model;
+    [Id(1)] public double RetryAfterSeconds { get; init; } = retryAfterSeconds;
 }
 
 /// <summary>The resource is busy with another request that must end first (a session answering a turn).</summary>

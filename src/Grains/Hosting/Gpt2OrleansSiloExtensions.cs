@@ -20,7 +20,8 @@ public static class Gpt2OrleansSiloExtensions
         silo.Services.AddSingleton(_ => ModelStore.CreateDefault(models.BlobConnectionString));
         silo.Services.AddSingleton<ModelHost>();
         silo.Services.AddSingleton<SiloLoadView>();
-        silo.Services.AddHostedService<SiloLoadRefresher>();
+        silo.Services.AddSingleton(services => new Routing.ModelRouter(services.GetRequiredService<IGrainFactory>(), TimeProvider.System));
+        silo.Services.AddHostedService<ModelReporter>();
         silo.Services.AddHostedService<ModelDrainService>();
         silo.Services.AddPlacementDirector<ModelWorkerPlacement, ModelWorkerPlacementDirector>();
         silo.Services.AddPlacementDirector<ServingSiloPlacement, ServingSiloPlacementDirector>();

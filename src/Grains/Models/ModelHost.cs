@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Gpt2Orleans.Inference.Checkpoints;
 using Gpt2Orleans.Inference.Engine;
 using Gpt2Orleans.Inference.Generation;
@@ -11,16 +10,29 @@ using Microsoft.Extensions.Options;
 namespace Gpt2Orleans.Grains.Models;
 
 /// <summary>
-/// The models this silo serves, each loaded once (on first use or at start-up) with its own engine. Model grains
-/// front these engines; the engines outlive grain activations, so a session's kept KV survives a model grain's
-/// deactivation and lives as long as the silo.
+/// The model replicas this silo holds, each a model version loaded once with its own engines, within the silo's
+/// memory budget for weights and KV. A caller leases a replica for the length of its call (loading it on first use);
+/// when a load needs room, idle replicas are evicted least recently used first (their kept conversations spilled to
+/// disk first), never one with a lease or running sequences, and never a model the silo was started with (static).
+/// A failed load is remembered with its reason and retried after a back-off that doubles. The engines outlive grain
+/// activations, so a session's kept KV survives a model grain's deactivation.
 /// </summary>
 public sealed class ModelHost : IDisposable
 {
+    /// <summary>How long a load may wait for busy replicas to become evictable before it fails for lack of room.</summary>
+    public static readonly TimeSpan RoomWait = TimeSpan.FromSeconds(20);
+    /// <summary>How long a request waits for its model to load (under Orleans' 30 s response timeout) before it is told to retry.</summary>
+    public static readonly TimeSpan LoadWait = TimeSpan.FromSeconds(25);
+    private static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(2), LastRetry = TimeSpan.FromMinutes(5);
+
     private readonly ModelHostOptions _options;
     private readonly ModelStore _store;
     private readonly ILogger<ModelHost> _logger;
-    private readonly ConcurrentDictionary<string, Lazy<Task<HostedModel>>> _models = new();
+    private readonly object _gate = new();
+    private readonly Dictionary<ModelVersion, ModelReplica> _replicas = [];
+    private readonly Dictionary<string, ModelCounters> _counters = [];
+    private readonly HashSet<ModelVersion> _evicted = []; // loaded here before: loading one again counts as a reload
+    private readonly SemaphoreSlim _released = new(0); // signalled whenever a lease ends or a replica goes
     private volatile bool _disposed;
     private volatile bool _draining;
 
@@ -31,26 +43,256 @@ public sealed class ModelHost : IDisposable
         _store = store;
         _logger = logger;
         if (_options.SpillDirectory is { } spill) Spills = new KvSpillStore(spill);
+        BudgetBytes = _options.MemoryBudgetBytes ?? ModelMemory.DefaultBudgetBytes();
+        StaticModels = _options.Models.ToDictionary(m => m.Key, m => _options.StaticDefinition(m.Key));
     }
 
     /// <summary>This silo's spilled conversations, or null when spilling is off.</summary>
     public KvSpillStore? Spills { get; }
 
-    /// <summary>The loaded model, loading it on first use; throws <see cref="ModelUnavailableException"/> when this silo does not serve it.</summary>
-    public Task<HostedModel> GetAsync(string model)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!_options.Models.TryGetValue(model, out var source))
-            throw new ModelUnavailableException(model, "this silo does not serve it");
-        var lazy = _models.GetOrAdd(model, name => new Lazy<Task<HostedModel>>(() => Task.Run(() => Load(name, source))));
-        if (lazy.Value.IsFaulted) _models.TryRemove(new(model, lazy)); // a failed load is retried by the next caller
-        return lazy.Value;
-    }
+    /// <summary>Bytes this silo may hold in model weights and KV pools.</summary>
+    public long BudgetBytes { get; }
+
+    /// <summary>The KV pool each language model gets here.</summary>
+    public long KvBytesPerModel => _options.KvCacheBytes;
+
+    public bool Gpu => _options.Device.StartsWith("cuda", StringComparison.Ordinal);
+
+    /// <summary>The models this silo was started with (<c>--model</c>): version 0, loaded at start, never evicted.</summary>
+    public IReadOnlyDictionary<string, ModelDefinition> StaticModels { get; }
 
     public TimeSpan DrainTimeout => TimeSpan.FromSeconds(_options.DrainSeconds);
 
     /// <summary>Whether new generations are refused because the silo is shutting down.</summary>
     public bool Draining => _draining;
+
+    /// <summary>Raised (outside the host's lock) when a replica is loaded, fails or goes, so the silo reports it without waiting for its next tick.</summary>
+    public event Action? Changed;
+
+    /// <summary>
+    /// The replica of <paramref name="definition"/>'s version, loading it first when this silo does not hold it
+    /// (making room by evicting idle replicas); dispose the lease when the call that uses it ends. Throws
+    /// <see cref="ModelUnavailableException"/> when it cannot load (no room, a failed load still backing off).
+    /// </summary>
+    public async Task<ModelLease> LeaseAsync(ModelDefinition definition, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var key = new ModelVersion(definition.Name, definition.Version);
+        ModelReplica replica;
+        lock (_gate)
+        {
+            if (_replicas.TryGetValue(key, out var known) && known.Failed)
+            {
+                if (DateTimeOffset.UtcNow < known.RetryAt)
+                    throw new ModelUnavailableException(definition.Name, "it failed to load: " + known.Error, Math.Ceiling((known.RetryAt - DateTimeOffset.UtcNow).TotalSeconds));
+                _replicas.Remove(key); // backed off long enough: this caller tries again
+                known = new ModelReplica(definition, Needed(definition)) { Failures = known.Failures };
+                Start(known);
+            }
+            else if (known is null)
+            {
+                if (!definition.Static && StaticModels.ContainsKey(definition.Name))
+                    throw new ModelUnavailableException(definition.Name, "this silo serves its own model of that name");
+                known = new ModelReplica(definition, Needed(definition));
+                Start(known);
+            }
+            replica = known;
+            replica.Leases++;
+            replica.Retiring = false; // wanted again
+            replica.LastUsed = DateTimeOffset.UtcNow;
+        }
+        try
+        {
+            var model = await replica.Loading!.WaitAsync(LoadWait, cancellationToken);
+            return new ModelLease(this, replica, model);
+        }
+        catch (TimeoutException)
+        {
+            EndLease(replica);
+            throw new ModelUnavailableException(definition.Name, $"it is still loading on this silo (past {LoadWait.TotalSeconds:F0} s); retry", 5);
+        }
+        catch
+        {
+            EndLease(replica);
+            throw;
+        }
+    }
+
+    /// <summary>A lease on the replica when this silo holds it loaded; null otherwise (nothing is loaded).</summary>
+    public ModelLease? TryLease(ModelVersion key)
+    {
+        lock (_gate)
+        {
+            if (!_replicas.TryGetValue(key, out var replica) || replica.Model is not { } model) return null;
+            replica.Leases++;
+            return new ModelLease(this, replica, model);
+        }
+    }
+
+    /// <summary>The definition of a replica this silo holds (any state), or null.</summary>
+    public ModelDefinition? HeldDefinition(ModelVersion key)
+    {
+        lock (_gate) return _replicas.GetValueOrDefault(key)?.Definition;
+    }
+
+    private void Start(ModelReplica replica)
+    {
+        _replicas[replica.Key] = replica;
+        replica.Loading = Task.Run(() => LoadReplicaAsync(replica));
+    }
+
+    private long Needed(ModelDefinition definition) =>
+        (definition.MemoryBytes ?? ModelMemory.EstimateWeightBytes(definition.Source, definition.DType, definition.Quantization)) + _options.KvCacheBytes;
+
+    internal void EndLease(ModelReplica replica)
+    {
+        lock (_gate)
+        {
+            replica.Leases--;
+            replica.LastUsed = DateTimeOffset.UtcNow;
+        }
+        _released.Release();
+        if (replica.Retiring) SweepRetiring();
+    }
+
+    private async Task<HostedModel> LoadReplicaAsync(ModelReplica replica)
+    {
+        var definition = replica.Definition;
+        try
+        {
+            if (!definition.Static) await MakeRoomAsync(replica);
+            var model = await Load(definition);
+            lock (_gate)
+            {
+                replica.Model = model;
+                replica.Bytes = model.ParameterBytes + (model.Generation is null ? 0 : _options.KvCacheBytes);
+                Count(definition.Name, _evicted.Remove(replica.Key) ? new ModelCounters(Loads: 1, Reloads: 1) : new ModelCounters(Loads: 1));
+            }
+            return model;
+        }
+        catch (Exception e)
+        {
+            // Tenants read the reason (a 503, /v1/models): it names the file's problem, not where the server keeps it.
+            string reason = e is ModelUnavailableException unavailable ? unavailable.Message : Scrub(Reason(e), definition.Source);
+            bool noRoom = e is ModelUnavailableException;
+            lock (_gate)
+            {
+                if (noRoom) _replicas.Remove(replica.Key); // nothing wrong with the model: the next request may find room
+                else
+                {
+                    replica.Failures++;
+                    replica.Error = reason;
+                    replica.RetryAt = DateTimeOffset.UtcNow + Backoff(replica.Failures);
+                    Count(definition.Name, new ModelCounters(Failures: 1));
+                }
+            }
+            if (!noRoom) _logger.LogError(e, "Model {Model} v{Version} failed to load: {Reason}", definition.Name, definition.Version, reason);
+            throw noRoom ? e : new ModelUnavailableException(definition.Name, "it failed to load: " + reason, Backoff(replica.Failures).TotalSeconds);
+        }
+        finally { Changed?.Invoke(); }
+    }
+
+    private static string Scrub(string reason, string source) =>
+        Path.IsPathRooted(source) || Directory.Exists(source) ? reason.Replace(Path.GetFullPath(source), "<checkpoint>").Replace(source, "<checkpoint>") : reason;
+
+    private static string Reason(Exception e) => e is AggregateException { InnerException: { } inner } ? Reason(inner) : e.Message;
+
+    private static TimeSpan Backoff(int failures) =>
+        TimeSpan.FromSeconds(Math.Min(LastRetry.TotalSeconds, FirstRetry.TotalSeconds * Math.Pow(2, Math.Max(0, failures - 1))));
+
+    /// <summary>Evicts idle replicas, least recently used first, until <paramref name="replica"/> fits; waits for busy ones up to <see cref="RoomWait"/>.</summary>
+    private async Task MakeRoomAsync(ModelReplica replica)
+    {
+        var deadline = DateTimeOffset.UtcNow + RoomWait;
+        while (true)
+        {
+            ModelReplica? victim;
+            long free;
+            lock (_gate)
+            {
+                free = BudgetBytes - _replicas.Values.Where(r => r != replica && !r.Failed).Sum(r => r.Held);
+                if (free >= replica.Reserved) return;
+                victim = _replicas.Values.Where(r => r != replica && Evictable(r))
+                    .OrderByDescending(r => r.Retiring).ThenBy(r => (r.Model!.Generation?.Stats.Kept ?? 0) > 0).ThenBy(r => r.LastUsed).FirstOrDefault();
+                if (victim is not null) _replicas.Remove(victim.Key);
+            }
+            if (victim is not null)
+            {
+                await EvictAsync(victim, $"to make room for {replica.Definition.Name}");
+                continue;
+            }
+            var left = deadline - DateTimeOffset.UtcNow;
+            if (left <= TimeSpan.Zero)
+                throw new ModelUnavailableException(replica.Definition.Name,
+                    $"this silo has no room: it needs {replica.Reserved >> 20} MB and {Math.Max(0, free) >> 20} MB of {BudgetBytes >> 20} MB are free, the rest held by busy models");
+            await _released.WaitAsync(left < TimeSpan.FromMilliseconds(200) ? left : TimeSpan.FromMilliseconds(200));
+        }
+    }
+
+    /// <summary>Loaded, not static, not in use: no lease, nothing running or waiting in its engines.</summary>
+    private static bool Evictable(ModelReplica r) =>
+        r.Model is { } model && !r.Definition.Static && r.Leases == 0 && (model.Generation is null || model.Generation.Stats.Running + model.Generation.Stats.Waiting == 0);
+
+    /// <summary>Spills the replica's kept conversations (when spilling is on; otherwise their sessions re-prefill), then frees it.</summary>
+    private async Task EvictAsync(ModelReplica victim, string why)
+    {
+        _logger.LogInformation("Evicting model {Model} v{Version} {Why}", victim.Definition.Name, victim.Definition.Version, why);
+        try { await SpillKeptAsync(victim.Model!); }
+        catch (Exception e) { _logger.LogWarning(e, "Could not spill the kept conversations of {Model}; their sessions re-prefill", victim.Definition.Name); }
+        victim.Model!.Dispose();
+        lock (_gate)
+        {
+            _evicted.Add(victim.Key);
+            Count(victim.Definition.Name, new ModelCounters(Evictions: 1));
+        }
+        _released.Release();
+        Changed?.Invoke();
+    }
+
+    private void Count(string model, ModelCounters add) => _counters[model] = _counters.GetValueOrDefault(model, new ModelCounters()).Plus(add);
+
+    /// <summary>Marks a replica to go once it is idle (a superseded version, an unloaded or deleted model); static models stay.</summary>
+    public void Retire(ModelVersion key)
+    {
+        lock (_gate)
+        {
+            if (!_replicas.TryGetValue(key, out var replica) || replica.Definition.Static) return;
+            if (replica.Failed) { _replicas.Remove(key); return; }
+            replica.Retiring = true;
+        }
+        SweepRetiring();
+    }
+
+    /// <summary>Evicts every retiring replica that has become idle.</summary>
+    public void SweepRetiring()
+    {
+        List<ModelReplica> idle;
+        lock (_gate)
+        {
+            idle = _replicas.Values.Where(r => r.Retiring && Evictable(r)).ToList();
+            foreach (var r in idle) _replicas.Remove(r.Key);
+        }
+        foreach (var r in idle) _ = EvictAsync(r, "as the catalog asked");
+    }
+
+    /// <summary>What this silo holds, for its report to the catalog.</summary>
+    public IReadOnlyList<ReplicaStatus> Replicas(string silo)
+    {
+        lock (_gate)
+            return _replicas.Values.Select(r =>
+            {
+                var stats = r.Model?.Generation?.Stats;
+                string state = r.Failed ? ModelStates.Failed : r.Model is null ? ModelStates.Loading : ModelStates.Loaded;
+                return new ReplicaStatus(r.Definition.Name, r.Definition.Version, silo, state, stats?.Running ?? 0, stats?.Waiting ?? 0,
+                    r.Model is null ? r.Reserved : r.Bytes, r.LastUsed, r.Error, r.Definition.Static, r.Model is { } m ? [m.Head] : null,
+                    r.Model?.Generation?.Stats.Kept ?? 0, r.Failed ? r.RetryAt : null);
+            }).ToList();
+    }
+
+    public IReadOnlyDictionary<string, ModelCounters> Counters()
+    {
+        lock (_gate) return new Dictionary<string, ModelCounters>(_counters);
+    }
 
     /// <summary>Running and waiting sequences over all loaded engines.</summary>
     public int ActiveSequences => Loaded().Sum(m => m.Generation is { } engine ? engine.Stats.Running + engine.Stats.Waiting : 0);
@@ -62,8 +304,10 @@ public sealed class ModelHost : IDisposable
         return ActiveSequences;
     }
 
-    private IEnumerable<HostedModel> Loaded() =>
-        _models.Values.Where(l => l.IsValueCreated && l.Value.IsCompletedSuccessfully).Select(l => l.Value.Result);
+    private List<HostedModel> Loaded()
+    {
+        lock (_gate) return _replicas.Values.Where(r => r.Model is not null).Select(r => r.Model!).ToList();
+    }
 
     /// <summary>
     /// A stopping silo's kept conversations go to its disk (when spilling is on), so each session's next activation here
@@ -72,18 +316,21 @@ public sealed class ModelHost : IDisposable
     /// </summary>
     public async Task<int> SpillKeptAsync()
     {
-        if (Spills is not { } spills) return 0;
         int spilled = 0;
-        foreach (var model in Loaded())
-        {
-            if (model.Generation is not { } engine) continue;
-            foreach (var (owner, snapshot) in await engine.ExportAllKeptAsync())
-                using (snapshot)
-                {
-                    await SpillAsync(spills, model, engine, owner, snapshot);
-                    spilled++;
-                }
-        }
+        foreach (var model in Loaded()) spilled += await SpillKeptAsync(model);
+        return spilled;
+    }
+
+    private async Task<int> SpillKeptAsync(HostedModel model)
+    {
+        if (Spills is not { } spills || model.Generation is not { } engine) return 0;
+        int spilled = 0;
+        foreach (var (owner, snapshot) in await engine.ExportAllKeptAsync())
+            using (snapshot)
+            {
+                await SpillAsync(spills, model, engine, owner, snapshot);
+                spilled++;
+            }
         return spilled;
     }
 
@@ -94,12 +341,14 @@ public sealed class ModelHost : IDisposable
         engine.Release(owner);
     }
 
-    /// <summary>Starts loading every served model (the silo calls this at start-up).</summary>
-    public Task LoadAllAsync() => Task.WhenAll(_options.Models.Keys.Select(GetAsync));
+    /// <summary>Starts loading every static model (the silo calls this at start-up).</summary>
+    public Task LoadAllAsync() => Task.WhenAll(StaticModels.Values.Select(async d => (await LeaseAsync(d)).Dispose()));
 
-    private async Task<HostedModel> Load(string name, string source)
+    private async Task<HostedModel> Load(ModelDefinition definition)
     {
-        _logger.LogInformation("Loading model {Model} from {Source}", name, source);
+        string name = definition.Name, source = definition.Source;
+        if (definition.Device == "cuda" && !Gpu) throw new ArgumentException("it needs a GPU and this silo has none");
+        _logger.LogInformation("Loading model {Model} v{Version} from {Source}", name, definition.Version, source);
         var started = DateTime.UtcNow;
         long lastLogged = -1;
         var progress = new Progress<DownloadProgress>(p =>
@@ -113,10 +362,10 @@ public sealed class ModelHost : IDisposable
         var config = folder is null ? null : Gpt2Config.FromFile(Path.Combine(folder, "config.json"));
         var loadOptions = new ModelLoadOptions
         {
-            Device = _options.Device,
-            DType = DeviceSpec.ParseDType(_options.DType),
-            // The silo's --quantize applies to dense checkpoints; one written by `gpt2o quantize` is served as it is.
-            Quantization = config?.Quantization is null ? _options.Quantization : null,
+            Device = definition.Device == "cuda" ? _options.Device : "cpu",
+            DType = DeviceSpec.ParseDType(definition.DType),
+            // The definition's quantization applies to dense checkpoints; one written by `gpt2o quantize` is served as it is.
+            Quantization = config?.Quantization is null && definition.Quantization is { } q ? ModelQuantization.Validate(q) : null,
             Log = line => _logger.LogInformation("Model {Model}: {Line}", name, line),
         };
         var architectures = config?.Architectures ?? [];
@@ -150,9 +399,9 @@ public sealed class ModelHost : IDisposable
             });
             hosted = new HostedModel(name, source, model, tokenizer, defaults, engine, new OnePassEngine(model, tokenizer, maxWaitingRequests: _options.MaxWaitingRequests));
         }
-        _logger.LogInformation("Model {Model} loaded in {Seconds:F1} s: compute {DType}, weights {Quantization}, {Megabytes:F0} MB, KV cache {KvDType}", name,
-            (DateTime.UtcNow - started).TotalSeconds, DeviceSpec.DTypeName(hosted.Model.DType), hosted.Model.Quantization?.Name ?? "dense", hosted.ParameterBytes / 1e6,
-            hosted.Generation is { } generation ? DeviceSpec.DTypeName(generation.KvDType) : "none");
+        _logger.LogInformation("Model {Model} v{Version} loaded in {Seconds:F1} s: compute {DType}, weights {Quantization}, {Megabytes:F0} MB, KV cache {KvDType}", name,
+            definition.Version, (DateTime.UtcNow - started).TotalSeconds, DeviceSpec.DTypeName(hosted.Model.DType), hosted.Model.Quantization?.Name ?? "dense",
+            hosted.ParameterBytes / 1e6, hosted.Generation is { } generation ? DeviceSpec.DTypeName(generation.KvDType) : "none");
         return hosted;
     }
 

@@ -31,6 +31,19 @@ public sealed class ModelHostOptions
     public string? SpillDirectory { get; set; }
     /// <summary>On shutdown, how long running generations may take to finish.</summary>
     public int DrainSeconds { get; set; } = 30;
+    /// <summary>Bytes this silo may hold in model weights and KV pools (null: <see cref="ModelMemory.DefaultBudgetBytes"/>).</summary>
+    public long? MemoryBudgetBytes { get; set; }
+
+    /// <summary>A model given at start (<see cref="Models"/>) as a definition: version 0, static, run as this silo runs its models.</summary>
+    public ModelDefinition StaticDefinition(string name)
+    {
+        string source = Models[name];
+        var config = Placement.SiloModels.LocalConfig(source);
+        var quantization = config?.Quantization ?? Quantization;
+        return new ModelDefinition(name, source, [ModelHeads.Of(config?.Architectures ?? [])], Device.StartsWith("cuda", StringComparison.Ordinal) ? "cuda" : "cpu",
+            ChatTemplates.GetValueOrDefault(name), Inference.Checkpoints.DeviceSpec.DTypeName(Inference.Checkpoints.DeviceSpec.ParseDType(DType)),
+            quantization is null ? null : ModelQuantization.Of(quantization)) { Static = true };
+    }
 
     public void Validate()
     {
@@ -46,6 +59,7 @@ public sealed class ModelHostOptions
         if (KvCacheBytes <= 0) throw new ArgumentException("kv-cache-bytes: must be positive", "kv-cache-bytes");
         if (MaxRunningSequences <= 0) throw new ArgumentException("max-running-sequences: must be positive", "max-running-sequences");
         if (MaxWaitingRequests <= 0) throw new ArgumentException("max-waiting-requests: must be positive", "max-waiting-requests");
+        if (MemoryBudgetBytes is <= 0) throw new ArgumentException("model-memory-mb: must be positive", "model-memory-mb");
     }
 
     public static void ValidateChatTemplates(IReadOnlyDictionary<string, string> models, IReadOnlyDictionary<string, ChatTemplate> templates)

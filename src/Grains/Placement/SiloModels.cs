@@ -41,7 +41,7 @@ public static class SiloModels
     /// that does not parse is that model's load failure (a 503 naming it), read again when it loads: here, at the
     /// silo's start, it must not stop the silo and the models it serves.
     /// </summary>
-    private static Inference.Checkpoints.Gpt2Config? LocalConfig(string source)
+    public static Inference.Checkpoints.Gpt2Config? LocalConfig(string source)
     {
         string config = Path.Combine(source, "config.json");
         if (!File.Exists(config)) return null;

@@ -3,7 +3,6 @@ using Gpt2Orleans.Grains.Placement;
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 using Orleans.Runtime;
-using Orleans.Runtime.MembershipService.SiloMetadata;
 
 namespace Gpt2Orleans.Grains.Sessions;
 
@@ -18,8 +17,7 @@ namespace Gpt2Orleans.Grains.Sessions;
 public sealed class SessionGrain(
     [PersistentState(StorageNames.SessionState, StorageNames.Sessions)] IPersistentState<SessionState> state,
     ILocalSiloDetails silo,
-    ISiloMetadataCache metadata,
-    IClusterMembershipService membership,
+    Routing.ModelRouter router,
     Models.ModelHost host,
     ILogger<SessionGrain> logger) : Grain, ISessionGrain
 {
@@ -27,8 +25,8 @@ public sealed class SessionGrain(
     private string SessionId => GrainKeys.ParseSession(this.GetPrimaryKeyString()).Session;
     private string Key => this.GetPrimaryKeyString(); // the owner of this conversation's KV in its worker's engine
     private IModelGrain? _worker;
-    private bool _workerIsLocal; // placement put the session on a silo serving its model: its tokenizer is right here
-    private int? _contextLength; // the model's, asked once per activation
+    private ModelVersion? _local; // the worker's replica when it is on this silo (placement put the session where its model is): its tokenizer is right here
+    private int? _contextLength; // the model's, asked once per worker
     private bool _restoreTried; // the first turn of an activation looks for KV spilled by the last one
     private string? _forkFrom;  // a fork's source session, whose kept KV its first turn shares copy-on-write
     /// <summary>Turns run one at a time. A turn that comes while another ends (its client hung up: the cancellation takes
@@ -40,8 +38,7 @@ public sealed class SessionGrain(
     {
         RequireNew();
         await GrainFactory.GetGrain<ITenantGrain>(Tenant).CheckModel(settings.Model);
-        var worker = Worker(settings.Model);
-        var template = SiloModels.ChatTemplateOf(metadata.GetSiloMetadata(WorkerSilo(worker)), settings.Model);
+        var (worker, template) = await WorkerAsync(settings.Model);
         return await Start(new SessionState
         {
             ChatTemplate = template,
@@ -51,7 +48,7 @@ public sealed class SessionGrain(
             Defaults = settings.Defaults,
             ContextPolicy = settings.ContextPolicy,
             CreatedAt = DateTimeOffset.UtcNow,
-            Tokens = string.IsNullOrWhiteSpace(settings.SystemPrompt) ? [] : [.. await Tokenize(worker, settings.Model, template.SystemText(settings.SystemPrompt))],
+            Tokens = string.IsNullOrWhiteSpace(settings.SystemPrompt) ? [] : [.. await Tokenize(worker, template.SystemText(settings.SystemPrompt))],
         });
     }
 
@@ -76,10 +73,8 @@ public sealed class SessionGrain(
             throw new ConflictException($"session '{SessionId}' is still answering another turn; send the next one when it ends", "session");
         try
         {
-            var worker = Worker(state.State.Model);
-            int contextLength = _contextLength ??= _workerIsLocal
-                ? (await host.GetAsync(state.State.Model)).Model.Config.NPositions
-                : (await worker.GetStatus()).ContextLength;
+            var (worker, _) = await WorkerAsync(state.State.Model);
+            int contextLength = _contextLength ??= await LocalOr(m => m.Model.Config.NPositions, async () => (await worker.GetStatus()).ContextLength);
             // The model's silo layers these over the session's defaults; the two the turn plans with are settled here.
             var defaults = state.State.Defaults;
             var template = state.State.ChatTemplate ?? ChatTemplate.Default;
@@ -90,7 +85,7 @@ public sealed class SessionGrain(
                 StopStrings = constrained ? parameters!.StopStrings ?? defaults.StopStrings : template.StopsWith(parameters?.StopStrings ?? defaults.StopStrings),
                 MaxNewTokens = parameters?.MaxNewTokens ?? defaults.MaxNewTokens ?? ChatTemplate.DefaultReplyTokens,
             };
-            var turnTokens = await Tokenize(worker, state.State.Model, template.UserTurnText(userText, first: state.State.TurnStarts.Count == 0, state.State.OpenedBy));
+            var turnTokens = await Tokenize(worker, template.UserTurnText(userText, first: state.State.TurnStarts.Count == 0, state.State.OpenedBy));
             var plan = ConversationWindow.Plan(state.State, turnTokens, merged.MaxNewTokens!.Value, contextLength);
             if (!_restoreTried && _forkFrom is null && plan.DroppedTurns == 0 && state.State.Tokens.Count > 0)
                 await worker.Restore(Key, Tenant, state.State.Tokens); // spilled by the last activation here
@@ -151,7 +146,7 @@ public sealed class SessionGrain(
         if (!state.State.Exists && await GrainFactory.GetGrain<ITenantGrain>(Tenant).UnregisterSession(SessionId)) return;
         RequireExists();
         await Release();
-        await Worker(state.State.Model).DiscardSpill(Key);
+        await (_worker ?? (await WorkerAsync(state.State.Model)).Worker).DiscardSpill(Key);
         await state.ClearStateAsync();
         state.State = new SessionState();
         await GrainFactory.GetGrain<ITenantGrain>(Tenant).UnregisterSession(SessionId);
@@ -177,8 +172,15 @@ public sealed class SessionGrain(
     }
 
     /// <summary>Token ids of a turn's text: with the model's tokenizer on this silo (plain code, no grain call), else its worker's.</summary>
-    private async Task<IReadOnlyList<int>> Tokenize(IModelGrain worker, string model, string text) =>
-        _workerIsLocal ? (await host.GetAsync(model)).Tokenizer.Encode(text) : await worker.Tokenize(text);
+    private Task<IReadOnlyList<int>> Tokenize(IModelGrain worker, string text) => LocalOr(m => m.Tokenizer.Encode(text), () => worker.Tokenize(text));
+
+    /// <summary>What <paramref name="read"/> gives from the worker's replica when it is loaded on this silo (plain code, no grain call); <paramref name="remote"/> otherwise.</summary>
+    private async Task<T> LocalOr<T>(Func<Models.HostedModel, T> read, Func<Task<T>> remote)
+    {
+        using (var lease = _local is { } key ? host.TryLease(key) : null)
+            if (lease is not null) return read(lease.Model);
+        return await remote();
+    }
 
     private async Task Release()
     {
@@ -191,21 +193,25 @@ public sealed class SessionGrain(
     }
 
     /// <summary>
-    /// The model worker on this silo when it serves the model (the usual case: placement put the session here),
-    /// otherwise on another live silo that does, so a turn never depends on where the session landed. Resolved
-    /// again on every call: when the worker's silo has gone, the kept KV went with it.
+    /// The worker for the model's current version, on this silo when it holds it (the usual case: placement put the
+    /// session there), otherwise where the catalog says, so a turn never depends on where the session landed; and the
+    /// model's chat template. Resolved again on every turn (from the silo's fresh list, no grain call): when the
+    /// worker's silo has gone or the model moved to a new version, the kept KV stayed behind, and it is released there.
     /// </summary>
-    private IModelGrain Worker(string model)
+    private async Task<(IModelGrain Worker, ChatTemplate Template)> WorkerAsync(string model)
     {
-        var local = silo.SiloAddress;
-        var serving = SiloModels.Serves(metadata.GetSiloMetadata(local), model) ? local
-            : ActiveSilos.Of(membership).FirstOrDefault(s => SiloModels.Serves(metadata.GetSiloMetadata(s), model))
-              ?? throw new ModelUnavailableException(model, "no live silo serves it");
-        _workerIsLocal = serving.Equals(local);
-        return _worker = GrainFactory.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model, serving.ToParsableString()));
+        var info = await router.FindAsync(model) ?? throw new ModelUnavailableException(model, "the catalog does not list it");
+        var worker = await router.RouteAsync(info, silo.SiloAddress.ToParsableString());
+        if (_worker is { } old && old.GetPrimaryKeyString() != worker.GetPrimaryKeyString())
+        {
+            await ForgetAbandonedTurn(old); // a new version or another silo: its KV is no use
+            _contextLength = null;
+        }
+        var (_, workerSilo, version) = GrainKeys.ParseModelWorker(worker.GetPrimaryKeyString());
+        _local = workerSilo == silo.SiloAddress.ToParsableString() ? new ModelVersion(model, version) : null;
+        _worker = worker;
+        return (worker, info.Definition.Chat);
     }
-
-    private static SiloAddress WorkerSilo(IModelGrain worker) => SiloAddress.FromParsableString(GrainKeys.ParseModelWorker(worker.GetPrimaryKeyString()).Silo);
 
     private void RequireNew()
     {

@@ -1,0 +1,58 @@
+namespace Gpt2Orleans.Grains.Routing;
+
+/// <summary>
+/// Finds the model worker a request goes to, for the gateway and for sessions alike: the catalog's list says
+/// which silos hold a model's current version ready (reused for <see cref="ListFor"/>, or for as long as a silo's
+/// reporter keeps it fresh, so a request does not wait on the catalog grain); among those the preferred silo
+/// (a session's own) or the least loaded; and when none holds it, the catalog chooses the silo that loads it.
+/// </summary>
+public sealed class ModelRouter(IGrainFactory grains, TimeProvider clock)
+{
+    public static readonly TimeSpan ListFor = TimeSpan.FromSeconds(1);
+    private CachedList? _list; // a reference, so concurrent requests never see half of an update
+
+    private sealed record CachedList(IReadOnlyList<ModelInfo> Models, DateTimeOffset Until);
+
+    /// <summary>The last list seen (possibly stale, possibly null before the first): for placement, which must not wait.</summary>
+    public IReadOnlyList<ModelInfo>? Latest => _list?.Models;
+
+    /// <summary>A fresh list from the catalog's answer to a silo's report, good for <paramref name="validFor"/>.</summary>
+    public void Update(IReadOnlyList<ModelInfo> models, TimeSpan validFor) => _list = new CachedList(models, clock.GetUtcNow() + validFor);
+
+    /// <summary>The catalog's entry for <paramref name="model"/>, or null when it lists no such model.</summary>
+    public async Task<ModelInfo?> FindAsync(string model)
+    {
+        var cached = _list;
+        if (cached is null || cached.Until <= clock.GetUtcNow())
+            _list = cached = new CachedList(await Catalog.ListModels(), clock.GetUtcNow() + ListFor);
+        return cached.Models.FirstOrDefault(m => m.Definition.Name == model);
+    }
+
+    /// <summary>A worker for <paramref name="info"/>'s current version: on <paramref name="preferSilo"/> when it holds it, else the least loaded silo that does, else where the catalog loads it.</summary>
+    public async Task<IModelGrain> RouteAsync(ModelInfo info, string? preferSilo = null)
+    {
+        var definition = info.Definition;
+        string silo;
+        if (info.Silos.Count > 0)
+            silo = preferSilo is not null && info.Silos.Contains(preferSilo) ? preferSilo : LeastLoaded(info);
+        else
+        {
+            var route = await Catalog.Acquire(definition.Name);
+            (definition, silo) = (route.Definition, route.Silo);
+        }
+        return grains.GetGrain<IModelGrain>(GrainKeys.ModelWorker(definition.Name, silo, definition.Version));
+    }
+
+    /// <summary>Forgets the list, so the next request asks the catalog (after a worker said its model is not there).</summary>
+    public void Invalidate() => _list = null;
+
+    private static string LeastLoaded(ModelInfo info)
+    {
+        int Load(string silo) => info.Replicas.Where(r => r.Silo == silo).Sum(r => r.Load);
+        int least = info.Silos.Min(Load);
+        var best = info.Silos.Where(s => Load(s) == least).ToList();
+        return best[Random.Shared.Next(best.Count)];
+    }
+
+    private ICatalogGrain Catalog => grains.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey);
+}
