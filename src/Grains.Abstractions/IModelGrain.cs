@@ -7,7 +7,12 @@ namespace Gpt2Orleans.Grains;
 /// </summary>
 public interface IModelGrain : IGrainWithStringKey
 {
-    Task<ModelStatus> GetStatus();
+    /// <summary>
+    /// The worker's load and model. A model the silo was started with, or <paramref name="load"/> (a session about to
+    /// use it), waits for its load; otherwise this only looks (a metrics scrape neither loads a registered model nor
+    /// makes it recently used), and a replica not held here reads as not loaded.
+    /// </summary>
+    Task<ModelStatus> GetStatus(bool load = false);
 
     IAsyncEnumerable<GeneratedToken> Generate(ModelRequest request, CancellationToken cancellationToken = default);
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Gpt2Orleans.Gateway.Errors;
 using Gpt2Orleans.Gateway.OpenAi;
 using Gpt2Orleans.Grains;
+using Gpt2Orleans.Grains.Routing;
 
 namespace Gpt2Orleans.Gateway.Admin;
 
@@ -27,20 +28,23 @@ public static class ModelAdminEndpoints
     /// <c>{"name", "source", "heads", "device", "dtype", "quantization": {"method", "group_size"}, "min_replicas",
     /// "max_replicas", "silos", "memory_mb", "tenant"}</c>: only name and source are required.
     /// </summary>
-    public static async Task<IResult> Register(HttpContext context, IClusterClient cluster)
+    public static async Task<IResult> Register(HttpContext context, IClusterClient cluster, ModelRouter router)
     {
         var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
         string name = GrainKeys.ValidId(fields.RequiredString("name"), "name");
         var stored = await Catalog(cluster).AddModel(Definition(name, fields));
+        router.Invalidate();
         return Results.Json(await Describe(cluster, stored.Name), statusCode: StatusCodes.Status201Created);
     }
 
     /// <summary>The same fields as <see cref="Register"/> (all but source optional: a field left out keeps its value).</summary>
-    public static async Task<IResult> Update(HttpContext context, string name, IClusterClient cluster)
+    public static async Task<IResult> Update(HttpContext context, string name, IClusterClient cluster, ModelRouter router)
     {
         var old = (await Existing(cluster, name)).Definition;
+        if (old.Static) throw ApiException.BadRequest($"model '{name}' was given to its silos at start (--model): restart them to change it", "name");
         var fields = RequestFields.Parse(await RequestFields.ReadBodyAsync(context));
         await Catalog(cluster).UpdateModel(Definition(name, fields, old));
+        router.Invalidate(); // this gateway's next request sees the new version at once (others within their list's second)
         return Results.Json(await Describe(cluster, name));
     }
 
@@ -49,17 +53,19 @@ public static class ModelAdminEndpoints
 
     public static async Task<IResult> Get(string name, IClusterClient cluster) => Results.Json(ToObject(await Existing(cluster, name)));
 
-    public static async Task<IResult> Unload(string name, IClusterClient cluster)
+    public static async Task<IResult> Unload(string name, IClusterClient cluster, ModelRouter router)
     {
         await Registered(cluster, name);
         await Catalog(cluster).UnloadModel(name);
+        router.Invalidate();
         return Results.Json(await Describe(cluster, name));
     }
 
-    public static async Task<IResult> Delete(string name, IClusterClient cluster)
+    public static async Task<IResult> Delete(string name, IClusterClient cluster, ModelRouter router)
     {
         await Registered(cluster, name);
         await Catalog(cluster).RemoveModel(name);
+        router.Invalidate();
         return Results.Json(new { id = name, @object = "model.deleted", deleted = true });
     }
 

@@ -41,6 +41,19 @@ public static class GatewayMetrics
     public static readonly Gauge ModelLoaded = Prometheus.Metrics.CreateGauge("gpt2o_model_loaded",
         "1 when the model worker has its model loaded", "model", "silo");
 
+    public static readonly Counter ModelLoads = Prometheus.Metrics.CreateCounter("gpt2o_model_loads_total",
+        "Replica loads over the cluster, per model (reloads included)", "model");
+    public static readonly Counter ModelReloads = Prometheus.Metrics.CreateCounter("gpt2o_model_reloads_total",
+        "Loads of a model version on a silo that had evicted it", "model");
+    public static readonly Counter ModelEvictions = Prometheus.Metrics.CreateCounter("gpt2o_model_evictions_total",
+        "Replicas evicted or unloaded, per model", "model");
+    public static readonly Counter ModelLoadFailures = Prometheus.Metrics.CreateCounter("gpt2o_model_load_failures_total",
+        "Replica loads that failed, per model", "model");
+    public static readonly Gauge ModelState = Prometheus.Metrics.CreateGauge("gpt2o_model_state",
+        "1 for the model's state over the cluster (loaded, loading, available or failed), 0 for the others", "model", "state");
+    public static readonly Gauge ModelMemory = Prometheus.Metrics.CreateGauge("gpt2o_model_memory_bytes",
+        "Bytes a model's replica holds on a silo (weights and KV pool), any version", "model", "silo");
+
     /// <summary>
     /// The same quantities under vLLM's names and its model_name label, so dashboards and autoscalers written for vLLM
     /// read us unchanged. prometheus-net refuses the colon in vLLM's names (Prometheus itself accepts it), so they are
@@ -93,6 +106,28 @@ public static class GatewayMetrics
         long blocks = status.KvBlocksUsed + status.KvBlocksFree;
         VllmKvUsage.WithLabels(model, silo).Set(blocks == 0 ? 0 : (double)status.KvBlocksUsed / blocks);
     }
+
+    private static readonly string[] States = [ModelStates.Loaded, ModelStates.Loading, ModelStates.Available, ModelStates.Failed];
+
+    /// <summary>A model's lifecycle: its cluster-wide counters (as the catalog sums them), its state and each replica's memory.</summary>
+    public static void SetModel(ModelInfo model)
+    {
+        string name = model.Definition.Name;
+        ModelLoads.WithLabels(name).IncTo(model.Counters.Loads);
+        ModelReloads.WithLabels(name).IncTo(model.Counters.Reloads);
+        ModelEvictions.WithLabels(name).IncTo(model.Counters.Evictions);
+        ModelLoadFailures.WithLabels(name).IncTo(model.Counters.Failures);
+        foreach (var state in States) ModelState.WithLabels(name, state).Set(state == model.State ? 1 : 0);
+        foreach (var silo in model.Replicas.GroupBy(r => r.Silo)) ModelMemory.WithLabels(name, silo.Key).Set(silo.Sum(r => r.Bytes));
+    }
+
+    /// <summary>A model the catalog no longer lists, or a replica that went: its series go.</summary>
+    public static void RemoveModel(string model)
+    {
+        foreach (var state in States) ModelState.RemoveLabelled(model, state);
+    }
+
+    public static void RemoveReplica(string model, string silo) => ModelMemory.RemoveLabelled(model, silo);
 
     /// <summary>A worker that is gone: its series go.</summary>
     public static void RemoveWorker(string model, string silo)

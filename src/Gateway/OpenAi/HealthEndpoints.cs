@@ -20,7 +20,7 @@ public static class HealthEndpoints
             foreach (var model in await cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).ListModels().WaitAsync(WorkerDeadline))
                 foreach (var silo in model.Silos)
                 {
-                    var worker = cluster.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model.Definition.Name, silo));
+                    var worker = cluster.GetGrain<IModelGrain>(GrainKeys.ModelWorker(model.Definition.Name, silo, model.Definition.Version));
                     try
                     {
                         if (!(await worker.GetStatus().WaitAsync(WorkerDeadline)).Loaded) waiting.Add($"{model.Definition.Name}@{silo}");

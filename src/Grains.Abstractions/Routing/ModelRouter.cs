@@ -11,22 +11,35 @@ public sealed class ModelRouter(IGrainFactory grains, TimeProvider clock)
     public static readonly TimeSpan ListFor = TimeSpan.FromSeconds(1);
     private CachedList? _list; // a reference, so concurrent requests never see half of an update
 
-    private sealed record CachedList(IReadOnlyList<ModelInfo> Models, DateTimeOffset Until);
+    private sealed record CachedList(IReadOnlyList<ModelInfo> Models, DateTimeOffset Until, DateTimeOffset Fetched);
 
     /// <summary>The last list seen (possibly stale, possibly null before the first): for placement, which must not wait.</summary>
     public IReadOnlyList<ModelInfo>? Latest => _list?.Models;
 
     /// <summary>A fresh list from the catalog's answer to a silo's report, good for <paramref name="validFor"/>.</summary>
-    public void Update(IReadOnlyList<ModelInfo> models, TimeSpan validFor) => _list = new CachedList(models, clock.GetUtcNow() + validFor);
+    public void Update(IReadOnlyList<ModelInfo> models, TimeSpan validFor) => _list = new CachedList(models, clock.GetUtcNow() + validFor, clock.GetUtcNow());
 
-    /// <summary>The catalog's entry for <paramref name="model"/>, or null when it lists no such model.</summary>
+    /// <summary>
+    /// The catalog's entry for <paramref name="model"/>, or null when it lists no such model. A name the list lacks is
+    /// asked again when the list is older than <see cref="MissRefresh"/> (a model registered just now through another
+    /// gateway), so unknown names cannot make every request wait on the catalog.
+    /// </summary>
     public async Task<ModelInfo?> FindAsync(string model)
     {
         var cached = _list;
-        if (cached is null || cached.Until <= clock.GetUtcNow())
-            _list = cached = new CachedList(await Catalog.ListModels(), clock.GetUtcNow() + ListFor);
-        return cached.Models.FirstOrDefault(m => m.Definition.Name == model);
+        var now = clock.GetUtcNow();
+        if (cached is null || cached.Until <= now)
+            _list = cached = new CachedList(await Catalog.ListModels(), now + ListFor, now);
+        var found = cached.Models.FirstOrDefault(m => m.Definition.Name == model);
+        if (found is null && now - cached.Fetched > MissRefresh)
+        {
+            _list = cached = new CachedList(await Catalog.ListModels(), now + ListFor, now);
+            found = cached.Models.FirstOrDefault(m => m.Definition.Name == model);
+        }
+        return found;
     }
+
+    public static readonly TimeSpan MissRefresh = TimeSpan.FromMilliseconds(250);
 
     /// <summary>A worker for <paramref name="info"/>'s current version: on <paramref name="preferSilo"/> when it holds it, else the least loaded silo that does, else where the catalog loads it.</summary>
     public async Task<IModelGrain> RouteAsync(ModelInfo info, string? preferSilo = null)

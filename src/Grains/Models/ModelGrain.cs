@@ -40,12 +40,15 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
         return await call(lease.Model);
     }
 
-    public Task<ModelStatus> GetStatus() => Leased(model =>
+    public async Task<ModelStatus> GetStatus(bool load = false)
     {
+        using var lease = load || _definition.Static ? await host.LeaseAsync(_definition) : host.TryLease(Key);
+        if (lease?.Model is not { } model)
+            return new ModelStatus(_definition.Name, silo.SiloAddress.ToParsableString(), false, 0, 0, 0, 0, 0, 0, 0, _definition.Heads);
         var stats = model.Generation?.Stats;
-        return Task.FromResult(new ModelStatus(model.Name, silo.SiloAddress.ToParsableString(), true, stats?.Running ?? 0, stats?.Waiting ?? 0,
-            stats?.BlocksUsed ?? 0, stats?.BlocksFree ?? 0, stats?.BlocksCached ?? 0, model.ParameterBytes, model.Model.Config.NPositions, [model.Head]));
-    });
+        return new ModelStatus(model.Name, silo.SiloAddress.ToParsableString(), true, stats?.Running ?? 0, stats?.Waiting ?? 0,
+            stats?.BlocksUsed ?? 0, stats?.BlocksFree ?? 0, stats?.BlocksCached ?? 0, model.ParameterBytes, model.Model.Config.NPositions, [model.Head]);
+    }
 
     public async IAsyncEnumerable<GeneratedToken> Generate(ModelRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {

@@ -104,28 +104,28 @@ public sealed class ModelHost : IDisposable
         try
         {
             var model = await replica.Loading!.WaitAsync(LoadWait, cancellationToken);
-            return new ModelLease(this, replica, model);
+            return new ModelLease(this, replica, model, use: true);
         }
         catch (TimeoutException)
         {
-            EndLease(replica);
+            EndLease(replica, use: false);
             throw new ModelUnavailableException(definition.Name, $"it is still loading on this silo (past {LoadWait.TotalSeconds:F0} s); retry", 5);
         }
         catch
         {
-            EndLease(replica);
+            EndLease(replica, use: false);
             throw;
         }
     }
 
-    /// <summary>A lease on the replica when this silo holds it loaded; null otherwise (nothing is loaded).</summary>
+    /// <summary>A lease on the replica when this silo holds it loaded, for a look that is not a use (it stays as recently used as it was); null otherwise (nothing is loaded).</summary>
     public ModelLease? TryLease(ModelVersion key)
     {
         lock (_gate)
         {
             if (!_replicas.TryGetValue(key, out var replica) || replica.Model is not { } model) return null;
             replica.Leases++;
-            return new ModelLease(this, replica, model);
+            return new ModelLease(this, replica, model, use: false);
         }
     }
 
@@ -144,12 +144,12 @@ public sealed class ModelHost : IDisposable
     private long Needed(ModelDefinition definition) =>
         (definition.MemoryBytes ?? ModelMemory.EstimateWeightBytes(definition.Source, definition.DType, definition.Quantization)) + _options.KvCacheBytes;
 
-    internal void EndLease(ModelReplica replica)
+    internal void EndLease(ModelReplica replica, bool use)
     {
         lock (_gate)
         {
             replica.Leases--;
-            replica.LastUsed = DateTimeOffset.UtcNow;
+            if (use) replica.LastUsed = DateTimeOffset.UtcNow; // a long stream counts as used until it ends
         }
         _released.Release();
         if (replica.Retiring) SweepRetiring();

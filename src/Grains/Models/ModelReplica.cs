@@ -29,12 +29,15 @@ public sealed class ModelLease : IDisposable
 {
     private readonly ModelHost _host;
     private readonly ModelReplica _replica;
+    private readonly bool _use;
     private int _disposed;
 
-    internal ModelLease(ModelHost host, ModelReplica replica, HostedModel model)
+    /// <param name="use">whether this is a use of the model (a request) that makes it recently used, or only a look (status, release)</param>
+    internal ModelLease(ModelHost host, ModelReplica replica, HostedModel model, bool use)
     {
         _host = host;
         _replica = replica;
+        _use = use;
         Model = model;
     }
 
@@ -42,6 +45,6 @@ public sealed class ModelLease : IDisposable
 
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 0) _host.EndLease(_replica);
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) _host.EndLease(_replica, _use);
     }
 }

@@ -74,7 +74,7 @@ public sealed class SessionGrain(
         try
         {
             var (worker, _) = await WorkerAsync(state.State.Model);
-            int contextLength = _contextLength ??= await LocalOr(m => m.Model.Config.NPositions, async () => (await worker.GetStatus()).ContextLength);
+            int contextLength = _contextLength ??= await LocalOr(m => m.Model.Config.NPositions, async () => (await worker.GetStatus(load: true)).ContextLength);
             // The model's silo layers these over the session's defaults; the two the turn plans with are settled here.
             var defaults = state.State.Defaults;
             var template = state.State.ChatTemplate ?? ChatTemplate.Default;
