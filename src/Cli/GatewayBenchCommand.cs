@@ -45,12 +45,12 @@ public static class GatewayBenchCommand
     {
         bool json = parse.GetValue(CommonOptions.Json);
         string data = Path.Combine(Path.GetTempPath(), "gpt2o-bench-gateway-" + Guid.NewGuid().ToString("N"));
-        var url = new Uri($"http://127.0.0.1:{FreePort()}");
+        var url = new Uri($"http://127.0.0.1:{BenchSilo.FreePort()}");
         string source = parse.GetValue(Model)!;
         if (Directory.Exists(source)) source = Path.GetFullPath(source);
         await using var app = SiloApp.Build([
             "--model", $"{Name}={source}", "--data", data, "--kv-cache-mb", "1024", "--max-running-sequences", "64",
-            "--silo-port", FreePort().ToString(), "--gateway-port", FreePort().ToString(), "--urls", url.ToString(), "--GPT2O_API_KEY", Key,
+            "--silo-port", BenchSilo.FreePort().ToString(), "--gateway-port", BenchSilo.FreePort().ToString(), "--urls", url.ToString(), "--GPT2O_API_KEY", Key,
             "--batch-invariant", parse.GetValue(BatchInvariant).ToString(), "--Logging:LogLevel:Default", "Warning",
             "--Logging:Console:LogToStandardErrorThreshold", "Trace", // logs to stderr: stdout is the table or the JSON
         ]);
@@ -60,7 +60,7 @@ public static class GatewayBenchCommand
             var host = app.Services.GetRequiredService<ModelHost>();
             using var lease = await host.LeaseAsync(host.StaticModels[Name]); // a static model: held for the whole run anyway
             var hosted = lease.Model;
-            await WaitForKey(url);
+            await BenchSilo.WaitForKey(url, Key);
             if (!json) Console.Error.WriteLine("overhead: one-token completions, HTTP + Orleans against the engine in process…");
             var overhead = await Overhead(url, hosted.RequireGeneration(), parse.GetValue(OverheadRequests));
             if (!json) Console.Error.WriteLine($"load: {parse.GetValue(Clients)} streaming clients for {parse.GetValue(Seconds)} s…");
@@ -85,8 +85,7 @@ public static class GatewayBenchCommand
 
     private static async Task<OverheadResult> Overhead(Uri url, GenerationEngine engine, int requests)
     {
-        using var http = new HttpClient { BaseAddress = url };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
+        using var http = BenchSilo.Client(url, Key);
         int[] prompt = [464, 3290, 286, 262, 995]; // the same token ids both ways, so neither pays for tokenizing
         var body = JsonSerializer.Serialize(new { model = Name, prompt, max_tokens = 1, temperature = 0 });
         var config = new GenerationConfig { MaxNewTokens = 1, EosTokenIds = [] };
@@ -155,24 +154,5 @@ public static class GatewayBenchCommand
         foreach (var error in load.Errors.Distinct().Take(5)) AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {error}");
         foreach (var sample in load.MismatchSamples) AnsiConsole.MarkupLineInterpolated($"[red]mismatch:[/] {sample}");
         AnsiConsole.WriteLine($"{Environment.ProcessorCount} cores; the clients run in the same process as the silo");
-    }
-
-    private static async Task WaitForKey(Uri url)
-    {
-        using var http = new HttpClient { BaseAddress = url };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!(await http.GetAsync("/v1/models")).IsSuccessStatusCode)
-        {
-            if (DateTime.UtcNow > deadline) throw new InvalidOperationException("the gateway did not accept the benchmark key within 60 s");
-            await Task.Delay(100);
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -16,6 +16,7 @@ root.Add(BenchCommand.Create());
 root.Add(EngineBenchCommand.Create());
 root.Add(BenchTrainCommand.Create());
 root.Add(GatewayBenchCommand.Create());
+root.Add(LifecycleBenchCommand.Create());
 
 try
 {

@@ -37,6 +37,17 @@ public sealed class CompletionsTests(GatewayFixture fixture)
         Assert.Equal(5, body.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
     }
 
+    /// <summary>A prompt of token ids is one prompt however long: the limit on how many prompts a request holds does not apply to its ids.</summary>
+    [Fact]
+    public async Task A_long_token_id_prompt_is_one_prompt()
+    {
+        using var client = fixture.Client();
+        var ids = Enumerable.Range(1000, 40).ToArray();
+        var body = await ReadJson(await client.PostAsync("/v1/completions", Json(new { model = GatewayFixture.Model, prompt = ids, max_tokens = 2, temperature = 0 })));
+        Assert.Single(body.GetProperty("choices").EnumerateArray());
+        Assert.Equal(40, body.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+    }
+
     [Fact]
     public async Task A_streamed_completion_gives_the_same_text_in_chunks_then_usage_then_done()
     {

@@ -149,4 +149,68 @@ public sealed class ModelLifecycleTests : IAsyncLifetime
         var after = await _cluster.Catalog.ListModels();
         foreach (var name in moved) Assert.DoesNotContain(gone, after.Single(m => m.Definition.Name == name).Silos);
     }
+
+    [Fact]
+    public async Task A_session_continues_with_the_same_replies_after_its_model_is_unloaded_and_on_the_new_weights_after_a_swap()
+    {
+        await _cluster.Register("chat", seed: 31);
+        string tenant = await SessionCalls.NewTenant(_cluster.Client);
+        var session = SessionCalls.Get(_cluster.Client, tenant, "s", "chat");
+        await session.Create(new SessionSettings { Model = "chat", SystemPrompt = "Be brief." });
+        string[] turns = ["Hello", "How are you?", "Tell me more"];
+        var first = (await SessionCalls.Reply(session, turns[0])).Select(t => t.TokenId).ToList();
+
+        await _cluster.Catalog.UnloadModel("chat"); // its kept KV is spilled or dropped with it
+        await _cluster.WaitFor(m => m.Single(i => i.Definition.Name == "chat").Replicas.Count == 0, "chat unloaded");
+        var second = (await SessionCalls.Reply(session, turns[1])).Select(t => t.TokenId).ToList();
+
+        await _cluster.Catalog.UpdateModel(new ModelDefinition("chat", _cluster.ModelFolder(32), [], "cpu"));
+        await _cluster.WaitFor(m => m.Single(i => i.Definition.Name == "chat").Definition.Version == 2, "version 2 listed");
+        await Task.Delay(ModelReporterInterval * 2); // the session's silo hears of version 2 with its next report
+        var third = (await SessionCalls.Reply(session, turns[2])).Select(t => t.TokenId).ToList();
+
+        var expected = SessionCalls.ExpectedReplies([_cluster.ModelFolder(31), _cluster.ModelFolder(31), _cluster.ModelFolder(32)], "Be brief.", turns);
+        Assert.Equal(expected[0], first);
+        Assert.Equal(expected[1], second); // re-prefilled from the transcript: the same greedy reply
+        Assert.Equal(expected[2], third);  // the new weights, over the whole conversation re-prefilled
+        Assert.Equal(6, (await session.GetTranscript()).Turns.Count);
+    }
+
+    [Fact]
+    public async Task A_busy_model_gets_a_second_replica_up_to_its_maximum()
+    {
+        await _cluster.Register("busy", seed: 41, maxReplicas: 2);
+        Assert.NotEmpty(await _cluster.Generate("busy"));
+        var started = new CountdownEvent(16);
+        var streams = Enumerable.Range(0, 16).Select(async i =>
+        {
+            var worker = await _cluster.Router.RouteAsync((await _cluster.Router.FindAsync("busy"))!);
+            await foreach (var _ in worker.Generate(new ModelRequest
+            {
+                Tenant = $"t{i}", PromptIds = [464, 3797], Parameters = new GenerationParameters { MaxNewTokens = 100, MinNewTokens = 100, DoSample = false },
+            }))
+            {
+                if (!started.IsSet) started.Signal();
+                await Task.Delay(20); // slow readers keep 16 sequences running: twice what one replica should carry
+            }
+        }).ToList();
+        Assert.True(started.Wait(TimeSpan.FromSeconds(30)));
+        var models = await _cluster.WaitFor(m => m.Single(i => i.Definition.Name == "busy").Silos.Count == 2, "a second replica");
+        await Task.WhenAll(streams);
+        Assert.Equal(2, models.Single(m => m.Definition.Name == "busy").Replicas.Count(r => r.State == ModelStates.Loaded));
+    }
+
+    [Fact]
+    public async Task A_model_registered_with_int8_weights_loads_quantized()
+    {
+        await _cluster.Register("dense", seed: 51);
+        await _cluster.Catalog.AddModel(new ModelDefinition("int8", _cluster.ModelFolder(51), [], "cpu", Quantization: new WeightQuantization("int8", 8, 32)));
+        Assert.NotEmpty(await _cluster.Generate("dense"));
+        Assert.NotEmpty(await _cluster.Generate("int8"));
+        var models = await _cluster.WaitFor(m => m.Where(i => i.Definition.Name is "dense" or "int8").All(i => i.State == ModelStates.Loaded), "both loaded");
+        long Bytes(string name) => models.Single(m => m.Definition.Name == name).Replicas.Single().Bytes;
+        Assert.True(Bytes("int8") < Bytes("dense"), $"int8 {Bytes("int8")} bytes, dense {Bytes("dense")}");
+    }
+
+    private static readonly TimeSpan ModelReporterInterval = Grains.Models.ModelReporter.Interval;
 }

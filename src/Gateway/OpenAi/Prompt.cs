@@ -18,9 +18,9 @@ public sealed record Prompt(string? Text, IReadOnlyList<int>? TokenIds)
             case JsonValueKind.Array when value.GetArrayLength() == 0: throw ApiException.BadRequest($"'{field}' is empty", field);
             case JsonValueKind.Array:
                 var items = value.EnumerateArray().ToList();
+                if (items.All(i => i.ValueKind == JsonValueKind.Number)) return [new Prompt(null, TokenIds(items))]; // one prompt, however long
                 if (items.Count > max) throw ApiException.BadRequest($"'{field}' holds more than {max} prompts", field);
                 if (items.All(i => i.ValueKind == JsonValueKind.String)) return items.Select(i => new Prompt(i.GetString()!, null)).ToList();
-                if (items.All(i => i.ValueKind == JsonValueKind.Number)) return [new Prompt(null, TokenIds(items))];
                 if (items.All(i => i.ValueKind == JsonValueKind.Array)) return items.Select(i => new Prompt(null, TokenIds(i.EnumerateArray().ToList()))).ToList();
                 throw Bad();
             default: throw Bad();

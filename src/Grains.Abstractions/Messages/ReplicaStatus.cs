@@ -2,8 +2,8 @@ namespace Gpt2Orleans.Grains;
 
 /// <summary>
 /// One replica of a model version on one silo, as the silo reports it: its state (<see cref="ModelStates"/>
-/// loading, loaded or failed), its load (running and waiting sequences, kept conversations), the bytes it holds,
-/// when it was last used, and why its load failed.
+/// loading, loaded or failed), its load (running and waiting sequences, requests in flight, kept conversations),
+/// the bytes it holds, when it was last used, and why its load failed.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record ReplicaStatus(
@@ -19,10 +19,12 @@ public sealed record ReplicaStatus(
     [property: Id(9)] bool Static = false,
     [property: Id(10)] IReadOnlyList<string>? Heads = null,
     [property: Id(11)] int Kept = 0,
-    [property: Id(12)] DateTimeOffset? RetryAt = null)
+    [property: Id(12)] DateTimeOffset? RetryAt = null,
+    [property: Id(13)] int InFlight = 0)
 {
-    public int Load => Running + Waiting;
-    public bool Idle => Running == 0 && Waiting == 0;
+    /// <summary>Sequences in its engine, or requests holding it (a stream whose reader is slower than the engine), whichever is more.</summary>
+    public int Load => Math.Max(Running + Waiting, InFlight);
+    public bool Idle => Load == 0;
 }
 
 /// <summary>

@@ -11,35 +11,37 @@ public sealed class ModelRouter(IGrainFactory grains, TimeProvider clock)
     public static readonly TimeSpan ListFor = TimeSpan.FromSeconds(1);
     private CachedList? _list; // a reference, so concurrent requests never see half of an update
 
-    private sealed record CachedList(IReadOnlyList<ModelInfo> Models, DateTimeOffset Until, DateTimeOffset Fetched);
+    private sealed record CachedList(IReadOnlyList<ModelInfo> Models, DateTimeOffset Until);
 
     /// <summary>The last list seen (possibly stale, possibly null before the first): for placement, which must not wait.</summary>
     public IReadOnlyList<ModelInfo>? Latest => _list?.Models;
 
     /// <summary>A fresh list from the catalog's answer to a silo's report, good for <paramref name="validFor"/>.</summary>
-    public void Update(IReadOnlyList<ModelInfo> models, TimeSpan validFor) => _list = new CachedList(models, clock.GetUtcNow() + validFor, clock.GetUtcNow());
+    public void Update(IReadOnlyList<ModelInfo> models, TimeSpan validFor) => _list = new CachedList(models, clock.GetUtcNow() + validFor);
 
     /// <summary>
-    /// The catalog's entry for <paramref name="model"/>, or null when it lists no such model. A name the list lacks is
-    /// asked again when the list is older than <see cref="MissRefresh"/> (a model registered just now through another
-    /// gateway), so unknown names cannot make every request wait on the catalog.
+    /// The catalog's entry for <paramref name="model"/>, or null when it lists no such model. A name the list lacks
+    /// (a model registered a moment ago) is asked of the catalog again, at most once per <see cref="MissRefresh"/>, so
+    /// a flood of unknown names cannot make every request wait on the catalog.
     /// </summary>
     public async Task<ModelInfo?> FindAsync(string model)
     {
         var cached = _list;
         var now = clock.GetUtcNow();
         if (cached is null || cached.Until <= now)
-            _list = cached = new CachedList(await Catalog.ListModels(), now + ListFor, now);
+            _list = cached = new CachedList(await Catalog.ListModels(), now + ListFor);
         var found = cached.Models.FirstOrDefault(m => m.Definition.Name == model);
-        if (found is null && now - cached.Fetched > MissRefresh)
+        if (found is null && now - _lastMiss > MissRefresh)
         {
-            _list = cached = new CachedList(await Catalog.ListModels(), now + ListFor, now);
+            _lastMiss = now;
+            _list = cached = new CachedList(await Catalog.ListModels(), now + ListFor);
             found = cached.Models.FirstOrDefault(m => m.Definition.Name == model);
         }
         return found;
     }
 
-    public static readonly TimeSpan MissRefresh = TimeSpan.FromMilliseconds(250);
+    public static readonly TimeSpan MissRefresh = TimeSpan.FromMilliseconds(50);
+    private DateTimeOffset _lastMiss;
 
     /// <summary>A worker for <paramref name="info"/>'s current version: on <paramref name="preferSilo"/> when it holds it, else the least loaded silo that does, else where the catalog loads it.</summary>
     public async Task<IModelGrain> RouteAsync(ModelInfo info, string? preferSilo = null)

@@ -285,7 +285,7 @@ public sealed class ModelHost : IDisposable
                 string state = r.Failed ? ModelStates.Failed : r.Model is null ? ModelStates.Loading : ModelStates.Loaded;
                 return new ReplicaStatus(r.Definition.Name, r.Definition.Version, silo, state, stats?.Running ?? 0, stats?.Waiting ?? 0,
                     r.Model is null ? r.Reserved : r.Bytes, r.LastUsed, r.Error, r.Definition.Static, r.Model is { } m ? [m.Head] : null,
-                    r.Model?.Generation?.Stats.Kept ?? 0, r.Failed ? r.RetryAt : null);
+                    r.Model?.Generation?.Stats.Kept ?? 0, r.Failed ? r.RetryAt : null, r.Leases);
             }).ToList();
     }
 

@@ -34,16 +34,20 @@ public static class SessionCalls
     /// What the inference library alone gives for the same conversation: the same template, greedy, the same stop
     /// string, each turn generated from the whole token history.
     /// </summary>
-    public static List<List<int>> ExpectedReplies(string folder, string? systemPrompt, IReadOnlyList<string> turns, int maxNewTokens = 6)
+    public static List<List<int>> ExpectedReplies(string folder, string? systemPrompt, IReadOnlyList<string> turns, int maxNewTokens = 6) =>
+        ExpectedReplies(turns.Select(_ => folder).ToList(), systemPrompt, turns, maxNewTokens);
+
+    /// <summary>The same, with turn i answered by the weights in <paramref name="folders"/>[i] (a model swapped mid-conversation).</summary>
+    public static List<List<int>> ExpectedReplies(IReadOnlyList<string> folders, string? systemPrompt, IReadOnlyList<string> turns, int maxNewTokens = 6)
     {
-        using var model = Gpt2LMHeadModel.FromPretrained(folder);
         var tokenizer = Gpt2Tokenizer.Default;
-        using var engine = new GenerationEngine(model, tokenizer, new EngineOptions { KvBlocks = 64 });
-        var config = GenerationConfig.FromDirectory(folder) with { MaxNewTokens = maxNewTokens, StopStrings = [.. ChatTemplate.Default.StopStrings] };
         var history = systemPrompt is null ? new List<int>() : [.. tokenizer.Encode(ChatTemplate.Default.SystemText(systemPrompt))];
         var replies = new List<List<int>>();
         for (int i = 0; i < turns.Count; i++)
         {
+            using var model = Gpt2LMHeadModel.FromPretrained(folders[i]);
+            using var engine = new GenerationEngine(model, tokenizer, new EngineOptions { KvBlocks = 64 });
+            var config = GenerationConfig.FromDirectory(folders[i]) with { MaxNewTokens = maxNewTokens, StopStrings = [.. ChatTemplate.Default.StopStrings] };
             history.AddRange(tokenizer.Encode(ChatTemplate.Default.UserTurnText(turns[i], first: i == 0)));
             var ids = engine.GenerateAsync([history.ToArray()], config).GetAwaiter().GetResult()[0].Ids.ToList();
             replies.Add(ids);
