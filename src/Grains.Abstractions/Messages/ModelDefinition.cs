@@ -53,6 +53,9 @@ public sealed record ModelInfo(
     [Id(3)] public string? Error { get; init; }
     [Id(4)] public IReadOnlyList<ReplicaStatus> Replicas { get; init; } = [];
     [Id(5)] public ModelCounters Counters { get; init; } = new();
+
+    /// <summary>Of the silos holding it ready, the one whose replicas carry the least load.</summary>
+    public string LeastLoadedSilo() => Routing.LeastLoaded.Of(Silos, silo => Replicas.Where(r => r.Silo == silo).Sum(r => r.Load));
 }
 
 public static class ModelStates

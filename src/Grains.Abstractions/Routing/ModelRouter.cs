@@ -49,7 +49,7 @@ public sealed class ModelRouter(IGrainFactory grains, TimeProvider clock)
         var definition = info.Definition;
         string silo;
         if (info.Silos.Count > 0)
-            silo = preferSilo is not null && info.Silos.Contains(preferSilo) ? preferSilo : LeastLoaded(info);
+            silo = preferSilo is not null && info.Silos.Contains(preferSilo) ? preferSilo : info.LeastLoadedSilo();
         else
         {
             var route = await Catalog.Acquire(definition.Name);
@@ -60,14 +60,6 @@ public sealed class ModelRouter(IGrainFactory grains, TimeProvider clock)
 
     /// <summary>Forgets the list, so the next request asks the catalog (after a worker said its model is not there).</summary>
     public void Invalidate() => _list = null;
-
-    private static string LeastLoaded(ModelInfo info)
-    {
-        int Load(string silo) => info.Replicas.Where(r => r.Silo == silo).Sum(r => r.Load);
-        int least = info.Silos.Min(Load);
-        var best = info.Silos.Where(s => Load(s) == least).ToList();
-        return best[Random.Shared.Next(best.Count)];
-    }
 
     private ICatalogGrain Catalog => grains.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey);
 }

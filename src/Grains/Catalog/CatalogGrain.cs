@@ -38,8 +38,7 @@ public sealed class CatalogGrain(
         if (state.State.Models.ContainsKey(model.Name) || StaticDefinitions().ContainsKey(model.Name))
             throw new ConflictException($"model '{model.Name}' already exists; update it instead", "name");
         var stored = WithEstimates(model) with { Version = 1, Static = false };
-        state.State.Models[model.Name] = stored;
-        await state.WriteStateAsync();
+        await Store(model.Name, stored);
         _unloading.Remove(model.Name);
         logger.LogInformation("Registered model {Model} from {Source}", stored.Name, stored.Source);
         return stored;
@@ -51,8 +50,7 @@ public sealed class CatalogGrain(
         var old = Registered(model.Name);
         bool newWeights = model.Source != old.Source || model.DType != old.DType || model.Quantization != old.Quantization || model.Device != old.Device;
         var stored = WithEstimates(model) with { Version = old.Version + (newWeights ? 1 : 0), Static = false };
-        state.State.Models[model.Name] = stored;
-        await state.WriteStateAsync();
+        await Store(model.Name, stored);
         if (newWeights) logger.LogInformation("Model {Model} is now version {Version} from {Source}", stored.Name, stored.Version, stored.Source);
         return stored;
     }
@@ -60,9 +58,30 @@ public sealed class CatalogGrain(
     public async Task RemoveModel(string name)
     {
         Registered(name);
-        state.State.Models.Remove(name);
-        await state.WriteStateAsync();
+        await Store(name, null);
         _unloading.Add(name);
+    }
+
+    /// <summary>
+    /// Sets (or, for null, removes) a definition and persists it; when the write fails the definition is put back as it
+    /// was, so a failed write leaves no definition in memory that storage does not hold.
+    /// </summary>
+    private async Task Store(string name, ModelDefinition? definition)
+    {
+        var old = state.State.Models.GetValueOrDefault(name);
+        Set(definition);
+        try { await state.WriteStateAsync(); }
+        catch
+        {
+            Set(old);
+            throw;
+        }
+
+        void Set(ModelDefinition? d)
+        {
+            if (d is null) state.State.Models.Remove(name);
+            else state.State.Models[name] = d;
+        }
     }
 
     public Task UnloadModel(string name)
@@ -87,7 +106,7 @@ public sealed class CatalogGrain(
         var info = Build(live).FirstOrDefault(m => m.Definition.Name == name) ?? throw new ModelUnavailableException(name, "the catalog does not list it");
         var definition = info.Definition;
         if (definition.Static)
-            return info.Silos.Count > 0 ? new ModelRoute(definition, LeastLoaded(info, info.Silos))
+            return info.Silos.Count > 0 ? new ModelRoute(definition, info.LeastLoadedSilo())
                 : throw new ModelUnavailableException(name, "no live silo serves it");
         _unloading.Remove(name); // asked for again
         var planner = Planner(live);
@@ -220,14 +239,6 @@ public sealed class CatalogGrain(
             Replicas = replicas,
             Counters = counters.Aggregate(new ModelCounters(), (sum, c) => sum.Plus(c)),
         };
-    }
-
-    private static string LeastLoaded(ModelInfo info, IReadOnlyList<string> silos)
-    {
-        int Load(string silo) => info.Replicas.Where(r => r.Silo == silo).Sum(r => r.Load);
-        int least = silos.Min(Load);
-        var best = silos.Where(s => Load(s) == least).ToList();
-        return best[Random.Shared.Next(best.Count)];
     }
 }
 

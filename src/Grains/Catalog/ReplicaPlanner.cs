@@ -28,12 +28,7 @@ public sealed class ReplicaPlanner(IReadOnlyDictionary<string, SiloReport> silos
     public string? Holding(ModelDefinition d)
     {
         var ready = Ready(d).ToList();
-        if (ready.Count > 0)
-        {
-            int least = ready.Min(r => r.Load);
-            var best = ready.Where(r => r.Load == least).ToList();
-            return best[Random.Shared.Next(best.Count)].Silo;
-        }
+        if (ready.Count > 0) return Routing.LeastLoaded.Of(ready, r => r.Load).Silo;
         return Current(d).FirstOrDefault(r => r.State == ModelStates.Loading)?.Silo ?? Assigned(d).FirstOrDefault();
     }
 

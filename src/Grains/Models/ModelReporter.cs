@@ -46,8 +46,8 @@ public sealed class ModelReporter(ModelHost host, ILocalSiloDetails silo, IGrain
         var report = new SiloReport(address, host.BudgetBytes, host.KvBytesPerModel, host.Gpu, host.Replicas(address), host.Counters());
         var directives = await grains.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey).Report(report).WaitAsync(Interval * 5);
         router.Update(directives.Models, Interval * 3);
-        foreach (var replicas in directives.Models.SelectMany(m => m.Replicas).GroupBy(r => r.Silo))
-            load.Report(SiloAddress.FromParsableString(replicas.Key), replicas.Sum(r => r.Load));
+        load.ReportAll(directives.Models.SelectMany(m => m.Replicas).GroupBy(r => r.Silo)
+            .ToDictionary(g => SiloAddress.FromParsableString(g.Key), g => g.Sum(r => r.Load)));
         foreach (var key in directives.Unload) host.Retire(key);
         foreach (var definition in directives.Load) _ = WarmAsync(definition);
     }
