@@ -75,6 +75,11 @@ public sealed class ModelLifecycleTests : IAsyncLifetime
         var again = await Assert.ThrowsAsync<ModelUnavailableException>(() => _cluster.Generate("hostile"));
         Assert.Contains("failed to load", again.Message);
         Assert.Equal(ModelStates.Loaded, models.Single(m => m.Definition.Name == "healthy").State);
+
+        // Mended on disk: once the back-off has passed, the next request loads it.
+        File.Copy(Path.Combine(_cluster.ModelFolder(3), "model.safetensors"), Path.Combine(hostile, "model.safetensors"), overwrite: true);
+        await Task.Delay(TimeSpan.FromSeconds(again.RetryAfterSeconds));
+        Assert.NotEmpty(await _cluster.Generate("hostile"));
     }
 
     [Fact]

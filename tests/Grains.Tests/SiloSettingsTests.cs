@@ -34,6 +34,7 @@ public sealed class SiloSettingsTests
     [InlineData("Device", "tpu", "device 'tpu'")]
     [InlineData("DType", "float8", "dtype: dtype 'float8' is not one of")]
     [InlineData("KvDType", "int8", "kv-dtype: dtype 'int8' is not one of")]
+    [InlineData("ModelMemoryMegabytes", "0", "model-memory-mb 0: must be positive")]
     public void A_bad_setting_is_refused_with_its_name(string setting, string value, string expected)
     {
         var settings = new SiloSettings();
@@ -47,6 +48,7 @@ public sealed class SiloSettingsTests
             case "Device": settings.Device = value; break;
             case "DType": settings.DType = value; break;
             case "KvDType": settings.KvDType = value; break;
+            case "ModelMemoryMegabytes": settings.ModelMemoryMegabytes = long.Parse(value); break;
         }
         var error = Assert.Throws<ArgumentException>(settings.Validate);
         Assert.Contains(expected, error.Message);
