@@ -21,6 +21,7 @@ public sealed class ModelHost : IDisposable
 {
     /// <summary>How long a load may wait for busy replicas to become evictable before it fails for lack of room.</summary>
     public static readonly TimeSpan RoomWait = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan RoomPoll = TimeSpan.FromMilliseconds(100);
     /// <summary>How long a request waits for its model to load (under Orleans' 30 s response timeout) before it is told to retry.</summary>
     public static readonly TimeSpan LoadWait = TimeSpan.FromSeconds(25);
     private static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(2), LastRetry = TimeSpan.FromMinutes(5);
@@ -32,7 +33,6 @@ public sealed class ModelHost : IDisposable
     private readonly Dictionary<ModelVersion, ModelReplica> _replicas = [];
     private readonly Dictionary<string, ModelCounters> _counters = [];
     private readonly HashSet<ModelVersion> _evicted = []; // loaded here before: loading one again counts as a reload
-    private readonly SemaphoreSlim _released = new(0); // signalled whenever a lease ends or a replica goes
     private volatile bool _disposed;
     private volatile bool _draining;
 
@@ -151,7 +151,6 @@ public sealed class ModelHost : IDisposable
             replica.Leases--;
             if (use) replica.LastUsed = DateTimeOffset.UtcNow; // a long stream counts as used until it ends
         }
-        _released.Release();
         if (replica.Retiring) SweepRetiring();
     }
 
@@ -225,7 +224,7 @@ public sealed class ModelHost : IDisposable
             if (left <= TimeSpan.Zero)
                 throw new ModelUnavailableException(replica.Definition.Name,
                     $"this silo has no room: it needs {replica.Reserved >> 20} MB and {Math.Max(0, free) >> 20} MB of {BudgetBytes >> 20} MB are free, the rest held by busy models");
-            await _released.WaitAsync(left < TimeSpan.FromMilliseconds(200) ? left : TimeSpan.FromMilliseconds(200));
+            await Task.Delay(left < RoomPoll ? left : RoomPoll); // a busy replica becomes evictable when its last lease ends
         }
     }
 
@@ -245,7 +244,6 @@ public sealed class ModelHost : IDisposable
             _evicted.Add(victim.Key);
             Count(victim.Definition.Name, new ModelCounters(Evictions: 1));
         }
-        _released.Release();
         Changed?.Invoke();
     }
 
