@@ -357,6 +357,7 @@ public sealed class ModelHost : IDisposable
             _logger.LogInformation("Model {Model}: downloading {File} {Percent}%", name, p.File, percent);
         });
         string? folder = await _store.ResolveAsync(source, progress);
+        double resolved = (DateTime.UtcNow - started).TotalSeconds, weights = 0; // where a slow load spent its time
         var config = folder is null ? null : Gpt2Config.FromFile(Path.Combine(folder, "config.json"));
         var loadOptions = new ModelLoadOptions
         {
@@ -379,12 +380,14 @@ public sealed class ModelHost : IDisposable
                 ModelHeads.QuestionAnswering => Gpt2ForQuestionAnswering.FromPretrained(folder!, loadOptions),
                 _ => Gpt2DoubleHeadsModel.FromPretrained(folder!, loadOptions),
             };
+            weights = (DateTime.UtcNow - started).TotalSeconds;
             hosted = new HostedModel(name, source, oneShot, tokenizer, new GenerationConfig(), null,
                 new OnePassEngine(oneShot, tokenizer, maxWaitingRequests: _options.MaxWaitingRequests));
         }
         else
         {
             var model = folder is null ? DefaultModel.Create(loadOptions) : Gpt2LMHeadModel.FromPretrained(folder, loadOptions);
+            weights = (DateTime.UtcNow - started).TotalSeconds;
             var defaults = folder is null ? new GenerationConfig() : GenerationConfig.FromDirectory(folder);
             var engine = new GenerationEngine(model, tokenizer, new EngineOptions
             {
@@ -397,8 +400,9 @@ public sealed class ModelHost : IDisposable
             });
             hosted = new HostedModel(name, source, model, tokenizer, defaults, engine, new OnePassEngine(model, tokenizer, maxWaitingRequests: _options.MaxWaitingRequests));
         }
-        _logger.LogInformation("Model {Model} v{Version} loaded in {Seconds:F1} s: compute {DType}, weights {Quantization}, {Megabytes:F0} MB, KV cache {KvDType}", name,
-            definition.Version, (DateTime.UtcNow - started).TotalSeconds, DeviceSpec.DTypeName(hosted.Model.DType), hosted.Model.Quantization?.Name ?? "dense",
+        _logger.LogInformation("Model {Model} v{Version} loaded in {Seconds:F2} s (checkpoint found at {Resolved:F2} s, weights in place at {Weights:F2} s): " +
+            "compute {DType}, weights {Quantization}, {Megabytes:F0} MB, KV cache {KvDType}", name,
+            definition.Version, (DateTime.UtcNow - started).TotalSeconds, resolved, weights, DeviceSpec.DTypeName(hosted.Model.DType), hosted.Model.Quantization?.Name ?? "dense",
             hosted.ParameterBytes / 1e6, hosted.Generation is { } generation ? DeviceSpec.DTypeName(generation.KvDType) : "none");
         return hosted;
     }
