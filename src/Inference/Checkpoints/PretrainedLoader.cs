@@ -91,16 +91,25 @@ public static partial class PretrainedLoader
         using var noGrad = torch.no_grad();
         foreach (var (name, key) in keyFor)
         {
-            using var source = weights.FileOf(key).ReadTensor(key, model.DType, model.Device);
+            var file = weights.FileOf(key);
             // A NaN or infinite weight makes every logit NaN: refuse the file here, naming the tensor, rather than
-            // serve a model whose every request fails.
-            if (source.is_floating_point())
+            // serve a model whose every request fails. The file's own values are checked where they lie; a narrowing
+            // conversion (to float16) can overflow a finite value, so that case is checked after it.
+            bool checkedInFile = !NarrowsRange(file.Tensors[key].DType, model.DType);
+            if (checkedInFile && !file.AllFinite(key)) throw NonFinite(directory, key);
+            using var source = file.ReadTensor(key, model.DType, model.Device);
+            if (!checkedInFile)
                 using (var finite = torch.isfinite(source).all())
-                    if (!finite.item<bool>()) throw new CheckpointException($"{directory}: tensor '{key}' holds NaN or infinite values");
+                    if (!finite.item<bool>()) throw NonFinite(directory, key);
             parameters[name].copy_(source);
         }
         if (missing.Count > 0) Gpt2Initializer.Initialize(model, missing.ToHashSet(), seed: 0);
     }
+
+    private static CheckpointException NonFinite(string directory, string key) => new($"{directory}: tensor '{key}' holds NaN or infinite values");
+
+    /// <summary>Whether converting a file's <paramref name="fileDType"/> to <paramref name="target"/> can turn a finite value infinite (only float16 has a smaller range than the others).</summary>
+    private static bool NarrowsRange(string fileDType, ScalarType target) => target == ScalarType.Float16 && fileDType != "F16";
 
     /// <summary>The quantized weight a parameter name's levels or scales belong to, or null.</summary>
     private static QuantizedWeight? QuantizedTarget(IReadOnlyDictionary<string, QuantizedWeight> quantized, string name) =>

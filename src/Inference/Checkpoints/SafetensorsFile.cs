@@ -161,6 +161,18 @@ public sealed class SafetensorsFile : IDisposable
         using (cpu) return cpu.to(dtype, device);
     }
 
+    /// <summary>Whether every value of the tensor is finite, checked in the file itself (one pass, no copy).</summary>
+    public unsafe bool AllFinite(string name)
+    {
+        if (!Tensors.TryGetValue(name, out var info)) throw Fail(Path, $"tensor '{name}' not found");
+        if (info.ByteCount == 0) return true;
+        byte* pointer = null;
+        var handle = _view!.SafeMemoryMappedViewHandle;
+        handle.AcquirePointer(ref pointer);
+        try { return FiniteValues.All(new ReadOnlySpan<byte>(pointer + _view.PointerOffset + _dataStart + info.Begin, (int)info.ByteCount), info.DType); }
+        finally { handle.ReleasePointer(); }
+    }
+
     /// <summary>A tensor's raw bytes into <paramref name="destination"/>, which must be exactly its size (quantized levels and scales).</summary>
     public void ReadBytes(string name, Span<byte> destination)
     {

@@ -75,6 +75,21 @@ public sealed class PretrainedLoaderTests : IDisposable
         Assert.Contains("'transformer.h.1.attn.c_proj.weight' holds NaN or infinite values", error.Message);
     }
 
+    /// <summary>A finite float32 weight beyond float16's range becomes infinite when loaded in float16: refused too.</summary>
+    [Fact]
+    public void A_weight_that_overflows_the_load_dtype_is_refused_naming_the_tensor()
+    {
+        string folder = SaveTiny(t =>
+        {
+            var weight = t["transformer.h.0.mlp.c_fc.weight"].clone();
+            weight[1, 2] = 1e5f;
+            t["transformer.h.0.mlp.c_fc.weight"] = weight;
+        });
+        using (Gpt2LMHeadModel.FromPretrained(folder)) { } // fine in float32
+        var error = Assert.Throws<CheckpointException>(() => Gpt2LMHeadModel.FromPretrained(folder, new ModelLoadOptions { DType = ScalarType.Float16 }));
+        Assert.Contains("'transformer.h.0.mlp.c_fc.weight' holds NaN or infinite values", error.Message);
+    }
+
     [Fact]
     public void Non_strict_loading_initialises_missing_heads_and_says_so()
     {
