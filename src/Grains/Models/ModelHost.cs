@@ -211,6 +211,10 @@ public sealed class ModelHost : IDisposable
             {
                 free = BudgetBytes - _replicas.Values.Where(r => r != replica && !r.Failed).Sum(r => r.Held);
                 if (free >= replica.Reserved) return;
+                long pinned = _replicas.Values.Where(r => r.Definition.Static && !r.Failed).Sum(r => r.Held);
+                if (replica.Reserved > BudgetBytes - pinned) // no eviction can ever make it fit: say so now, not after waiting
+                    throw new ModelUnavailableException(replica.Definition.Name,
+                        $"it needs {replica.Reserved >> 20} MB, more than this silo's {BudgetBytes >> 20} MB budget holds beside its pinned models ({pinned >> 20} MB)", 60);
                 victim = _replicas.Values.Where(r => r != replica && Evictable(r))
                     .OrderByDescending(r => r.Retiring).ThenBy(r => (r.Model!.Generation?.Stats.Kept ?? 0) > 0).ThenBy(r => r.LastUsed).FirstOrDefault();
                 if (victim is not null) _replicas.Remove(victim.Key);
