@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Gpt2Orleans.Gateway.Tests.Support;
+using Gpt2Orleans.Tests.Shared;
 using static Gpt2Orleans.Gateway.Tests.Support.Http;
 
 namespace Gpt2Orleans.Gateway.Tests;
@@ -8,37 +9,18 @@ namespace Gpt2Orleans.Gateway.Tests;
 /// <summary>A silo started with alpha only, and folders of tiny models with other weights to register at run time.</summary>
 public sealed class ModelAdminFixture : GatewayFixture
 {
-    private readonly string _folders = Directory.CreateTempSubdirectory("gpt2o-admin-models-").FullName;
+    private readonly TinyModelFolders _folders = new(ModelFolder);
 
     protected override IEnumerable<string> SiloArguments => ["--model", $"{Model}={ModelFolder}"];
 
-    /// <summary>A tiny language model with weights drawn from <paramref name="seed"/>, saved once.</summary>
-    public string Weights(int seed)
-    {
-        string folder = Path.Combine(_folders, $"seed-{seed}");
-        lock (_folders)
-        {
-            if (Directory.Exists(folder)) return folder;
-            using var alpha = Inference.Model.Gpt2LMHeadModel.FromPretrained(ModelFolder);
-            using var model = Inference.Model.Gpt2LMHeadModel.CreateRandom(alpha.Config, seed: seed);
-            model.SavePretrained(folder);
-        }
-        return folder;
-    }
+    public string Weights(int seed) => _folders.Model(seed);
 
-    /// <summary>A checkpoint whose safetensors header claims more JSON than the file holds.</summary>
-    public string Hostile()
-    {
-        string folder = Directory.CreateDirectory(Path.Combine(_folders, "hostile")).FullName;
-        File.Copy(Path.Combine(ModelFolder, "config.json"), Path.Combine(folder, "config.json"), overwrite: true);
-        File.WriteAllBytes(Path.Combine(folder, "model.safetensors"), [.. BitConverter.GetBytes(1L << 40), .. "{\"wte\""u8.ToArray()]);
-        return folder;
-    }
+    public string Hostile() => _folders.Hostile();
 
     public override async Task DisposeAsync()
     {
         await base.DisposeAsync();
-        Directory.Delete(_folders, recursive: true);
+        _folders.Dispose();
     }
 }
 

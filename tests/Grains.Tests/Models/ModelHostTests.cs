@@ -1,5 +1,6 @@
 using Gpt2Orleans.Grains.Models;
 using Gpt2Orleans.Grains.Tests.Support;
+using Gpt2Orleans.Tests.Shared;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Gpt2Orleans.Grains.Tests.Models;
@@ -7,11 +8,11 @@ namespace Gpt2Orleans.Grains.Tests.Models;
 /// <summary>One silo's replicas on their own: the budget, least-recently-used eviction, leases that keep a replica, static models that stay, failed loads.</summary>
 public sealed class ModelHostTests : IAsyncLifetime
 {
-    private LifecycleFolders _folders = null!;
+    private TinyModelFolders _folders = null!;
 
     public Task InitializeAsync()
     {
-        _folders = new LifecycleFolders();
+        _folders = new TinyModelFolders(ClusterFixture.AlphaFolder);
         return Task.CompletedTask;
     }
 

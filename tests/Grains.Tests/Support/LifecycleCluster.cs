@@ -2,6 +2,7 @@ using Gpt2Orleans.Grains.Hosting;
 using Gpt2Orleans.Grains.Models;
 using Gpt2Orleans.Grains.Routing;
 using Gpt2Orleans.Inference.Model;
+using Gpt2Orleans.Tests.Shared;
 using Orleans.TestingHost;
 
 namespace Gpt2Orleans.Grains.Tests.Support;
@@ -17,7 +18,7 @@ public sealed class LifecycleCluster : IAsyncDisposable
     public const string Pinned = "pinned";
     public const long KvBytes = 1L << 20;
     private readonly string _root = Path.Combine(Path.GetTempPath(), "gpt2o-lifecycle-" + Guid.NewGuid().ToString("N"));
-    private readonly LifecycleFolders _folders = new();
+    private readonly TinyModelFolders _folders = new(ClusterFixture.AlphaFolder);
     public InProcessTestCluster Cluster { get; private set; } = null!;
     public IClusterClient Client => Cluster.Client;
     public ICatalogGrain Catalog => Client.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey);
@@ -96,46 +97,6 @@ public sealed class LifecycleCluster : IAsyncDisposable
     {
         await Cluster.DisposeAsync();
         _folders.Dispose();
-        try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
-    }
-}
-
-/// <summary>Tiny language models of distinct random weights (alpha's shape), and a hostile checkpoint, in a temporary folder.</summary>
-public sealed class LifecycleFolders : IDisposable
-{
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "gpt2o-models-" + Guid.NewGuid().ToString("N"));
-
-    /// <summary>A tiny model's folder with weights drawn from <paramref name="seed"/> (made once).</summary>
-    public string Model(int seed)
-    {
-        string folder = Path.Combine(_root, $"seed-{seed}");
-        lock (_root)
-        {
-            if (Directory.Exists(folder)) return folder;
-            using var alpha = Gpt2LMHeadModel.FromPretrained(ClusterFixture.AlphaFolder);
-            using var model = Gpt2LMHeadModel.CreateRandom(alpha.Config, seed: seed);
-            model.SavePretrained(folder);
-        }
-        return folder;
-    }
-
-    /// <summary>alpha's config.json with a safetensors header that claims 16 GB of JSON: the loader must refuse it, not allocate it.</summary>
-    public string Hostile()
-    {
-        string folder = Path.Combine(_root, "hostile");
-        lock (_root)
-        {
-            Directory.CreateDirectory(folder);
-            File.Copy(Path.Combine(ClusterFixture.AlphaFolder, "config.json"), Path.Combine(folder, "config.json"), overwrite: true);
-            using var file = File.Create(Path.Combine(folder, "model.safetensors"));
-            file.Write(BitConverter.GetBytes(16L << 30));
-            file.Write("{\"wte\":"u8);
-        }
-        return folder;
-    }
-
-    public void Dispose()
-    {
         try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
     }
 }
