@@ -32,16 +32,12 @@ public sealed class GenerationEngine : IDisposable
     private readonly Scheduler _scheduler;
     private readonly ModelRunner _runner;
     private readonly EngineMetrics _metrics;
-    private readonly ConcurrentQueue<EngineSequence> _arrivals = new();
     private readonly ConcurrentQueue<EngineRequestState> _cancellations = new();
     private readonly ConcurrentQueue<Action> _loopWork = new(); // work that must touch the pool's tensors or the KV manager, run by the loop
-    private readonly SemaphoreSlim _wake = new(0);
-    private readonly Thread _loop;
+    private readonly EngineLoop<EngineSequence> _loop;
     private readonly HashSet<EngineRequestState> _active = [];
-    private volatile bool _stopping;
     private volatile EngineStats _stats;
     private long _arrival;
-    private int _queued;
     private long _rejections, _promptTokens, _generatedTokens, _lastPreemptionWarning;
     private EngineStepTimes _times = EngineStepTimes.Zero;
 
@@ -59,9 +55,9 @@ public sealed class GenerationEngine : IDisposable
         _kv = new KvCacheManager(blocks, _options.BlockSize, _options.ModelName);
         _scheduler = new Scheduler(_options, _kv, model.Config.NPositions);
         _runner = new ModelRunner(model, _pool, _kv.Allocator, new KernelPolicy(_options.BatchInvariant, _options.MatVecKernel), _options.Threads);
+        _loop = new EngineLoop<EngineSequence>($"engine {_options.ModelName}", Turn, _options.MaxWaitingRequests, () => _scheduler.WaitingCount);
         _stats = Snapshot();
         _metrics = new EngineMetrics(_options.ModelName, () => _stats);
-        _loop = new Thread(Run) { IsBackground = true, Name = $"engine {_options.ModelName}" };
         _loop.Start();
     }
 
@@ -99,7 +95,7 @@ public sealed class GenerationEngine : IDisposable
     /// <summary>Drops the KV <paramref name="owner"/>'s conversation kept (its full blocks stay in the prefix cache until memory is needed).</summary>
     public void Release(string owner)
     {
-        if (!_stopping) Post(() => _kv.Release(owner));
+        if (!_loop.Stopping) Post(() => _kv.Release(owner));
     }
 
     /// <summary>
@@ -125,7 +121,7 @@ public sealed class GenerationEngine : IDisposable
 
     private EngineRequestState Prepare(EngineRequest request, int? scoreTopLogprobs)
     {
-        ObjectDisposedException.ThrowIf(_stopping, this);
+        ObjectDisposedException.ThrowIf(_loop.Stopping, this);
         var config = request.Config;
         config.Validate(_model.Config.VocabSize);
         if (string.IsNullOrEmpty(request.TenantId)) throw new ArgumentException("tenant: a request needs a tenant id", "tenant");
@@ -170,17 +166,13 @@ public sealed class GenerationEngine : IDisposable
 
     private void Enqueue(EngineRequestState state)
     {
-        // Waiting = not yet picked up by the loop + queued in the scheduler (read across threads: a bound, not an exact count).
-        if (Interlocked.Increment(ref _queued) + _scheduler.WaitingCount > _options.MaxWaitingRequests)
+        // Waiting = not yet picked up by the loop + queued in the scheduler.
+        _loop.Enqueue(new EngineSequence(_scheduler.NewSequenceId(), 0, state, state.Request.PromptIds, Interlocked.Increment(ref _arrival)), () =>
         {
-            Interlocked.Decrement(ref _queued);
             Interlocked.Increment(ref _rejections);
             _metrics.Rejected();
-            throw new EngineOverloadedException(RetryAfter(), $"the engine for {_options.ModelName} has {_options.MaxWaitingRequests} requests waiting; retry later");
-        }
-        state.Span = EngineTracing.Start(_options.ModelName, state);
-        _arrivals.Enqueue(new EngineSequence(_scheduler.NewSequenceId(), 0, state, state.Request.PromptIds, Interlocked.Increment(ref _arrival)));
-        _wake.Release();
+            return new EngineOverloadedException(RetryAfter(), $"the engine for {_options.ModelName} has {_options.MaxWaitingRequests} requests waiting; retry later");
+        });
     }
 
     private async IAsyncEnumerable<TokenEvent> Read(EngineRequestState state, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -205,9 +197,9 @@ public sealed class GenerationEngine : IDisposable
 
     private void Post(Action work)
     {
-        ObjectDisposedException.ThrowIf(_stopping, this);
+        ObjectDisposedException.ThrowIf(_loop.Stopping, this);
         _loopWork.Enqueue(work);
-        _wake.Release();
+        _loop.Wake();
     }
 
     /// <summary>Runs <paramref name="work"/> on the loop thread (the only one that touches the pool and the KV manager).</summary>
@@ -227,52 +219,42 @@ public sealed class GenerationEngine : IDisposable
         if (state.Cancelled) return;
         state.Cancelled = true;
         _cancellations.Enqueue(state);
-        _wake.Release();
+        _loop.Wake();
     }
 
     private TimeSpan RetryAfter() =>
-        TimeSpan.FromSeconds(Math.Clamp((_queued + _scheduler.WaitingCount) / (double)_options.MaxRunningSequences, 1, 60));
+        TimeSpan.FromSeconds(Math.Clamp((_loop.Queued + _scheduler.WaitingCount) / (double)_options.MaxRunningSequences, 1, 60));
 
-    private void Run()
+    /// <summary>One turn of the loop: take in arrivals, schedule, run the step; how long to wait before the next (null: none).</summary>
+    private TimeSpan? Turn()
     {
-        while (!_stopping)
+        bool idle = !_loop.HasArrivals && _cancellations.IsEmpty && _loopWork.IsEmpty && _scheduler.RunningCount == 0 && _scheduler.WaitingCount == 0;
+        if (idle) return TimeSpan.FromMilliseconds(200);
+        Admit();
+        long preemptionsBefore = _scheduler.Preemptions;
+        long scheduling = System.Diagnostics.Stopwatch.GetTimestamp();
+        var plan = _scheduler.Schedule();
+        _times = _times with { Schedule = _times.Schedule + System.Diagnostics.Stopwatch.GetElapsedTime(scheduling).TotalSeconds };
+        ReportPressure(_scheduler.Preemptions - preemptionsBefore);
+        if (plan.IsEmpty) return TimeSpan.FromMilliseconds(5); // waiting for memory held by kept or cancelled sequences
+        try { Step(plan); }
+        catch (Exception e) when (!_loop.Stopping)
         {
-            bool idle = _arrivals.IsEmpty && _cancellations.IsEmpty && _loopWork.IsEmpty && _scheduler.RunningCount == 0 && _scheduler.WaitingCount == 0;
-            if (idle)
-            {
-                _wake.Wait(TimeSpan.FromMilliseconds(200));
-                continue;
-            }
-            Admit();
-            long preemptionsBefore = _scheduler.Preemptions;
-            long scheduling = System.Diagnostics.Stopwatch.GetTimestamp();
-            var plan = _scheduler.Schedule();
-            _times = _times with { Schedule = _times.Schedule + System.Diagnostics.Stopwatch.GetElapsedTime(scheduling).TotalSeconds };
-            ReportPressure(_scheduler.Preemptions - preemptionsBefore);
-            if (plan.IsEmpty)
-            {
-                _wake.Wait(TimeSpan.FromMilliseconds(5)); // waiting for memory held by kept or cancelled sequences
-                continue;
-            }
-            try { Step(plan); }
-            catch (Exception e) when (!_stopping)
-            {
-                // A failed step fails the requests in it and leaves everyone else running.
-                var failed = plan.Chunks.Select(c => c.Sequence.Request).Distinct().ToList();
-                _logger.LogError(e, "Engine {Model}: a step of {Tokens} tokens failed; its {Requests} requests fail", _options.ModelName, plan.TokenCount, failed.Count);
-                foreach (var request in failed) Fail(request, e);
-            }
-            _stats = Snapshot();
+            // A failed step fails the requests in it and leaves everyone else running.
+            var failed = plan.Chunks.Select(c => c.Sequence.Request).Distinct().ToList();
+            _logger.LogError(e, "Engine {Model}: a step of {Tokens} tokens failed; its {Requests} requests fail", _options.ModelName, plan.TokenCount, failed.Count);
+            foreach (var request in failed) Fail(request, e);
         }
+        _stats = Snapshot();
+        return null;
     }
 
     /// <summary>Moves new requests into the scheduler (taking over their conversation's kept KV) and ends cancelled ones.</summary>
     private void Admit()
     {
         while (_loopWork.TryDequeue(out var work)) work();
-        while (_arrivals.TryDequeue(out var arrived))
+        while (_loop.TryTake(out var arrived))
         {
-            Interlocked.Decrement(ref _queued);
             var request = arrived.Request;
             if (request.Cancelled)
             {
@@ -456,7 +438,7 @@ public sealed class GenerationEngine : IDisposable
     private EngineStats Snapshot()
     {
         var allocator = _kv.Allocator;
-        return new EngineStats(_kv.KeptCount, _scheduler.RunningCount, _scheduler.WaitingCount + Math.Max(0, _queued), allocator.UsedBlocks, allocator.FreeBlocks,
+        return new EngineStats(_kv.KeptCount, _scheduler.RunningCount, _scheduler.WaitingCount + _loop.Queued, allocator.UsedBlocks, allocator.FreeBlocks,
             allocator.CachedFreeBlocks, allocator.TotalBlocks, _scheduler.Preemptions, Interlocked.Read(ref _rejections),
             Interlocked.Read(ref _promptTokens), Interlocked.Read(ref _generatedTokens), allocator.PrefixQueries, allocator.PrefixHits,
             _scheduler.Running.Sum(s => (long)allocator.TokenCount(s.Id)) + _kv.KeptTokens, allocator.BlockSize,
@@ -465,15 +447,13 @@ public sealed class GenerationEngine : IDisposable
 
     public void Dispose()
     {
-        if (_stopping) return;
-        _stopping = true;
-        _wake.Release();
-        _loop.Join(TimeSpan.FromSeconds(30));
+        if (_loop.Stopping) return;
+        _loop.Stop();
         foreach (var request in _active.ToList()) Fail(request, new ObjectDisposedException(nameof(GenerationEngine)));
-        while (_arrivals.TryDequeue(out var sequence)) Close(sequence.Request, new ObjectDisposedException(nameof(GenerationEngine)));
+        while (_loop.TryTake(out var sequence)) Close(sequence.Request, new ObjectDisposedException(nameof(GenerationEngine)));
         while (_loopWork.TryDequeue(out var work)) work(); // the loop has stopped: finish what callers await
         _pool.Dispose();
         _metrics.Dispose();
-        _wake.Dispose();
+        _loop.Dispose();
     }
 }

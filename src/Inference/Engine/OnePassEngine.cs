@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Gpt2Orleans.Inference.Classification;
 using Gpt2Orleans.Inference.Embeddings;
 using Gpt2Orleans.Inference.Model;
@@ -29,12 +28,8 @@ public sealed class OnePassEngine : IDisposable
     private readonly Gpt2Tokenizer _tokenizer;
     private readonly int _maxBatchTokens;
     private readonly int _maxWaiting;
-    private readonly ConcurrentQueue<Pending> _arrivals = new();
     private readonly TenantQueues<Pending> _waiting = new();
-    private readonly SemaphoreSlim _wake = new(0);
-    private readonly Thread _loop;
-    private volatile bool _stopping;
-    private int _queued;
+    private readonly EngineLoop<Pending> _loop;
 
     public long Batches { get; private set; }
 
@@ -45,7 +40,7 @@ public sealed class OnePassEngine : IDisposable
         _tokenizer = tokenizer;
         _maxBatchTokens = maxBatchTokens;
         _maxWaiting = maxWaitingRequests;
-        _loop = new Thread(Run) { IsBackground = true, Name = "one-pass engine" };
+        _loop = new EngineLoop<Pending>("one-pass engine", Turn, maxWaitingRequests, () => _waiting.Count);
         _loop.Start();
     }
 
@@ -80,7 +75,7 @@ public sealed class OnePassEngine : IDisposable
 
     private Task<object> Enqueue(string tenant, IReadOnlyList<int> ids, Kind kind, CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(_stopping, this);
+        ObjectDisposedException.ThrowIf(_loop.Stopping, this);
         if (string.IsNullOrEmpty(tenant)) throw new ArgumentException("tenant: a request needs a tenant id", "tenant");
         if (ids.Count == 0) throw new ArgumentException("text: at least one token is needed", "text");
         if (ids.Count > _model.Config.NPositions || ids.Count > _maxBatchTokens)
@@ -88,29 +83,21 @@ public sealed class OnePassEngine : IDisposable
         foreach (var id in ids)
             if (id < 0 || id >= _model.Config.VocabSize)
                 throw new ArgumentOutOfRangeException("text", $"token id {id} is outside the vocabulary (0..{_model.Config.VocabSize - 1})");
-        if (Interlocked.Increment(ref _queued) > _maxWaiting)
-        {
-            Interlocked.Decrement(ref _queued);
-            throw new EngineOverloadedException(TimeSpan.FromSeconds(1), $"{_maxWaiting} classification requests are waiting; retry later");
-        }
         var pending = new Pending(tenant, ids, kind, new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
+        _loop.Enqueue(pending, () => new EngineOverloadedException(TimeSpan.FromSeconds(1), $"{_maxWaiting} one-pass requests are waiting; retry later"));
         EngineTracing.TraceClassification(kind switch { Kind.Sequence => "sequence", Kind.Tokens => "tokens", _ => "embedding" }, tenant, ids.Count, pending.Result.Task, () => pending.StartedAt);
-        _arrivals.Enqueue(pending);
-        _wake.Release();
         return pending.Result.Task;
     }
 
-    private void Run()
+    /// <summary>One turn of the loop: take in arrivals, run the next batch; how long to wait before the next (null: none).</summary>
+    private TimeSpan? Turn()
     {
-        while (!_stopping)
-        {
-            while (_arrivals.TryDequeue(out var arrived)) _waiting.Enqueue(arrived.Tenant, arrived);
-            var batch = NextBatch();
-            if (batch.Count == 0) { _wake.Wait(TimeSpan.FromMilliseconds(200)); continue; }
-            Interlocked.Add(ref _queued, -batch.Count);
-            try { Classify(batch); }
-            catch (Exception e) when (!_stopping) { foreach (var p in batch) p.Result.TrySetException(e); }
-        }
+        while (_loop.TryTake(out var arrived)) _waiting.Enqueue(arrived.Tenant, arrived);
+        var batch = NextBatch();
+        if (batch.Count == 0) return TimeSpan.FromMilliseconds(200);
+        try { Classify(batch); }
+        catch (Exception e) when (!_loop.Stopping) { foreach (var p in batch) p.Result.TrySetException(e); }
+        return null;
     }
 
     /// <summary>
@@ -122,7 +109,7 @@ public sealed class OnePassEngine : IDisposable
         var batch = new List<Pending>();
         while (_waiting.Peek() is var (tenant, next))
         {
-            if (next.Cancellation.IsCancellationRequested) { _waiting.Dequeue(tenant); next.Result.TrySetCanceled(); Interlocked.Decrement(ref _queued); continue; }
+            if (next.Cancellation.IsCancellationRequested) { _waiting.Dequeue(tenant); next.Result.TrySetCanceled(); continue; }
             if (batch.Count > 0 && (next.Kind != batch[0].Kind || OnePerBatch(next.Kind))) break;
             int width = Math.Max(batch.Count == 0 ? 0 : batch.Max(p => p.Ids.Count), next.Ids.Count);
             if (batch.Count > 0 && width * (batch.Count + 1) > _maxBatchTokens) break;
@@ -177,11 +164,10 @@ public sealed class OnePassEngine : IDisposable
 
     public void Dispose()
     {
-        if (_stopping) return;
-        _stopping = true;
-        _wake.Release();
-        _loop.Join(TimeSpan.FromSeconds(30));
-        foreach (var p in _waiting.All.Concat(_arrivals)) p.Result.TrySetException(new ObjectDisposedException(nameof(OnePassEngine)));
-        _wake.Dispose();
+        if (_loop.Stopping) return;
+        _loop.Stop();
+        while (_loop.TryTake(out var arrived)) _waiting.Enqueue(arrived.Tenant, arrived);
+        foreach (var p in _waiting.All) p.Result.TrySetException(new ObjectDisposedException(nameof(OnePassEngine)));
+        _loop.Dispose();
     }
 }
