@@ -39,8 +39,11 @@ internal sealed class EngineLoop<T> : IDisposable
     /// <summary>Starts the thread (once the engine that owns it is fully built).</summary>
     public void Start() => _thread.Start();
 
-    /// <summary>Queues <paramref name="item"/> for the loop, or throws what <paramref name="overloaded"/> makes when too many are waiting.</summary>
-    public void Enqueue(T item, Func<EngineOverloadedException> overloaded)
+    /// <summary>
+    /// Queues <paramref name="item"/> for the loop, or throws what <paramref name="overloaded"/> makes when too many are
+    /// waiting. <paramref name="admitted"/> runs once it is admitted, before the loop can see it (a trace's start).
+    /// </summary>
+    public void Enqueue(T item, Func<EngineOverloadedException> overloaded, Action? admitted = null)
     {
         ObjectDisposedException.ThrowIf(_stopping, this);
         if (Interlocked.Increment(ref _queued) + _waitingInside() > _maxWaiting)
@@ -48,6 +51,7 @@ internal sealed class EngineLoop<T> : IDisposable
             Interlocked.Decrement(ref _queued);
             throw overloaded();
         }
+        admitted?.Invoke();
         _arrivals.Enqueue(item);
         _wake.Release();
     }

@@ -172,7 +172,7 @@ public sealed class GenerationEngine : IDisposable
             Interlocked.Increment(ref _rejections);
             _metrics.Rejected();
             return new EngineOverloadedException(RetryAfter(), $"the engine for {_options.ModelName} has {_options.MaxWaitingRequests} requests waiting; retry later");
-        });
+        }, admitted: () => state.Span = EngineTracing.Start(_options.ModelName, state));
     }
 
     private async IAsyncEnumerable<TokenEvent> Read(EngineRequestState state, [EnumeratorCancellation] CancellationToken cancellationToken)

@@ -84,8 +84,9 @@ public sealed class OnePassEngine : IDisposable
             if (id < 0 || id >= _model.Config.VocabSize)
                 throw new ArgumentOutOfRangeException("text", $"token id {id} is outside the vocabulary (0..{_model.Config.VocabSize - 1})");
         var pending = new Pending(tenant, ids, kind, new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
-        _loop.Enqueue(pending, () => new EngineOverloadedException(TimeSpan.FromSeconds(1), $"{_maxWaiting} one-pass requests are waiting; retry later"));
-        EngineTracing.TraceClassification(kind switch { Kind.Sequence => "sequence", Kind.Tokens => "tokens", _ => "embedding" }, tenant, ids.Count, pending.Result.Task, () => pending.StartedAt);
+        _loop.Enqueue(pending, () => new EngineOverloadedException(TimeSpan.FromSeconds(1), $"{_maxWaiting} one-pass requests are waiting; retry later"),
+            admitted: () => EngineTracing.TraceClassification(kind switch { Kind.Sequence => "sequence", Kind.Tokens => "tokens", _ => "embedding" },
+                tenant, ids.Count, pending.Result.Task, () => pending.StartedAt));
         return pending.Result.Task;
     }
 

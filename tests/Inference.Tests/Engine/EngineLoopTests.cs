@@ -11,11 +11,13 @@ public sealed class EngineLoopTests
         int inside = 1;
         using var loop = new EngineLoop<int>("test", () => TimeSpan.FromMilliseconds(50), maxWaiting: 3, () => inside); // never takes anything in
         loop.Start();
-        loop.Enqueue(1, () => new EngineOverloadedException(TimeSpan.FromSeconds(2), "full"));
-        loop.Enqueue(2, () => new EngineOverloadedException(TimeSpan.FromSeconds(2), "full"));
-        var refused = Assert.Throws<EngineOverloadedException>(() => loop.Enqueue(3, () => new EngineOverloadedException(TimeSpan.FromSeconds(2), "full")));
+        int admitted = 0;
+        loop.Enqueue(1, () => new EngineOverloadedException(TimeSpan.FromSeconds(2), "full"), () => admitted++);
+        loop.Enqueue(2, () => new EngineOverloadedException(TimeSpan.FromSeconds(2), "full"), () => admitted++);
+        var refused = Assert.Throws<EngineOverloadedException>(() => loop.Enqueue(3, () => new EngineOverloadedException(TimeSpan.FromSeconds(2), "full"), () => admitted++));
         Assert.Equal(TimeSpan.FromSeconds(2), refused.RetryAfter);
         Assert.Equal(2, loop.Queued); // the refused one is not counted
+        Assert.Equal(2, admitted);    // nor started (no trace for a refused request)
         inside = 0;
         loop.Enqueue(3, () => new EngineOverloadedException(TimeSpan.FromSeconds(2), "full"));
         Assert.Equal(3, loop.Queued);
@@ -36,7 +38,10 @@ public sealed class EngineLoopTests
         loop.Start();
         Assert.True(woken.Wait(TimeSpan.FromSeconds(5)));
         woken.Reset();
-        foreach (int i in new[] { 1, 2, 3 }) loop.Enqueue(i, () => new EngineOverloadedException(TimeSpan.FromSeconds(1), "full"));
+        var seenWhenAdmitted = new List<int>();
+        foreach (int i in new[] { 1, 2, 3 })
+            loop.Enqueue(i, () => new EngineOverloadedException(TimeSpan.FromSeconds(1), "full"), () => { lock (taken) if (taken.Contains(i)) seenWhenAdmitted.Add(i); });
+        Assert.Empty(seenWhenAdmitted); // admitted runs before the loop can take the item
         Assert.True(SpinWait.SpinUntil(() => { lock (taken) return taken.Count == 3; }, TimeSpan.FromSeconds(5)));
         Assert.Equal([1, 2, 3], taken);
         woken.Reset();
