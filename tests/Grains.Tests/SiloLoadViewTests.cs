@@ -13,15 +13,15 @@ public sealed class SiloLoadViewTests
     {
         var view = new SiloLoadView();
         SiloAddress a = Silo(1), b = Silo(2), c = Silo(3);
-        view.Report(a, 5);
-        view.Report(b, 2);
-        view.Report(c, 9);
+        view.ReportAll(new Dictionary<SiloAddress, int> { [a] = 5, [b] = 2, [c] = 9 });
         Assert.Equal(b, view.LeastLoaded([a, b, c]));
         Assert.Equal(a, view.LeastLoaded([a, c])); // only the candidates count
 
-        view.Report(a, 2);
+        view.ReportAll(new Dictionary<SiloAddress, int> { [a] = 2, [b] = 2, [c] = 9 });
         var chosen = Enumerable.Range(0, 200).Select(_ => view.LeastLoaded([a, b, c])).ToHashSet();
         Assert.Equal(new HashSet<SiloAddress> { a, b }, chosen);
         Assert.Equal(c, new SiloLoadView().LeastLoaded([c])); // unknown load counts as idle
+        view.ReportAll(new Dictionary<SiloAddress, int> { [c] = 0 });
+        Assert.Equal(0, view.LoadOf(a)); // a silo the report leaves out carries no load
     }
 }

@@ -114,7 +114,7 @@ public sealed class CatalogGrain(
         if (planner.Failure(definition) is { } failed)
             throw new ModelUnavailableException(name, $"it failed to load: {failed.Error}", Math.Max(1, Math.Ceiling(((failed.RetryAt ?? DateTimeOffset.UtcNow) - DateTimeOffset.UtcNow).TotalSeconds)));
         string silo = planner.Choose(definition);
-        _assigned[(name, silo)] = (definition.Version, DateTimeOffset.UtcNow, definition.MemoryBytes ?? ModelMemory.UnknownWeightBytes);
+        Assign(definition, silo);
         logger.LogInformation("Model {Model} v{Version} will load on {Silo}", name, definition.Version, silo);
         return new ModelRoute(definition, silo);
     }
@@ -139,12 +139,16 @@ public sealed class CatalogGrain(
         foreach (var definition in state.State.Models.Values.Where(d => !_unloading.Contains(d.Name)))
             if (planner.WantsAnother(definition) && planner.TryChoose(definition) == report.Silo)
             {
-                _assigned[(definition.Name, report.Silo)] = (definition.Version, now, definition.MemoryBytes ?? ModelMemory.UnknownWeightBytes);
+                Assign(definition, report.Silo);
                 load.Add(definition);
                 logger.LogInformation("Model {Model} v{Version} gets a replica on {Silo}", definition.Name, definition.Version, report.Silo);
             }
         return Task.FromResult(new SiloDirectives(load, unload, Build(live)));
     }
+
+    /// <summary>Remembers that <paramref name="silo"/> loads the definition's version, until it reports the replica.</summary>
+    private void Assign(ModelDefinition definition, string silo) =>
+        _assigned[(definition.Name, silo)] = (definition.Version, DateTimeOffset.UtcNow, definition.MemoryBytes ?? ModelMemory.UnknownWeightBytes);
 
     private ReplicaPlanner Planner(IReadOnlyDictionary<string, SiloReport> live) =>
         new(live, _assigned.Select(a => (a.Key.Model, a.Key.Silo, a.Value.Version, a.Value.Bytes)).ToList());

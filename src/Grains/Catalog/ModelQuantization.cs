@@ -7,7 +7,7 @@ public static class ModelQuantization
 {
     public static WeightQuantization Of(QuantizationConfig config) => new(config.Name, config.Bits, config.GroupSize);
 
-    public static string Text(QuantizationConfig config) => $"{config.Name}/{config.GroupSize}";
+    public static string Text(WeightQuantization quantization) => $"{quantization.Method}/{quantization.GroupSize}";
 
     /// <summary>"int4/32" (type and group size) as a contract, or null when it does not parse (metadata from another version).</summary>
     public static WeightQuantization? FromText(string? text)

@@ -15,7 +15,7 @@ public static class Gpt2OrleansSiloExtensions
     public static ISiloBuilder AddGpt2Orleans(this ISiloBuilder silo, ModelHostOptions models, bool gpu = false)
     {
         models.Validate();
-        silo.UseSiloMetadata(SiloModels.Metadata(models.Models, gpu, models.ChatTemplates, models.DType, models.Quantization));
+        silo.UseSiloMetadata(SiloModels.Metadata(models.Models.Keys.Select(models.StaticDefinition).ToList(), gpu, models.DType));
         silo.Services.AddSingleton(Microsoft.Extensions.Options.Options.Create(models));
         silo.Services.AddSingleton(_ => ModelStore.CreateDefault(models.BlobConnectionString));
         silo.Services.AddSingleton<ModelHost>();

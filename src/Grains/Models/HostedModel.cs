@@ -45,6 +45,9 @@ public sealed class HostedModel : IDisposable
     /// </summary>
     public string Fingerprint { get; }
 
+    /// <summary>Sequences running or waiting in its generation engine (none for a one-pass head).</summary>
+    public int ActiveSequences => Generation is { Stats: var stats } ? stats.Running + stats.Waiting : 0;
+
     public GenerationEngine RequireGeneration() => Generation
         ?? throw new InvalidRequestException($"model '{Name}' has a {Head} head: it classifies, it does not generate", "model");
 

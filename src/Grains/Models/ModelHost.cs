@@ -234,7 +234,7 @@ public sealed class ModelHost : IDisposable
 
     /// <summary>Loaded, not static, not in use: no lease, nothing running or waiting in its engines.</summary>
     private static bool Evictable(ModelReplica r) =>
-        r.Model is { } model && !r.Definition.Static && r.Leases == 0 && (model.Generation is null || model.Generation.Stats.Running + model.Generation.Stats.Waiting == 0);
+        r.Model is { } model && !r.Definition.Static && r.Leases == 0 && model.ActiveSequences == 0;
 
     /// <summary>Spills the replica's kept conversations (when spilling is on; otherwise their sessions re-prefill), then frees it.</summary>
     private async Task EvictAsync(ModelReplica victim, string why)
@@ -286,7 +286,7 @@ public sealed class ModelHost : IDisposable
                 var stats = r.Model?.Generation?.Stats;
                 string state = r.Failed ? ModelStates.Failed : r.Model is null ? ModelStates.Loading : ModelStates.Loaded;
                 return new ReplicaStatus(r.Definition.Name, r.Definition.Version, silo, state, stats?.Running ?? 0, stats?.Waiting ?? 0,
-                    r.Model is null ? r.Reserved : r.Bytes, r.LastUsed, r.Error, r.Definition.Static, r.Model is { } m ? [m.Head] : null,
+                    r.Held, r.LastUsed, r.Error, r.Definition.Static, r.Model is { } m ? [m.Head] : null,
                     r.Model?.Generation?.Stats.Kept ?? 0, r.Failed ? r.RetryAt : null, r.Leases);
             }).ToList();
     }
@@ -297,7 +297,7 @@ public sealed class ModelHost : IDisposable
     }
 
     /// <summary>Running and waiting sequences over all loaded engines.</summary>
-    public int ActiveSequences => Loaded().Sum(m => m.Generation is { } engine ? engine.Stats.Running + engine.Stats.Waiting : 0);
+    public int ActiveSequences => Loaded().Sum(m => m.ActiveSequences);
 
     /// <summary>Refuses new generations from now on; returns how many sequences are still active.</summary>
     public int StopAdmitting()

@@ -34,7 +34,11 @@ public sealed class ModelHostOptions
     /// <summary>Bytes this silo may hold in model weights and KV pools (null: <see cref="ModelMemory.DefaultBudgetBytes"/>).</summary>
     public long? MemoryBudgetBytes { get; set; }
 
-    /// <summary>A model given at start (<see cref="Models"/>) as a definition: version 0, static, run as this silo runs its models.</summary>
+    /// <summary>
+    /// A model given at start (<see cref="Models"/>) as a definition: version 0, static, run as this silo runs its
+    /// models; its head and a pre-quantized checkpoint's quantization read from a local config.json. The silo's
+    /// metadata advertises it, and its host loads it.
+    /// </summary>
     public ModelDefinition StaticDefinition(string name)
     {
         string source = Models[name];

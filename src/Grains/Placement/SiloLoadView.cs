@@ -12,8 +12,6 @@ public sealed class SiloLoadView
 {
     private readonly ConcurrentDictionary<SiloAddress, int> _load = new();
 
-    public void Report(SiloAddress silo, int load) => _load[silo] = load;
-
     /// <summary>Every silo's load at once: a silo not named carries none.</summary>
     public void ReportAll(IReadOnlyDictionary<SiloAddress, int> loads)
     {

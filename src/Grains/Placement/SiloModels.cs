@@ -16,22 +16,20 @@ public static class SiloModels
     public const string DTypeKey = "gpt2o.dtype";
     public const string QuantizationPrefix = "gpt2o.quantization.";
 
-    public static Dictionary<string, string> Metadata(IReadOnlyDictionary<string, string> models, bool gpu,
-        IReadOnlyDictionary<string, ChatTemplate>? chatTemplates = null, string dtype = "float32", Inference.Quantization.QuantizationConfig? quantization = null)
+    /// <summary>The metadata of a silo started with <paramref name="models"/> (<see cref="Models.ModelHostOptions.StaticDefinition"/>).</summary>
+    public static Dictionary<string, string> Metadata(IReadOnlyCollection<ModelDefinition> models, bool gpu, string dtype = "float32")
     {
         var metadata = new Dictionary<string, string>
         {
-            [ModelsKey] = string.Join(',', models.Keys.Order()), [GpuKey] = gpu ? "true" : "false",
+            [ModelsKey] = string.Join(',', models.Select(m => m.Name).Order()), [GpuKey] = gpu ? "true" : "false",
             [DTypeKey] = Inference.Checkpoints.DeviceSpec.DTypeName(Inference.Checkpoints.DeviceSpec.ParseDType(dtype)),
         };
-        foreach (var (name, source) in models)
+        foreach (var model in models)
         {
-            var config = LocalConfig(source);
-            metadata[SourcePrefix + name] = source;
-            metadata[HeadPrefix + name] = HeadOf(config);
-            if ((config?.Quantization ?? quantization) is { } weights) metadata[QuantizationPrefix + name] = ModelQuantization.Text(weights);
-            if (chatTemplates?.GetValueOrDefault(name) is { } template)
-                metadata[ChatTemplatePrefix + name] = System.Text.Json.JsonSerializer.Serialize(template);
+            metadata[SourcePrefix + model.Name] = model.Source;
+            metadata[HeadPrefix + model.Name] = model.Heads[0];
+            if (model.Quantization is { } weights) metadata[QuantizationPrefix + model.Name] = ModelQuantization.Text(weights);
+            if (model.ChatTemplate is { } template) metadata[ChatTemplatePrefix + model.Name] = System.Text.Json.JsonSerializer.Serialize(template);
         }
         return metadata;
     }
@@ -48,9 +46,6 @@ public static class SiloModels
         try { return Inference.Checkpoints.Gpt2Config.FromFile(config); }
         catch (Inference.Checkpoints.CheckpointException) { return null; }
     }
-
-    /// <summary>The head a checkpoint's config.json declares in its architectures; "lm" otherwise.</summary>
-    private static string HeadOf(Inference.Checkpoints.Gpt2Config? config) => Models.ModelHeads.Of(config?.Architectures ?? []);
 
     /// <summary>The compute dtype the silo runs its models in.</summary>
     public static string DTypeOf(SiloMetadata metadata) => metadata.Metadata.GetValueOrDefault(DTypeKey) ?? "float32";
