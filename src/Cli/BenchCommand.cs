@@ -51,7 +51,8 @@ public static class BenchCommand
         string device = parse.GetValue(CommonOptions.Device)!;
         Log(json, "measuring the machine (memory bandwidth, matmul rate)…");
         Gpt2Orleans.Inference.Native.TorchNativeLoader.EnsureLoaded();
-        var bounds = MachineBounds.Measure(dtypes, repeats: 10);
+        var probe = new BandwidthProbe();
+        var bounds = MachineBounds.Measure(probe, dtypes, repeats: 10);
 
         string folder = parse.GetValue(CommonOptions.Model) ?? Path.Combine(Path.GetTempPath(), $"gpt2o-bench-{Environment.ProcessId}");
         bool temporary = parse.GetValue(CommonOptions.Model) is null;
@@ -73,7 +74,9 @@ public static class BenchCommand
                     double load = Median(repeats, () => Time(() => Gpt2LMHeadModel.FromPretrained(folder, options).Dispose()));
                     using var model = Gpt2LMHeadModel.FromPretrained(folder, options);
                     long weightBytes = model.WeightBytes; // levels and scales for quantized weights
-                    double decodeMs = Median(repeats, () => DecodeMsPerToken(model, parse.GetValue(PromptTokens), parse.GetValue(NewTokens)));
+                    // Each decode run between two bandwidth probes (BracketedDecode), judged also by the bound of its own moment.
+                    var decodes = BracketedDecode.Measure(probe, weightBytes, repeats, () => 1000 / DecodeMsPerToken(model, parse.GetValue(PromptTokens), parse.GetValue(NewTokens)));
+                    double decodeMs = 1000 / MedianOf(decodes.Select(d => d.TokensPerSecond));
                     int prefillTokens = parse.GetValue(PrefillTokens);
                     double prefill = Median(repeats, () => Time(() => Prefill(model, prefillTokens)));
 
@@ -82,6 +85,8 @@ public static class BenchCommand
                     double prefillBound = PrefillFlops(model.Config, prefillTokens) / (bounds.MatmulGflops[quantization is null ? dtype : ScalarType.Float32] * 1e9);
                     rows.Add(new Row(name, "decode, batch 1", decodeMs, "ms/token", decodeBoundMs, decodeBoundMs / decodeMs));
                     rows.Add(new Row(name, "decode, batch 1", 1000 / decodeMs, "tokens/s", 1000 / decodeBoundMs, decodeBoundMs / decodeMs));
+                    rows.Add(new Row(name, "decode, batch 1, bound probed around each run", 1000 / decodeMs, "tokens/s",
+                        MedianOf(decodes.Select(d => d.BandwidthGBps * 1e9 / weightBytes)), MedianOf(decodes.Select(d => d.FractionOfBound))));
                     rows.Add(new Row(name, $"prefill {prefillTokens} tokens", prefill, "s", prefillBound, prefillBound / prefill));
                     rows.Add(new Row(name, quantization is null ? "model load" : "model load, quantizing", load, "s", null, null));
                     if (quantization is not null)
@@ -115,7 +120,7 @@ public static class BenchCommand
         AnsiConsole.Write(table);
         AnsiConsole.WriteLine($"machine: {Environment.ProcessorCount} cores, memory triad {bounds.TriadGBps:F1} GB/s, read {bounds.ReadGBps:F1} GB/s, matmul " +
             string.Join(", ", bounds.MatmulGflops.Select(p => $"{Name(p.Key)} {p.Value:F0} GFLOP/s")) + $"; torch threads {torch.get_num_threads()}");
-        AnsiConsole.WriteLine("decode bound = weight bytes ÷ the higher of the two bandwidths; prefill bound = FLOPs (projections + causal attention) ÷ matmul rate");
+        AnsiConsole.WriteLine("decode bound = weight bytes ÷ the higher of the two bandwidths (probed at the start, or around each run: the medians of the runs); prefill bound = FLOPs (projections + causal attention) ÷ matmul rate");
         return 0;
     }
 
@@ -150,10 +155,12 @@ public static class BenchCommand
         return watch.Elapsed.TotalSeconds;
     }
 
-    private static double Median(int repeats, Func<double> measure)
+    private static double Median(int repeats, Func<double> measure) => MedianOf(Enumerable.Range(0, repeats).Select(_ => measure()));
+
+    private static double MedianOf(IEnumerable<double> values)
     {
-        var values = Enumerable.Range(0, repeats).Select(_ => measure()).Order().ToArray();
-        return values[values.Length / 2];
+        var sorted = values.Order().ToArray();
+        return sorted[sorted.Length / 2];
     }
 
     private static string Name(ScalarType dtype) => dtype switch

@@ -25,13 +25,17 @@ public static class EngineBenchCommand
     private static readonly Option<int> PromptTokens = new("--prompt-tokens") { DefaultValueFactory = _ => 128 };
     private static readonly Option<int> NewTokens = new("--new-tokens") { DefaultValueFactory = _ => 128 };
     private static readonly Option<int> ConversationTokens = new("--conversation-tokens") { DefaultValueFactory = _ => 900 };
+    private static readonly Option<int> BracketedRuns = new("--bracketed-runs")
+    {
+        Description = "one-stream runs each judged against the bandwidth probed just before and after it (0: none)", DefaultValueFactory = _ => 5,
+    };
 
     public static Command Create()
     {
         var command = new Command("bench-engine", "Throughput and latency of the continuous-batching engine against this machine's compute bound");
         CommonOptions.AddTo(command);
         CommonOptions.AddEngineTo(command);
-        foreach (var option in new Option[] { Streams, PromptTokens, NewTokens, ConversationTokens }) command.Add(option);
+        foreach (var option in new Option[] { Streams, PromptTokens, NewTokens, ConversationTokens, BracketedRuns }) command.Add(option);
         command.SetAction(parse => Run(parse).GetAwaiter().GetResult());
         return command;
     }
@@ -40,6 +44,7 @@ public static class EngineBenchCommand
     {
         bool json = parse.GetValue(CommonOptions.Json);
         var dtype = DeviceSpec.ParseDType(parse.GetValue(CommonOptions.DType));
+        if (parse.GetValue(BracketedRuns) < 0) throw new ArgumentException("--bracketed-runs must be 0 or more");
         Gpt2Orleans.Inference.Native.TorchNativeLoader.EnsureLoaded();
         var bounds = MachineBounds.Measure([dtype], repeats: 10);
         var quantization = CommonOptions.Quantization(parse);
@@ -87,6 +92,10 @@ public static class EngineBenchCommand
                 $"{ms.schedule:F2} / {ms.inputs:F2} / {ms.forward:F2} / {ms.sample:F2} / {ms.output:F2}");
         }
 
+        if (!json) Console.Error.WriteLine("one stream between bandwidth probes…");
+        var probe = new BandwidthProbe(); // made after the resident sets are read: its 384 MB are not the engine's
+        var bracketed = BracketedDecode.Measure(probe, weightBytes, parse.GetValue(BracketedRuns), () => 1 / Load(engine, 1, promptTokens, newTokens).GetAwaiter().GetResult().Itl.P50);
+
         if (!json) Console.Error.WriteLine("constrained decoding…");
         var constrained = new List<object>();
         var constrainedTable = new Table().AddColumns("streams", "free: output tokens/s", "sample ms per step",
@@ -117,7 +126,8 @@ public static class EngineBenchCommand
             JsonOutput.Write(new { matmul_gflops = bounds.MatmulGflops[dtype], compute_bound_tokens_per_second = computeBound,
                 bandwidth_gbps = bounds.BandwidthGBps, bandwidth_bound_tokens_per_second = bandwidthBound,
                 kv_bytes_per_token = engine.KvBytesPerToken, kv_dtype = DeviceSpec.DTypeName(engine.KvDType), weight_bytes = weightBytes, quantization = quantization?.Name, resident_loaded_bytes = residentLoaded, resident_bytes = resident,
-                rows, constrained, follow_up = followUp });
+                rows, one_stream_bracketed = bracketed.Select(r => new { decode_tokens_per_second = r.TokensPerSecond, bandwidth_gbps = r.BandwidthGBps, fraction_of_bound = r.FractionOfBound }),
+                constrained, follow_up = followUp });
             return 0;
         }
         AnsiConsole.Write(table);
@@ -130,6 +140,7 @@ public static class EngineBenchCommand
             $"compute bound {computeBound:F0} tokens/s (matmul {bounds.MatmulGflops[dtype]:F0} GFLOP/s ÷ 2 × {parameters / 1e6:F0}M parameters); " +
             $"KV {engine.KvBytesPerToken / 1024.0:F0} KiB per token ({DeviceSpec.DTypeName(engine.KvDType)}); {Environment.ProcessorCount} cores; weights {quantization?.Name ?? "dense"}, " +
             $"resident set with the model loaded {residentLoaded / 1e6:F0} MB, after the engine's warm-up {resident / 1e6:F0} MB (its KV pool included)");
+        if (bracketed.Count > 0) AnsiConsole.WriteLine($"one stream's decode, each run between two bandwidth probes: {BracketedDecode.Describe(bracketed)}");
         return 0;
     }
 

@@ -93,6 +93,15 @@ public sealed class Gpt2oCommandTests
     }
 
     [Fact]
+    public async Task A_negative_count_of_bracketed_runs_is_refused_before_any_measurement()
+    {
+        var result = await CliRunner.RunAsync(["bench-engine", "--model", Lm, "--bracketed-runs", "-1"]);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("error: --bracketed-runs must be 0 or more", result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+    }
+
+    [Fact]
     public async Task A_hub_repo_id_is_downloaded_through_hf_endpoint_and_used()
     {
         string source = Directory.CreateTempSubdirectory("gpt2o-cli-hub-").FullName;
