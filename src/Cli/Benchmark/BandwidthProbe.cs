@@ -24,9 +24,6 @@ public sealed class BandwidthProbe
     /// <summary>A read of the three arrays, best of <paramref name="repeats"/>.</summary>
     public double ReadGBps(int repeats) => 3.0 * 4 * N / MachineBounds.Best(repeats, () => Split((lo, hi) => { Sum(_a, lo, hi); Sum(_b, lo, hi); Sum(_c, lo, hi); })) / 1e9;
 
-    /// <summary>The bandwidth a decode step can at best use: the faster of the two (it only reads weights).</summary>
-    public double BandwidthGBps(int repeats) => Math.Max(TriadGBps(repeats), ReadGBps(repeats));
-
     private static void Triad(float[] a, float[] b, float[] c, int lo, int hi)
     {
         var s = Vector256.Create(3f);
