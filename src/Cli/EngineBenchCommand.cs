@@ -107,8 +107,9 @@ public static class EngineBenchCommand
             var automaton = GrammarAutomaton.For(constraint.Compile(), Gpt2Tokenizer.Default); // once per schema (and the vocabulary's trie once per process), cached: not a cost of the steps
             // First run: every state the outputs reach is new to the automaton (its mask is computed then); the second
             // run writes the same outputs (greedy), so it shows the per-step cost once masks are cached.
-            var cold = await Load(engine, streams, promptTokens, newTokens, constraint);
-            var warm = await Load(engine, streams, promptTokens, newTokens, constraint);
+            int prompts = NextPrompts();
+            var cold = await Load(engine, streams, promptTokens, newTokens, constraint, prompts);
+            var warm = await Load(engine, streams, promptTokens, newTokens, constraint, prompts);
             int states = automaton.InternedStates;
             double freeSample = PerStep(free.Times).sample, coldSample = PerStep(cold.Times).sample, warmSample = PerStep(warm.Times).sample;
             constrained.Add(new { streams, free_tokens_per_second = free.TokensPerSecond, free_sample_ms = freeSample, free_step_ms = StepJson(free.Times),
@@ -167,8 +168,15 @@ public static class EngineBenchCommand
     private const string BenchSchema = "{\"type\":\"array\",\"minItems\":200,\"items\":{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"name\",\"age\",\"tags\"]," +
         "\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},\"age\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":120},\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"red\",\"green\",\"blue\"]},\"maxItems\":3}}}}";
 
-    private static async Task<LoadResult> Load(GenerationEngine engine, int streams, int promptTokens, int newTokens, OutputConstraint? constraint = null)
+    private static int _prompts;
+
+    /// <summary>A new set of prompts: every run prefills its own, so no run's time to first token is a prefix-cache hit on an earlier run's.</summary>
+    private static int NextPrompts() => Interlocked.Increment(ref _prompts);
+
+    /// <param name="prompts">which set of prompts (<see cref="NextPrompts"/>; a new one when null): the same set gives the same greedy outputs</param>
+    private static async Task<LoadResult> Load(GenerationEngine engine, int streams, int promptTokens, int newTokens, OutputConstraint? constraint = null, int? prompts = null)
     {
+        int set = prompts ?? NextPrompts();
         var ttft = new List<double>();
         var itl = new List<double>();
         var fragmentation = new List<double>();
@@ -177,7 +185,9 @@ public static class EngineBenchCommand
         long generated = 0;
         var tasks = Enumerable.Range(0, streams).Select(async s =>
         {
-            var prompt = Enumerable.Range(0, promptTokens).Select(i => 1000 + (s * 7919 + i * 104729) % 45000).ToArray(); // distinct per stream: no cache hits
+            // Distinct per stream and per set (their first tokens differ): no prefix-cache hits.
+            long key = (long)set * 4096 + s;
+            var prompt = Enumerable.Range(0, promptTokens).Select(i => 1000 + (int)((key * 7919 + (long)i * 104729) % 45000)).ToArray();
             // No eos, so every stream runs its full length (a constraint ends with eos, but its schema does not close in time).
             var request = new EngineRequest($"bench{s}", prompt, new GenerationConfig { MaxNewTokens = newTokens, EosTokenIds = constraint is null ? [] : null, Constraint = constraint });
             double start = watch.Elapsed.TotalSeconds, last = start;
