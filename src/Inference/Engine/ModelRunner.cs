@@ -22,7 +22,7 @@ internal sealed record RunnerOutput(Tensor Logits, IReadOnlyList<ScheduledChunk>
 /// (flat token ids, positions, slots), runs the paged forward pass and returns only the rows of logits that are
 /// needed. All device and threading policy lives here, per engine: libtorch's intra-op threads are set on the
 /// engine's own loop thread before each step (OpenMP keeps the count per calling thread, so two engines in one
-/// process do not race on it): one thread for a step that our mat-vec kernel splits across the cores itself
+/// process do not race on it): one thread for a step that our kernels split across the cores themselves (<see cref="KernelPolicy.OneThreadStep"/>)
 /// (libtorch's idle OpenMP workers would spin on the core it needs), all of them otherwise. The engine's
 /// <see cref="KernelPolicy"/> (batch invariance, the mat-vec kernel) goes with every forward pass.
 /// </summary>
@@ -60,7 +60,7 @@ internal sealed class ModelRunner(Gpt2LMHeadModel model, KvBlockPool pool, Block
                 sampleRows.Add(offset - 1);
             }
         }
-        SetThreads(policy.MatVecStep(model.DType, model.Device, plan.TokenCount) ? 1 : _threads);
+        SetThreads(policy.OneThreadStep(model.DType, model.Device, plan.TokenCount) ? 1 : _threads);
         using var batch = new PagedBatch(pool, allocator, parts);
         var tokenIds = torch.tensor(ids, device: model.Device);
         long built = System.Diagnostics.Stopwatch.GetTimestamp();

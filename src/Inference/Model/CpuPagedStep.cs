@@ -18,7 +18,9 @@ namespace Gpt2Orleans.Inference.Model;
 /// conversions) at 5–20 µs each, measured 3–4 ms of a 25 ms GPT-2 small step on 2 cores, where the weights alone
 /// take ~18 ms to stream. The per-block forward stays the reference; the tests hold this path to it. bf16 models keep
 /// bf16 weights, with float32 activations in between (libtorch rounds them to bf16 after every op); the K/V are
-/// written and read in the pool's dtype, float32 or bf16, whatever the model's.
+/// written and read in the pool's dtype, float32 or bf16, whatever the model's. Where the policy says so
+/// (<see cref="KernelPolicy.NativeBFloat16Gemm"/>: many rows on a CPU with bf16 dot products) the bf16 products go
+/// to libtorch's bf16 GEMM instead, the rest of the step staying here.
 /// </summary>
 internal static unsafe class CpuPagedStep
 {
@@ -35,10 +37,11 @@ internal static unsafe class CpuPagedStep
 
     /// <summary>The blocks over <paramref name="hidden"/> (N, E), the embeddings; returns the last block's output (N, E) in the model's dtype.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
-    public static Tensor Blocks(Gpt2Model model, Tensor hidden, PagedBatch batch, KvBlockPool pool)
+    public static Tensor Blocks(Gpt2Model model, Tensor hidden, PagedBatch batch, KvBlockPool pool, KernelPolicy policy)
     {
         var config = model.Config;
         int n = batch.TokenCount, e = (int)config.NEmbd, inner = (int)config.InnerDim;
+        bool gemm = policy.NativeBFloat16Gemm(model.DType, n);
         var activation = ActivationOf(config.ActivationFunction)!.Value;
         // Each row attends over its sequence's slots up to its own position (its K/V are written first: causal).
         var rowSlots = new long[n][];
@@ -71,18 +74,18 @@ internal static unsafe class CpuPagedStep
 
                     // x + attn(ln_1(x))
                     LayerNormRows(xp, np, n, e, ln1Weight, ln1Bias, (float)block.ln_1.Eps);
-                    Linear(np, n, e, block.attn.c_attn, qkvp, 3 * e, attnBias);
+                    Linear(np, n, e, block.attn.c_attn, qkvp, 3 * e, attnBias, gemm);
                     WriteKeyValues(qkvp, n, e, batch.HostWriteSlots, pool, layer);
                     for (int r = 0; r < n; r++) Copy(qkvp + (long)r * 3 * e, qp + (long)r * e, e);
                     CpuPagedAttention.Attend(qp, ap, n, config.NHead, config.HeadDim,
                         pool.KeyStorage(layer), pool.ValueStorage(layer), rowSlots, rowLengths, block.attn.Scale);
-                    LinearResidual(ap, n, e, block.attn.c_proj, pp, attnProjBias, xp);
+                    LinearResidual(ap, n, e, block.attn.c_proj, pp, attnProjBias, xp, gemm);
 
                     // x + mlp(ln_2(x))
                     LayerNormRows(xp, np, n, e, ln2Weight, ln2Bias, (float)block.ln_2.Eps);
-                    Linear(np, n, e, block.mlp.c_fc, fp, inner, fcBias);
+                    Linear(np, n, e, block.mlp.c_fc, fp, inner, fcBias, gemm);
                     Activate(fp, n * inner, activation);
-                    LinearResidual(fp, n, inner, block.mlp.c_proj, pp, mlpProjBias, xp);
+                    LinearResidual(fp, n, inner, block.mlp.c_proj, pp, mlpProjBias, xp, gemm);
                 }
             }
             var result = torch.empty([n, e], ScalarType.Float32);
@@ -96,11 +99,15 @@ internal static unsafe class CpuPagedStep
         }
     }
 
-    /// <summary>y (rows, out) = x · Wᵀ + b, in the dense or the quantized kernel; x is consumed (laid out in place for a dense W's dtype).</summary>
+    /// <summary>
+    /// y (rows, out) = x · Wᵀ + b, in the dense or the quantized kernel, or for a bf16 W in libtorch's bf16 GEMM when
+    /// <paramref name="gemm"/> (<see cref="KernelPolicy.NativeBFloat16Gemm"/>); x is consumed (laid out in place for the kernel).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
-    private static void Linear(float* x, int rows, int inFeatures, Conv1D projection, float* y, int outFeatures, float* bias)
+    private static void Linear(float* x, int rows, int inFeatures, Conv1D projection, float* y, int outFeatures, float* bias, bool gemm)
     {
         if (projection.Quantized is { } quantized) QuantizedMatVec.Multiply(quantized, x, rows, y);
+        else if (gemm) NativeGemm(x, rows, inFeatures, projection.WeightOutIn!, y);
         else
         {
             var weight = projection.WeightOutIn!;
@@ -110,12 +117,21 @@ internal static unsafe class CpuPagedStep
         for (int r = 0; r < rows; r++) AddInPlace(y + (long)r * outFeatures, bias, outFeatures);
     }
 
+    /// <summary>y = x · Wᵀ for a bf16 W [out, in] in libtorch's GEMM: x rounded to bf16 as libtorch's own bf16 forward holds it, the product widened back.</summary>
+    private static void NativeGemm(float* x, int rows, int inFeatures, Tensor weightOutIn, float* y)
+    {
+        using var input = torch.empty([rows, inFeatures], ScalarType.BFloat16);
+        fixed (byte* ip = input.bytes) ToBFloat16(x, (ushort*)ip, rows * inFeatures);
+        using var product = torch.nn.functional.linear(input, weightOutIn);
+        ReadFloats(product, y);
+    }
+
     /// <summary>residual (rows, E) += x · Wᵀ + b, through <paramref name="scratch"/>; x is consumed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
-    private static void LinearResidual(float* x, int rows, int inFeatures, Conv1D projection, float* scratch, float* bias, float* residual)
+    private static void LinearResidual(float* x, int rows, int inFeatures, Conv1D projection, float* scratch, float* bias, float* residual, bool gemm)
     {
         int outFeatures = projection.WeightShape.Out;
-        Linear(x, rows, inFeatures, projection, scratch, outFeatures, bias);
+        Linear(x, rows, inFeatures, projection, scratch, outFeatures, bias, gemm);
         AddInPlace(residual, scratch, rows * outFeatures);
     }
 
@@ -136,15 +152,27 @@ internal static unsafe class CpuPagedStep
             }
     }
 
-    /// <summary>float32 → bf16, rounding to nearest even as libtorch does (NaN stays NaN).</summary>
+    /// <summary>float32 → bf16, rounding to nearest even as libtorch does (NaN stays NaN), sixteen values a step.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
-    private static void ToBFloat16(float* source, ushort* destination, int count)
+    internal static void ToBFloat16(float* source, ushort* destination, int count)
     {
-        for (int i = 0; i < count; i++)
+        int i = 0;
+        for (; i + 16 <= count; i += 16)
+            Vector256.Narrow(RoundToBFloat16(Vector256.Load(source + i)), RoundToBFloat16(Vector256.Load(source + i + 8))).Store(destination + i);
+        for (; i < count; i++)
         {
             uint bits = BitConverter.SingleToUInt32Bits(source[i]);
             destination[i] = float.IsNaN(source[i]) ? (ushort)0x7FC0 : (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
         }
+    }
+
+    /// <summary>Each value's bf16 bits (in the low half of its lane): the tail loop's rounding, eight at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<uint> RoundToBFloat16(Vector256<float> x)
+    {
+        var bits = x.AsUInt32();
+        var rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >> 16) & Vector256<uint>.One)) >> 16;
+        return Vector256.ConditionalSelect(Vector256.Equals(x, x).AsUInt32(), rounded, Vector256.Create(0x7FC0u));
     }
 
     private static void ReadFloats(Tensor t, float* destination) => CpuMatVec.ReadFloat32(t, new Span<float>(destination, (int)t.numel()));

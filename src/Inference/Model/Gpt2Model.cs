@@ -98,7 +98,7 @@ public sealed class Gpt2Model : nn.Module
             throw new ArgumentException($"a sequence exceeds the model's n_positions ({Config.NPositions})");
         CheckRange(tokenIds, Config.VocabSize, "input_ids", "token id", "vocabulary");
         var hidden = wte.forward(tokenIds.to(Device)).add_(wpe.forward(batch.Positions)); // (N, E)
-        if (CpuPagedStep.Applies(this, batch, pool, policy)) hidden = CpuPagedStep.Blocks(this, hidden, batch, pool);
+        if (CpuPagedStep.Applies(this, batch, pool, policy)) hidden = CpuPagedStep.Blocks(this, hidden, batch, pool, policy);
         else foreach (var block in h) hidden = block.forwardPaged(hidden, batch, pool, policy);
         return ln_f.forward(hidden).MoveToOuterDisposeScope();
     }

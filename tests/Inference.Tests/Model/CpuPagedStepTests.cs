@@ -159,6 +159,64 @@ public sealed class CpuPagedStepTests
         }
     }
 
+    /// <summary>
+    /// From <see cref="KernelPolicy.NativeBFloat16GemmRows"/> rows on a CPU with bf16 dot products, the fused step's bf16
+    /// products run in libtorch's bf16 GEMM (its inputs rounded to bf16): a 16-token prefill and steps mixing a 14-token
+    /// chunk with two decodes stay as close to float32 as libtorch's own per-block bf16 forward.
+    /// </summary>
+    [SkippableFact]
+    public void Fused_bf16_steps_of_many_rows_take_libtorchs_bf16_gemm_and_stay_as_close_to_float32_as_the_per_block_forward()
+    {
+        Skip.IfNot(CpuMatVec.Supported, "the fused step needs AVX2 + FMA");
+        Skip.IfNot(SlicedFloat32Linear.NativeBFloat16, "no AVX512_BF16 here: the mat-vec kernel serves every bf16 step of few rows");
+        Assert.True(KernelPolicy.Fast.NativeBFloat16Gemm(ScalarType.BFloat16, 16));
+        Assert.False(KernelPolicy.Fast.NativeBFloat16Gemm(ScalarType.BFloat16, 15));
+        Assert.False(KernelPolicy.Fast.NativeBFloat16Gemm(ScalarType.Float32, 64));
+        using var scope = torch.NewDisposeScope();
+        using var exact = Gpt2LMHeadModel.CreateRandom(Small, seed: 3);
+        using var bf16 = Gpt2LMHeadModel.CreateRandom(Small, 3, new ModelLoadOptions { DType = ScalarType.BFloat16 });
+        using var expected = new Run(exact);
+        using var fused = new Run(bf16, KernelPolicy.Fast);
+        using var perBlock = new Run(bf16);
+        Assert.True(fused.PrefillFused, "the fused path did not serve a 16-token bf16 prefill");
+        AssertAsClose(expected.PrefillLogits, fused.PrefillLogits, perBlock.PrefillLogits, "prefill");
+        for (int step = 0; step < 3; step++)
+        {
+            var reference = expected.Step(exact, step, KernelPolicy.Dense, firstChunk: 14).Logits;
+            var (actual, wasFused) = fused.Step(bf16, step, KernelPolicy.Fast, firstChunk: 14);
+            var libtorch = perBlock.Step(bf16, step, KernelPolicy.Dense, firstChunk: 14).Logits;
+            Assert.True(wasFused, "the fused path did not serve a 16-row bf16 step");
+            AssertAsClose(reference, actual, libtorch, $"mixed step {step}");
+        }
+
+        static void AssertAsClose(Tensor reference, Tensor fused, Tensor libtorch, string what)
+        {
+            Assert.Equal(ScalarType.BFloat16, fused.dtype);
+            double fusedError = TensorAssert.MaxDiff(reference, fused.to(ScalarType.Float32));
+            double libtorchError = TensorAssert.MaxDiff(reference, libtorch.to(ScalarType.Float32));
+            Assert.True(fusedError <= Math.Max(2 * libtorchError, 0.05), $"{what}: fused bf16 |Δ| {fusedError} against libtorch bf16's {libtorchError}");
+        }
+    }
+
+    /// <summary>The rounding of activations and K/V to bf16 is libtorch's, bit for bit: ties to even, NaN, infinities, subnormals, a ragged tail.</summary>
+    [Fact]
+    public unsafe void Rounding_to_bf16_gives_libtorchs_bits()
+    {
+        using var scope = torch.NewDisposeScope();
+        uint[] special = [0x3F808000, 0x3F818000, 0x3F80FFFF, 0x7F7FFFFF, 0xFF7FFFFF, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00001,
+            0x7F800001, 0x00000001, 0x00008000, 0x00018000, 0x80000000, 0x00000000, 0x807FFFFF];
+        var random = new Random(11);
+        var values = special.Select(BitConverter.UInt32BitsToSingle)
+            .Concat(Enumerable.Range(0, 987).Select(_ => BitConverter.UInt32BitsToSingle((uint)random.NextInt64(0, 1L << 32)))).ToArray(); // 1003: not a multiple of 16
+        var actual = new ushort[values.Length];
+        fixed (float* source = values) fixed (ushort* destination = actual) CpuPagedStep.ToBFloat16(source, destination, values.Length);
+        using var expected = torch.tensor(values).to(ScalarType.BFloat16);
+        var expectedBits = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(expected.bytes).ToArray();
+        for (int i = 0; i < values.Length; i++)
+            if (float.IsNaN(values[i])) Assert.True((actual[i] & 0x7F80) == 0x7F80 && (actual[i] & 0x7F) != 0, $"value {i}: NaN became 0x{actual[i]:X4}");
+            else Assert.True(expectedBits[i] == actual[i], $"value {i} (0x{BitConverter.SingleToUInt32Bits(values[i]):X8}): 0x{actual[i]:X4}, libtorch 0x{expectedBits[i]:X4}");
+    }
+
     [SkippableTheory]
     [InlineData(ScalarType.Float32, ScalarType.BFloat16)]
     [InlineData(ScalarType.BFloat16, ScalarType.Float32)]
