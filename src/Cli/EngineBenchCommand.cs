@@ -56,6 +56,7 @@ public static class EngineBenchCommand
         // One stream reads every weight once per token: its decode is bounded by memory bandwidth.
         long weightBytes = model.WeightBytes; // for quantized weights, their levels and scales
         double bandwidthBound = bounds.BandwidthGBps * 1e9 / weightBytes;
+        double ttftFloor = PrefillFloorSeconds(model.Config, parameters, weightBytes, parse.GetValue(PromptTokens), bounds.MatmulGflops[dtype], bounds.BandwidthGBps);
         int promptTokens = parse.GetValue(PromptTokens), newTokens = parse.GetValue(NewTokens);
         using var engine = new GenerationEngine(model, Gpt2Tokenizer.Default, new EngineOptions
         {
@@ -73,11 +74,13 @@ public static class EngineBenchCommand
         var table = new Table().AddColumns("streams", "output tokens/s", "× 1 stream", "of compute bound", "all tokens/s", "of compute bound",
             "TTFT p50 / p99", "ITL p50 / p99", "decode tok/s per stream", "KV unusable", "step ms: schedule / inputs / forward / sample / output");
         double single = 0;
+        LoadResult? oneStream = null;
         foreach (int streams in parse.GetValue(Streams)!)
         {
             if (!json) Console.Error.WriteLine($"{streams} streams…");
             var result = await Load(engine, streams, promptTokens, newTokens);
             if (streams == 1 || single == 0) single = result.TokensPerSecond;
+            if (streams == 1) oneStream ??= result;
             double allTokens = result.TokensPerSecond * (promptTokens + newTokens) / newTokens;
             rows.Add(new { streams, tokens_per_second = result.TokensPerSecond, speedup = result.TokensPerSecond / single,
                 fraction_of_compute_bound = result.TokensPerSecond / computeBound, all_tokens_per_second = allTokens,
@@ -128,7 +131,8 @@ public static class EngineBenchCommand
                 bandwidth_gbps = bounds.BandwidthGBps, bandwidth_bound_tokens_per_second = bandwidthBound,
                 kv_bytes_per_token = engine.KvBytesPerToken, kv_dtype = DeviceSpec.DTypeName(engine.KvDType), weight_bytes = weightBytes, quantization = quantization?.Name, resident_loaded_bytes = residentLoaded, resident_bytes = resident,
                 rows, one_stream_bracketed = bracketed.Select(r => new { decode_tokens_per_second = r.TokensPerSecond, bandwidth_gbps = r.BandwidthGBps, fraction_of_bound = r.FractionOfBound }),
-                constrained, follow_up = followUp });
+                constrained, follow_up = followUp, ttft_floor_seconds = ttftFloor, ttft_floor_decode_steps = ttftFloor * bandwidthBound,
+                one_stream_ttft_decode_steps = oneStream is null ? (double?)null : oneStream.Ttft.P50 / oneStream.Itl.P50 });
             return 0;
         }
         AnsiConsole.Write(table);
@@ -141,8 +145,25 @@ public static class EngineBenchCommand
             $"compute bound {computeBound:F0} tokens/s (matmul {bounds.MatmulGflops[dtype]:F0} GFLOP/s ÷ 2 × {parameters / 1e6:F0}M parameters); " +
             $"KV {engine.KvBytesPerToken / 1024.0:F0} KiB per token ({DeviceSpec.DTypeName(engine.KvDType)}); {Environment.ProcessorCount} cores; weights {quantization?.Name ?? "dense"}, " +
             $"resident set with the model loaded {residentLoaded / 1e6:F0} MB, after the engine's warm-up {resident / 1e6:F0} MB (its KV pool included)");
+        AnsiConsole.WriteLine($"time to first token for a {promptTokens}-token prompt at best {ttftFloor * 1000:F0} ms here ({ttftFloor * bandwidthBound:F2} decode steps at the bandwidth bound): " +
+            "its block products at the matmul rate (or their weights read once, if slower) and the LM head's weights read once" +
+            (oneStream is null ? "" : $"; measured at 1 stream {oneStream.Ttft.P50 * 1000:F0} ms, {oneStream.Ttft.P50 / oneStream.Itl.P50:F2} of its decode steps (ITL p50)"));
         if (bracketed.Count > 0) AnsiConsole.WriteLine($"one stream's decode, each run between two bandwidth probes: {BracketedDecode.Describe(bracketed)}");
         return 0;
+    }
+
+    /// <summary>
+    /// The fastest a prompt's prefill can run on this machine: 2 FLOPs per block parameter per prompt token at the
+    /// measured matmul rate, or the blocks' weights read once where that is slower, then the LM head's weights read once
+    /// for the one row it projects (its share of the weight bytes: wte's share of the parameters).
+    /// </summary>
+    private static double PrefillFloorSeconds(Gpt2Config config, long parameters, long weightBytes, int promptTokens, double matmulGflops, double bandwidthGBps)
+    {
+        long lmHead = (long)config.VocabSize * config.NEmbd;
+        long blocks = parameters - lmHead * (config.TieWordEmbeddings ? 1 : 2) - (long)config.NPositions * config.NEmbd; // not wte, lm_head, wpe
+        double bytesPerParameter = weightBytes / (double)parameters;
+        double blockSeconds = Math.Max(2.0 * blocks * promptTokens / (matmulGflops * 1e9), blocks * bytesPerParameter / (bandwidthGBps * 1e9));
+        return blockSeconds + lmHead * bytesPerParameter / (bandwidthGBps * 1e9);
     }
 
     private sealed record LoadResult(double TokensPerSecond, Percentiles Ttft, Percentiles Itl, double Fragmentation, EngineStepTimes Times);
