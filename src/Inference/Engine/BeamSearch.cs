@@ -103,7 +103,7 @@ internal sealed class BeamSearch
     /// <summary>Chooses the group's next beams from what <see cref="GroupTensors"/> gave, copied to <paramref name="host"/> from <paramref name="offset"/>; returns the offset past it.</summary>
     public int CompleteGroup(int group, double[] host, int offset)
     {
-        int first = group * _groupSize, vocab = (int)_logp!.shape[1];
+        int first = group * _groupSize, vocab = (int)_logp!.size(1);
         if (group == 0 && _rawParts is not null) offset = ReadRaw(host, offset, vocab);
         List<BeamSearchScorer.Candidate> candidates;
         if (_sampler is null)

@@ -19,7 +19,7 @@ internal static class Sampler
     {
         if (rows.Count == 0) return [];
         using var scope = torch.NewDisposeScope();
-        int vocab = (int)logits.shape[1], width = (int)logits.shape[0];
+        int vocab = (int)logits.size(1), width = (int)logits.size(0);
         // Greedy rows without processors take the argmax of their logits in place: one pass over all rows, no copy.
         var plain = Enumerable.Range(0, rows.Count).Where(i => rows[i].Sequence.Sampler is null && rows[i].Sequence.Processors.ProcessesNothing).ToArray();
         var processed = Enumerable.Range(0, rows.Count).Where(i => rows[i].Sequence.Sampler is null && !rows[i].Sequence.Processors.ProcessesNothing).ToArray();

@@ -18,7 +18,7 @@ internal sealed class GrammarLogitsProcessor(GrammarAutomaton automaton, IReadOn
 
     public Tensor Process(IReadOnlyList<IReadOnlyList<int>> inputIds, Tensor scores)
     {
-        int rows = (int)scores.shape[0], vocab = (int)scores.shape[1];
+        int rows = (int)scores.size(0), vocab = (int)scores.size(1);
         int limit = Math.Min(vocab, automaton.VocabSize);
         var masks = new ulong[]?[rows];
         var ends = new (bool Allowed, bool Forced)[rows];

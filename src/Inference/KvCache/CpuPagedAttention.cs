@@ -22,7 +22,7 @@ public static unsafe class CpuPagedAttention
 {
     public static bool Applies(Tensor query, Tensor keyStorage) =>
         Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported && query.device_type == DeviceType.CPU
-        && query.dtype is ScalarType.Float32 or ScalarType.BFloat16 && Reads(keyStorage) && query.shape[^1] % 8 == 0;
+        && query.dtype is ScalarType.Float32 or ScalarType.BFloat16 && Reads(keyStorage) && query.size(-1) % 8 == 0;
 
     /// <summary>Whether the kernel reads this pool storage: contiguous, float32 or bf16 (the fused decode step asks too).</summary>
     public static bool Reads(Tensor storage) => storage.dtype is ScalarType.Float32 or ScalarType.BFloat16 && storage.is_contiguous();
@@ -33,7 +33,7 @@ public static unsafe class CpuPagedAttention
     /// <returns>(S, nh, hs) in the query's dtype</returns>
     public static Tensor Decode(Tensor query, Tensor keyStorage, Tensor valueStorage, IReadOnlyList<long[]> slots, double scale)
     {
-        int sequences = (int)query.shape[0], heads = (int)query.shape[1], headDim = (int)query.shape[2];
+        int sequences = (int)query.size(0), heads = (int)query.size(1), headDim = (int)query.size(2);
         using var q = query.to(ScalarType.Float32).contiguous();
         var output = torch.empty([sequences, heads, headDim], ScalarType.Float32);
         Attend((float*)Address(q), (float*)Address(output), sequences, heads, headDim, keyStorage, valueStorage, slots, null, scale);
@@ -47,10 +47,15 @@ public static unsafe class CpuPagedAttention
     /// a prompt's rows share their sequence's slots, each up to its own position (causal attention).
     /// </summary>
     internal static void Attend(float* query, float* output, int sequences, int heads, int headDim, Tensor keyStorage, Tensor valueStorage,
+        IReadOnlyList<long[]> slots, IReadOnlyList<int>? lengths, double scale) =>
+        Attend(query, output, sequences, heads, headDim, Address(keyStorage), Address(valueStorage), keyStorage.dtype, slots, lengths, scale);
+
+    /// <summary>The same over a pool's memory found before (<see cref="KvBlockPool.KeyAddress"/>): keys and values in <paramref name="dtype"/>.</summary>
+    internal static void Attend(float* query, float* output, int sequences, int heads, int headDim, nint keys, nint values, ScalarType dtype,
         IReadOnlyList<long[]> slots, IReadOnlyList<int>? lengths, double scale)
     {
-        nint kp = Address(keyStorage), vp = Address(valueStorage), qp = (nint)query, op = (nint)output;
-        bool bf16 = keyStorage.dtype == ScalarType.BFloat16;
+        nint kp = keys, vp = values, qp = (nint)query, op = (nint)output;
+        bool bf16 = dtype == ScalarType.BFloat16;
         int workers = KernelThreads.Count;
         // One or few sequences: each core takes a contiguous range of each one's heads, so a slot's K (and V) for those
         // heads is one run of memory; one head per core in turn read 256 bytes every 3 KB and measured 0.48 → 0.27–0.43

@@ -18,6 +18,7 @@ internal sealed class KvBlockPool : IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
+    private readonly nint[] _keyAddresses, _valueAddresses; // CPU pools: their memory, asked of libtorch once (the kernels' pointers)
 
     public int BlockSize { get; }
     public ScalarType DType { get; }
@@ -40,6 +41,9 @@ internal sealed class KvBlockPool : IDisposable
             _keys[layer] = torch.zeros([slots, config.NHead, config.HeadDim], dtype, device).DetachFromDisposeScope();
             _values[layer] = torch.zeros([slots, config.NHead, config.HeadDim], dtype, device).DetachFromDisposeScope();
         }
+        bool cpu = device.type == DeviceType.CPU;
+        _keyAddresses = [.. _keys.Select(k => cpu ? Model.TensorMemory.Of(k).Address : 0)];
+        _valueAddresses = [.. _values.Select(v => cpu ? Model.TensorMemory.Of(v).Address : 0)];
     }
 
     public static long BytesPerTokenOf(Gpt2Config config, ScalarType dtype) =>
@@ -74,6 +78,10 @@ internal sealed class KvBlockPool : IDisposable
 
     internal Tensor KeyStorage(int layer) => _keys[layer];
     internal Tensor ValueStorage(int layer) => _values[layer];
+
+    /// <summary>Where a CPU pool's keys (values) of a layer lie: [slots, n_head, head_dim] in <see cref="DType"/>, allocated once, never moved.</summary>
+    internal nint KeyAddress(int layer) => _keyAddresses[layer];
+    internal nint ValueAddress(int layer) => _valueAddresses[layer];
 
     /// <summary>The K/V at a sequence's first <paramref name="computed"/> slots, copied out with its <paramref name="tokens"/> (see <see cref="KvSnapshot"/>).</summary>
     public KvSnapshot Snapshot(long[] slots, IReadOnlyList<int> tokens, int computed)

@@ -45,19 +45,19 @@ internal static unsafe class CpuMatVec
 
     /// <summary>Whether the kernel applies: CPU, a contiguous [out, in] weight in x's dtype, few rows, in a multiple of 16.</summary>
     public static bool Applies(Tensor x, Tensor weightOutIn) =>
-        Serves(weightOutIn.dtype, x.device, x.numel() / Math.Max(1, x.shape[^1]))
+        Serves(weightOutIn.dtype, x.device, x.numel() / Math.Max(1, x.size(-1)))
         && weightOutIn.device_type == DeviceType.CPU
         && weightOutIn.is_contiguous()
         && weightOutIn.dim() == 2
-        && weightOutIn.shape[1] % Unit == 0
-        && x.shape[^1] == weightOutIn.shape[1]
+        && weightOutIn.size(1) % Unit == 0
+        && x.size(-1) == weightOutIn.size(1)
         && x.dtype == weightOutIn.dtype
-        && weightOutIn.shape[0] * weightOutIn.shape[1] <= int.MaxValue;
+        && weightOutIn.size(0) * weightOutIn.size(1) <= int.MaxValue;
 
     /// <summary>(..., in) → (..., out) in x's dtype; <paramref name="bias"/> (out) is added when given.</summary>
     public static Tensor Apply(Tensor x, Tensor weightOutIn, Tensor? bias)
     {
-        int inFeatures = (int)weightOutIn.shape[1], outFeatures = (int)weightOutIn.shape[0];
+        int inFeatures = (int)weightOutIn.size(1), outFeatures = (int)weightOutIn.size(0);
         int rows = (int)(x.numel() / inFeatures);
         using var contiguous = x.contiguous();
         var input = Inputs(contiguous, rows * inFeatures, weightOutIn.dtype);
@@ -66,7 +66,7 @@ internal static unsafe class CpuMatVec
         {
             fixed (float* xp = input)
             fixed (float* yp = MemoryMarshal.Cast<byte, float>(output.bytes))
-                Multiply(xp, rows, weightOutIn, yp);
+                Multiply(xp, rows, TensorMemory.Of(weightOutIn), yp);
         }
         finally { ArrayPool<float>.Shared.Return(input); }
         var shape = x.shape.ToArray();
@@ -82,15 +82,11 @@ internal static unsafe class CpuMatVec
     /// y (rows, out) = x · Wᵀ in float32, x being <paramref name="rows"/> rows already laid out by
     /// <see cref="Arrange"/> for W's dtype. For callers that keep their activations in their own memory (the fused decode step).
     /// </summary>
-    internal static void Multiply(float* arranged, int rows, Tensor weightOutIn, float* output)
+    internal static void Multiply(float* arranged, int rows, TensorMemory weightOutIn, float* output)
     {
-        int inFeatures = (int)weightOutIn.shape[1], outFeatures = (int)weightOutIn.shape[0];
-        fixed (byte* wp = weightOutIn.bytes)
-        {
-            var call = new Call((nint)wp, (nint)arranged, (nint)output, rows, inFeatures, outFeatures);
-            if (weightOutIn.dtype == ScalarType.Float32) KernelThreads.RunShares(outFeatures, (lo, hi) => Rows<Float32Weights>(call, lo, hi));
-            else KernelThreads.RunShares(outFeatures, (lo, hi) => Rows<BFloat16Weights>(call, lo, hi));
-        }
+        var call = new Call(weightOutIn.Address, (nint)arranged, (nint)output, rows, weightOutIn.Columns, weightOutIn.Rows);
+        if (weightOutIn.DType == ScalarType.Float32) KernelThreads.RunShares(call.Out, (lo, hi) => Rows<Float32Weights>(call, lo, hi));
+        else KernelThreads.RunShares(call.Out, (lo, hi) => Rows<BFloat16Weights>(call, lo, hi));
     }
 
     /// <summary>
@@ -113,12 +109,14 @@ internal static unsafe class CpuMatVec
     }
 
     /// <summary>A contiguous float32 or bf16 tensor's values as float32 (bf16 widened: it is a float32's top half), read from its memory.</summary>
-    internal static void ReadFloat32(Tensor t, Span<float> destination)
+    internal static void ReadFloat32(Tensor t, Span<float> destination) => ReadFloat32(TensorMemory.Of(t), destination);
+
+    /// <summary>The same from memory found before.</summary>
+    internal static void ReadFloat32(TensorMemory t, Span<float> destination)
     {
-        int count = (int)t.numel();
-        if (t.dtype == ScalarType.Float32) { MemoryMarshal.Cast<byte, float>(t.bytes)[..count].CopyTo(destination); return; }
-        var bits = MemoryMarshal.Cast<byte, ushort>(t.bytes);
-        for (int i = 0; i < count; i++) destination[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
+        if (t.DType == ScalarType.Float32) { new ReadOnlySpan<float>((void*)t.Address, t.Count).CopyTo(destination); return; }
+        var bits = new ReadOnlySpan<ushort>((void*)t.Address, t.Count);
+        for (int i = 0; i < bits.Length; i++) destination[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
     }
 
     /// <summary>

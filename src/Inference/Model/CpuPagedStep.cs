@@ -42,6 +42,7 @@ internal static unsafe class CpuPagedStep
         var config = model.Config;
         int n = batch.TokenCount, e = (int)config.NEmbd, inner = (int)config.InnerDim;
         bool gemm = policy.NativeBFloat16Gemm(model.DType, n);
+        var parametersOf = FusedStepParameters.For(model);
         var activation = ActivationOf(config.ActivationFunction)!.Value;
         // Each row attends over its sequence's slots up to its own position (its K/V are written first: causal).
         var rowSlots = new long[n][];
@@ -67,25 +68,26 @@ internal static unsafe class CpuPagedStep
                 for (int layer = 0; layer < config.NLayer; layer++)
                 {
                     var block = model.h[layer];
-                    ReadFloats(block.ln_1.weight, ln1Weight); ReadFloats(block.ln_1.bias, ln1Bias);
-                    ReadFloats(block.ln_2.weight, ln2Weight); ReadFloats(block.ln_2.bias, ln2Bias);
-                    ReadFloats(block.attn.c_attn.bias, attnBias); ReadFloats(block.attn.c_proj.bias, attnProjBias);
-                    ReadFloats(block.mlp.c_fc.bias, fcBias); ReadFloats(block.mlp.c_proj.bias, mlpProjBias);
+                    var p = parametersOf[layer];
+                    ReadFloats(p.Ln1Weight, ln1Weight); ReadFloats(p.Ln1Bias, ln1Bias);
+                    ReadFloats(p.Ln2Weight, ln2Weight); ReadFloats(p.Ln2Bias, ln2Bias);
+                    ReadFloats(p.AttnBias, attnBias); ReadFloats(p.AttnProjBias, attnProjBias);
+                    ReadFloats(p.FcBias, fcBias); ReadFloats(p.MlpProjBias, mlpProjBias);
 
                     // x + attn(ln_1(x))
                     LayerNormRows(xp, np, n, e, ln1Weight, ln1Bias, (float)block.ln_1.Eps);
-                    Linear(np, n, e, block.attn.c_attn, qkvp, 3 * e, attnBias, gemm);
+                    Linear(np, n, e, block.attn.c_attn, p.AttnWeight, qkvp, 3 * e, attnBias, gemm);
                     WriteKeyValues(qkvp, n, e, batch.HostWriteSlots, pool, layer);
                     for (int r = 0; r < n; r++) Copy(qkvp + (long)r * 3 * e, qp + (long)r * e, e);
                     CpuPagedAttention.Attend(qp, ap, n, config.NHead, config.HeadDim,
-                        pool.KeyStorage(layer), pool.ValueStorage(layer), rowSlots, rowLengths, block.attn.Scale);
-                    LinearResidual(ap, n, e, block.attn.c_proj, pp, attnProjBias, xp, gemm);
+                        pool.KeyAddress(layer), pool.ValueAddress(layer), pool.DType, rowSlots, rowLengths, block.attn.Scale);
+                    LinearResidual(ap, n, e, block.attn.c_proj, p.AttnProjWeight, pp, attnProjBias, xp, gemm);
 
                     // x + mlp(ln_2(x))
                     LayerNormRows(xp, np, n, e, ln2Weight, ln2Bias, (float)block.ln_2.Eps);
-                    Linear(np, n, e, block.mlp.c_fc, fp, inner, fcBias, gemm);
+                    Linear(np, n, e, block.mlp.c_fc, p.FcWeight, fp, inner, fcBias, gemm);
                     Activate(fp, n * inner, activation);
-                    LinearResidual(fp, n, inner, block.mlp.c_proj, pp, mlpProjBias, xp, gemm);
+                    LinearResidual(fp, n, inner, block.mlp.c_proj, p.MlpProjWeight, pp, mlpProjBias, xp, gemm);
                 }
             }
             var result = torch.empty([n, e], ScalarType.Float32);
@@ -104,14 +106,13 @@ internal static unsafe class CpuPagedStep
     /// <paramref name="gemm"/> (<see cref="KernelPolicy.NativeBFloat16Gemm"/>); x is consumed (laid out in place for the kernel).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
-    private static void Linear(float* x, int rows, int inFeatures, Conv1D projection, float* y, int outFeatures, float* bias, bool gemm)
+    private static void Linear(float* x, int rows, int inFeatures, Conv1D projection, TensorMemory? dense, float* y, int outFeatures, float* bias, bool gemm)
     {
-        if (projection.Quantized is { } quantized) QuantizedMatVec.Multiply(quantized, x, rows, y);
+        if (dense is not { } weight) QuantizedMatVec.Multiply(projection.Quantized!, x, rows, y);
         else if (gemm) NativeGemm(x, rows, inFeatures, projection.WeightOutIn!, y);
         else
         {
-            var weight = projection.WeightOutIn!;
-            CpuMatVec.Arrange(x, rows * inFeatures, weight.dtype, x);
+            CpuMatVec.Arrange(x, rows * inFeatures, weight.DType, x);
             CpuMatVec.Multiply(x, rows, weight, y);
         }
         for (int r = 0; r < rows; r++) AddInPlace(y + (long)r * outFeatures, bias, outFeatures);
@@ -123,15 +124,15 @@ internal static unsafe class CpuPagedStep
         using var input = torch.empty([rows, inFeatures], ScalarType.BFloat16);
         fixed (byte* ip = input.bytes) ToBFloat16(x, (ushort*)ip, rows * inFeatures);
         using var product = torch.nn.functional.linear(input, weightOutIn);
-        ReadFloats(product, y);
+        ReadFloats(TensorMemory.Of(product), y);
     }
 
     /// <summary>residual (rows, E) += x · Wᵀ + b, through <paramref name="scratch"/>; x is consumed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
-    private static void LinearResidual(float* x, int rows, int inFeatures, Conv1D projection, float* scratch, float* bias, float* residual, bool gemm)
+    private static void LinearResidual(float* x, int rows, int inFeatures, Conv1D projection, TensorMemory? dense, float* scratch, float* bias, float* residual, bool gemm)
     {
         int outFeatures = projection.WeightShape.Out;
-        Linear(x, rows, inFeatures, projection, scratch, outFeatures, bias, gemm);
+        Linear(x, rows, inFeatures, projection, dense, scratch, outFeatures, bias, gemm);
         AddInPlace(residual, scratch, rows * outFeatures);
     }
 
@@ -139,17 +140,15 @@ internal static unsafe class CpuPagedStep
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
     private static void WriteKeyValues(float* qkv, int rows, int e, long[] slots, KvBlockPool pool, int layer)
     {
-        var keys = pool.KeyStorage(layer);
-        var values = pool.ValueStorage(layer);
-        bool bf16 = keys.dtype == ScalarType.BFloat16;
-        fixed (byte* kp = keys.bytes, vp = values.bytes)
-            for (int r = 0; r < rows; r++)
-            {
-                float* key = qkv + (long)r * 3 * e + e, value = key + e;
-                long at = slots[r] * e;
-                if (bf16) { ToBFloat16(key, (ushort*)kp + at, e); ToBFloat16(value, (ushort*)vp + at, e); }
-                else { Copy(key, (float*)kp + at, e); Copy(value, (float*)vp + at, e); }
-            }
+        byte* kp = (byte*)pool.KeyAddress(layer), vp = (byte*)pool.ValueAddress(layer);
+        bool bf16 = pool.DType == ScalarType.BFloat16;
+        for (int r = 0; r < rows; r++)
+        {
+            float* key = qkv + (long)r * 3 * e + e, value = key + e;
+            long at = slots[r] * e;
+            if (bf16) { ToBFloat16(key, (ushort*)kp + at, e); ToBFloat16(value, (ushort*)vp + at, e); }
+            else { Copy(key, (float*)kp + at, e); Copy(value, (float*)vp + at, e); }
+        }
     }
 
     /// <summary>float32 → bf16, rounding to nearest even as libtorch does (NaN stays NaN), sixteen values a step.</summary>
@@ -175,7 +174,7 @@ internal static unsafe class CpuPagedStep
         return Vector256.ConditionalSelect(Vector256.Equals(x, x).AsUInt32(), rounded, Vector256.Create(0x7FC0u));
     }
 
-    private static void ReadFloats(Tensor t, float* destination) => CpuMatVec.ReadFloat32(t, new Span<float>(destination, (int)t.numel()));
+    private static void ReadFloats(TensorMemory t, float* destination) => CpuMatVec.ReadFloat32(t, new Span<float>(destination, t.Count));
 
     /// <summary>HF's LayerNorm over each row: (x − mean) / √(var + eps) · γ + β, the variance biased, in float32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier

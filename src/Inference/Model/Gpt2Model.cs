@@ -43,7 +43,7 @@ public sealed class Gpt2Model : nn.Module
         using var scope = torch.NewDisposeScope();
         using var noGrad = TrainingDropout.InferenceUnlessTraining(training);
         if (inputIds.dim() != 2) throw new ArgumentException($"input_ids must be (batch, length), got [{string.Join(", ", inputIds.shape)}]");
-        long b = inputIds.shape[0], t = inputIds.shape[1];
+        long b = inputIds.size(0), t = inputIds.size(1);
         long past = cache?.Length ?? 0;
         if (t == 0) throw new ArgumentException("input_ids is empty: at least one token is needed");
         if (past + t > Config.NPositions)
@@ -51,7 +51,7 @@ public sealed class Gpt2Model : nn.Module
         CheckRange(inputIds, Config.VocabSize, "input_ids", "token id", "vocabulary");
         if (cache is not null && cache.BatchSize != b)
             throw new ArgumentException($"the cache holds {cache.BatchSize} rows but input_ids has {b}");
-        if (attentionMask is not null && (attentionMask.dim() != 2 || attentionMask.shape[0] != b || attentionMask.shape[1] != past + t))
+        if (attentionMask is not null && (attentionMask.dim() != 2 || attentionMask.size(0) != b || attentionMask.size(1) != past + t))
             throw new ArgumentException($"attention_mask must be ({b}, {past + t}) covering past and new tokens, got [{string.Join(", ", attentionMask.shape)}]");
 
         var ids = inputIds.to(Device);
@@ -92,7 +92,7 @@ public sealed class Gpt2Model : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
-        if (tokenIds.dim() != 1 || tokenIds.shape[0] != batch.TokenCount)
+        if (tokenIds.dim() != 1 || tokenIds.size(0) != batch.TokenCount)
             throw new ArgumentException($"token ids must be a flat vector of the batch's {batch.TokenCount} tokens");
         if (batch.Sequences.Any(s => s.TotalLength > Config.NPositions))
             throw new ArgumentException($"a sequence exceeds the model's n_positions ({Config.NPositions})");

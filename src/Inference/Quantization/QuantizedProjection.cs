@@ -16,7 +16,7 @@ internal static unsafe class QuantizedProjection
     /// <summary>(..., in) → (..., out) in x's dtype.</summary>
     public static Tensor Apply(QuantizedWeight w, Tensor x, Tensor? bias, KernelPolicy policy)
     {
-        if (x.shape[^1] != w.InFeatures) throw new ArgumentException($"input has {x.shape[^1]} features, the quantized weight {w.InFeatures}");
+        if (x.size(-1) != w.InFeatures) throw new ArgumentException($"input has {x.size(-1)} features, the quantized weight {w.InFeatures}");
         long rows = x.numel() / w.InFeatures;
         var shape = x.shape.ToArray();
         shape[^1] = w.OutFeatures;
@@ -43,7 +43,7 @@ internal static unsafe class QuantizedProjection
         SlicedFloat32Linear.Apply(x, w.OutFeatures, w.InFeatures, (first, destination) =>
         {
             var values = MemoryMarshal.Cast<byte, float>(destination.bytes);
-            for (int o = 0; o < destination.shape[0]; o++) w.DequantizeRow(first + o, values.Slice(o * w.InFeatures, w.InFeatures));
+            for (int o = 0; o < destination.size(0); o++) w.DequantizeRow(first + o, values.Slice(o * w.InFeatures, w.InFeatures));
         }, policy.MinRows);
 
     /// <summary>The rows of the weight that <paramref name="ids"/> name (a quantized embedding's lookup), (..., in) in <paramref name="dtype"/>.</summary>

@@ -198,6 +198,37 @@ public sealed class CpuPagedStepTests
         }
     }
 
+    /// <summary>
+    /// The fused step finds the parameters' memory once per model (<see cref="FusedStepParameters"/>): values changed in
+    /// place between steps are read afresh, and weights replaced (quantized here) are found again.
+    /// </summary>
+    [SkippableFact]
+    public void Fused_steps_see_parameters_changed_in_place_and_weights_replaced_between_steps()
+    {
+        Skip.IfNot(CpuMatVec.Supported, "the fused decode step needs AVX2 + FMA");
+        using var scope = torch.NewDisposeScope();
+        using var model = Gpt2LMHeadModel.CreateRandom(Small, seed: 9);
+        using var fused = new Run(model, KernelPolicy.Fast);
+        using var reference = new Run(model);
+        var before = fused.Decode(model, 0, KernelPolicy.Fast);
+        Assert.True(before.Fused);
+        TensorAssert.Close(reference.Decode(model, 0, KernelPolicy.Dense).Logits, before.Logits, 1e-4, 1e-4, what: "first step");
+        using (torch.no_grad())
+        {
+            model.transformer.h[1].ln_2.weight.mul_(3);
+            model.transformer.h[2].mlp.c_fc.bias.add_(0.5);
+            model.transformer.h[0].attn.c_attn.WeightOutIn!.mul_(-1);
+        }
+        var changed = fused.Decode(model, 1, KernelPolicy.Fast);
+        var changedReference = reference.Decode(model, 1, KernelPolicy.Dense).Logits;
+        TensorAssert.Close(changedReference, changed.Logits, 1e-4, 1e-4, what: "after changes in place");
+        model.Quantize(Inference.Quantization.QuantizationConfig.Parse("int8")!);
+        var quantized = fused.Decode(model, 2, KernelPolicy.Fast);
+        Assert.True(quantized.Fused);
+        // The integer kernel rounds a few rows' inputs to int8, libtorch's product over dequantized weights does not.
+        TensorAssert.Close(reference.Decode(model, 2, KernelPolicy.Dense).Logits, quantized.Logits, 0.05, 0.05, what: "after quantizing");
+    }
+
     /// <summary>The rounding of activations and K/V to bf16 is libtorch's, bit for bit: ties to even, NaN, infinities, subnormals, a ragged tail.</summary>
     [Fact]
     public unsafe void Rounding_to_bf16_gives_libtorchs_bits()

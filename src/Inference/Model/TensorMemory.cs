@@ -1,0 +1,20 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using static TorchSharp.torch;
+
+namespace Gpt2Orleans.Inference.Model;
+
+/// <summary>
+/// A contiguous CPU tensor's memory as our kernels read it: its first element, its dtype and its [rows, columns] (a
+/// vector is one row), asked of libtorch once. Valid while the tensor lives and keeps its storage.
+/// </summary>
+internal readonly unsafe record struct TensorMemory(nint Address, ScalarType DType, int Rows, int Columns)
+{
+    public static TensorMemory Of(Tensor t)
+    {
+        int columns = (int)t.size(-1);
+        return new((nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes)), t.dtype, (int)(t.numel() / Math.Max(1, columns)), columns);
+    }
+
+    public int Count => Rows * Columns;
+}
