@@ -79,6 +79,7 @@ public abstract class Gpt2PreTrainedModel : nn.Module
         if (training) throw new InvalidOperationException("a model in training mode cannot be quantized");
         foreach (var (_, module) in QuantizableModules()) module.Quantize(config);
         Quantization = config;
+        Native.FreedNativeMemory.ReturnToSystem(); // the dense weights just freed
     }
 
     /// <summary>Gives each quantizable weight zeroed levels and scales for a quantized checkpoint to fill (the loader's first step).</summary>

@@ -152,11 +152,17 @@ public sealed class CpuPagedStepTests
             var (actual, wasFused) = fused.Decode(bf16, step, KernelPolicy.Fast);
             var libtorch = perBlock.Decode(bf16, step, KernelPolicy.Dense).Logits;
             Assert.True(wasFused);
-            Assert.Equal(ScalarType.BFloat16, actual.dtype);
-            double fusedError = TensorAssert.MaxDiff(reference, actual.to(ScalarType.Float32));
-            double libtorchError = TensorAssert.MaxDiff(reference, libtorch.to(ScalarType.Float32));
-            Assert.True(fusedError <= Math.Max(2 * libtorchError, 0.05), $"step {step}: fused bf16 |Δ| {fusedError} against libtorch bf16's {libtorchError}");
+            AssertBf16AsCloseAsLibtorch(reference, actual, libtorch, $"step {step}");
         }
+    }
+
+    /// <summary>A fused bf16 result is bf16 and at most twice as far from float32 as libtorch's per-block bf16 forward (or 0.05).</summary>
+    private static void AssertBf16AsCloseAsLibtorch(Tensor reference, Tensor fused, Tensor libtorch, string what)
+    {
+        Assert.Equal(ScalarType.BFloat16, fused.dtype);
+        double fusedError = TensorAssert.MaxDiff(reference, fused.to(ScalarType.Float32));
+        double libtorchError = TensorAssert.MaxDiff(reference, libtorch.to(ScalarType.Float32));
+        Assert.True(fusedError <= Math.Max(2 * libtorchError, 0.05), $"{what}: fused bf16 |Δ| {fusedError} against libtorch bf16's {libtorchError}");
     }
 
     /// <summary>
@@ -179,22 +185,14 @@ public sealed class CpuPagedStepTests
         using var fused = new Run(bf16, KernelPolicy.Fast);
         using var perBlock = new Run(bf16);
         Assert.True(fused.PrefillFused, "the fused path did not serve a 16-token bf16 prefill");
-        AssertAsClose(expected.PrefillLogits, fused.PrefillLogits, perBlock.PrefillLogits, "prefill");
+        AssertBf16AsCloseAsLibtorch(expected.PrefillLogits, fused.PrefillLogits, perBlock.PrefillLogits, "prefill");
         for (int step = 0; step < 3; step++)
         {
             var reference = expected.Step(exact, step, KernelPolicy.Dense, firstChunk: 14).Logits;
             var (actual, wasFused) = fused.Step(bf16, step, KernelPolicy.Fast, firstChunk: 14);
             var libtorch = perBlock.Step(bf16, step, KernelPolicy.Dense, firstChunk: 14).Logits;
             Assert.True(wasFused, "the fused path did not serve a 16-row bf16 step");
-            AssertAsClose(reference, actual, libtorch, $"mixed step {step}");
-        }
-
-        static void AssertAsClose(Tensor reference, Tensor fused, Tensor libtorch, string what)
-        {
-            Assert.Equal(ScalarType.BFloat16, fused.dtype);
-            double fusedError = TensorAssert.MaxDiff(reference, fused.to(ScalarType.Float32));
-            double libtorchError = TensorAssert.MaxDiff(reference, libtorch.to(ScalarType.Float32));
-            Assert.True(fusedError <= Math.Max(2 * libtorchError, 0.05), $"{what}: fused bf16 |Δ| {fusedError} against libtorch bf16's {libtorchError}");
+            AssertBf16AsCloseAsLibtorch(reference, actual, libtorch, $"mixed step {step}");
         }
     }
 
