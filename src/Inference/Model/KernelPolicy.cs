@@ -24,7 +24,7 @@ internal sealed record KernelPolicy(bool BatchInvariant, bool MatVecKernel)
     /// libtorch's padded GEMM, so a sequence's result would change when the batch outgrows the kernel.
     /// </summary>
     public bool UsesMatVec(Tensor x, Tensor weightOutIn) =>
-        MatVecKernel && !BatchInvariant && CpuMatVec.Applies(x, weightOutIn) && !NativeBFloat16Gemm(weightOutIn.dtype, x.numel() / x.shape[^1]);
+        MatVecKernel && !BatchInvariant && CpuMatVec.Applies(x, weightOutIn) && !NativeBFloat16Gemm(weightOutIn.dtype, x.numel() / Math.Max(1, x.size(-1)));
 
     /// <summary>
     /// Fewest rows of a bf16 product that libtorch's GEMM takes from the mat-vec kernel on a CPU with bf16 dot products
