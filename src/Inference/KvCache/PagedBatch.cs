@@ -23,6 +23,7 @@ internal sealed class PagedBatch : IDisposable
     public Tensor Positions { get; }       // (N)
     public Tensor WriteSlots { get; }      // (N)
     public long[] HostWriteSlots { get; }  // the same, on the host
+    public long[] HostPositions { get; }   // each token's position, on the host
     public IReadOnlyList<Tensor> ContextSlots { get; } // per sequence (TotalLength)
     public IReadOnlyList<long[]> HostContextSlots { get; } // the same, on the host
     public int TokenCount { get; }
@@ -58,6 +59,7 @@ internal sealed class PagedBatch : IDisposable
         Positions = torch.tensor(positions, device: pool.Device).DetachFromDisposeScope();
         WriteSlots = torch.tensor(writes, device: pool.Device).DetachFromDisposeScope();
         HostWriteSlots = writes;
+        HostPositions = positions;
         ContextSlots = contexts;
         HostContextSlots = hostContexts;
     }

@@ -35,9 +35,13 @@ internal static unsafe class CpuPagedStep
             && CpuPagedAttention.Reads(pool.KeyStorage(0));
     }
 
-    /// <summary>The blocks over <paramref name="hidden"/> (N, E), the embeddings; returns the last block's output (N, E) in the model's dtype.</summary>
+    /// <summary>
+    /// The transformer over the step's flat token ids (N, CPU int64): the embeddings (wte's rows, dequantized where it is
+    /// quantized, plus wpe's), every block, and the final LayerNorm; returns the final hidden states (N, E) in the model's
+    /// dtype. Token ids outside the vocabulary are refused as the per-block forward refuses them.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
-    public static Tensor Blocks(Gpt2Model model, Tensor hidden, PagedBatch batch, KvBlockPool pool, KernelPolicy policy)
+    public static Tensor Forward(Gpt2Model model, Tensor tokenIds, PagedBatch batch, KvBlockPool pool, KernelPolicy policy)
     {
         var config = model.Config;
         int n = batch.TokenCount, e = (int)config.NEmbd, inner = (int)config.InnerDim;
@@ -59,7 +63,7 @@ internal static unsafe class CpuPagedStep
             parameters = buffers.Rent(4 * e + 3 * e + e + inner + e);
         try
         {
-            using (var contiguous = hidden.contiguous()) CpuMatVec.ReadFloat32(contiguous, x);
+            Embed(model, parametersOf, tokenIds, batch.HostPositions, x, normed);
             fixed (float* xp = x, np = normed, qkvp = qkv, qp = query, ap = attended, fp = feedForward, pp = projected, wp = parameters)
             {
                 // Per block: ln_1 γ, β | ln_2 γ, β | c_attn b | attn.c_proj b | c_fc b | mlp.c_proj b, widened to float32.
@@ -89,15 +93,41 @@ internal static unsafe class CpuPagedStep
                     Activate(fp, n * inner, activation);
                     LinearResidual(fp, n, inner, block.mlp.c_proj, p.MlpProjWeight, pp, mlpProjBias, xp, gemm);
                 }
+                ReadFloats(parametersOf.LnFWeight, ln1Weight); ReadFloats(parametersOf.LnFBias, ln1Bias);
+                LayerNormRows(xp, np, n, e, ln1Weight, ln1Bias, (float)model.ln_f.Eps);
             }
             var result = torch.empty([n, e], ScalarType.Float32);
-            x.AsSpan(0, n * e).CopyTo(MemoryMarshal.Cast<byte, float>(result.bytes));
+            normed.AsSpan(0, n * e).CopyTo(MemoryMarshal.Cast<byte, float>(result.bytes));
             if (model.DType == ScalarType.Float32) return result;
             using (result) return result.to(model.DType);
         }
         finally
         {
             foreach (var b in new[] { x, normed, qkv, query, attended, feedForward, projected, parameters }) buffers.Return(b);
+        }
+    }
+
+    /// <summary>x (N, E) = wte[id] + wpe[position] for each token, in float32; <paramref name="row"/> is scratch for one row.</summary>
+    private static void Embed(Gpt2Model model, FusedStepParameters parameters, Tensor tokenIds, long[] positions, float[] x, float[] row)
+    {
+        bool host = tokenIds.dtype == ScalarType.Int64 && tokenIds.device_type == DeviceType.CPU && tokenIds.is_contiguous();
+        using var converted = host ? null : tokenIds.to(ScalarType.Int64).cpu().contiguous();
+        var ids = MemoryMarshal.Cast<byte, long>((converted ?? tokenIds).bytes);
+        var config = model.Config;
+        int e = (int)config.NEmbd;
+        if (ids.Length > 0)
+        {
+            long min = long.MaxValue, max = long.MinValue;
+            foreach (long id in ids) (min, max) = (Math.Min(min, id), Math.Max(max, id));
+            Gpt2Model.CheckRange(min, max, config.VocabSize, "input_ids", "token id", "vocabulary");
+        }
+        for (int r = 0; r < ids.Length; r++)
+        {
+            var embedded = x.AsSpan(r * e, e);
+            if (parameters.Wte is { } wte) CpuMatVec.ReadFloat32(wte.Row((int)ids[r]), embedded);
+            else model.wte.Quantized!.DequantizeRow((int)ids[r], embedded);
+            CpuMatVec.ReadFloat32(parameters.Wpe.Row((int)positions[r]), row.AsSpan(0, e));
+            for (int i = 0; i < e; i++) embedded[i] += row[i];
         }
     }
 

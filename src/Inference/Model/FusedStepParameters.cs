@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace Gpt2Orleans.Inference.Model;
 
 /// <summary>
-/// Where each block's parameters lie in memory, for the fused step (<see cref="CpuPagedStep"/>): found once per model
+/// Where the model's parameters lie in memory (each block's, the embeddings', the final LayerNorm's), for the fused step (<see cref="CpuPagedStep"/>): found once per model
 /// through libtorch and kept. Why: every libtorch call costs microseconds when its code and data are cold, which they
 /// always are once a step has streamed the weights through the caches: the step's 96 parameter reads measured 17 µs
 /// in a loop and 190 µs inside GPT-2 small's decode steps, and each product asked the weight's shape, dtype and memory
@@ -46,8 +46,22 @@ internal sealed class FusedStepParameters
     }
 
     private readonly Block[] _blocks;
+    private readonly object?[] _sources;
 
-    private FusedStepParameters(Gpt2Model model) => _blocks = [.. model.h.Select(b => new Block(b))];
+    /// <summary>The token embedding's rows (null where it is quantized: its rows are dequantized), the positions', the final LayerNorm.</summary>
+    public readonly TensorMemory? Wte;
+    public readonly TensorMemory Wpe, LnFWeight, LnFBias;
+
+    private FusedStepParameters(Gpt2Model model)
+    {
+        _blocks = [.. model.h.Select(b => new Block(b))];
+        _sources = Sources(model);
+        Wte = model.wte.weight is { } wte ? TensorMemory.Of(wte) : null;
+        Wpe = TensorMemory.Of(model.wpe.DenseWeightOutIn);
+        (LnFWeight, LnFBias) = (TensorMemory.Of(model.ln_f.weight), TensorMemory.Of(model.ln_f.bias));
+    }
+
+    private static object?[] Sources(Gpt2Model m) => [m.wte.weight, m.wte.Quantized, m.wpe.weight, m.ln_f.weight, m.ln_f.bias];
 
     public Block this[int layer] => _blocks[layer];
 
@@ -62,6 +76,8 @@ internal sealed class FusedStepParameters
 
     private bool Matches(Gpt2Model model)
     {
+        var now = Sources(model);
+        for (int i = 0; i < now.Length; i++) if (!ReferenceEquals(now[i], _sources[i])) return false;
         for (int layer = 0; layer < _blocks.Length; layer++) if (!_blocks[layer].Matches(model.h[layer])) return false;
         return true;
     }

@@ -96,17 +96,22 @@ public sealed class Gpt2Model : nn.Module
             throw new ArgumentException($"token ids must be a flat vector of the batch's {batch.TokenCount} tokens");
         if (batch.Sequences.Any(s => s.TotalLength > Config.NPositions))
             throw new ArgumentException($"a sequence exceeds the model's n_positions ({Config.NPositions})");
+        if (CpuPagedStep.Applies(this, batch, pool, policy)) return CpuPagedStep.Forward(this, tokenIds, batch, pool, policy).MoveToOuterDisposeScope();
         CheckRange(tokenIds, Config.VocabSize, "input_ids", "token id", "vocabulary");
         var hidden = wte.forward(tokenIds.to(Device)).add_(wpe.forward(batch.Positions)); // (N, E)
-        if (CpuPagedStep.Applies(this, batch, pool, policy)) hidden = CpuPagedStep.Blocks(this, hidden, batch, pool, policy);
-        else foreach (var block in h) hidden = block.forwardPaged(hidden, batch, pool, policy);
+        foreach (var block in h) hidden = block.forwardPaged(hidden, batch, pool, policy);
         return ln_f.forward(hidden).MoveToOuterDisposeScope();
     }
 
     private static void CheckRange(Tensor values, long limit, string argument, string what, string table)
     {
         if (values.numel() == 0) return;
-        long min = values.min().item<long>(), max = values.max().item<long>();
+        CheckRange(values.min().item<long>(), values.max().item<long>(), limit, argument, what, table);
+    }
+
+    /// <summary>Refuses ids outside [0, <paramref name="limit"/>), naming the smallest if negative, else the largest.</summary>
+    internal static void CheckRange(long min, long max, long limit, string argument, string what, string table)
+    {
         if (min < 0 || max >= limit)
             throw new ArgumentOutOfRangeException(argument, $"{what} {(min < 0 ? min : max)} is outside the {table} (0..{limit - 1})");
     }

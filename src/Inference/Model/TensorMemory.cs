@@ -17,4 +17,7 @@ internal readonly unsafe record struct TensorMemory(nint Address, ScalarType DTy
     }
 
     public int Count => Rows * Columns;
+
+    /// <summary>Row <paramref name="row"/> alone (float32 or bf16 elements).</summary>
+    public TensorMemory Row(int row) => this with { Address = Address + (nint)row * Columns * (DType == ScalarType.Float32 ? 4 : 2), Rows = 1 };
 }

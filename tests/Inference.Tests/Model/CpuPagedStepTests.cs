@@ -227,6 +227,30 @@ public sealed class CpuPagedStepTests
         TensorAssert.Close(reference.Decode(model, 2, KernelPolicy.Dense).Logits, quantized.Logits, 0.05, 0.05, what: "after quantizing");
     }
 
+    /// <summary>The fused step looks the embeddings up itself: it refuses token ids outside the vocabulary with the per-block forward's error, before writing any K/V.</summary>
+    [SkippableFact]
+    public void A_fused_step_refuses_token_ids_outside_the_vocabulary_as_the_per_block_forward_does()
+    {
+        Skip.IfNot(CpuMatVec.Supported, "the fused step needs AVX2 + FMA");
+        using var scope = torch.NewDisposeScope();
+        using var model = Gpt2LMHeadModel.CreateRandom(Small, seed: 3);
+        using var run = new Run(model);
+        Assert.NotNull(run.Allocator.TryAllocate(7, [1, 2], "t"));
+        foreach (long bad in new long[] { Small.VocabSize, -1 })
+        {
+            string? expected = null;
+            foreach (var policy in new[] { KernelPolicy.Dense, KernelPolicy.Fast })
+            {
+                using var batch = new PagedBatch(run.Pool, run.Allocator, [new PagedSequence(7, 0, 2, 0)]);
+                Assert.Equal(policy == KernelPolicy.Fast, CpuPagedStep.Applies(model.transformer, batch, run.Pool, policy));
+                var error = Assert.Throws<ArgumentOutOfRangeException>(() => model.forwardPaged(torch.tensor(new[] { 1L, bad }), batch, run.Pool, [1L], policy));
+                Assert.Contains($"token id {bad} is outside the vocabulary", error.Message);
+                expected ??= error.Message;
+                Assert.Equal(expected, error.Message);
+            }
+        }
+    }
+
     /// <summary>The rounding of activations and K/V to bf16 is libtorch's, bit for bit: ties to even, NaN, infinities, subnormals, a ragged tail.</summary>
     [Fact]
     public unsafe void Rounding_to_bf16_gives_libtorchs_bits()
