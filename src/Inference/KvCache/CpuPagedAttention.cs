@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using System.Runtime.InteropServices;
 using Gpt2Orleans.Inference.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -36,7 +35,7 @@ public static unsafe class CpuPagedAttention
         int sequences = (int)query.size(0), heads = (int)query.size(1), headDim = (int)query.size(2);
         using var q = query.to(ScalarType.Float32).contiguous();
         var output = torch.empty([sequences, heads, headDim], ScalarType.Float32);
-        Attend((float*)Address(q), (float*)Address(output), sequences, heads, headDim, keyStorage, valueStorage, slots, null, scale);
+        Attend((float*)TensorMemory.AddressOf(q), (float*)TensorMemory.AddressOf(output), sequences, heads, headDim, keyStorage, valueStorage, slots, null, scale);
         if (query.dtype == ScalarType.Float32) return output;
         using (output) return output.to(query.dtype);
     }
@@ -48,7 +47,7 @@ public static unsafe class CpuPagedAttention
     /// </summary>
     internal static void Attend(float* query, float* output, int sequences, int heads, int headDim, Tensor keyStorage, Tensor valueStorage,
         IReadOnlyList<long[]> slots, IReadOnlyList<int>? lengths, double scale) =>
-        Attend(query, output, sequences, heads, headDim, Address(keyStorage), Address(valueStorage), keyStorage.dtype, slots, lengths, scale);
+        Attend(query, output, sequences, heads, headDim, TensorMemory.AddressOf(keyStorage), TensorMemory.AddressOf(valueStorage), keyStorage.dtype, slots, lengths, scale);
 
     /// <summary>The same over a pool's memory found before (<see cref="KvBlockPool.KeyAddress"/>): keys and values in <paramref name="dtype"/>.</summary>
     internal static void Attend(float* query, float* output, int sequences, int heads, int headDim, nint keys, nint values, ScalarType dtype,
@@ -76,7 +75,6 @@ public static unsafe class CpuPagedAttention
         });
     }
 
-    private static nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
 
     /// <summary>Heads [h0, h1) of sequence s, over pools at <see cref="Keys"/> and <see cref="Values"/>.</summary>
     private readonly struct Work(byte* keys, byte* values, float* query, float* output, long[] slots, int length, int s, int h0, int h1,

@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using Gpt2Orleans.Inference.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -42,8 +40,8 @@ internal sealed class KvBlockPool : IDisposable
             _values[layer] = torch.zeros([slots, config.NHead, config.HeadDim], dtype, device).DetachFromDisposeScope();
         }
         bool cpu = device.type == DeviceType.CPU;
-        _keyAddresses = [.. _keys.Select(k => cpu ? Model.TensorMemory.Of(k).Address : 0)];
-        _valueAddresses = [.. _values.Select(v => cpu ? Model.TensorMemory.Of(v).Address : 0)];
+        _keyAddresses = [.. _keys.Select(k => cpu ? Model.TensorMemory.AddressOf(k) : 0)];
+        _valueAddresses = [.. _values.Select(v => cpu ? Model.TensorMemory.AddressOf(v) : 0)];
     }
 
     public static long BytesPerTokenOf(Gpt2Config config, ScalarType dtype) =>
@@ -130,8 +128,8 @@ internal sealed class KvBlockPool : IDisposable
         }
         long rowBytes = storage.shape[1] * storage.shape[2] * storage.ElementSize;
         var contiguous = rows.contiguous();
-        byte* pool = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(storage.bytes));
-        byte* other = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(contiguous.bytes));
+        byte* pool = (byte*)Model.TensorMemory.AddressOf(storage);
+        byte* other = (byte*)Model.TensorMemory.AddressOf(contiguous);
         for (int i = 0; i < slots.Length; i++)
         {
             byte* slot = pool + slots[i] * rowBytes, row = other + i * rowBytes;

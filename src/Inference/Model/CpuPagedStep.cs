@@ -127,7 +127,7 @@ internal static unsafe class CpuPagedStep
             if (parameters.Wte is { } wte) CpuMatVec.ReadFloat32(wte.Row((int)ids[r]), embedded);
             else model.wte.Quantized!.DequantizeRow((int)ids[r], embedded);
             CpuMatVec.ReadFloat32(parameters.Wpe.Row((int)positions[r]), row.AsSpan(0, e));
-            for (int i = 0; i < e; i++) embedded[i] += row[i];
+            fixed (float* xp = embedded, wp = row) AddInPlace(xp, wp, e);
         }
     }
 

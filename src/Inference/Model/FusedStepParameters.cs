@@ -27,12 +27,7 @@ internal sealed class FusedStepParameters
             FcWeight = Dense(block.mlp.c_fc), MlpProjWeight = Dense(block.mlp.c_proj);
 
         /// <summary>Whether <paramref name="block"/> still holds the tensors (and quantized weights) this was made from.</summary>
-        public bool Matches(Gpt2Block block)
-        {
-            var now = Sources(block);
-            for (int i = 0; i < now.Length; i++) if (!ReferenceEquals(now[i], _sources[i])) return false;
-            return true;
-        }
+        public bool Matches(Gpt2Block block) => SameObjects(Sources(block), _sources);
 
         private static object?[] Sources(Gpt2Block b) =>
         [
@@ -76,9 +71,15 @@ internal sealed class FusedStepParameters
 
     private bool Matches(Gpt2Model model)
     {
-        var now = Sources(model);
-        for (int i = 0; i < now.Length; i++) if (!ReferenceEquals(now[i], _sources[i])) return false;
+        if (!SameObjects(Sources(model), _sources)) return false;
         for (int layer = 0; layer < _blocks.Length; layer++) if (!_blocks[layer].Matches(model.h[layer])) return false;
+        return true;
+    }
+
+    /// <summary>Whether the two lists hold the very same objects, in order (no libtorch call).</summary>
+    private static bool SameObjects(object?[] now, object?[] then)
+    {
+        for (int i = 0; i < now.Length; i++) if (!ReferenceEquals(now[i], then[i])) return false;
         return true;
     }
 }

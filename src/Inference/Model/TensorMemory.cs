@@ -13,8 +13,11 @@ internal readonly unsafe record struct TensorMemory(nint Address, ScalarType DTy
     public static TensorMemory Of(Tensor t)
     {
         int columns = (int)t.size(-1);
-        return new((nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes)), t.dtype, (int)(t.numel() / Math.Max(1, columns)), columns);
+        return new(AddressOf(t), t.dtype, (int)(t.numel() / Math.Max(1, columns)), columns);
     }
+
+    /// <summary>Where a contiguous CPU tensor's first element lies.</summary>
+    public static nint AddressOf(Tensor t) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
 
     public int Count => Rows * Columns;
 
