@@ -35,6 +35,8 @@ internal static unsafe class CpuMatVec
     // streams poorly. Measured (GPT-2 small's 49 products, one input row, bf16, 2 cores): prefetching each of the
     // four rows 16 rows ahead 18.1–20.2 GB/s, this 28.9–29.6 (a plain read of the same bytes 29–30); 4 blocks ahead 27.9.
     private const int PrefetchBlocks = 2;
+    // The lead and the block being read that L1 holds (half of Zen 4's 48 KB); beyond it the prefetch goes to L2 (BlockPrefetch).
+    private const int L1PrefetchBytes = 24 * 1024;
     private const int Unit = 16; // inputs per step of the inner loop: two float32 vectors, or one vector of bf16 pairs
 
     public static bool Supported => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported;
@@ -187,7 +189,8 @@ internal static unsafe class CpuMatVec
         for (; o + 4 <= hi && !rowByRow; o += 4)
         {
             byte* r0 = w + o * rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
-            var prefetch = new BlockPrefetch(r0 + PrefetchBlocks * 4 * rowBytes, w + (long)hi * rowBytes, 4 * step / 64, call.Rows > 2);
+            var prefetch = new BlockPrefetch(r0 + PrefetchBlocks * 4 * rowBytes, w + (long)hi * rowBytes, 4 * step / 64,
+                toL2: call.Rows > 2 || (PrefetchBlocks + 1) * 4 * rowBytes > L1PrefetchBytes);
             int m = 0;
             // Three input rows at a time: twelve sums take one FMA each per half unit, with each half's three input
             // vectors and one weight vector: sixteen registers. Measured (32 rows, GPT-2 small's products, fp32):
@@ -286,7 +289,10 @@ internal static unsafe class CpuMatVec
     /// <summary>
     /// Walks a block of weight rows ahead in address order, <c>lines</c> cache lines per step of the inner loop (a block's
     /// bytes ÷ its steps: two for bf16, four for float32), stopping at the share's end; into L1, or only as far as L2
-    /// when <c>toL2</c>. Why L2 for a block that several passes read (more than two input rows): measured on the LM head
+    /// when <c>toL2</c>. Why L2 for wide rows (the lead and the block beyond <see cref="L1PrefetchBytes"/>): L1 dropped
+    /// lines before they were read; GPT-2 small's 48 block products, bf16, one row, 2 cores, medians of 40 alternated
+    /// runs: 26.6 → 30.0 and 30.2 → 33.6 GB/s (mlp.c_proj's 3,072-input rows alone 26.7 → 48.9). Why L2 for a block
+    /// that several passes read (more than two input rows): measured on the LM head
     /// (2 cores, GB/s of weights, medians of 28 alternated calls), L1 against L2: float32 3 rows 19.9 → 29.5, 4 rows 18.6
     /// → 27.8, 8 rows 12.8 → 21.5, 16 rows 12.5 → 16.9; bf16 4 rows 18.7 → 27.1, 8 rows 10.8 → 16.1; while a block read
     /// once (one pass of one or two rows) reads as fast or faster into L1 (bf16, one row: 32.2–33.3 against 26.9–29.8).
