@@ -58,6 +58,19 @@ public sealed class HostileInputTests(GatewayFixture fixture)
         Assert.Equal(5, (await ReadJson(response)).GetProperty("usage").GetProperty("completion_tokens").GetInt32());
     }
 
+    [Theory]
+    [InlineData("top_p", 0, "'top_p' must be a number greater than 0 and at most 1")]
+    [InlineData("top_p", 2, "'top_p' must be a number greater than 0 and at most 1")]
+    [InlineData("repetition_penalty", -1, "'repetition_penalty' must be a number greater than 0 and at most 100")]
+    public async Task A_value_outside_an_open_range_is_a_400_that_states_the_range_in_words(string field, double value, string message)
+    {
+        using var client = fixture.Client();
+        var body = new Dictionary<string, object> { ["model"] = GatewayFixture.Model, ["prompt"] = "hi", ["max_tokens"] = 2, [field] = value };
+        var error = await ReadError(await client.PostAsync("/v1/completions", Json(body)), HttpStatusCode.BadRequest);
+        Assert.Equal(field, error.GetProperty("param").GetString());
+        Assert.Equal(message, error.GetProperty("message").GetString());
+    }
+
     [Fact]
     public async Task A_wrong_method_is_405_with_allow_and_an_unknown_route_404_both_with_the_error_object()
     {

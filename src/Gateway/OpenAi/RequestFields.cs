@@ -73,6 +73,11 @@ public sealed class RequestFields(JsonElement body)
         ? v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out var d) && d >= min && d <= max ? d : throw Wrong(name, $"a number between {min} and {max}")
         : null;
 
+    /// <summary>A number in (0, <paramref name="max"/>]: top_p and repetition_penalty, where 0 means nothing.</summary>
+    public double? PositiveNumber(string name, double max) => Get(name) is { } v
+        ? v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out var d) && d > 0 && d <= max ? d : throw Wrong(name, $"a number greater than 0 and at most {max}")
+        : null;
+
     public int? Integer(string name, int min, int max) => Get(name) is { } v
         ? v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) && i >= min && i <= max ? i : throw Wrong(name, $"an integer between {min} and {max}")
         : null;

@@ -28,11 +28,11 @@ public static class SamplingFields
             MaxNewTokens = maxTokens,
             DoSample = temperature is { } t ? t > 0 : null,
             Temperature = temperature > 0 ? temperature : null,
-            TopP = fields.Number("top_p", double.Epsilon, 1),
+            TopP = fields.PositiveNumber("top_p", 1),
             // OpenAI samples from the whole vocabulary unless top_k is given (-1 says so too, as in vLLM)
             TopK = topK is { } k ? Math.Max(0, k) : openAiDefaults ? 0 : null,
             MinP = fields.Number("min_p", 0, 1),
-            RepetitionPenalty = fields.Number("repetition_penalty", double.Epsilon, 100),
+            RepetitionPenalty = fields.PositiveNumber("repetition_penalty", 100),
             NoRepeatNgramSize = fields.Integer("no_repeat_ngram_size", 0, 1024),
             MinNewTokens = fields.Integer("min_tokens", 0, 1 << 20),
             PresencePenalty = fields.Number("presence_penalty", -2, 2),
