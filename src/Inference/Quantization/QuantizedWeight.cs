@@ -230,33 +230,43 @@ public sealed class QuantizedWeight
     public unsafe void DequantizeRow(int o, Span<float> destination)
     {
         if (destination.Length < InFeatures) throw new ArgumentException($"a row has {InFeatures} values, the destination {destination.Length}");
-        int full = Avx2.IsSupported ? InFeatures / BlockSize : 0;
+        int full = Avx2.IsSupported ? InFeatures / BlockSize : 0, blocksPerGroup = GroupSize / BlockSize;
+        // A row's blocks and scales lie evenly spaced (BlockOffset, ScaleIndex): TileRows apart in a tile, side by side
+        // past the tiles. Walked by pointer, one scale a group, not by index arithmetic per block: measured (one core,
+        // int8) 5.0 → 7.4 G weights a second from cache, all of GPT-2 small's block weights 19.5 → 13.7 ms; the
+        // dequantized products at 8 rows (two cores) 21.9 → 18.3 ms. A 512-bit variant measured slower.
+        int tileRows = o < TiledRows ? TileRows : 1, blockStride = tileRows * BlockBytes;
         fixed (byte* data = Data)
+        fixed (float* scales = Scales)
         fixed (float* y = destination)
         {
+            byte* block = data + BlockOffset(o, 0);
+            float* output = y;
             // Whole blocks eight values an instruction: int8 sign-extended; int4's nibbles (level + 8) less 8, the low
-            // nibbles first (the block's inputs 0–15), then the high ones (16–31).
-            for (int b = 0; b < full; b++)
+            // nibbles first (the block's inputs 0–15), then the high ones (16–31). A block lies in one group.
+            for (int b = 0, g = 0; b < full; g++)
             {
-                var s = Vector256.Create(Scale(o, b * BlockSize / GroupSize)); // a block lies in one group
-                float* output = y + b * BlockSize;
-                byte* block = data + BlockOffset(o, b);
-                if (Type == QuantizationType.Int8)
-                {
-                    sbyte* levels = (sbyte*)block;
-                    for (int j = 0; j < BlockSize; j += 8) (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(levels + j)) * s).Store(output + j);
-                }
-                else
-                {
-                    var packed = Vector128.Load(block);
-                    var mask = Vector128.Create((byte)0x0F);
-                    var low = ((packed & mask) - Vector128.Create((byte)8)).AsSByte();
-                    var high = ((Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask) - Vector128.Create((byte)8)).AsSByte();
-                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(low)) * s).Store(output);
-                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(low, 8))) * s).Store(output + 8);
-                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(high)) * s).Store(output + 16);
-                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(high, 8))) * s).Store(output + 24);
-                }
+                var s = Vector256.Create(scales[ScaleIndex(o, 0) + (long)g * tileRows]);
+                for (int end = Math.Min(full, b + blocksPerGroup); b < end; b++, block += blockStride, output += BlockSize)
+                    if (Type == QuantizationType.Int8)
+                    {
+                        sbyte* levels = (sbyte*)block;
+                        (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(levels)) * s).Store(output);
+                        (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(levels + 8)) * s).Store(output + 8);
+                        (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(levels + 16)) * s).Store(output + 16);
+                        (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(levels + 24)) * s).Store(output + 24);
+                    }
+                    else
+                    {
+                        var packed = Vector128.Load(block);
+                        var mask = Vector128.Create((byte)0x0F);
+                        var low = ((packed & mask) - Vector128.Create((byte)8)).AsSByte();
+                        var high = ((Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask) - Vector128.Create((byte)8)).AsSByte();
+                        (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(low)) * s).Store(output);
+                        (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(low, 8))) * s).Store(output + 8);
+                        (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(high)) * s).Store(output + 16);
+                        (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(high, 8))) * s).Store(output + 24);
+                    }
             }
             for (int i = full * BlockSize; i < InFeatures; i++) // the rest (a short last block, or no AVX2) one value at a time
                 y[i] = Scale(o, i / GroupSize) * Level(o, i);

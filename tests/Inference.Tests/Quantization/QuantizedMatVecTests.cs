@@ -110,7 +110,7 @@ public sealed class QuantizedMatVecTests
     [InlineData(QuantizationType.Int4, 7)]
     public void Each_weight_rounds_to_the_nearest_level_of_its_groups_scale(QuantizationType type, int maxLevel)
     {
-        const int outFeatures = 4, inFeatures = 150, groupSize = 64;
+        const int outFeatures = 6, inFeatures = 150, groupSize = 64; // a tile of four rows, two rows past it
         var weight = Random(outFeatures * inFeatures, 3);
         weight[5] = 0; // a zero stays zero
         var q = QuantizedWeight.Quantize(weight, outFeatures, inFeatures, type, groupSize);
