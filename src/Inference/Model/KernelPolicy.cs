@@ -42,7 +42,7 @@ internal sealed record KernelPolicy(bool BatchInvariant, bool MatVecKernel)
 
     /// <summary>
     /// Whether a quantized product of <paramref name="rows"/> rows runs in <see cref="QuantizedMatVec"/> (whose integer
-    /// kernel rounds the inputs to int8 below four rows): not under batch invariance, whose products must round the
+    /// kernel rounds the inputs to int8 below <see cref="QuantizedMatVec.FloatTileRowsFor"/> rows): not under batch invariance, whose products must round the
     /// same at every batch size.
     /// </summary>
     public bool UsesQuantizedKernel(Device device, long rows) =>

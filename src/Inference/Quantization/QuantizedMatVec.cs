@@ -62,11 +62,13 @@ public static unsafe class QuantizedMatVec
 
     /// <summary>
     /// From this many rows the weights are dequantized a tile at a time and multiplied in float32 (CpuMatVec's
-    /// register-blocked kernel), each tile serving every row: the integer kernel redoes a block's unpacking and
-    /// conversion for every row, and measured slower than float32 weights from 8 rows on (8 streams: 137 tok/s
-    /// with int8 against 188 with float32 weights). Below it, the integer kernel reads the fewest bytes.
+    /// register-blocked kernel), each tile serving every row; below it the integer kernel, which reads the fewest bytes
+    /// but redoes a block's unpacking and conversion for every row. Measured (GPT-2 small's 48 block products, 2 cores,
+    /// medians of 8–14 alternated calls, ms, integer kernel against float tiles): int8 (AVX2) 4 rows 10.9 / 21.2, 8
+    /// 25.3 / 25.6, 12 25.6 / 27.8, 16 33.7 / 34.1, 24 41.1 / 38.8; int4 AVX2 4 rows 11.1 / 21.5, 8 17.6 / 23.0, 16
+    /// 41.7 / 36.9; int4 AVX-512 4 rows 8.5 / 17.9, 8 14.8 / 23.9, 16 25.4 / 34.5, 24 45.4 / 52.2, 32 53.0 / 49.7.
     /// </summary>
-    internal const int FloatTileRows = 4;
+    internal static int FloatTileRowsFor(IntegerKernel kernel) => kernel == IntegerKernel.Avx512 ? 32 : 16;
 
     /// <summary>Output rows dequantized per tile: 16 × 3,072 floats (192 KB) stay in L2 while every input row passes.</summary>
     private const int TileOutputs = 16;
@@ -77,7 +79,7 @@ public static unsafe class QuantizedMatVec
     /// <summary>The same with a chosen integer kernel (the tests hold each to the reference).</summary>
     internal static void Multiply(QuantizedWeight w, float* x, int rows, float* y, IntegerKernel kernel)
     {
-        if (rows >= FloatTileRows && w.InFeatures % 16 == 0 && CpuMatVec.Supported) { MultiplyDequantized(w, x, rows, y); return; }
+        if (rows >= FloatTileRowsFor(kernel) && w.InFeatures % 16 == 0 && CpuMatVec.Supported) { MultiplyDequantized(w, x, rows, y); return; }
         if (!Supports(kernel, w.Type)) throw new PlatformNotSupportedException($"the {kernel} kernel for {w.Type} does not run on this CPU");
         using var a = QuantizedActivations.Quantize(x, rows, w.InFeatures);
         fixed (byte* data = w.Data)

@@ -34,10 +34,12 @@ public sealed class QuantizedMatVecTests
         (70, 100, 32, 3),  // the last block padded, 70 outputs
         (300, 768, 64, 2), // GPT-2 small's width, two cores' shares
         (5, 33, 64, 1),    // one input past a block, inside one short group
-        (9, 160, 64, 5),   // five blocks, a short last group; five rows: dequantized float tiles
-        (300, 768, 32, 8), // float tiles on two cores' shares, a short last tile
+        (9, 160, 64, 5),   // five blocks, a short last group; five rows
+        (300, 768, 32, 8), // two cores' shares, a short last tile
         (70, 100, 32, 6),  // six rows, but 100 inputs: the integer kernel still
         (303, 96, 64, 2),  // two cores' shares, three rows past the last tile of four
+        (9, 160, 64, 33),  // 33 rows: dequantized float tiles for every kernel
+        (260, 96, 32, 32), // float tiles on two cores' shares (the 512-bit int4 kernel's threshold)
     ];
 
     /// <summary>Every shape for each format and each integer kernel, by name (a kernel this CPU lacks reports skipped).</summary>
@@ -83,9 +85,9 @@ public sealed class QuantizedMatVecTests
                 }
                 int k = r * outFeatures + o;
                 double rounding = 1e-5 * magnitude + 1e-6;
-                // From FloatTileRows rows (inputs in a multiple of 16) the kernel multiplies dequantized float32 tiles:
+                // From FloatTileRowsFor(kernel) rows (inputs in a multiple of 16) the kernel multiplies dequantized float32 tiles:
                 // the dense product itself. Below, it is the integer scheme the reference defines.
-                if (rows >= QuantizedMatVec.FloatTileRows && inFeatures % 16 == 0)
+                if (rows >= QuantizedMatVec.FloatTileRowsFor(kernel) && inFeatures % 16 == 0)
                     Assert.True(Math.Abs(product[k] - expected[k]) <= rounding, $"float tiles [{r}, {o}] {product[k]} vs {expected[k]}");
                 else Assert.True(Math.Abs(product[k] - reference[k]) <= rounding, $"{kernel} [{r}, {o}] {product[k]} vs reference {reference[k]}");
                 Assert.True(Math.Abs(reference[k] - expected[k]) <= inputError + rounding, $"reference [{r}, {o}] {reference[k]} vs {expected[k]} (bound {inputError})");
