@@ -118,7 +118,16 @@ internal static unsafe class CpuMatVec
     {
         if (t.DType == ScalarType.Float32) { new ReadOnlySpan<float>((void*)t.Address, t.Count).CopyTo(destination); return; }
         var bits = new ReadOnlySpan<ushort>((void*)t.Address, t.Count);
-        for (int i = 0; i < bits.Length; i++) destination[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
+        if (destination.Length < bits.Length) throw new ArgumentException($"{bits.Length} values do not fit in {destination.Length}", nameof(destination));
+        int i = 0;
+        // Sixteen at a time: a bf16 step reads its norms' and biases' 120 K values this way (measured from cache: 36–42 → 10–15 µs a step).
+        for (; Vector256.IsHardwareAccelerated && i + 16 <= bits.Length; i += 16)
+        {
+            var (low, high) = Vector256.Widen(Vector256.Create(bits.Slice(i, 16)));
+            (low << 16).AsSingle().CopyTo(destination.Slice(i));
+            (high << 16).AsSingle().CopyTo(destination.Slice(i + 8));
+        }
+        for (; i < bits.Length; i++) destination[i] = BitConverter.Int32BitsToSingle(bits[i] << 16);
     }
 
     /// <summary>

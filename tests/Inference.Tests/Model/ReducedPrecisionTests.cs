@@ -46,6 +46,22 @@ public sealed class ReducedPrecisionTests(GoldenData golden, ITestOutputHelper o
         Assert.True(TensorAssert.MaxDiff(result.Logits[0, 7].unsqueeze(0), paged) < maxAbs, $"{dtype}: paged decode step");
     }
 
+    [Fact]
+    public void Reading_bf16_memory_widens_every_value_as_libtorch_does()
+    {
+        using var scope = torch.NewDisposeScope();
+        // 37 values: two vectors of sixteen and a tail; infinities, NaN, a subnormal, negative zero among them.
+        var values = torch.randn(37).mul(100);
+        values[3] = float.PositiveInfinity; values[17] = float.NegativeInfinity; values[20] = float.NaN;
+        values[33] = 1e-40f; values[35] = -0f;
+        var bf16 = values.to(ScalarType.BFloat16);
+        var read = new float[37];
+        CpuMatVec.ReadFloat32(bf16, read);
+        var expected = bf16.to(ScalarType.Float32).data<float>().ToArray();
+        for (int i = 0; i < read.Length; i++)
+            Assert.Equal(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(read[i]));
+    }
+
     [SkippableTheory]
     [InlineData(ScalarType.BFloat16, 2e-2, 1e-2)] // bf16 keeps 8 bits of mantissa
     [InlineData(ScalarType.Float32, 1e-5, 1e-5)]
