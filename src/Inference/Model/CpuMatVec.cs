@@ -35,7 +35,7 @@ internal static unsafe class CpuMatVec
     // streams poorly. Measured (GPT-2 small's 49 products, one input row, bf16, 2 cores): prefetching each of the
     // four rows 16 rows ahead 18.1–20.2 GB/s, this 28.9–29.6 (a plain read of the same bytes 29–30); 4 blocks ahead 27.9.
     private const int PrefetchBlocks = 2;
-    // The lead and the block being read that L1 holds (half of Zen 4's 48 KB); beyond it the prefetch goes to L2 (BlockPrefetch).
+    // The lead and the block being read that L1 holds (three quarters of Zen 4's 32 KB); beyond it the prefetch goes to L2 (BlockPrefetch).
     private const int L1PrefetchBytes = 24 * 1024;
     private const int Unit = 16; // inputs per step of the inner loop: two float32 vectors, or one vector of bf16 pairs
 
