@@ -241,12 +241,13 @@ public sealed class QuantizedWeight
         fixed (float* y = destination)
         {
             byte* block = data + BlockOffset(o, 0);
+            float* scale = scales + ScaleIndex(o, 0);
             float* output = y;
             // Whole blocks eight values an instruction: int8 sign-extended; int4's nibbles (level + 8) less 8, the low
             // nibbles first (the block's inputs 0–15), then the high ones (16–31). A block lies in one group.
             for (int b = 0, g = 0; b < full; g++)
             {
-                var s = Vector256.Create(scales[ScaleIndex(o, 0) + (long)g * tileRows]);
+                var s = Vector256.Create(scale[(long)g * tileRows]);
                 for (int end = Math.Min(full, b + blocksPerGroup); b < end; b++, block += blockStride, output += BlockSize)
                     if (Type == QuantizationType.Int8)
                     {
