@@ -26,7 +26,7 @@ public static class BenchCommand
     private static readonly Option<int> PrefillTokens = new("--prefill-tokens") { DefaultValueFactory = _ => 512 };
     private static readonly Option<string[]> Quantizations = new("--quantizations")
     {
-        Description = "weights to measure each dtype with: none, int8, int4 (groups of --group-size)", DefaultValueFactory = _ => ["none"], AllowMultipleArgumentsPerToken = true,
+        Description = "weights to measure each dtype with: none, int8, int4, nf4 (groups of --group-size)", DefaultValueFactory = _ => ["none"], AllowMultipleArgumentsPerToken = true,
     };
     private static readonly Option<int> Repeats = new("--repeats") { Description = "runs per measurement (the median is reported)", DefaultValueFactory = _ => 3 };
 

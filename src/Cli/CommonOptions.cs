@@ -25,8 +25,8 @@ public static class CommonOptions
 
     public static readonly Option<string?> Quantize = new("--quantize")
     {
-        Description = "Quantize the attention and MLP projections and the LM head at load: int8, int4 or none " +
-                      "(symmetric, one scale per --group-size inputs; a checkpoint written by `gpt2o quantize` loads as it is)",
+        Description = "Quantize the attention and MLP projections and the LM head at load: int8, int4, nf4 or none " +
+                      "(one scale per --group-size inputs; nf4: bitsandbytes' NormalFloat4 code book; a checkpoint written by `gpt2o quantize` loads as it is)",
     };
 
     public static readonly Option<int> GroupSize = new("--group-size")

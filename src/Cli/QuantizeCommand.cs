@@ -14,7 +14,7 @@ public static class QuantizeCommand
 
     public static Command Create()
     {
-        var command = new Command("quantize", "Write a checkpoint with int8 or int4 projections and LM head, which loads without re-quantizing");
+        var command = new Command("quantize", "Write a checkpoint with int8, int4 or nf4 projections and LM head, which loads without re-quantizing");
         CommonOptions.AddTo(command);
         command.Add(To);
         command.SetAction(Run);
@@ -24,7 +24,7 @@ public static class QuantizeCommand
     private static int Run(ParseResult parse)
     {
         var quantization = CommonOptions.Quantization(parse)
-            ?? throw new ArgumentException("--quantize: say int8 or int4 (the weights to write)", "quantize");
+            ?? throw new ArgumentException("--quantize: say int8, int4 or nf4 (the weights to write)", "quantize");
         string destination = Path.GetFullPath(parse.GetValue(To)!);
         if (Directory.Exists(destination) && Directory.EnumerateFileSystemEntries(destination).Any())
             throw new ArgumentException($"--to: {destination} already exists and is not empty");

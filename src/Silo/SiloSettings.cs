@@ -37,7 +37,7 @@ public sealed class SiloSettings
     public Dictionary<string, Grains.ChatTemplate> ChatTemplates { get; set; } = [];
     public string Device { get; set; } = "cpu";
     public string DType { get; set; } = "float32";
-    /// <summary>int8 or int4: quantize every model's projections and LM head at load (a checkpoint written by <c>gpt2o quantize</c> is served as it is).</summary>
+    /// <summary>int8, int4 or nf4: quantize every model's projections and LM head at load (a checkpoint written by <c>gpt2o quantize</c> is served as it is).</summary>
     public string? Quantize { get; set; }
     public int GroupSize { get; set; } = Inference.Quantization.QuantizationConfig.DefaultGroupSize;
     /// <summary>The KV cache's dtype (float32, bfloat16, float16); unset: each model's compute dtype.</summary>

@@ -5,23 +5,27 @@ using static Gpt2Orleans.Gateway.Tests.Support.Http;
 namespace Gpt2Orleans.Gateway.Tests;
 
 /// <summary>
-/// A silo started with <c>--quantize int8 --kv-dtype bfloat16</c>, serving a dense checkpoint (quantized at load) and
-/// one written int4 in groups of 64 (served as it is), both with bf16 KV under float32 compute.
+/// A silo started with <c>--quantize int8 --kv-dtype bfloat16</c>, serving a dense checkpoint (quantized at load),
+/// one written int4 in groups of 64 and one written nf4 in groups of 32 (served as they are), all with bf16 KV under
+/// float32 compute.
 /// </summary>
 public sealed class QuantizedServingFixture : GatewayFixture
 {
     public const string PreQuantized = "alpha-int4";
-    private readonly string _folder = Path.Combine(Path.GetTempPath(), "gpt2o-int4-" + Guid.NewGuid().ToString("N"));
+    public const string PreQuantizedNf4 = "alpha-nf4";
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "gpt2o-quantized-" + Guid.NewGuid().ToString("N"));
 
     protected override IEnumerable<string> SiloArguments =>
-        ["--model", $"{Model}={ModelFolder}", "--model", $"{PreQuantized}={Int4Folder()}", "--quantize", "int8", "--kv-dtype", "bfloat16"];
+        ["--model", $"{Model}={ModelFolder}", "--model", $"{PreQuantized}={QuantizedFolder("int4", 64)}",
+         "--model", $"{PreQuantizedNf4}={QuantizedFolder("nf4", 32)}", "--quantize", "int8", "--kv-dtype", "bfloat16"];
 
-    private string Int4Folder()
+    private string QuantizedFolder(string method, int groupSize)
     {
         using var model = Inference.Model.Gpt2LMHeadModel.FromPretrained(ModelFolder,
-            new Inference.Checkpoints.ModelLoadOptions { Quantization = Inference.Quantization.QuantizationConfig.Parse("int4", 64) });
-        model.SavePretrained(_folder);
-        return _folder;
+            new Inference.Checkpoints.ModelLoadOptions { Quantization = Inference.Quantization.QuantizationConfig.Parse(method, groupSize) });
+        string folder = Path.Combine(_folder, method);
+        model.SavePretrained(folder);
+        return folder;
     }
 
     public override async Task DisposeAsync()
@@ -41,6 +45,7 @@ public sealed class QuantizedServingTests(QuantizedServingFixture fixture) : ICl
     [Theory]
     [InlineData(GatewayFixture.Model, "int8", 8, 32)]
     [InlineData(QuantizedServingFixture.PreQuantized, "int4", 4, 64)]
+    [InlineData(QuantizedServingFixture.PreQuantizedNf4, "nf4", 4, 32)]
     public async Task A_quantized_model_says_so_and_completes(string model, string method, int bits, int groupSize)
     {
         using var client = fixture.Client();

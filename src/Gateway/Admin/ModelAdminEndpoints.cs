@@ -86,7 +86,7 @@ public static class ModelAdminEndpoints
         };
     }
 
-    /// <summary><c>{"method": "int8" | "int4", "group_size": 32}</c> (or just the method as a string).</summary>
+    /// <summary><c>{"method": "int8" | "int4" | "nf4", "group_size": 32}</c> (or just the method as a string).</summary>
     private static WeightQuantization Quantization(JsonElement value)
     {
         if (value.ValueKind == JsonValueKind.String) return Parsed(value.GetString()!, null);
@@ -96,7 +96,7 @@ public static class ModelAdminEndpoints
 
         // The catalog checks the method and group size, and names what is wrong.
         static WeightQuantization Parsed(string method, int? groupSize) =>
-            new(method, method switch { "int8" => 8, "int4" => 4, _ => 0 }, groupSize ?? 32);
+            new(method, method switch { "int8" => 8, "int4" or "nf4" => 4, _ => 0 }, groupSize ?? 32);
     }
 
     private static ICatalogGrain Catalog(IClusterClient cluster) => cluster.GetGrain<ICatalogGrain>(GrainKeys.CatalogKey);

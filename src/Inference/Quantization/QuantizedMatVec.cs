@@ -12,8 +12,8 @@ namespace Gpt2Orleans.Inference.Quantization;
 /// Why our own kernel: a decode step reads every weight once, so fewer bytes per weight is speed, and libtorch has no
 /// CPU kernel over int8/int4 groups. <see cref="Reference"/> is the scalar definition the tests hold every
 /// <see cref="IntegerKernel"/> to: AVX2 (<c>vpmaddubsw</c> + <c>vpmaddwd</c>: 32 products in two instructions),
-/// AVX-VNNI (<c>vpdpbusd</c>: in one) and int4 in AVX-512, the widest the CPU has by default. Output rows are split
-/// across the cores.
+/// AVX-VNNI (<c>vpdpbusd</c>: in one) and int4 in AVX-512, the widest the CPU has by default; nf4's 4-bit indices
+/// become int8 levels in a byte shuffle first (<see cref="NormalFloat4"/>). Output rows are split across the cores.
 /// </summary>
 public static unsafe class QuantizedMatVec
 {
@@ -93,6 +93,8 @@ public static unsafe class QuantizedMatVec
             {
                 (QuantizationType.Int8, IntegerKernel.AvxVnni) => (lo, hi) => Outputs<Tile256<Int8VnniBlocks>, Vector256<float>, Int8VnniBlocks>(call, lo, hi),
                 (QuantizationType.Int8, _) => (lo, hi) => Outputs<Tile256<Int8Blocks>, Vector256<float>, Int8Blocks>(call, lo, hi),
+                (QuantizationType.Nf4, IntegerKernel.AvxVnni) => (lo, hi) => Outputs<Tile256<Nf4VnniBlocks>, Vector256<float>, Nf4VnniBlocks>(call, lo, hi),
+                (QuantizationType.Nf4, _) => (lo, hi) => Outputs<Tile256<Nf4Blocks>, Vector256<float>, Nf4Blocks>(call, lo, hi),
                 (_, IntegerKernel.Avx512) => (lo, hi) => Outputs<Int4Tile512, Vector512<float>, Int4Blocks>(call, lo, hi),
                 (_, IntegerKernel.AvxVnni) => (lo, hi) => Outputs<Tile256<Int4VnniBlocks>, Vector256<float>, Int4VnniBlocks>(call, lo, hi),
                 _ => (lo, hi) => Outputs<Tile256<Int4Blocks>, Vector256<float>, Int4Blocks>(call, lo, hi),
@@ -156,12 +158,14 @@ public static unsafe class QuantizedMatVec
         public static int BlockBytes => Block;
         public static int Offset => 0;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(byte* weights, sbyte* levels) => SignedDot(Avx.LoadVector256((sbyte*)weights), Avx.LoadVector256(levels));
+
         /// <summary>vpmaddubsw multiplies unsigned by signed bytes: |w| times x carrying w's sign (ggml's trick).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Dot(byte* weights, sbyte* levels)
+        public static Vector256<int> SignedDot(Vector256<sbyte> w, Vector256<sbyte> x)
         {
-            var w = Avx.LoadVector256((sbyte*)weights);
-            var pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(Avx.LoadVector256(levels), w));
+            var pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w));
             return Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
         }
     }
@@ -210,6 +214,31 @@ public static unsafe class QuantizedMatVec
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<int> Dot(byte* weights, sbyte* levels) =>
             AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Int4Blocks.Nibbles(weights), Avx.LoadVector256(levels));
+    }
+
+    /// <summary>nf4: the block's 32 indices (int4's nibbles) looked up into their signed levels with one byte shuffle, then int8's dot product.</summary>
+    private readonly struct Nf4Blocks : IBlocks
+    {
+        public static int BlockBytes => Block / 2;
+        public static int Offset => 0;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(byte* weights, sbyte* levels) =>
+            Int8Blocks.SignedDot(Avx2.Shuffle(Vector256.Create(NormalFloat4.LevelTable), Int4Blocks.Nibbles(weights).AsSByte()), Avx.LoadVector256(levels));
+    }
+
+    /// <summary>nf4 with <c>vpdpbusd</c>: the shuffle looks up level + 128 (unsigned), taken off as int8's is.</summary>
+    private readonly struct Nf4VnniBlocks : IBlocks
+    {
+        public static int BlockBytes => Block / 2;
+        public static int Offset => 128;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(byte* weights, sbyte* levels)
+        {
+            var unsigned = Vector256.Create(NormalFloat4.LevelTable).AsByte() ^ Vector256.Create((byte)0x80);
+            return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Shuffle(unsigned, Int4Blocks.Nibbles(weights)), Avx.LoadVector256(levels));
+        }
     }
 
     /// <summary>Outputs [lo, hi) for every input row: the whole tiles, then the rows stored one by one past the last.</summary>

@@ -13,16 +13,20 @@ public enum QuantizationType
     Int8,
     /// <summary>4-bit signed levels in [−7, 7], stored as level + 8, two per byte.</summary>
     Int4,
+    /// <summary>4-bit indices into <see cref="NormalFloat4"/>'s code book (its levels in [−127, 127]), two per byte as int4's.</summary>
+    Nf4,
 }
 
 /// <summary>
 /// A weight matrix [out, in] quantized symmetrically per group: every run of <see cref="GroupSize"/> inputs of an
-/// output row shares one float scale (its largest |w| ÷ 127 for int8, ÷ 7 for int4) and each weight is rounded to
-/// the nearest multiple of it (round half away from zero). Groups never span rows; the last group of a row may be
-/// shorter. The group size is a multiple of <see cref="BlockSize"/>.
+/// output row shares one float scale (its largest |w| ÷ 127 for int8 and nf4, ÷ 7 for int4) and each weight is rounded
+/// to the nearest level times it (round half away from zero): int8's and int4's levels are the integers up to 127 and 7,
+/// nf4's the 16 of <see cref="NormalFloat4"/>. Groups never span rows; the last group of a row may be shorter. The
+/// group size is a multiple of <see cref="BlockSize"/>.
 /// <para>A row is ⌈in ÷ 32⌉ blocks of 32 inputs, the last padded with level 0. An int8 block is 32 signed bytes; an
-/// int4 block is 16 bytes, byte j holding input j in its low nibble and input j + 16 in its high nibble (ggml's q4_0
-/// order: one 16-byte load unpacks to the block's 32 inputs in order).</para>
+/// int4 or nf4 block is 16 bytes, byte j holding input j's code (int4: level + 8; nf4: the index of its level) in its
+/// low nibble and input j + 16's in its high nibble (ggml's q4_0 order: one 16-byte load unpacks to the block's 32
+/// inputs in order).</para>
 /// <para>In memory (<see cref="Data"/>, <see cref="Scales"/>) rows are kept in tiles of <see cref="TileRows"/>, the
 /// rows the kernel multiplies in one pass, interleaved block by block: block 0 of rows 0–3, block 1 of rows 0–3, …,
 /// and each group's four scales side by side; rows past the last whole tile follow row by row. Why: a pass then reads
@@ -73,7 +77,10 @@ public sealed class QuantizedWeight
     public int MaxLevel => MaxLevelOf(Type);
 
     public static int BlockBytesOf(QuantizationType type) => type == QuantizationType.Int8 ? BlockSize : BlockSize / 2;
-    public static int MaxLevelOf(QuantizationType type) => type == QuantizationType.Int8 ? 127 : 7;
+    public static int MaxLevelOf(QuantizationType type) => type == QuantizationType.Int4 ? 7 : 127;
+
+    /// <summary>The code a 4-bit format stores for level 0 (what padding holds).</summary>
+    private static int ZeroCodeOf(QuantizationType type) => type == QuantizationType.Nf4 ? NormalFloat4.ZeroIndex : 8;
 
     /// <summary>A weight from row-major levels [out, row bytes] and scales [out, groups], as a checkpoint stores them.</summary>
     public QuantizedWeight(QuantizationType type, int outFeatures, int inFeatures, int groupSize, byte[] rowMajorData, float[] rowMajorScales)
@@ -89,7 +96,7 @@ public sealed class QuantizedWeight
         CheckGroupSize(groupSize);
         Type = type; OutFeatures = outFeatures; InFeatures = inFeatures; GroupSize = groupSize;
         Data = new byte[(long)outFeatures * RowBytes];
-        if (type == QuantizationType.Int4) Array.Fill(Data, (byte)0x88); // level 0 everywhere, padding included
+        if (type != QuantizationType.Int8) Array.Fill(Data, (byte)(ZeroCodeOf(type) * 0x11)); // level 0 everywhere, padding included
         Scales = new float[(long)outFeatures * GroupsPerRow];
     }
 
@@ -190,10 +197,16 @@ public sealed class QuantizedWeight
             }
             float scale = max / MaxLevel;
             Scales[ScaleIndex(o, g)] = scale;
-            for (int i = start; i < end; i++)
-                Store(o, i, scale == 0 ? 0 : (int)Math.Clamp(MathF.Round(row[i] / scale, MidpointRounding.AwayFromZero), -MaxLevel, MaxLevel));
+            for (int i = start; i < end; i++) Store(o, i, CodeOf(scale == 0 ? 0 : row[i] / scale));
         }
     }
+
+    /// <summary>What is stored for a weight of <paramref name="level"/> times its scale: the nearest level's code.</summary>
+    private int CodeOf(float level) => Type switch
+    {
+        QuantizationType.Nf4 => NormalFloat4.NearestIndex(level),
+        _ => (int)Math.Clamp(MathF.Round(level, MidpointRounding.AwayFromZero), -MaxLevel, MaxLevel) + (Type == QuantizationType.Int4 ? 8 : 0),
+    };
 
     /// <summary>Where weight [o, i] lives in <see cref="Data"/>: its byte, and (int4) whether it is the high nibble.</summary>
     private (long Byte, bool High) Position(int o, int i)
@@ -203,11 +216,11 @@ public sealed class QuantizedWeight
         return Type == QuantizationType.Int8 ? (block + j, false) : (block + j % (BlockSize / 2), j >= BlockSize / 2);
     }
 
-    private void Store(int o, int i, int level)
+    private void Store(int o, int i, int code)
     {
         var (at, high) = Position(o, i);
-        if (Type == QuantizationType.Int8) Data[at] = (byte)(sbyte)level;
-        else Data[at] = (byte)(high ? (Data[at] & 0x0F) | ((level + 8) << 4) : (Data[at] & 0xF0) | (level + 8));
+        if (Type == QuantizationType.Int8) Data[at] = (byte)(sbyte)code;
+        else Data[at] = (byte)(high ? (Data[at] & 0x0F) | (code << 4) : (Data[at] & 0xF0) | code);
     }
 
     /// <summary>The integer level of weight [o, i].</summary>
@@ -215,7 +228,8 @@ public sealed class QuantizedWeight
     {
         var (at, high) = Position(o, i);
         byte b = Data[at];
-        return Type == QuantizationType.Int8 ? (sbyte)b : (high ? b >> 4 : b & 0xF) - 8;
+        int code = high ? b >> 4 : b & 0xF;
+        return Type switch { QuantizationType.Int8 => (sbyte)b, QuantizationType.Int4 => code - 8, _ => NormalFloat4.Levels[code] };
     }
 
     /// <summary>The float matrix the quantized values stand for (level × its group's scale), row-major [out, in].</summary>
@@ -243,8 +257,8 @@ public sealed class QuantizedWeight
             byte* block = data + BlockOffset(o, 0);
             float* scale = scales + ScaleIndex(o, 0);
             float* output = y;
-            // Whole blocks eight values an instruction: int8 sign-extended; int4's nibbles (level + 8) less 8, the low
-            // nibbles first (the block's inputs 0–15), then the high ones (16–31). A block lies in one group.
+            // Whole blocks eight values an instruction: int8 sign-extended; int4's nibbles (level + 8) less 8, nf4's
+            // looked up, the low nibbles first (the block's inputs 0–15), then the high ones (16–31). A block lies in one group.
             for (int b = 0, g = 0; b < full; g++)
             {
                 var s = Vector256.Create(scale[(long)g * tileRows]);
@@ -261,8 +275,7 @@ public sealed class QuantizedWeight
                     {
                         var packed = Vector128.Load(block);
                         var mask = Vector128.Create((byte)0x0F);
-                        var low = ((packed & mask) - Vector128.Create((byte)8)).AsSByte();
-                        var high = ((Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask) - Vector128.Create((byte)8)).AsSByte();
+                        var (low, high) = LevelsOfCodes(packed & mask, Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask);
                         (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(low)) * s).Store(output);
                         (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(low, 8))) * s).Store(output + 8);
                         (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(high)) * s).Store(output + 16);
@@ -273,6 +286,11 @@ public sealed class QuantizedWeight
                 y[i] = Scale(o, i / GroupSize) * Level(o, i);
         }
     }
+
+    /// <summary>A 4-bit block's levels from its codes (low and high nibbles): int4's less 8, nf4's looked up.</summary>
+    private (Vector128<sbyte> Low, Vector128<sbyte> High) LevelsOfCodes(Vector128<byte> low, Vector128<byte> high) => Type == QuantizationType.Nf4
+        ? (Ssse3.Shuffle(NormalFloat4.LevelTable, low.AsSByte()), Ssse3.Shuffle(NormalFloat4.LevelTable, high.AsSByte()))
+        : ((low - Vector128.Create((byte)8)).AsSByte(), (high - Vector128.Create((byte)8)).AsSByte());
 
     /// <summary>Bytes a step reads: the values and the scales.</summary>
     public long Bytes => Data.LongLength + Scales.LongLength * sizeof(float);

@@ -3,7 +3,7 @@ using Gpt2Orleans.Inference.Quantization;
 namespace Gpt2Orleans.Inference.Tests.Quantization;
 
 /// <summary>
-/// Per-group int8 / int4 quantization and the mat-vec kernel over it, held to the scalar reference and to a float32
+/// Per-group int8 / int4 / nf4 quantization and the mat-vec kernel over it, held to the scalar reference and to a float32
 /// product with the dequantized weights, for shapes that are and are not multiples of the vector width and the group.
 /// </summary>
 public sealed class QuantizedMatVecTests
@@ -48,9 +48,9 @@ public sealed class QuantizedMatVecTests
         get
         {
             var data = new TheoryData<QuantizationType, string, int, int, int, int>();
-            foreach (var type in new[] { QuantizationType.Int8, QuantizationType.Int4 })
+            foreach (var type in Enum.GetValues<QuantizationType>())
                 foreach (var kernel in Enum.GetValues<IntegerKernel>())
-                    if (type == QuantizationType.Int4 || kernel != IntegerKernel.Avx512) // int8 has no 512-bit kernel
+                    if (type == QuantizationType.Int4 || kernel != IntegerKernel.Avx512) // only int4 has a 512-bit kernel
                         foreach (var (o, i, g, r) in ShapeList) data.Add(type, kernel.ToString(), o, i, g, r);
             return data;
         }
@@ -97,6 +97,7 @@ public sealed class QuantizedMatVecTests
     [Theory]
     [InlineData(QuantizationType.Int8)]
     [InlineData(QuantizationType.Int4)]
+    [InlineData(QuantizationType.Nf4)]
     public void A_nan_input_makes_the_outputs_it_reaches_nan(QuantizationType type)
     {
         var q = QuantizedWeight.Quantize(Random(4 * 64, 1), 4, 64, type, 32);
@@ -135,6 +136,51 @@ public sealed class QuantizedMatVecTests
     }
 
     [Fact]
+    public void Nf4_levels_are_bitsandbytes_code_book_at_int8_resolution()
+    {
+        Assert.Equal(16, NormalFloat4.Values.Length);
+        for (int k = 0; k < 16; k++)
+            Assert.Equal((int)MathF.Round(127 * NormalFloat4.Values[k], MidpointRounding.AwayFromZero), NormalFloat4.Levels[k]);
+        Assert.Equal(0, NormalFloat4.Levels[NormalFloat4.ZeroIndex]);
+        // Every level is its own nearest; a value between two levels goes to the nearer, a midpoint away from zero.
+        for (int k = 0; k < 16; k++) Assert.Equal(k, NormalFloat4.NearestIndex(NormalFloat4.Levels[k]));
+        Assert.Equal(8, NormalFloat4.NearestIndex(5f));   // between 0 and 10
+        Assert.Equal(7, NormalFloat4.NearestIndex(4.9f));
+        Assert.Equal(5, NormalFloat4.NearestIndex(-17.5f)); // between −23 and −12
+        Assert.Equal(6, NormalFloat4.NearestIndex(-17.4f));
+        Assert.Equal(0, NormalFloat4.NearestIndex(-127f));
+        Assert.Equal(15, NormalFloat4.NearestIndex(127f));
+    }
+
+    [Fact]
+    public void Nf4_rounds_each_weight_to_the_nearest_code_value_of_its_groups_largest_weight()
+    {
+        const int outFeatures = 6, inFeatures = 150, groupSize = 64; // a tile of four rows, two rows past it
+        var weight = Random(outFeatures * inFeatures, 5);
+        weight[9] = 0;
+        var q = QuantizedWeight.Quantize(weight, outFeatures, inFeatures, QuantizationType.Nf4, groupSize);
+        var restored = q.Dequantize();
+        for (int o = 0; o < outFeatures; o++)
+            for (int i = 0; i < inFeatures; i++)
+            {
+                int start = i / groupSize * groupSize;
+                float absMax = weight.Skip(o * inFeatures + start).Take(Math.Min(groupSize, inFeatures - start)).Max(Math.Abs);
+                float w = weight[o * inFeatures + i], got = restored[o * inFeatures + i];
+                Assert.Equal(absMax / 127, q.Scale(o, i / groupSize));
+                Assert.Equal(q.Level(o, i) * q.Scale(o, i / groupSize), got); // the vector dequantizer is the definition's
+                Assert.Contains((sbyte)q.Level(o, i), NormalFloat4.Levels.ToArray());
+                // bitsandbytes' value for the code chosen is within half an int8 level of ours…
+                int code = NormalFloat4.Levels.IndexOf((sbyte)q.Level(o, i));
+                Assert.True(Math.Abs(got - NormalFloat4.Values[code] * absMax) <= absMax / 127 / 2 + 1e-7, $"[{o}, {i}] {got} vs bitsandbytes' {NormalFloat4.Values[code] * absMax}");
+                // …and no other code is nearer to the weight.
+                foreach (var level in NormalFloat4.Levels)
+                    Assert.True(Math.Abs(got - w) <= Math.Abs(level * absMax / 127 - w) + 1e-6, $"[{o}, {i}] {w} → {got}, but {level * absMax / 127} is nearer");
+            }
+        Assert.Equal(0, restored[9]);
+        Assert.Equal(NormalFloat4.ZeroIndex * 0x11, QuantizedWeight.Quantize(new float[32], 1, 32, QuantizationType.Nf4, 32).Data[0]); // zeros store index 7
+    }
+
+    [Fact]
     public void Bad_shapes_and_weights_are_refused()
     {
         Assert.Throws<ArgumentException>(() => QuantizedWeight.Quantize(new float[6], 2, 4, QuantizationType.Int8, 32));
@@ -162,6 +208,7 @@ public sealed class QuantizedMatVecTests
     [Theory]
     [InlineData(QuantizationType.Int8)]
     [InlineData(QuantizationType.Int4)]
+    [InlineData(QuantizationType.Nf4)]
     public void Rows_are_kept_in_tiles_of_four_and_checkpoints_see_them_row_major(QuantizationType type)
     {
         const int outFeatures = 6, inFeatures = 70, groupSize = 32; // one tile, two rows past it; three blocks a row
@@ -185,7 +232,8 @@ public sealed class QuantizedMatVecTests
             for (int i = 0; i < inFeatures; i++)
             {
                 int j = i % 32, at = o * rowBytes + i / 32 * block + (type == QuantizationType.Int8 ? j : j % 16);
-                int stored = type == QuantizationType.Int8 ? (sbyte)levels[at] : (j >= 16 ? levels[at] >> 4 : levels[at] & 0xF) - 8;
+                int code = j >= 16 ? levels[at] >> 4 : levels[at] & 0xF;
+                int stored = type switch { QuantizationType.Int8 => (sbyte)levels[at], QuantizationType.Int4 => code - 8, _ => NormalFloat4.Levels[code] };
                 Assert.Equal(q.Level(o, i), stored);
             }
             for (int g = 0; g < q.GroupsPerRow; g++) Assert.Equal(q.Scale(o, g), scales[o * q.GroupsPerRow + g]);

@@ -29,6 +29,7 @@ public sealed class QuantizedModelTests : IDisposable
     [SkippableTheory]
     [InlineData("int8")]
     [InlineData("int4")]
+    [InlineData("nf4")]
     public void The_fused_integer_step_equals_the_dequantized_forward_up_to_the_inputs_rounding(string type)
     {
         Skip.IfNot(QuantizedMatVec.Supported && CpuMatVec.Supported, "the integer kernel needs AVX2 + FMA");
@@ -63,6 +64,7 @@ public sealed class QuantizedModelTests : IDisposable
     [Theory]
     [InlineData("int8", 0.02)]
     [InlineData("int4", 0.25)]
+    [InlineData("nf4", 0.25)]
     public void Quantized_logits_stay_close_to_float32(string type, double tolerance)
     {
         using var scope = torch.NewDisposeScope();
@@ -79,13 +81,14 @@ public sealed class QuantizedModelTests : IDisposable
     [Theory]
     [InlineData("int8", 32)]
     [InlineData("int4", 64)]
+    [InlineData("nf4", 32)]
     public void A_quantized_checkpoint_loads_back_exactly_without_its_dense_weights(string type, int groupSize)
     {
         using var scope = torch.NewDisposeScope();
         using var model = Quantized(type, groupSize: groupSize);
         model.SavePretrained(_folder);
         var config = Gpt2Config.FromFile(Path.Combine(_folder, "config.json"));
-        Assert.Equal(new QuantizationConfig(type == "int8" ? QuantizationType.Int8 : QuantizationType.Int4, groupSize), config.Quantization);
+        Assert.Equal(QuantizationConfig.Parse(type, groupSize), config.Quantization);
         using var loaded = Gpt2LMHeadModel.FromPretrained(_folder);
         Assert.Equal(model.Quantization, loaded.Quantization);
         var saved = model.QuantizedWeights();
@@ -166,9 +169,27 @@ public sealed class QuantizedModelTests : IDisposable
     }
 
     [Fact]
+    public void An_nf4_checkpoint_says_so_and_a_quant_type_it_cannot_honour_is_a_load_error()
+    {
+        using var scope = torch.NewDisposeScope();
+        using (var model = Quantized("nf4")) model.SavePretrained(_folder);
+        var config = Path.Combine(_folder, "config.json");
+        var text = File.ReadAllText(config);
+        Assert.Contains("\"quant_type\": \"nf4\"", text);
+        string Error() => Assert.Throws<CheckpointException>(() => Gpt2LMHeadModel.FromPretrained(_folder)).Message;
+        File.WriteAllText(config, text.Replace("\"nf4\"", "\"fp4\""));
+        Assert.Contains("quant_type 'fp4' with 4 bits is not supported", Error());
+        File.WriteAllText(config, text.Replace("\"bits\": 4", "\"bits\": 8"));
+        Assert.Contains("quant_type 'nf4' with 8 bits is not supported", Error());
+        File.WriteAllText(config, text); // as written, it loads as nf4 (read as int4, its codes would mean other weights)
+        using var loaded = Gpt2LMHeadModel.FromPretrained(_folder);
+        Assert.Equal(QuantizationType.Nf4, loaded.Quantization!.Type);
+    }
+
+    [Fact]
     public void A_quantized_model_is_not_trained_and_a_bad_quantization_name_is_refused()
     {
-        Assert.Contains("expected int8, int4 or none", Assert.Throws<ArgumentException>(() => QuantizationConfig.Parse("int3")).Message);
+        Assert.Contains("expected int8, int4, nf4 or none", Assert.Throws<ArgumentException>(() => QuantizationConfig.Parse("int3")).Message);
         Assert.Null(QuantizationConfig.Parse("none"));
         using var model = Quantized("int8");
         model.train();
