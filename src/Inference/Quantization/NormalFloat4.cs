@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Gpt2Orleans.Inference.Quantization;
@@ -37,17 +38,28 @@ public static class NormalFloat4
     /// The index of the level nearest to <paramref name="level"/> (a weight in units of its group's scale, within
     /// [−127, 127]); a value halfway between two levels takes the one farther from zero, as the integer formats' rounding does.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int NearestIndex(float level)
     {
-        var levels = Levels;
-        int k = 0;
-        // The levels rise, so the nearest is the first whose upper midpoint lies above the value (ties go up for a positive value, down for a negative one).
-        while (k < levels.Length - 1)
-        {
-            float middle = (levels[k] + levels[k + 1]) / 2f;
-            if (level < middle || (level == middle && middle < 0)) break;
-            k++;
-        }
-        return k;
+        // The levels rise, so the index is the number of midpoints between neighbours that the value lies beyond: past a
+        // negative midpoint when above it, past a positive one when at or above it (ties away from zero). Two vector
+        // compares and two bit counts, where a walk up the 15 midpoints made quantizing GPT-2 small at load 1 s slower.
+        var value = Vector256.Create(level);
+        uint below = Vector256.GreaterThan(value, NegativeMidpoints).ExtractMostSignificantBits();
+        uint above = Vector256.GreaterThanOrEqual(value, PositiveMidpoints).ExtractMostSignificantBits();
+        return System.Numerics.BitOperations.PopCount(below) + System.Numerics.BitOperations.PopCount(above);
+    }
+
+    /// <summary>The midpoints between levels 0–7 (all negative), and +∞ in the eighth lane, which nothing lies beyond.</summary>
+    private static readonly Vector256<float> NegativeMidpoints = Midpoints(0, 7);
+    /// <summary>The midpoints between levels 7–15 (all positive).</summary>
+    private static readonly Vector256<float> PositiveMidpoints = Midpoints(7, 8);
+
+    private static Vector256<float> Midpoints(int first, int count)
+    {
+        var midpoints = new float[8];
+        Array.Fill(midpoints, float.PositiveInfinity);
+        for (int k = 0; k < count; k++) midpoints[k] = (Levels[first + k] + Levels[first + k + 1]) / 2f;
+        return Vector256.Create(midpoints);
     }
 }

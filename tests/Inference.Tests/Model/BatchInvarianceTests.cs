@@ -61,6 +61,7 @@ public sealed class BatchInvarianceTests
     [InlineData(null)]
     [InlineData("int8")] // quantized weights: dequantized for libtorch's padded product, never the integer kernel
     [InlineData("int4")]
+    [InlineData("nf4")]
     public void A_decoding_sequence_gets_the_same_logits_alone_and_beside_others(string? quantize)
     {
         using var lm = Gpt2LMHeadModel.FromPretrained(Support.GoldenData.ModelDir("lm"),

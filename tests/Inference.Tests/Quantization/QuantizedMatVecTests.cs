@@ -150,6 +150,17 @@ public sealed class QuantizedMatVecTests
         Assert.Equal(6, NormalFloat4.NearestIndex(-17.4f));
         Assert.Equal(0, NormalFloat4.NearestIndex(-127f));
         Assert.Equal(15, NormalFloat4.NearestIndex(127f));
+        // Every quarter level from −127 to 127 (each midpoint among them): the nearest by brute force, ties away from zero.
+        for (float v = -127; v <= 127; v += 0.25f)
+        {
+            int nearest = 0;
+            for (int k = 1; k < 16; k++)
+            {
+                float d = Math.Abs(NormalFloat4.Levels[k] - v), best = Math.Abs(NormalFloat4.Levels[nearest] - v);
+                if (d < best || (d == best && Math.Abs(NormalFloat4.Levels[k]) > Math.Abs(NormalFloat4.Levels[nearest]))) nearest = k;
+            }
+            Assert.True(nearest == NormalFloat4.NearestIndex(v), $"{v}: index {NormalFloat4.NearestIndex(v)}, nearest {nearest}");
+        }
     }
 
     [Fact]
