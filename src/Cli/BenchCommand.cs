@@ -74,6 +74,10 @@ public static class BenchCommand
                     double load = Median(repeats, () => Time(() => Gpt2LMHeadModel.FromPretrained(folder, options).Dispose()));
                     using var model = Gpt2LMHeadModel.FromPretrained(folder, options);
                     long weightBytes = model.WeightBytes; // levels and scales for quantized weights
+                    // Warm-up, untimed, as bench-engine's: until .NET's tiered JIT has promoted the per-step code, a decode runs
+                    // partly as tier-0 code (measured: the first precision a process measured decoded int4 at 165–204 tok/s
+                    // against 239–246 for the same weights measured after it).
+                    DecodeMsPerToken(model, parse.GetValue(PromptTokens), parse.GetValue(NewTokens));
                     // Each decode run between two bandwidth probes (BracketedDecode), judged also by the bound of its own moment.
                     var decodes = BracketedDecode.Measure(probe, weightBytes, repeats, () => 1000 / DecodeMsPerToken(model, parse.GetValue(PromptTokens), parse.GetValue(NewTokens)));
                     double decodeMs = 1000 / MedianOf(decodes.Select(d => d.TokensPerSecond));

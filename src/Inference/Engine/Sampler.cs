@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Gpt2Orleans.Inference.Generation;
@@ -70,6 +71,7 @@ internal static class Sampler
     }
 
     /// <summary>libtorch's argmax of one row: the first NaN if there is one (NaN counts as the largest), else the first of the largest values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
     internal static int ArgMax(ReadOnlySpan<float> row)
     {
         int n = row.Length, i = 0;

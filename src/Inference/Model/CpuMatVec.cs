@@ -1,8 +1,8 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -114,6 +114,7 @@ internal static unsafe class CpuMatVec
     internal static void ReadFloat32(Tensor t, Span<float> destination) => ReadFloat32(TensorMemory.Of(t), destination);
 
     /// <summary>The same from memory found before.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
     internal static void ReadFloat32(TensorMemory t, Span<float> destination)
     {
         if (t.DType == ScalarType.Float32) { new ReadOnlySpan<float>((void*)t.Address, t.Count).CopyTo(destination); return; }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -101,6 +102,7 @@ public sealed class QuantizedWeight
     }
 
     /// <summary>Replaces the levels and scales with row-major ones (a checkpoint's), checking their sizes and scales first.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // every block of the model: never the slow first tier
     public void SetRowMajor(ReadOnlySpan<byte> levels, ReadOnlySpan<float> scales)
     {
         if (levels.Length != (long)OutFeatures * RowBytes) throw new ArgumentException($"{Type} data for [{OutFeatures}, {InFeatures}] is {(long)OutFeatures * RowBytes} bytes, got {levels.Length}");
@@ -115,6 +117,7 @@ public sealed class QuantizedWeight
     }
 
     /// <summary>The levels [out, row bytes] and scales [out, groups] row-major, as a checkpoint stores them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // every block of the model: never the slow first tier
     public void CopyRowMajorTo(Span<byte> levels, Span<float> scales)
     {
         if (levels.Length != Data.Length || scales.Length != Scales.Length) throw new ArgumentException($"row-major copies need {Data.Length} bytes and {Scales.Length} scales");
@@ -184,6 +187,7 @@ public sealed class QuantizedWeight
     }
 
     /// <summary>Rounds row <paramref name="o"/> of the dense weight into this one's levels and scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // every weight of the model: never the slow first tier
     private void QuantizeRow(int o, ReadOnlySpan<float> row)
     {
         for (int g = 0; g < GroupsPerRow; g++)
@@ -241,6 +245,7 @@ public sealed class QuantizedWeight
     }
 
     /// <summary>Row <paramref name="o"/> as floats (the embedding lookup of a tied, quantized <c>wte</c>; the dequantized products).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // vector code: never the slow first tier
     public unsafe void DequantizeRow(int o, Span<float> destination)
     {
         if (destination.Length < InFeatures) throw new ArgumentException($"a row has {InFeatures} values, the destination {destination.Length}");
