@@ -52,6 +52,26 @@ public sealed class NativeMemoryTests(ITestOutputHelper output)
         Assert.True(rssAfter - rssBefore < 64L << 20, $"RSS grew by {(rssAfter - rssBefore) >> 20} MiB");
     }
 
+    /// <summary>
+    /// A handle left to the finalizer keeps its storage: quantizing at load once left a view of every dense weight
+    /// behind, so GPT-2 small quantized to int4 stayed 638 MB resident (257 MB once the GC happened to run).
+    /// </summary>
+    [Theory]
+    [InlineData(null)]
+    [InlineData("int8")]
+    [InlineData("int4")]
+    [InlineData("nf4")]
+    public void Loading_leaves_no_tensor_alive_but_the_models_own(string? quantize)
+    {
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        using var lm = Gpt2LMHeadModel.FromPretrained(GoldenData.ModelDir("lm"),
+            new Inference.Checkpoints.ModelLoadOptions { Quantization = Inference.Quantization.QuantizationConfig.Parse(quantize) });
+        long created = DisposeScopeManager.Statistics.ThreadTotalLiveCount - before;
+        int own = lm.named_parameters().Count() + lm.named_buffers().Count();
+        Assert.True(own > 0);
+        Assert.Equal(own, created);
+    }
+
     [Fact]
     public async Task Hundreds_of_engine_requests_of_every_kind_leave_no_tensor_and_no_block_behind()
     {
