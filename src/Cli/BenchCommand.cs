@@ -52,7 +52,7 @@ public static class BenchCommand
         Log(json, "measuring the machine (memory bandwidth, matmul rate)…");
         Gpt2Orleans.Inference.Native.TorchNativeLoader.EnsureLoaded();
         var probe = new BandwidthProbe();
-        var bounds = MachineBounds.Measure(probe, dtypes, repeats: 10);
+        var bounds = MachineBounds.Measure(probe, [ScalarType.Float32, .. dtypes], repeats: 10);
 
         string folder = parse.GetValue(CommonOptions.Model) ?? Path.Combine(Path.GetTempPath(), $"gpt2o-bench-{Environment.ProcessId}");
         bool temporary = parse.GetValue(CommonOptions.Model) is null;
@@ -86,7 +86,7 @@ public static class BenchCommand
 
                     double decodeBoundMs = weightBytes / (bounds.BandwidthGBps * 1e9) * 1e3;
                     // Quantized products multiply in float32 (the integer kernel or dequantized slices): fp32's rate bounds them.
-                    double prefillBound = PrefillFlops(model.Config, prefillTokens) / (bounds.MatmulGflops[quantization is null ? dtype : ScalarType.Float32] * 1e9);
+                    double prefillBound = PrefillFlops(model.Config, prefillTokens) / ((quantization is null ? bounds.MatmulGflopsFor(dtype) : bounds.MatmulGflops[ScalarType.Float32]) * 1e9);
                     rows.Add(new Row(name, "decode, batch 1", decodeMs, "ms/token", decodeBoundMs, decodeBoundMs / decodeMs));
                     rows.Add(new Row(name, "decode, batch 1", 1000 / decodeMs, "tokens/s", 1000 / decodeBoundMs, decodeBoundMs / decodeMs));
                     rows.Add(new Row(name, "decode, batch 1, bound probed around each run", 1000 / decodeMs, "tokens/s",

@@ -75,8 +75,7 @@ public static class BenchTrainCommand
                     MaxSteps = steps + 1, PerDeviceTrainBatchSize = batch, LearningRate = 1e-4, Bf16 = dtype == ScalarType.BFloat16, LoggingSteps = steps + 1,
                 }).Train(examples, events: new TrainerEvents { OnStep = _ => stamps.Add(clock.Elapsed.TotalSeconds) });
                 double tokensPerSecond = (double)batch * block * steps / (stamps[^1] - stamps[0]);
-                // The faster of the dtype's and fp32's rates: without bf16 units (AVX-512 BF16) fp32 is what the machine can do.
-                double bound = Math.Max(bounds.MatmulGflops[dtype], bounds.MatmulGflops[ScalarType.Float32]) * 1e9 / (6.0 * parameters);
+                double bound = bounds.MatmulGflopsFor(dtype) * 1e9 / (6.0 * parameters);
                 rows.Add(new Row(name, DeviceSpec.DTypeName(dtype), parameters, tokensPerSecond, bound, tokensPerSecond / bound));
             }
         }

@@ -64,12 +64,12 @@ public static class EngineBenchCommand
         long resident = Environment.WorkingSet; // the process's resident set once loaded and warmed up: weights, runtime, touched KV
         // The machine's bounds only now: their probe's arrays, once freed, stay in the process's resident set (measured:
         // float32's loaded set 731 → 1143 MB with them measured first, int4's 253 → 1198).
-        var bounds = MachineBounds.Measure([dtype], repeats: 10);
-        double computeBound = bounds.MatmulGflops[dtype] * 1e9 / (2.0 * parameters);
+        var bounds = MachineBounds.Measure([ScalarType.Float32, dtype], repeats: 10);
+        double computeBound = bounds.MatmulGflopsFor(dtype) * 1e9 / (2.0 * parameters);
         // One stream reads every weight once per token: its decode is bounded by memory bandwidth.
         long weightBytes = model.WeightBytes; // for quantized weights, their levels and scales
         double bandwidthBound = bounds.BandwidthGBps * 1e9 / weightBytes;
-        double ttftFloor = PrefillFloorSeconds(model.Config, parameters, weightBytes, promptTokens, bounds.MatmulGflops[dtype], bounds.BandwidthGBps);
+        double ttftFloor = PrefillFloorSeconds(model.Config, parameters, weightBytes, promptTokens, bounds.MatmulGflopsFor(dtype), bounds.BandwidthGBps);
         var rows = new List<object>();
         // Output tokens/s is the headline (as vLLM's "output token throughput"); prompt + output tokens/s (its "total
         // token throughput") is what the compute bound limits: every prompt token costs a generated token's FLOPs.
@@ -129,7 +129,7 @@ public static class EngineBenchCommand
         var followUp = await FollowUp(engine, parse.GetValue(ConversationTokens));
         if (json)
         {
-            JsonOutput.Write(new { matmul_gflops = bounds.MatmulGflops[dtype], compute_bound_tokens_per_second = computeBound,
+            JsonOutput.Write(new { matmul_gflops = bounds.MatmulGflopsFor(dtype), compute_bound_tokens_per_second = computeBound,
                 bandwidth_gbps = bounds.BandwidthGBps, bandwidth_bound_tokens_per_second = bandwidthBound,
                 kv_bytes_per_token = engine.KvBytesPerToken, kv_dtype = DeviceSpec.DTypeName(engine.KvDType), weight_bytes = weightBytes, quantization = quantization?.Name, resident_loaded_bytes = residentLoaded, resident_bytes = resident,
                 rows, one_stream_bracketed = bracketed.Select(r => new { decode_tokens_per_second = r.TokensPerSecond, bandwidth_gbps = r.BandwidthGBps, fraction_of_bound = r.FractionOfBound }),
@@ -144,7 +144,7 @@ public static class EngineBenchCommand
             turns.AddRow(name, $"{seconds * 1000:F0} ms", $"{followUp["recomputed"] / seconds:F1}");
         AnsiConsole.Write(turns);
         AnsiConsole.WriteLine($"bandwidth bound for one stream {bandwidthBound:F1} tokens/s ({weightBytes / 1e6:F0} MB of weights ÷ {bounds.BandwidthGBps:F1} GB/s); " +
-            $"compute bound {computeBound:F0} tokens/s (matmul {bounds.MatmulGflops[dtype]:F0} GFLOP/s ÷ 2 × {parameters / 1e6:F0}M parameters); " +
+            $"compute bound {computeBound:F0} tokens/s (matmul {bounds.MatmulGflopsFor(dtype):F0} GFLOP/s ÷ 2 × {parameters / 1e6:F0}M parameters); " +
             $"KV {engine.KvBytesPerToken / 1024.0:F0} KiB per token ({DeviceSpec.DTypeName(engine.KvDType)}); {Environment.ProcessorCount} cores; weights {quantization?.Name ?? "dense"}, " +
             $"resident set with the model loaded {residentLoaded / 1e6:F0} MB, after the engine's warm-up {resident / 1e6:F0} MB (its KV pool included)");
         AnsiConsole.WriteLine($"time to first token for a {promptTokens}-token prompt at best {ttftFloor * 1000:F0} ms here ({ttftFloor * bandwidthBound:F2} decode steps at the bandwidth bound): " +

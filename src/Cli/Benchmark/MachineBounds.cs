@@ -13,6 +13,13 @@ public sealed record MachineBounds(double TriadGBps, double ReadGBps, IReadOnlyD
     /// <summary>The bandwidth a decode step can at best use: the faster of the two probes (it only reads weights).</summary>
     public double BandwidthGBps => Math.Max(TriadGBps, ReadGBps);
 
+    /// <summary>
+    /// The matmul rate that bounds products in <paramref name="dtype"/>: its own, or float32's where that is faster (a
+    /// CPU without AVX512_BF16 runs libtorch's bf16 GEMM at ~1 GFLOP/s, so bf16 products there multiply in float32).
+    /// Float32 must have been measured too.
+    /// </summary>
+    public double MatmulGflopsFor(ScalarType dtype) => Math.Max(MatmulGflops[dtype], MatmulGflops[ScalarType.Float32]);
+
     public static MachineBounds Measure(IEnumerable<ScalarType> dtypes, int repeats = 5) => Measure(new BandwidthProbe(), dtypes, repeats);
 
     public static MachineBounds Measure(BandwidthProbe probe, IEnumerable<ScalarType> dtypes, int repeats = 5) =>
