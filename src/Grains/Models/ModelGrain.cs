@@ -50,7 +50,11 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
             stats?.BlocksUsed ?? 0, stats?.BlocksFree ?? 0, stats?.BlocksCached ?? 0, model.ParameterBytes, model.Model.Config.NPositions, [model.Head]);
     }
 
-    public async IAsyncEnumerable<GeneratedToken> Generate(ModelRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    // Counted open from before the draining check (a drain that has begun sees it or refuses it) until the caller has read it to its end.
+    public IAsyncEnumerable<GeneratedToken> Generate(ModelRequest request, CancellationToken cancellationToken = default) =>
+        host.Counted(Generation(request, cancellationToken));
+
+    private async IAsyncEnumerable<GeneratedToken> Generation(ModelRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         if (host.Draining) throw new RetryLaterException($"silo {silo.SiloAddress} is shutting down; retry", 1);
         using var lease = await host.LeaseAsync(_definition, cancellationToken); // held until the stream ends: a model with running streams stays
