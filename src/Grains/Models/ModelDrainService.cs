@@ -23,10 +23,10 @@ public sealed class ModelDrainService(ModelHost host, ILogger<ModelDrainService>
         if (running > 0) logger.LogInformation("Draining: waiting for {Count} running or waiting sequences (up to {Seconds} s)", running, host.DrainTimeout.TotalSeconds);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(host.DrainTimeout);
-        while ((host.ActiveSequences > 0 || host.OpenStreams > 0) && !deadline.IsCancellationRequested)
+        while ((host.ActiveSequences > 0 || host.Streams.Count > 0) && !deadline.IsCancellationRequested)
             await Task.Delay(100, CancellationToken.None);
-        if (host.ActiveSequences > 0 || host.OpenStreams > 0)
-            logger.LogWarning("Drain deadline reached with {Count} sequences running and {Streams} streams open", host.ActiveSequences, host.OpenStreams);
+        if (host.ActiveSequences > 0 || host.Streams.Count > 0)
+            logger.LogWarning("Drain deadline reached with {Count} sequences running and {Streams} streams open", host.ActiveSequences, host.Streams.Count);
         int spilled = await host.SpillKeptAsync();
         if (spilled > 0) logger.LogInformation("Spilled the KV of {Count} conversations to disk", spilled);
     }

@@ -52,7 +52,7 @@ public sealed class ModelGrain(ModelHost host, ILocalSiloDetails silo, ILogger<M
 
     // Counted open from before the draining check (a drain that has begun sees it or refuses it) until the caller has read it to its end.
     public IAsyncEnumerable<GeneratedToken> Generate(ModelRequest request, CancellationToken cancellationToken = default) =>
-        host.Counted(Generation(request, cancellationToken));
+        host.Streams.Track(Generation(request, cancellationToken));
 
     private async IAsyncEnumerable<GeneratedToken> Generation(ModelRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {

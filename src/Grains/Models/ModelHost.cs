@@ -299,44 +299,8 @@ public sealed class ModelHost : IDisposable
     /// <summary>Running and waiting sequences over all loaded engines.</summary>
     public int ActiveSequences => Loaded().Sum(m => m.ActiveSequences);
 
-    private int _openStreams;
-
-    /// <summary>
-    /// Generation streams a caller is still reading (a worker's, a session's turn). The drain waits for them as well as
-    /// for the engines' sequences: a sequence's last tokens, and a session's persisting of its turn, still travel through
-    /// its stream after the engine has finished it, and Orleans keeps a stream's end for the caller's last read in the
-    /// activation (a silo that deactivated it earlier failed that read with EnumerationAbortedException).
-    /// </summary>
-    public int OpenStreams => Volatile.Read(ref _openStreams);
-
-    /// <summary><paramref name="stream"/>, counted open from each enumerator's creation until its caller disposes it.</summary>
-    public IAsyncEnumerable<T> Counted<T>(IAsyncEnumerable<T> stream) => new CountedStream<T>(stream, this);
-
-    private sealed class CountedStream<T>(IAsyncEnumerable<T> stream, ModelHost host) : IAsyncEnumerable<T>
-    {
-        public IAsyncEnumerator<T> GetAsyncEnumerator(CancellationToken cancellationToken = default)
-        {
-            Interlocked.Increment(ref host._openStreams);
-            try { return new Enumerator(stream.GetAsyncEnumerator(cancellationToken), host); }
-            catch { Interlocked.Decrement(ref host._openStreams); throw; }
-        }
-
-        private sealed class Enumerator(IAsyncEnumerator<T> inner, ModelHost host) : IAsyncEnumerator<T>
-        {
-            private int _disposed;
-
-            public T Current => inner.Current;
-
-            public ValueTask<bool> MoveNextAsync() => inner.MoveNextAsync();
-
-            public async ValueTask DisposeAsync()
-            {
-                if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-                try { await inner.DisposeAsync(); }
-                finally { Interlocked.Decrement(ref host._openStreams); }
-            }
-        }
-    }
+    /// <summary>The generation streams callers are still reading (the drain waits for them).</summary>
+    public OpenStreams Streams { get; } = new();
 
     /// <summary>Refuses new generations from now on; returns how many sequences are still active.</summary>
     public int StopAdmitting()

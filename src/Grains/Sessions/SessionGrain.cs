@@ -66,7 +66,7 @@ public sealed class SessionGrain(
 
     // Counted open until the caller has read the stream to its end: a draining silo waits for the turn to be read and persisted.
     public IAsyncEnumerable<GeneratedToken> Send(string userText, GenerationParameters? parameters = null, CancellationToken cancellationToken = default) =>
-        host.Counted(Turn(userText, parameters, cancellationToken));
+        host.Streams.Track(Turn(userText, parameters, cancellationToken));
 
     private async IAsyncEnumerable<GeneratedToken> Turn(string userText, GenerationParameters? parameters,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
