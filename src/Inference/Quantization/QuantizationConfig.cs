@@ -54,13 +54,14 @@ public sealed record QuantizationConfig(QuantizationType Type, int GroupSize = Q
         var method = section.String("quant_method");
         if (method != Method)
             throw new CheckpointException($"{source}: quantization_config.quant_method '{method}' is not supported (only '{Method}' checkpoints, written by `gpt2o quantize`, load quantized)");
-        var type = (section.Int("bits"), section.String("quant_type")) switch
+        int? bits = section.Int("bits");
+        var type = (bits, section.String("quant_type")) switch
         {
             (8, null) => QuantizationType.Int8,
             (4, null) => QuantizationType.Int4,
             (4, Nf4QuantType) => QuantizationType.Nf4,
-            (8 or 4, var other) => throw new CheckpointException($"{source}: quantization_config.quant_type '{other}' with {section.Int("bits")} bits is not supported (only '{Nf4QuantType}', with 4 bits; left out, the levels are integers)"),
-            (var bits, _) => throw new CheckpointException($"{source}: quantization_config.bits must be 8 or 4, got {bits?.ToString() ?? "nothing"}"),
+            (8 or 4, var other) => throw new CheckpointException($"{source}: quantization_config.quant_type '{other}' with {bits} bits is not supported (only '{Nf4QuantType}', with 4 bits; left out, the levels are integers)"),
+            _ => throw new CheckpointException($"{source}: quantization_config.bits must be 8 or 4, got {bits?.ToString() ?? "nothing"}"),
         };
         int groupSize = section.Int("group_size") ?? throw new CheckpointException($"{source}: quantization_config.group_size is missing");
         try { QuantizedWeight.CheckGroupSize(groupSize); }

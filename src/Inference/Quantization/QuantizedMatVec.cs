@@ -184,7 +184,7 @@ public static unsafe class QuantizedMatVec
     private readonly struct Int4Blocks : IBlocks
     {
         public static int BlockBytes => Block / 2;
-        public static int Offset => 8;
+        public static int Offset => QuantizedWeight.Int4Offset;
 
         /// <summary>
         /// The stored nibbles (level + 8, unsigned) times x. The 16 bytes go to both halves in one load; the upper half
@@ -209,7 +209,7 @@ public static unsafe class QuantizedMatVec
     private readonly struct Int4VnniBlocks : IBlocks
     {
         public static int BlockBytes => Block / 2;
-        public static int Offset => 8;
+        public static int Offset => QuantizedWeight.Int4Offset;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<int> Dot(byte* weights, sbyte* levels) =>

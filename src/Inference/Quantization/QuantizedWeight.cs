@@ -80,8 +80,8 @@ public sealed class QuantizedWeight
     public static int BlockBytesOf(QuantizationType type) => type == QuantizationType.Int8 ? BlockSize : BlockSize / 2;
     public static int MaxLevelOf(QuantizationType type) => type == QuantizationType.Int4 ? 7 : 127;
 
-    /// <summary>The code a 4-bit format stores for level 0 (what padding holds).</summary>
-    private static int ZeroCodeOf(QuantizationType type) => type == QuantizationType.Nf4 ? NormalFloat4.ZeroIndex : 8;
+    /// <summary>What int4 adds to a level to store it (levels −7 … 7 as nibbles 1 … 15).</summary>
+    internal const int Int4Offset = 8;
 
     /// <summary>A weight from row-major levels [out, row bytes] and scales [out, groups], as a checkpoint stores them.</summary>
     public QuantizedWeight(QuantizationType type, int outFeatures, int inFeatures, int groupSize, byte[] rowMajorData, float[] rowMajorScales)
@@ -97,7 +97,7 @@ public sealed class QuantizedWeight
         CheckGroupSize(groupSize);
         Type = type; OutFeatures = outFeatures; InFeatures = inFeatures; GroupSize = groupSize;
         Data = new byte[(long)outFeatures * RowBytes];
-        if (type != QuantizationType.Int8) Array.Fill(Data, (byte)(ZeroCodeOf(type) * 0x11)); // level 0 everywhere, padding included
+        if (type != QuantizationType.Int8) Array.Fill(Data, (byte)(CodeOf(type, 0) * 0x11)); // level 0 everywhere, padding included
         Scales = new float[(long)outFeatures * GroupsPerRow];
     }
 
@@ -205,15 +205,15 @@ public sealed class QuantizedWeight
             }
             float scale = max / MaxLevel;
             Scales[ScaleIndex(o, g)] = scale;
-            for (int i = start; i < end; i++) Store(o, i, CodeOf(scale == 0 ? 0 : row[i] / scale));
+            for (int i = start; i < end; i++) Store(o, i, CodeOf(Type, scale == 0 ? 0 : row[i] / scale));
         }
     }
 
     /// <summary>What is stored for a weight of <paramref name="level"/> times its scale: the nearest level's code.</summary>
-    private int CodeOf(float level) => Type switch
+    private static int CodeOf(QuantizationType type, float level) => type switch
     {
         QuantizationType.Nf4 => NormalFloat4.NearestIndex(level),
-        _ => (int)Math.Clamp(MathF.Round(level, MidpointRounding.AwayFromZero), -MaxLevel, MaxLevel) + (Type == QuantizationType.Int4 ? 8 : 0),
+        _ => (int)Math.Clamp(MathF.Round(level, MidpointRounding.AwayFromZero), -MaxLevelOf(type), MaxLevelOf(type)) + (type == QuantizationType.Int4 ? Int4Offset : 0),
     };
 
     /// <summary>Where weight [o, i] lives in <see cref="Data"/>: its byte, and (int4) whether it is the high nibble.</summary>
@@ -237,7 +237,7 @@ public sealed class QuantizedWeight
         var (at, high) = Position(o, i);
         byte b = Data[at];
         int code = high ? b >> 4 : b & 0xF;
-        return Type switch { QuantizationType.Int8 => (sbyte)b, QuantizationType.Int4 => code - 8, _ => NormalFloat4.Levels[code] };
+        return Type switch { QuantizationType.Int8 => (sbyte)b, QuantizationType.Int4 => code - Int4Offset, _ => NormalFloat4.Levels[code] };
     }
 
     /// <summary>The float matrix the quantized values stand for (level × its group's scale), row-major [out, in].</summary>
@@ -300,7 +300,7 @@ public sealed class QuantizedWeight
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private (Vector128<sbyte> Low, Vector128<sbyte> High) LevelsOfCodes(Vector128<byte> low, Vector128<byte> high) => Type == QuantizationType.Nf4
         ? (Ssse3.Shuffle(NormalFloat4.LevelTable, low.AsSByte()), Ssse3.Shuffle(NormalFloat4.LevelTable, high.AsSByte()))
-        : ((low - Vector128.Create((byte)8)).AsSByte(), (high - Vector128.Create((byte)8)).AsSByte());
+        : ((low - Vector128.Create((byte)Int4Offset)).AsSByte(), (high - Vector128.Create((byte)Int4Offset)).AsSByte());
 
     /// <summary>Bytes a step reads: the values and the scales.</summary>
     public long Bytes => Data.LongLength + Scales.LongLength * sizeof(float);
