@@ -27,6 +27,11 @@ public static class GatewayBenchCommand
     private static readonly Option<int> Seconds = new("--seconds") { DefaultValueFactory = _ => 60 };
     private static readonly Option<int> MaxTokens = new("--max-tokens") { DefaultValueFactory = _ => 32 };
     private static readonly Option<int> OverheadRequests = new("--overhead-requests") { DefaultValueFactory = _ => 300 };
+    private static readonly Option<int> DecodeRuns = new("--decode-runs")
+    {
+        Description = "one-stream runs (32-token prompt, 128 new tokens, less for a short context) through HTTP and in process each, alternated between bandwidth probes; 0 skips them",
+        DefaultValueFactory = _ => 3,
+    };
     private static readonly Option<bool> BatchInvariant = new("--batch-invariant")
     {
         Description = "serve in batch-invariant mode, so each stream must equal its non-streamed reference exactly", DefaultValueFactory = _ => true,
@@ -36,7 +41,7 @@ public static class GatewayBenchCommand
     public static Command Create()
     {
         var command = new Command("bench-gateway", "Overhead of the HTTP gateway + Orleans over the engine, and a load run of concurrent streaming clients");
-        foreach (var option in new Option[] { Model, Clients, Seconds, MaxTokens, OverheadRequests, BatchInvariant, CommonOptions.Json }) command.Add(option);
+        foreach (var option in new Option[] { Model, Clients, Seconds, MaxTokens, OverheadRequests, DecodeRuns, BatchInvariant, CommonOptions.Json }) command.Add(option);
         command.SetAction(parse => Run(parse).GetAwaiter().GetResult());
         return command;
     }
@@ -44,6 +49,7 @@ public static class GatewayBenchCommand
     private static async Task<int> Run(ParseResult parse)
     {
         bool json = parse.GetValue(CommonOptions.Json);
+        if (parse.GetValue(DecodeRuns) < 0) throw new ArgumentException("--decode-runs must be 0 or more");
         string data = Path.Combine(Path.GetTempPath(), "gpt2o-bench-gateway-" + Guid.NewGuid().ToString("N"));
         var url = new Uri($"http://127.0.0.1:{BenchSilo.FreePort()}");
         string source = parse.GetValue(Model)!;
@@ -63,6 +69,12 @@ public static class GatewayBenchCommand
             await BenchSilo.WaitForKey(url, Key);
             if (!json) Console.Error.WriteLine("overhead: one-token completions, HTTP + Orleans against the engine in process…");
             var overhead = await Overhead(url, hosted.RequireGeneration(), parse.GetValue(OverheadRequests));
+            OneStreamResult? oneStream = null;
+            if (parse.GetValue(DecodeRuns) > 0)
+            {
+                if (!json) Console.Error.WriteLine("one stream: through HTTP and in process, alternated between bandwidth probes…");
+                oneStream = await OneStream(url, hosted, parse.GetValue(DecodeRuns));
+            }
             if (!json) Console.Error.WriteLine($"load: {parse.GetValue(Clients)} streaming clients for {parse.GetValue(Seconds)} s…");
             var load = await new GatewayLoad(url, Key, Name, parse.GetValue(MaxTokens))
                 .RunAsync(parse.GetValue(Clients), TimeSpan.FromSeconds(parse.GetValue(Seconds)));
@@ -71,7 +83,7 @@ public static class GatewayBenchCommand
             var engine = hosted.RequireGeneration();
             for (var wait = System.Diagnostics.Stopwatch.StartNew(); engine.Stats.BlocksUsed > 0 && wait.Elapsed < TimeSpan.FromSeconds(5);) await Task.Delay(50);
             var kv = engine.Stats;
-            Report(json, overhead, load, kv.BlocksUsed);
+            Report(json, overhead, oneStream, load, kv.BlocksUsed, parse.GetValue(BatchInvariant));
             return load.Errors.Count == 0 && load.Mismatches == 0 && load.RefusedWithoutRetryAfter == 0 && kv.BlocksUsed == 0 ? 0 : 1;
         }
         finally
@@ -115,7 +127,35 @@ public static class GatewayBenchCommand
         return new OverheadResult(Percentiles.Of(direct), Percentiles.Of(viaHttp), Percentiles.Of(added), Percentiles.Of(floor));
     }
 
-    private static void Report(bool json, OverheadResult overhead, GatewayLoadResult load, int kvBlocksUsedAfter)
+    /// <summary>The one-stream shape both ways: decode rate against the bandwidth bound of its moment, and time to first token.</summary>
+    private sealed record OneStreamResult(int PromptTokens, int NewTokens, long WeightBytes, IReadOnlyList<BracketedRun> Http, IReadOnlyList<BracketedRun> Engine,
+        Percentiles HttpTtft, Percentiles EngineTtft);
+
+    private static async Task<OneStreamResult> OneStream(Uri url, HostedModel hosted, int runs)
+    {
+        // The shape (32 prompt tokens, 128 new), within a smaller model's context.
+        int positions = (int)hosted.Model.Config.NPositions, promptTokens = Math.Min(32, positions / 4), newTokens = Math.Min(128, positions - promptTokens);
+        using var http = BenchSilo.Client(url, Key);
+        var decode = new StreamedDecode(http, Name, hosted.RequireGeneration(), promptTokens, newTokens);
+        var httpTtft = new List<double>();
+        var engineTtft = new List<double>();
+        // On its own thread: each run blocks on its stream, and a blocked pool thread would slow the server it reads from.
+        return await Task.Factory.StartNew(() =>
+        {
+            for (int warm = 0; warm < 2; warm++) { decode.ThroughHttpAsync().GetAwaiter().GetResult(); decode.InProcessAsync().GetAwaiter().GetResult(); }
+            double Rate(StreamTiming timing, List<double> ttfts) { ttfts.Add(timing.TimeToFirstTokenSeconds); return timing.DecodeTokensPerSecond; }
+            var probe = new BandwidthProbe();
+            var measured = BracketedDecode.Alternated(probe, hosted.Model.WeightBytes, runs, [
+                () => Rate(decode.ThroughHttpAsync().GetAwaiter().GetResult(), httpTtft),
+                () => Rate(decode.InProcessAsync().GetAwaiter().GetResult(), engineTtft)]);
+            return new OneStreamResult(promptTokens, newTokens, hosted.Model.WeightBytes, measured[0], measured[1], Percentiles.Of(httpTtft), Percentiles.Of(engineTtft));
+        }, TaskCreationOptions.LongRunning);
+    }
+
+    private static object RunsJson(IReadOnlyList<BracketedRun> runs) =>
+        runs.Select(r => new { decode_tokens_per_second = r.TokensPerSecond, bandwidth_gbps = r.BandwidthGBps, fraction_of_bound = r.FractionOfBound });
+
+    private static void Report(bool json, OverheadResult overhead, OneStreamResult? oneStream, GatewayLoadResult load, int kvBlocksUsedAfter, bool batchInvariant)
     {
         if (json)
         {
@@ -124,6 +164,8 @@ public static class GatewayBenchCommand
                 overhead = new { engine_p50_ms = overhead.Engine.P50 * 1e3, engine_p99_ms = overhead.Engine.P99 * 1e3, http_p50_ms = overhead.Http.P50 * 1e3,
                     http_p99_ms = overhead.Http.P99 * 1e3, added_p50_ms = overhead.Added.P50 * 1e3, added_p99_ms = overhead.Added.P99 * 1e3,
                     http_floor_p50_ms = overhead.HttpFloor.P50 * 1e3, http_floor_p99_ms = overhead.HttpFloor.P99 * 1e3 },
+                one_stream = oneStream is null ? null : new { prompt_tokens = oneStream.PromptTokens, new_tokens = oneStream.NewTokens, weight_bytes = oneStream.WeightBytes, batch_invariant = batchInvariant,
+                    http = RunsJson(oneStream.Http), http_ttft_p50_s = oneStream.HttpTtft.P50, engine = RunsJson(oneStream.Engine), engine_ttft_p50_s = oneStream.EngineTtft.P50 },
                 load = new { clients = load.Clients, seconds = load.Seconds, requests = load.Requests, tokens = load.Tokens, tokens_per_second = load.TokensPerSecond, requests_per_second = load.RequestsPerSecond,
                     latency_p50_s = load.RequestLatency.P50, latency_p99_s = load.RequestLatency.P99, ttft_p50_s = load.TimeToFirstToken.P50, ttft_p99_s = load.TimeToFirstToken.P99,
                     refused_429 = load.Refused, refused_without_retry_after = load.RefusedWithoutRetryAfter, errors = load.Errors.Count, mismatches = load.Mismatches,
@@ -138,6 +180,15 @@ public static class GatewayBenchCommand
         table.AddRow("HTTP round trip alone (GET /healthz)", $"{overhead.HttpFloor.P50 * 1e3:F2} ms", $"{overhead.HttpFloor.P99 * 1e3:F2} ms");
         table.AddRow("[bold]added per request[/]", $"[bold]{overhead.Added.P50 * 1e3:F2} ms[/]", $"{overhead.Added.P99 * 1e3:F2} ms");
         AnsiConsole.Write(table);
+        if (oneStream is not null)
+        {
+            var decode = new Table().AddColumns($"one stream, {oneStream.PromptTokens}-token prompt, {oneStream.NewTokens} new tokens", "decode", "time to first token p50");
+            decode.AddRow("HTTP + gateway + Orleans", BracketedDecode.Describe(oneStream.Http), $"{oneStream.HttpTtft.P50 * 1e3:F0} ms");
+            decode.AddRow("engine in process", BracketedDecode.Describe(oneStream.Engine), $"{oneStream.EngineTtft.P50 * 1e3:F0} ms");
+            AnsiConsole.Write(decode);
+            AnsiConsole.WriteLine($"decode bound = {oneStream.WeightBytes / 1e6:F0} MB of weights ÷ the bandwidth probed around each run; batch-invariant: {batchInvariant}" +
+                (batchInvariant ? " (the fast kernels are off: pass --batch-invariant false for the serving default's speed)" : ""));
+        }
         var run = new Table().AddColumns("load run", "");
         run.AddRow("streaming clients × seconds", $"{load.Clients} × {load.Seconds:F0}");
         run.AddRow("streams finished", $"{load.Requests} ({load.RequestsPerSecond:F1}/s)");

@@ -102,6 +102,15 @@ public sealed class Gpt2oCommandTests
     }
 
     [Fact]
+    public async Task A_negative_count_of_one_stream_runs_is_refused_before_the_silo_starts()
+    {
+        var result = await CliRunner.RunAsync(["bench-gateway", "--model", Lm, "--decode-runs", "-1"]);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("error: --decode-runs must be 0 or more", result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+    }
+
+    [Fact]
     public async Task A_hub_repo_id_is_downloaded_through_hf_endpoint_and_used()
     {
         string source = Directory.CreateTempSubdirectory("gpt2o-cli-hub-").FullName;
@@ -136,11 +145,21 @@ public sealed class Gpt2oCommandTests
     [Fact]
     public async Task Bench_gateway_runs_the_silo_measures_the_overhead_and_checks_every_stream()
     {
-        var result = await CliRunner.RunAsync(["bench-gateway", "--model", Lm, "--seconds", "3", "--clients", "4", "--overhead-requests", "5", "--json"]);
+        var result = await CliRunner.RunAsync(["bench-gateway", "--model", Lm, "--seconds", "3", "--clients", "4", "--overhead-requests", "5", "--decode-runs", "2", "--json"]);
         Assert.True(result.ExitCode == 0, result.Stderr);
         var overhead = result.Json.GetProperty("overhead");
         Assert.True(overhead.GetProperty("engine_p50_ms").GetDouble() > 0);
         Assert.True(overhead.GetProperty("http_p50_ms").GetDouble() > overhead.GetProperty("http_floor_p50_ms").GetDouble());
+        // One stream through HTTP and in process, in a shape that fits the tiny model's 128 positions, each run judged by its bound.
+        var oneStream = result.Json.GetProperty("one_stream");
+        Assert.Equal(32, oneStream.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(96, oneStream.GetProperty("new_tokens").GetInt32());
+        foreach (var way in new[] { "http", "engine" })
+        {
+            var runs = oneStream.GetProperty(way).EnumerateArray().ToList();
+            Assert.Equal(2, runs.Count);
+            Assert.All(runs, r => Assert.True(r.GetProperty("decode_tokens_per_second").GetDouble() > 0 && r.GetProperty("fraction_of_bound").GetDouble() > 0));
+        }
         var load = result.Json.GetProperty("load");
         Assert.True(load.GetProperty("requests").GetInt32() >= 4);
         Assert.Equal(0, load.GetProperty("errors").GetInt32());

@@ -11,20 +11,28 @@ public sealed record BracketedRun(double TokensPerSecond, double BandwidthGBps, 
 /// </summary>
 public static class BracketedDecode
 {
-    public static IReadOnlyList<BracketedRun> Measure(BandwidthProbe probe, long weightBytes, int runs, Func<double> decodeTokensPerSecond)
+    public static IReadOnlyList<BracketedRun> Measure(BandwidthProbe probe, long weightBytes, int runs, Func<double> decodeTokensPerSecond) =>
+        Alternated(probe, weightBytes, runs, [decodeTokensPerSecond])[0];
+
+    /// <summary>
+    /// Several ways of decoding the same stream (through HTTP, in process), taken in turn run by run so that each sees
+    /// the same moments of the machine, every run between two probes; one list of runs per decoder.
+    /// </summary>
+    public static IReadOnlyList<BracketedRun>[] Alternated(BandwidthProbe probe, long weightBytes, int runs, IReadOnlyList<Func<double>> decoders)
     {
         // MachineBounds holds the rule for which probe bounds a decode (the faster of the two); no matmul is measured here.
         double Now() => MachineBounds.Measure(probe, [], repeats: 2).BandwidthGBps;
-        var results = new List<BracketedRun>();
+        var results = decoders.Select(_ => new List<BracketedRun>()).ToArray();
         double before = Now();
         for (int r = 0; r < runs; r++)
-        {
-            double rate = decodeTokensPerSecond();
-            double after = Now();
-            double bandwidth = (before + after) / 2;
-            results.Add(new BracketedRun(rate, bandwidth, rate * weightBytes / (bandwidth * 1e9)));
-            before = after; // the probe after one run is the probe before the next
-        }
+            for (int d = 0; d < decoders.Count; d++)
+            {
+                double rate = decoders[d]();
+                double after = Now();
+                double bandwidth = (before + after) / 2;
+                results[d].Add(new BracketedRun(rate, bandwidth, rate * weightBytes / (bandwidth * 1e9)));
+                before = after; // the probe after one run is the probe before the next
+            }
         return results;
     }
 

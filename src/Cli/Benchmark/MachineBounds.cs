@@ -39,10 +39,23 @@ public sealed record MachineBounds(double TriadGBps, double ReadGBps, IReadOnlyD
         return best;
     }
 
-    /// <summary>GFLOP/s of a 2048² matrix product in <paramref name="dtype"/> (libtorch, all threads).</summary>
+    /// <summary>
+    /// GFLOP/s of a square matrix product in <paramref name="dtype"/> (libtorch, all threads): 2048², or smaller where a
+    /// 256² product shows the rate so low that a 2048² one would take more than half a second. Why: libtorch's bf16
+    /// GEMM on a CPU without AVX512_BF16 runs at well under 1 GFLOP/s; its two 2048² runs took ~100 s of a `gpt2o bench`
+    /// of 125 s on a Zen 3 here, to measure a rate that no bound then uses (products there multiply in float32).
+    /// </summary>
     private static double MeasureMatmul(ScalarType dtype, int repeats)
     {
-        const int n = 2048;
+        const int largest = 2048, smallest = 256;
+        const double secondsPerProduct = 0.5;
+        double smallRate = Rate(dtype, smallest, repeats: 1);
+        int n = Math.Clamp((int)(Math.Cbrt(smallRate * 1e9 * secondsPerProduct / 2) / 64) * 64, smallest, largest);
+        return n == smallest ? smallRate : Rate(dtype, n, repeats);
+    }
+
+    private static double Rate(ScalarType dtype, int n, int repeats)
+    {
         using var scope = torch.NewDisposeScope();
         var x = torch.randn([n, n]).to(dtype);
         var y = torch.randn([n, n]).to(dtype);
