@@ -9,13 +9,19 @@ namespace Gpt2Orleans.Inference.Model;
 /// slice of output rows at a time into one reused buffer. Why: on a CPU without AVX512_BF16 libtorch's bf16 GEMM is far
 /// slower than its float32 one (on a Zen 3 here a 512-token bf16 prefill took 5.0 s against float32's 0.96 s), and it
 /// has no int8/int4 one at all, so on the CPU the slices are float32
-/// and the product is too; elsewhere a slice moves to x's device and multiplies in x's dtype. One 4 MB buffer serves
-/// every slice: a fresh allocation each time page-faults its memory in again.
+/// and the product is too; elsewhere a slice moves to x's device and multiplies in x's dtype. One buffer serves every
+/// slice: a fresh allocation each time page-faults its memory in again.
 /// </summary>
 internal static class SlicedFloat32Linear
 {
-    /// <summary>Weights expanded per libtorch product: 4 MB of float32 (1,365 outputs of GPT-2 small's 768 inputs).</summary>
-    private const int SliceWeights = 1 << 20;
+    /// <summary>
+    /// Weights expanded per libtorch product: 16 MB of float32, so every block product of GPT-2 small and medium is one
+    /// product (the LM head goes in slices of 5,461 outputs of 768 inputs). Why not smaller: with 4 MB slices a product
+    /// of 512 rows went in two to four narrower GEMMs plus a copy of each into the output, and measured (2-core Zen 3,
+    /// ms, bf16 against float32's own GEMM) c_attn 12.5 / 10.3, attn.c_proj 5.5 / 3.3, c_fc 16.0 / 13.7, mlp.c_proj
+    /// 16.5 / 13.3, against 10.7 / 3.7 / 15.7 / 13.9 for the whole weight widened into one buffer.
+    /// </summary>
+    private const int SliceWeights = 1 << 22;
 
     /// <summary>Writes rows [first, first + destination.shape[0]) of W, as float32, into <paramref name="destination"/> ([count, in], contiguous, CPU).</summary>
     public delegate void SliceFiller(int first, Tensor destination);
@@ -38,9 +44,15 @@ internal static class SlicedFloat32Linear
     {
         var compute = x.device_type == DeviceType.CPU ? ScalarType.Float32 : x.dtype;
         using var input = x.to(compute);
-        var output = torch.empty([x.shape[0], outFeatures], compute, x.device);
         int sliceOutputs = Math.Clamp(SliceWeights / inFeatures, 1, outFeatures);
         using var buffer = torch.empty([sliceOutputs, inFeatures], ScalarType.Float32);
+        if (sliceOutputs == outFeatures) // one product: it is the output
+        {
+            fill(0, buffer);
+            using var whole = buffer.to(compute, x.device);
+            return BatchInvariantMatmul.Linear(input, whole, minRows);
+        }
+        var output = torch.empty([x.shape[0], outFeatures], compute, x.device);
         for (int first = 0; first < outFeatures; first += sliceOutputs)
         {
             int count = Math.Min(sliceOutputs, outFeatures - first);

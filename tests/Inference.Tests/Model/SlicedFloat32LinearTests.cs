@@ -13,7 +13,7 @@ public sealed class SlicedFloat32LinearTests
 {
     [Theory]
     [InlineData(1, 96, 301, 1)]
-    [InlineData(70, 96, 12_000, 1)] // 12,000 outputs of 96 inputs: two slices of the 4 MB buffer
+    [InlineData(70, 96, 50_257, 1)] // a vocabulary's 50,257 outputs of 96 inputs: two slices of the 16 MB buffer
     [InlineData(3, 64, 50, 16)]     // batch-invariant padding to 16 rows
     public void Equals_the_float32_product_rounded_once(int rows, int inFeatures, int outFeatures, int minRows)
     {
