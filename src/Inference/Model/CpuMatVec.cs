@@ -181,6 +181,17 @@ internal static unsafe class CpuMatVec
         public static Vector256<float> Second(byte* unit) => (Vector256.Load((uint*)unit) & Vector256.Create(0xFFFF0000u)).AsSingle();
     }
 
+    /// <summary>
+    /// Fewest input rows for which a bf16 block of four weight rows is widened once into float32 (12 KB for 768
+    /// inputs: L1) and every pass reads that, instead of each pass widening it again: a shift or a mask per weight
+    /// vector beside its three FMAs, on a CPU whose FMA and shift ports overlap (Zen 3). The sums are the same bits.
+    /// Measured through the engine on a 2-core Zen 3 (GPT-2 small, 16-token prompts, 64 new; output tok/s, medians of
+    /// 6–8 runs alternated in one process, widened every pass → once, float32 beside): 64 streams 333.8 → 408.8
+    /// (389.6), 32 streams 329.9 → 382.5 (372.9), 16 streams 221.3 → 312.4 and 213.3 → 312.4 (308.0, 286.9), 12 streams
+    /// 267.8 → 268.0; and slower below: 8 streams 266.8 → 245.1, 4 streams 220.2 → 187.1.
+    /// </summary>
+    private const int WidenOnceRows = 12;
+
     /// <summary>Outputs [lo, hi) for every input row: four weight rows at a time against three input rows, then two, then one; then one weight row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows<TWeights>(Call call, int lo, int hi) where TWeights : struct, IWeights
@@ -196,93 +207,25 @@ internal static unsafe class CpuMatVec
         // chain of FMAs covers only 32 bytes of bf16 per two FMAs and measured slower (8.4–8.6 → 8.5–9.9 ms).
         // The row-at-a-time loop below adds in the same order, so results are the same either way.
         bool rowByRow = call.Rows == 1 && TWeights.UnitBytes == Unit * sizeof(float);
-        for (; o + 4 <= hi && !rowByRow; o += 4)
+        bool widen = typeof(TWeights) == typeof(BFloat16Weights) && call.Rows >= WidenOnceRows;
+        var widened = widen ? ArrayPool<float>.Shared.Rent(4 * n) : null;
+        try
         {
-            byte* r0 = w + o * rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
-            var prefetch = new BlockPrefetch(r0 + PrefetchBlocks * 4 * rowBytes, w + (long)hi * rowBytes, 4 * step / 64,
-                toL2: call.Rows > 2 || (PrefetchBlocks + 1) * 4 * rowBytes > L1PrefetchBytes);
-            int m = 0;
-            // Three input rows at a time: twelve sums take one FMA each per half unit, with each half's three input
-            // vectors and one weight vector: sixteen registers. Measured (32 rows, GPT-2 small's products, fp32):
-            // 94 → 115 GFLOP/s against the two-row pass below, which keeps the rest, with the same sums in the same order.
-            for (; m + 3 <= call.Rows; m += 3)
-            {
-                float* xa = x + (long)m * n, xb = xa + n, xc = xb + n;
-                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default,
-                    c0 = default, c1 = default, c2 = default, c3 = default;
-                for (int u = 0; u < units; u++)
+            fixed (float* block = widened)
+                for (; o + 4 <= hi && !rowByRow; o += 4)
                 {
-                    int at = u * step, xu = u * Unit;
-                    if (m == 0) prefetch.Next();
-                    var va = Vector256.Load(xa + xu); var vb = Vector256.Load(xb + xu); var vc = Vector256.Load(xc + xu);
-                    var wv = TWeights.First(r0 + at);
-                    a0 = Vector256.FusedMultiplyAdd(wv, va, a0); b0 = Vector256.FusedMultiplyAdd(wv, vb, b0); c0 = Vector256.FusedMultiplyAdd(wv, vc, c0);
-                    wv = TWeights.First(r1 + at);
-                    a1 = Vector256.FusedMultiplyAdd(wv, va, a1); b1 = Vector256.FusedMultiplyAdd(wv, vb, b1); c1 = Vector256.FusedMultiplyAdd(wv, vc, c1);
-                    wv = TWeights.First(r2 + at);
-                    a2 = Vector256.FusedMultiplyAdd(wv, va, a2); b2 = Vector256.FusedMultiplyAdd(wv, vb, b2); c2 = Vector256.FusedMultiplyAdd(wv, vc, c2);
-                    wv = TWeights.First(r3 + at);
-                    a3 = Vector256.FusedMultiplyAdd(wv, va, a3); b3 = Vector256.FusedMultiplyAdd(wv, vb, b3); c3 = Vector256.FusedMultiplyAdd(wv, vc, c3);
-                    va = Vector256.Load(xa + xu + 8); vb = Vector256.Load(xb + xu + 8); vc = Vector256.Load(xc + xu + 8);
-                    wv = TWeights.Second(r0 + at);
-                    a0 = Vector256.FusedMultiplyAdd(wv, va, a0); b0 = Vector256.FusedMultiplyAdd(wv, vb, b0); c0 = Vector256.FusedMultiplyAdd(wv, vc, c0);
-                    wv = TWeights.Second(r1 + at);
-                    a1 = Vector256.FusedMultiplyAdd(wv, va, a1); b1 = Vector256.FusedMultiplyAdd(wv, vb, b1); c1 = Vector256.FusedMultiplyAdd(wv, vc, c1);
-                    wv = TWeights.Second(r2 + at);
-                    a2 = Vector256.FusedMultiplyAdd(wv, va, a2); b2 = Vector256.FusedMultiplyAdd(wv, vb, b2); c2 = Vector256.FusedMultiplyAdd(wv, vc, c2);
-                    wv = TWeights.Second(r3 + at);
-                    a3 = Vector256.FusedMultiplyAdd(wv, va, a3); b3 = Vector256.FusedMultiplyAdd(wv, vb, b3); c3 = Vector256.FusedMultiplyAdd(wv, vc, c3);
+                    byte* r0 = w + o * rowBytes;
+                    var prefetch = new BlockPrefetch(r0 + PrefetchBlocks * 4 * rowBytes, w + (long)hi * rowBytes, 4 * step / 64,
+                        toL2: call.Rows > 2 || (PrefetchBlocks + 1) * 4 * rowBytes > L1PrefetchBytes);
+                    if (!widen) FourRows<TWeights>(call, r0, rowBytes, o, ref prefetch, prefetching: true);
+                    else
+                    {
+                        Widen<TWeights>(r0, rowBytes, units, block, ref prefetch);
+                        FourRows<Float32Weights>(call, (byte*)block, (long)n * sizeof(float), o, ref prefetch, prefetching: false);
+                    }
                 }
-                float* ya = y + (long)m * call.Out + o, yb = ya + call.Out, yc = yb + call.Out;
-                ya[0] = Vector256.Sum(a0); ya[1] = Vector256.Sum(a1); ya[2] = Vector256.Sum(a2); ya[3] = Vector256.Sum(a3);
-                yb[0] = Vector256.Sum(b0); yb[1] = Vector256.Sum(b1); yb[2] = Vector256.Sum(b2); yb[3] = Vector256.Sum(b3);
-                yc[0] = Vector256.Sum(c0); yc[1] = Vector256.Sum(c1); yc[2] = Vector256.Sum(c2); yc[3] = Vector256.Sum(c3);
-            }
-            for (; m + 2 <= call.Rows; m += 2)
-            {
-                float* xa = x + (long)m * n, xb = xa + n;
-                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-                for (int u = 0; u < units; u++)
-                {
-                    int at = u * step;
-                    if (m == 0) prefetch.Next(); // m is 0 here only for two rows alone
-                    var xa0 = Vector256.Load(xa + u * Unit); var xa1 = Vector256.Load(xa + u * Unit + 8);
-                    var xb0 = Vector256.Load(xb + u * Unit); var xb1 = Vector256.Load(xb + u * Unit + 8);
-                    var w0 = TWeights.First(r0 + at); var w1 = TWeights.Second(r0 + at);
-                    a0 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a0));
-                    b0 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b0));
-                    w0 = TWeights.First(r1 + at); w1 = TWeights.Second(r1 + at);
-                    a1 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a1));
-                    b1 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b1));
-                    w0 = TWeights.First(r2 + at); w1 = TWeights.Second(r2 + at);
-                    a2 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a2));
-                    b2 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b2));
-                    w0 = TWeights.First(r3 + at); w1 = TWeights.Second(r3 + at);
-                    a3 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a3));
-                    b3 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b3));
-                }
-                float* ya = y + (long)m * call.Out + o, yb = ya + call.Out;
-                ya[0] = Vector256.Sum(a0); ya[1] = Vector256.Sum(a1); ya[2] = Vector256.Sum(a2); ya[3] = Vector256.Sum(a3);
-                yb[0] = Vector256.Sum(b0); yb[1] = Vector256.Sum(b1); yb[2] = Vector256.Sum(b2); yb[3] = Vector256.Sum(b3);
-            }
-            if (m < call.Rows) // the odd last row (or a row alone): the same sums, one input row
-            {
-                float* xa = x + (long)m * n;
-                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                for (int u = 0; u < units; u++)
-                {
-                    int at = u * step;
-                    if (m == 0) prefetch.Next();
-                    var xa0 = Vector256.Load(xa + u * Unit); var xa1 = Vector256.Load(xa + u * Unit + 8);
-                    a0 = Vector256.FusedMultiplyAdd(TWeights.Second(r0 + at), xa1, Vector256.FusedMultiplyAdd(TWeights.First(r0 + at), xa0, a0));
-                    a1 = Vector256.FusedMultiplyAdd(TWeights.Second(r1 + at), xa1, Vector256.FusedMultiplyAdd(TWeights.First(r1 + at), xa0, a1));
-                    a2 = Vector256.FusedMultiplyAdd(TWeights.Second(r2 + at), xa1, Vector256.FusedMultiplyAdd(TWeights.First(r2 + at), xa0, a2));
-                    a3 = Vector256.FusedMultiplyAdd(TWeights.Second(r3 + at), xa1, Vector256.FusedMultiplyAdd(TWeights.First(r3 + at), xa0, a3));
-                }
-                float* ya = y + (long)m * call.Out + o;
-                ya[0] = Vector256.Sum(a0); ya[1] = Vector256.Sum(a1); ya[2] = Vector256.Sum(a2); ya[3] = Vector256.Sum(a3);
-            }
         }
+        finally { if (widened is not null) ArrayPool<float>.Shared.Return(widened); }
         for (; o < hi; o++) // rows past the last four, or every row (above): one weight row at a time
             for (int m = 0; m < call.Rows; m++)
             {
@@ -294,6 +237,122 @@ internal static unsafe class CpuMatVec
                         Vector256.FusedMultiplyAdd(TWeights.First(r + u * step), Vector256.Load(xa + u * Unit), a));
                 y[(long)m * call.Out + o] = Vector256.Sum(a);
             }
+    }
+
+
+    /// <summary>
+    /// Four bf16 weight rows as float32 into <paramref name="block"/> (four rows of <c>units</c> × 16), each unit as the
+    /// float32 loader reads it: the evens, then the odds, as the inputs are arranged, so the sums are the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Widen<TWeights>(byte* r0, long rowBytes, int units, float* block, ref BlockPrefetch prefetch) where TWeights : struct, IWeights
+    {
+        int n = units * Unit;
+        for (int u = 0; u < units; u++)
+        {
+            prefetch.Next();
+            int at = u * TWeights.UnitBytes;
+            for (int r = 0; r < 4; r++)
+            {
+                byte* unit = r0 + r * rowBytes + at;
+                float* target = block + r * n + u * Unit;
+                TWeights.First(unit).Store(target);
+                TWeights.Second(unit).Store(target + 8);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One block of four weight rows (from <paramref name="r0"/>, <paramref name="rowBytes"/> apart) against every input
+    /// row: three input rows a pass, then two, then one. The first pass walks the prefetch when <paramref name="prefetching"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourRows<TWeights>(Call call, byte* r0, long rowBytes, int o, ref BlockPrefetch prefetch, bool prefetching) where TWeights : struct, IWeights
+    {
+        float* x = (float*)call.Inputs, y = (float*)call.Outputs;
+        int n = call.In, units = n / Unit, step = TWeights.UnitBytes;
+        byte* r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+        int m = 0;
+        // Three input rows at a time: twelve sums take one FMA each per half unit, with each half's three input
+        // vectors and one weight vector: sixteen registers. Measured (32 rows, GPT-2 small's products, fp32):
+        // 94 → 115 GFLOP/s against the two-row pass below, which keeps the rest, with the same sums in the same order.
+        for (; m + 3 <= call.Rows; m += 3)
+        {
+            float* xa = x + (long)m * n, xb = xa + n, xc = xb + n;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default,
+                c0 = default, c1 = default, c2 = default, c3 = default;
+            for (int u = 0; u < units; u++)
+            {
+                int at = u * step, xu = u * Unit;
+                if (m == 0 && prefetching) prefetch.Next();
+                var va = Vector256.Load(xa + xu); var vb = Vector256.Load(xb + xu); var vc = Vector256.Load(xc + xu);
+                var wv = TWeights.First(r0 + at);
+                a0 = Vector256.FusedMultiplyAdd(wv, va, a0); b0 = Vector256.FusedMultiplyAdd(wv, vb, b0); c0 = Vector256.FusedMultiplyAdd(wv, vc, c0);
+                wv = TWeights.First(r1 + at);
+                a1 = Vector256.FusedMultiplyAdd(wv, va, a1); b1 = Vector256.FusedMultiplyAdd(wv, vb, b1); c1 = Vector256.FusedMultiplyAdd(wv, vc, c1);
+                wv = TWeights.First(r2 + at);
+                a2 = Vector256.FusedMultiplyAdd(wv, va, a2); b2 = Vector256.FusedMultiplyAdd(wv, vb, b2); c2 = Vector256.FusedMultiplyAdd(wv, vc, c2);
+                wv = TWeights.First(r3 + at);
+                a3 = Vector256.FusedMultiplyAdd(wv, va, a3); b3 = Vector256.FusedMultiplyAdd(wv, vb, b3); c3 = Vector256.FusedMultiplyAdd(wv, vc, c3);
+                va = Vector256.Load(xa + xu + 8); vb = Vector256.Load(xb + xu + 8); vc = Vector256.Load(xc + xu + 8);
+                wv = TWeights.Second(r0 + at);
+                a0 = Vector256.FusedMultiplyAdd(wv, va, a0); b0 = Vector256.FusedMultiplyAdd(wv, vb, b0); c0 = Vector256.FusedMultiplyAdd(wv, vc, c0);
+                wv = TWeights.Second(r1 + at);
+                a1 = Vector256.FusedMultiplyAdd(wv, va, a1); b1 = Vector256.FusedMultiplyAdd(wv, vb, b1); c1 = Vector256.FusedMultiplyAdd(wv, vc, c1);
+                wv = TWeights.Second(r2 + at);
+                a2 = Vector256.FusedMultiplyAdd(wv, va, a2); b2 = Vector256.FusedMultiplyAdd(wv, vb, b2); c2 = Vector256.FusedMultiplyAdd(wv, vc, c2);
+                wv = TWeights.Second(r3 + at);
+                a3 = Vector256.FusedMultiplyAdd(wv, va, a3); b3 = Vector256.FusedMultiplyAdd(wv, vb, b3); c3 = Vector256.FusedMultiplyAdd(wv, vc, c3);
+            }
+            float* ya = y + (long)m * call.Out + o, yb = ya + call.Out, yc = yb + call.Out;
+            ya[0] = Vector256.Sum(a0); ya[1] = Vector256.Sum(a1); ya[2] = Vector256.Sum(a2); ya[3] = Vector256.Sum(a3);
+            yb[0] = Vector256.Sum(b0); yb[1] = Vector256.Sum(b1); yb[2] = Vector256.Sum(b2); yb[3] = Vector256.Sum(b3);
+            yc[0] = Vector256.Sum(c0); yc[1] = Vector256.Sum(c1); yc[2] = Vector256.Sum(c2); yc[3] = Vector256.Sum(c3);
+        }
+        for (; m + 2 <= call.Rows; m += 2)
+        {
+            float* xa = x + (long)m * n, xb = xa + n;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+            for (int u = 0; u < units; u++)
+            {
+                int at = u * step;
+                if (m == 0 && prefetching) prefetch.Next(); // m is 0 here only for two rows alone
+                var xa0 = Vector256.Load(xa + u * Unit); var xa1 = Vector256.Load(xa + u * Unit + 8);
+                var xb0 = Vector256.Load(xb + u * Unit); var xb1 = Vector256.Load(xb + u * Unit + 8);
+                var w0 = TWeights.First(r0 + at); var w1 = TWeights.Second(r0 + at);
+                a0 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a0));
+                b0 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b0));
+                w0 = TWeights.First(r1 + at); w1 = TWeights.Second(r1 + at);
+                a1 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a1));
+                b1 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b1));
+                w0 = TWeights.First(r2 + at); w1 = TWeights.Second(r2 + at);
+                a2 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a2));
+                b2 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b2));
+                w0 = TWeights.First(r3 + at); w1 = TWeights.Second(r3 + at);
+                a3 = Vector256.FusedMultiplyAdd(w1, xa1, Vector256.FusedMultiplyAdd(w0, xa0, a3));
+                b3 = Vector256.FusedMultiplyAdd(w1, xb1, Vector256.FusedMultiplyAdd(w0, xb0, b3));
+            }
+            float* ya = y + (long)m * call.Out + o, yb = ya + call.Out;
+            ya[0] = Vector256.Sum(a0); ya[1] = Vector256.Sum(a1); ya[2] = Vector256.Sum(a2); ya[3] = Vector256.Sum(a3);
+            yb[0] = Vector256.Sum(b0); yb[1] = Vector256.Sum(b1); yb[2] = Vector256.Sum(b2); yb[3] = Vector256.Sum(b3);
+        }
+        if (m < call.Rows) // the odd last row (or a row alone): the same sums, one input row
+        {
+            float* xa = x + (long)m * n;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int u = 0; u < units; u++)
+            {
+                int at = u * step;
+                if (m == 0 && prefetching) prefetch.Next();
+                var xa0 = Vector256.Load(xa + u * Unit); var xa1 = Vector256.Load(xa + u * Unit + 8);
+                a0 = Vector256.FusedMultiplyAdd(TWeights.Second(r0 + at), xa1, Vector256.FusedMultiplyAdd(TWeights.First(r0 + at), xa0, a0));
+                a1 = Vector256.FusedMultiplyAdd(TWeights.Second(r1 + at), xa1, Vector256.FusedMultiplyAdd(TWeights.First(r1 + at), xa0, a1));
+                a2 = Vector256.FusedMultiplyAdd(TWeights.Second(r2 + at), xa1, Vector256.FusedMultiplyAdd(TWeights.First(r2 + at), xa0, a2));
+                a3 = Vector256.FusedMultiplyAdd(TWeights.Second(r3 + at), xa1, Vector256.FusedMultiplyAdd(TWeights.First(r3 + at), xa0, a3));
+            }
+            float* ya = y + (long)m * call.Out + o;
+            ya[0] = Vector256.Sum(a0); ya[1] = Vector256.Sum(a1); ya[2] = Vector256.Sum(a2); ya[3] = Vector256.Sum(a3);
+        }
     }
 
     /// <summary>
