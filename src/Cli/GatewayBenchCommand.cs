@@ -74,6 +74,10 @@ public static class GatewayBenchCommand
             {
                 if (!json) Console.Error.WriteLine("one stream: through HTTP and in process, alternated between bandwidth probes…");
                 oneStream = await OneStream(url, hosted, parse.GetValue(DecodeRuns));
+                // The bandwidth probe's 384 MB of arrays are garbage now; collected here, not counted in the load run's memory
+                // (measured: its managed heap read 467 → 828 MB with them, 42 → 57 MB without the phase).
+                System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+                GC.Collect();
             }
             if (!json) Console.Error.WriteLine($"load: {parse.GetValue(Clients)} streaming clients for {parse.GetValue(Seconds)} s…");
             var load = await new GatewayLoad(url, Key, Name, parse.GetValue(MaxTokens))
