@@ -92,21 +92,14 @@ public sealed class Gpt2oCommandTests
         Assert.DoesNotContain("   at ", result.Stderr);
     }
 
-    [Fact]
-    public async Task A_negative_count_of_bracketed_runs_is_refused_before_any_measurement()
+    [Theory]
+    [InlineData("bench-engine", "--bracketed-runs")] // before any measurement
+    [InlineData("bench-gateway", "--decode-runs")]   // before the silo starts
+    public async Task A_negative_count_of_runs_is_refused(string command, string option)
     {
-        var result = await CliRunner.RunAsync(["bench-engine", "--model", Lm, "--bracketed-runs", "-1"]);
+        var result = await CliRunner.RunAsync([command, "--model", Lm, option, "-1"]);
         Assert.Equal(2, result.ExitCode);
-        Assert.Contains("error: --bracketed-runs must be 0 or more", result.Stderr);
-        Assert.DoesNotContain("   at ", result.Stderr);
-    }
-
-    [Fact]
-    public async Task A_negative_count_of_one_stream_runs_is_refused_before_the_silo_starts()
-    {
-        var result = await CliRunner.RunAsync(["bench-gateway", "--model", Lm, "--decode-runs", "-1"]);
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("error: --decode-runs must be 0 or more", result.Stderr);
+        Assert.Contains($"error: {option} must be 0 or more", result.Stderr);
         Assert.DoesNotContain("   at ", result.Stderr);
     }
 
