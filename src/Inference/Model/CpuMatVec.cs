@@ -185,10 +185,11 @@ internal static unsafe class CpuMatVec
     /// Fewest input rows for which a bf16 block of four weight rows is widened once into float32 (12 KB for 768
     /// inputs: L1) and every pass reads that, instead of each pass widening it again: a shift or a mask per weight
     /// vector beside its three FMAs, on a CPU whose FMA and shift ports overlap (Zen 3). The sums are the same bits.
-    /// Measured through the engine on a 2-core Zen 3 (GPT-2 small, 16-token prompts, 64 new; output tok/s, medians of
-    /// 6–8 runs alternated in one process, widened every pass → once, float32 beside): 64 streams 333.8 → 408.8
-    /// (389.6), 32 streams 329.9 → 382.5 (372.9), 16 streams 221.3 → 312.4 and 213.3 → 312.4 (308.0, 286.9), 12 streams
-    /// 267.8 → 268.0; and slower below: 8 streams 266.8 → 245.1, 4 streams 220.2 → 187.1.
+    /// Measured on a 2-core Zen 3 (GPT-2 small, 16-token prompts, 64 new; one engine per process, the two builds
+    /// alternated three times; forward ms a step, every pass → once): 32 streams 97.8 / 108.9 / 93.2 → 83.2 / 89.7 /
+    /// 90.8 (output 279–345 → 357–380 tok/s), 16 streams 51.6 / 50.1 / 53.8 → 50.3 / 50.3 / 49.1. Fewer rows share a
+    /// block too little to pay for the stores: the 48 block products and the LM head alone (medians of 10) at 8 rows
+    /// 20.7 → 24.0 ms, at 12 rows 30.4 → 30.4.
     /// </summary>
     private const int WidenOnceRows = 12;
 
