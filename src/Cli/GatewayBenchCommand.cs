@@ -138,7 +138,7 @@ public static class GatewayBenchCommand
     private static async Task<OneStreamResult> OneStream(Uri url, HostedModel hosted, int runs)
     {
         // The shape (32 prompt tokens, 128 new), within a smaller model's context.
-        int positions = (int)hosted.Model.Config.NPositions, promptTokens = Math.Min(32, positions / 4), newTokens = Math.Min(128, positions - promptTokens);
+        int positions = (int)hosted.Model.Config.NPositions, promptTokens = Math.Clamp(positions / 4, 1, 32), newTokens = Math.Clamp(positions - promptTokens, 1, 128);
         using var http = BenchSilo.Client(url, Key);
         var decode = new StreamedDecode(http, Name, hosted.RequireGeneration(), promptTokens, newTokens);
         var httpTtft = new List<double>();
