@@ -148,11 +148,11 @@ public static class GatewayBenchCommand
         {
             for (int warm = 0; warm < 2; warm++) { decode.ThroughHttpAsync().GetAwaiter().GetResult(); decode.InProcessAsync().GetAwaiter().GetResult(); }
             double Rate(StreamTiming timing, List<double> ttfts) { ttfts.Add(timing.TimeToFirstTokenSeconds); return timing.DecodeTokensPerSecond; }
-            var probe = new BandwidthProbe();
-            var measured = BracketedDecode.Alternated(probe, hosted.Model.WeightBytes, runs, [
+            long weightBytes = hosted.Model.WeightBytes;
+            var measured = BracketedDecode.Alternated(new BandwidthProbe(), weightBytes, runs, [
                 () => Rate(decode.ThroughHttpAsync().GetAwaiter().GetResult(), httpTtft),
                 () => Rate(decode.InProcessAsync().GetAwaiter().GetResult(), engineTtft)]);
-            return new OneStreamResult(promptTokens, newTokens, hosted.Model.WeightBytes, measured[0], measured[1], Percentiles.Of(httpTtft), Percentiles.Of(engineTtft));
+            return new OneStreamResult(promptTokens, newTokens, weightBytes, measured[0], measured[1], Percentiles.Of(httpTtft), Percentiles.Of(engineTtft));
         }, TaskCreationOptions.LongRunning);
     }
 

@@ -87,7 +87,7 @@ public sealed class GatewayLoad(Uri baseAddress, string apiKey, string model, in
                         lock (errors) errors.Add(error);
                         continue;
                     }
-                    var (text, count, firstToken) = await ReadStream(response, watch, cancellationToken);
+                    var (text, count, firstToken, _) = await CompletionStream.ReadAsync(response, watch, cancellationToken);
                     double finished = watch.Elapsed.TotalSeconds;
                     lock (errors)
                     {
@@ -119,28 +119,5 @@ public sealed class GatewayLoad(Uri baseAddress, string apiKey, string model, in
         await all;
         return new GatewayLoadResult(clients, watch.Elapsed.TotalSeconds, requests, tokens, refused, refusedBare, errors, mismatches, mismatchSamples,
             Percentiles.Of(latencies), Percentiles.Of(ttfts), memory);
-    }
-
-    /// <summary>A completion's event stream: its text, its token count (from the usage chunk) and when the first token came.</summary>
-    private static async Task<(string Text, int Tokens, double? FirstToken)> ReadStream(HttpResponseMessage response, Stopwatch watch, CancellationToken cancellationToken)
-    {
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
-        var text = new StringBuilder();
-        int count = 0;
-        double? first = null;
-        while (await reader.ReadLineAsync(cancellationToken) is { } line)
-        {
-            if (!line.StartsWith("data: ", StringComparison.Ordinal)) continue;
-            string data = line["data: ".Length..];
-            if (data == "[DONE]") break;
-            using var chunk = JsonDocument.Parse(data);
-            if (chunk.RootElement.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object) count = usage.GetProperty("completion_tokens").GetInt32();
-            foreach (var choice in chunk.RootElement.GetProperty("choices").EnumerateArray())
-            {
-                first ??= watch.Elapsed.TotalSeconds;
-                text.Append(choice.GetProperty("text").GetString());
-            }
-        }
-        return (text.ToString(), count, first);
     }
 }

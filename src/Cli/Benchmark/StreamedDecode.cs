@@ -32,22 +32,9 @@ public sealed class StreamedDecode(HttpClient http, string model, GenerationEngi
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         response.EnsureSuccessStatusCode();
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-        double? first = null;
-        double last = 0;
-        int tokens = 0;
-        while (await reader.ReadLineAsync() is { } line)
-        {
-            if (!line.StartsWith("data: ", StringComparison.Ordinal) || line == "data: [DONE]") continue;
-            using var chunk = JsonDocument.Parse(line["data: ".Length..]);
-            if (chunk.RootElement.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object)
-                tokens = usage.GetProperty("completion_tokens").GetInt32();
-            if (chunk.RootElement.GetProperty("choices").GetArrayLength() == 0) continue;
-            // A token whose text is an incomplete UTF-8 character sends no chunk: the span from the first to the last still covers every step.
-            first ??= watch.Elapsed.TotalSeconds;
-            last = watch.Elapsed.TotalSeconds;
-        }
-        return Timing(first ?? throw new InvalidOperationException("the stream carried no token"), last, tokens);
+        // A token whose text is an incomplete UTF-8 character sends no chunk: the span from the first to the last still covers every step.
+        var read = await CompletionStream.ReadAsync(response, watch);
+        return Timing(read.FirstToken ?? throw new InvalidOperationException("the stream carried no token"), read.LastToken, read.Tokens);
     }
 
     public async Task<StreamTiming> InProcessAsync()

@@ -221,7 +221,7 @@ internal static unsafe class CpuMatVec
                     if (!widen) FourRows<TWeights>(call, r0, rowBytes, o, ref prefetch, prefetching: true);
                     else
                     {
-                        Widen<TWeights>(r0, rowBytes, units, block, ref prefetch);
+                        Widen(r0, rowBytes, units, block, ref prefetch);
                         FourRows<Float32Weights>(call, (byte*)block, (long)n * sizeof(float), o, ref prefetch, prefetching: false);
                     }
                 }
@@ -240,25 +240,24 @@ internal static unsafe class CpuMatVec
             }
     }
 
-
     /// <summary>
     /// Four bf16 weight rows as float32 into <paramref name="block"/> (four rows of <c>units</c> × 16), each unit as the
     /// float32 loader reads it: the evens, then the odds, as the inputs are arranged, so the sums are the same bits.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Widen<TWeights>(byte* r0, long rowBytes, int units, float* block, ref BlockPrefetch prefetch) where TWeights : struct, IWeights
+    private static void Widen(byte* r0, long rowBytes, int units, float* block, ref BlockPrefetch prefetch)
     {
         int n = units * Unit;
         for (int u = 0; u < units; u++)
         {
             prefetch.Next();
-            int at = u * TWeights.UnitBytes;
+            int at = u * BFloat16Weights.UnitBytes;
             for (int r = 0; r < 4; r++)
             {
                 byte* unit = r0 + r * rowBytes + at;
                 float* target = block + r * n + u * Unit;
-                TWeights.First(unit).Store(target);
-                TWeights.Second(unit).Store(target + 8);
+                BFloat16Weights.First(unit).Store(target);
+                BFloat16Weights.Second(unit).Store(target + 8);
             }
         }
     }

@@ -46,20 +46,19 @@ internal static class SlicedFloat32Linear
         using var input = x.to(compute);
         int sliceOutputs = Math.Clamp(SliceWeights / inFeatures, 1, outFeatures);
         using var buffer = torch.empty([sliceOutputs, inFeatures], ScalarType.Float32);
-        if (sliceOutputs == outFeatures) // one product: it is the output
+        Tensor Product(int first, Tensor slice)
         {
-            fill(0, buffer);
-            using var whole = buffer.to(compute, x.device);
-            return BatchInvariantMatmul.Linear(input, whole, minRows);
+            fill(first, slice);
+            using var weight = slice.to(compute, x.device);
+            return BatchInvariantMatmul.Linear(input, weight, minRows);
         }
+        if (sliceOutputs == outFeatures) return Product(0, buffer); // one product: it is the output
         var output = torch.empty([x.shape[0], outFeatures], compute, x.device);
         for (int first = 0; first < outFeatures; first += sliceOutputs)
         {
             int count = Math.Min(sliceOutputs, outFeatures - first);
             using var slice = buffer.narrow(0, 0, count);
-            fill(first, slice);
-            using var weight = slice.to(compute, x.device);
-            using var product = BatchInvariantMatmul.Linear(input, weight, minRows);
+            using var product = Product(first, slice);
             using var target = output.narrow(1, first, count);
             target.copy_(product);
         }
